@@ -1,0 +1,382 @@
+// Stack configuration: the raw strings Pulumi hands the program, parsed once into one typed,
+// validated Settings object. Pure (no Pulumi calls), so every rule is testable on its own and a
+// bad value fails the program before a single resource is registered.
+
+/** One deployable version of the app, as the user declares it under `versions`. */
+export interface VersionSpec {
+    /** Container image, pinned by tag or digest. */
+    readonly image: string;
+    /** Pods this version runs while it takes traffic. */
+    readonly replicas: number;
+    /** Text the version's page must contain for the smoke check to pass. */
+    readonly expect?: string;
+}
+
+/** Where the TLS certificate for the gateway host comes from. */
+export type IssuerSettings =
+    | { readonly kind: "selfsigned" }
+    | { readonly kind: "acme"; readonly email: string; readonly server: string };
+
+export interface Settings {
+    /** Versions in declaration order; the first is listed first everywhere. */
+    readonly versions: ReadonlyMap<string, VersionSpec>;
+    /** The version that owns the live route. */
+    readonly activeVersion: string;
+    /** Share of live traffic per version, in percent; sums to 100, only versions with a share > 0. */
+    readonly weights: ReadonlyMap<string, number>;
+    /** Replicas an idle version keeps; undefined keeps each version's own `replicas`. */
+    readonly idleReplicas: number | undefined;
+    /** Request header that reaches a named version whatever the live route says; undefined turns it off. */
+    readonly testRouteHeader: string | undefined;
+    /** Run the smoke check before the live route sends traffic to a version. */
+    readonly smokeCheck: boolean;
+    /** Base URL of the ingress gateway as seen from where `pulumi up` runs; undefined until known. */
+    readonly gatewayUrl: string | undefined;
+    /** Host name the gateway serves and the certificate names. */
+    readonly hostname: string;
+    readonly appNamespace: string;
+    readonly installIstio: boolean;
+    readonly installCertManager: boolean;
+    readonly issuer: IssuerSettings;
+    /** Redirect plain HTTP to HTTPS at the gateway. */
+    readonly httpsRedirect: boolean;
+    /** Mount the app containers' root filesystem read-only. */
+    readonly readOnlyRootFilesystem: boolean;
+    /** Namespace of the ingress gateway (its pods, Service and the TLS secret). */
+    readonly ingressNamespace: string;
+    /** Label selector of the ingress gateway pods. */
+    readonly gatewaySelector: Readonly<Record<string, string>>;
+    /** SPIFFE principals, besides the ingress gateway, allowed to call the app. */
+    readonly meshClients: readonly string[];
+}
+
+/** The raw config values, as strings, keyed without the project namespace. */
+export type RawConfig = Readonly<Record<string, string | undefined>>;
+
+export const DEFAULT_VERSIONS: Readonly<Record<string, { image: string; expect: string }>> = {
+    v1: { image: "dougbtv/nginx-cowsay:v1", expect: "^__^" },
+    v2: { image: "dougbtv/nginx-cowsay:v2", expect: "O___O" },
+};
+
+/** Defaults of every key; Pulumi.yaml declares the same (a test holds them together). */
+export const DEFAULTS = {
+    activeVersion: "v1",
+    versions: DEFAULT_VERSIONS,
+    replicas: 2,
+    trafficSplit: {},
+    idleReplicas: "",
+    testRouteHeader: "x-cowsay-version",
+    smokeCheck: true,
+    gatewayUrl: "",
+    hostname: "cowsay.example.com",
+    appNamespace: "cowsay",
+    installIstio: true,
+    installCertManager: true,
+    issuer: "selfsigned",
+    acmeEmail: "",
+    acmeServer: "https://acme-v02.api.letsencrypt.org/directory",
+    httpsRedirect: true,
+    readOnlyRootFilesystem: true,
+    ingressNamespace: "istio-ingress",
+    gatewaySelector: { istio: "ingressgateway" },
+    meshClients: [],
+} as const;
+
+export const CONFIG_KEYS = Object.keys(DEFAULTS) as readonly (keyof typeof DEFAULTS)[];
+
+/** Raised for any bad config value; the message names the key, the value and what is allowed. */
+export class ConfigError extends Error {
+    constructor(
+        readonly key: string,
+        message: string,
+    ) {
+        super(`Invalid config ${key}: ${message}`);
+        this.name = "ConfigError";
+    }
+}
+
+const VERSION_FIELDS = ["image", "replicas", "expect"];
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+// Leaves room for the longest name derived from a version (`<app>-<version>` Deployments).
+const MAX_VERSION_NAME = 40;
+const HEADER_NAME = /^[a-z0-9][a-z0-9-]*$/;
+
+function show(value: unknown): string {
+    return JSON.stringify(value) ?? String(value);
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+    return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function parseJson(key: string, text: string, what: string): unknown {
+    try {
+        return JSON.parse(text);
+    } catch {
+        throw new ConfigError(key, `${show(text)} is not valid JSON; expected ${what}.`);
+    }
+}
+
+function parseBoolean(key: string, text: string | undefined, fallback: boolean): boolean {
+    if (text === undefined) return fallback;
+    if (text === "true") return true;
+    if (text === "false") return false;
+    throw new ConfigError(key, `${show(text)} is not a boolean; allowed: true or false.`);
+}
+
+function parseCount(key: string, value: unknown, min: number): number {
+    const n = typeof value === "string" && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < min) {
+        throw new ConfigError(key, `${show(value)} is not allowed; expected an integer >= ${min}.`);
+    }
+    return n;
+}
+
+/**
+ * Image references must be pinned: `name:tag` (not `latest`) or `name@sha256:<digest>`. A colon in
+ * the registry part (`registry:5000/app`) is not a tag.
+ */
+export function imageProblem(image: string): string | undefined {
+    if (image.trim() !== image || image === "" || /\s/.test(image)) {
+        return "an image reference without spaces";
+    }
+    if (/@sha256:[a-f0-9]{64}$/.test(image)) return undefined;
+    const lastSlash = image.lastIndexOf("/");
+    const colon = image.indexOf(":", lastSlash + 1);
+    if (colon < 0) return "a pinned tag or digest (for example dougbtv/nginx-cowsay:v1)";
+    const tag = image.slice(colon + 1);
+    if (tag === "latest") return "a pinned tag other than latest, or a digest";
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) return "a valid tag ([A-Za-z0-9_.-], up to 128)";
+    return undefined;
+}
+
+function parseVersions(text: string | undefined, defaultReplicas: number): Map<string, VersionSpec> {
+    const key = "versions";
+    const raw: unknown = text === undefined ? DEFAULT_VERSIONS : parseJson(key, text, "an object");
+    if (!isRecord(raw)) {
+        throw new ConfigError(key, `${show(raw)} is not allowed; expected an object from version name to { image, replicas?, expect? }.`);
+    }
+    const names = Object.keys(raw);
+    if (names.length === 0) {
+        throw new ConfigError(key, "{} is not allowed; declare at least one version, for example { \"v1\": { \"image\": \"dougbtv/nginx-cowsay:v1\" } }.");
+    }
+    const versions = new Map<string, VersionSpec>();
+    const seen = new Map<string, string>();
+    for (const name of names) {
+        if (!DNS_LABEL.test(name) || name.length > MAX_VERSION_NAME) {
+            throw new ConfigError(
+                key,
+                `version name ${show(name)} is not allowed; names are lower-case letters, digits and '-', start and end alphanumeric, at most ${MAX_VERSION_NAME} characters.`,
+            );
+        }
+        const entry = raw[name];
+        if (!isRecord(entry)) {
+            throw new ConfigError(`${key}.${name}`, `${show(entry)} is not allowed; expected { image, replicas?, expect? }.`);
+        }
+        const unknown = Object.keys(entry).filter((field) => !VERSION_FIELDS.includes(field));
+        if (unknown.length > 0) {
+            throw new ConfigError(`${key}.${name}`, `unknown field ${show(unknown[0])}; allowed fields: ${VERSION_FIELDS.join(", ")}.`);
+        }
+        const image = entry.image;
+        if (typeof image !== "string") {
+            throw new ConfigError(`${key}.${name}.image`, `${show(image)} is not allowed; expected an image reference such as dougbtv/nginx-cowsay:v1.`);
+        }
+        const problem = imageProblem(image);
+        if (problem !== undefined) {
+            throw new ConfigError(`${key}.${name}.image`, `${show(image)} is not allowed; expected ${problem}.`);
+        }
+        const twin = seen.get(image);
+        if (twin !== undefined) {
+            throw new ConfigError(`${key}.${name}.image`, `${show(image)} is already version ${show(twin)}; each version needs its own image.`);
+        }
+        seen.set(image, name);
+        const replicas = entry.replicas === undefined ? defaultReplicas : parseCount(`${key}.${name}.replicas`, entry.replicas, 1);
+        const expect = entry.expect;
+        if (expect !== undefined && (typeof expect !== "string" || expect.trim() === "")) {
+            throw new ConfigError(`${key}.${name}.expect`, `${show(expect)} is not allowed; expected non-empty text that only this version's page contains.`);
+        }
+        versions.set(name, { image, replicas, expect });
+    }
+    return versions;
+}
+
+function suggestion(value: string, allowed: readonly string[]): string {
+    const near = allowed.find((name) => name.toLowerCase() === value.trim().toLowerCase());
+    return near === undefined ? "" : ` (did you mean ${show(near)}?)`;
+}
+
+function parseActiveVersion(text: string | undefined, versions: ReadonlyMap<string, VersionSpec>): string {
+    const value = text ?? DEFAULTS.activeVersion;
+    const allowed = [...versions.keys()];
+    if (!versions.has(value)) {
+        throw new ConfigError(
+            "activeVersion",
+            `${show(value)} is not a deployed version${suggestion(value, allowed)}; allowed: ${allowed.join(", ")}.`,
+        );
+    }
+    return value;
+}
+
+function parseWeights(text: string | undefined, versions: ReadonlyMap<string, VersionSpec>, active: string): Map<string, number> {
+    const key = "trafficSplit";
+    const raw: unknown = text === undefined || text.trim() === "" ? {} : parseJson(key, text, "an object");
+    if (!isRecord(raw)) {
+        throw new ConfigError(key, `${show(raw)} is not allowed; expected an object from version name to percent, for example { "v1": 90, "v2": 10 }.`);
+    }
+    if (Object.keys(raw).length === 0) return new Map([[active, 100]]);
+    const allowed = [...versions.keys()];
+    const weights = new Map<string, number>();
+    let total = 0;
+    for (const [name, value] of Object.entries(raw)) {
+        if (!versions.has(name)) {
+            throw new ConfigError(key, `${show(name)} is not a deployed version${suggestion(name, allowed)}; allowed: ${allowed.join(", ")}.`);
+        }
+        if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 100) {
+            throw new ConfigError(`${key}.${name}`, `${show(value)} is not allowed; expected an integer percent from 0 to 100.`);
+        }
+        total += value;
+        if (value > 0) weights.set(name, value);
+    }
+    if (total !== 100) {
+        throw new ConfigError(key, `${show(raw)} sums to ${total}; the weights must sum to 100.`);
+    }
+    if (!weights.has(active)) {
+        throw new ConfigError(
+            key,
+            `${show(raw)} gives activeVersion ${show(active)} no traffic; the active version must keep a share > 0 (set activeVersion to the version you are moving to once it takes all traffic).`,
+        );
+    }
+    return weights;
+}
+
+function parseIdleReplicas(text: string | undefined): number | undefined {
+    if (text === undefined || text.trim() === "") return undefined;
+    return parseCount("idleReplicas", text, 0);
+}
+
+function parseHeader(text: string | undefined): string | undefined {
+    const value = text ?? DEFAULTS.testRouteHeader;
+    if (value === "") return undefined;
+    if (!HEADER_NAME.test(value)) {
+        throw new ConfigError(
+            "testRouteHeader",
+            `${show(value)} is not allowed; expected a lower-case HTTP header name (letters, digits, '-'), or "" to turn test routes off.`,
+        );
+    }
+    return value;
+}
+
+function parseName(key: string, text: string | undefined, fallback: string, pattern: RegExp, what: string): string {
+    const value = text ?? fallback;
+    if (!pattern.test(value)) throw new ConfigError(key, `${show(value)} is not allowed; expected ${what}.`);
+    return value;
+}
+
+const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
+
+function parseUrl(key: string, text: string | undefined): string | undefined {
+    if (text === undefined || text === "") return undefined;
+    let url: URL;
+    try {
+        url = new URL(text);
+    } catch {
+        throw new ConfigError(key, `${show(text)} is not a URL; expected for example http://203.0.113.10 or http://localhost:8080.`);
+    }
+    if (url.protocol !== "http:" && url.protocol !== "https:") {
+        throw new ConfigError(key, `${show(text)} is not allowed; expected an http:// or https:// URL.`);
+    }
+    return text.replace(/\/+$/, "");
+}
+
+function parseIssuer(raw: RawConfig): IssuerSettings {
+    const kind = raw.issuer ?? DEFAULTS.issuer;
+    if (kind === "selfsigned") return { kind };
+    if (kind !== "acme") {
+        throw new ConfigError("issuer", `${show(kind)} is not allowed; allowed: selfsigned, acme.`);
+    }
+    const email = raw.acmeEmail ?? DEFAULTS.acmeEmail;
+    if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(email)) {
+        throw new ConfigError("acmeEmail", `${show(email)} is not allowed; issuer acme needs the e-mail address of the account.`);
+    }
+    const server = parseUrl("acmeServer", raw.acmeServer ?? DEFAULTS.acmeServer);
+    if (server === undefined || !server.startsWith("https://")) {
+        throw new ConfigError("acmeServer", `${show(raw.acmeServer)} is not allowed; expected the https:// directory URL of the ACME server.`);
+    }
+    return { kind, email, server };
+}
+
+function parseStringMap(key: string, text: string | undefined, fallback: Readonly<Record<string, string>>): Record<string, string> {
+    const raw: unknown = text === undefined ? fallback : parseJson(key, text, "an object of strings");
+    if (!isRecord(raw) || Object.keys(raw).length === 0 || Object.values(raw).some((v) => typeof v !== "string")) {
+        throw new ConfigError(key, `${show(raw)} is not allowed; expected a non-empty object of label names to string values.`);
+    }
+    return raw as Record<string, string>;
+}
+
+function parseMeshClients(text: string | undefined): string[] {
+    const raw: unknown = text === undefined ? [] : parseJson("meshClients", text, "an array");
+    if (!Array.isArray(raw) || raw.some((p) => typeof p !== "string" || !/^[^\s/]+(\/[^\s/]+)*$/.test(p))) {
+        throw new ConfigError(
+            "meshClients",
+            `${show(raw)} is not allowed; expected an array of SPIFFE principals such as "cluster.local/ns/shop/sa/frontend".`,
+        );
+    }
+    return raw as string[];
+}
+
+/**
+ * Parses and validates the whole stack config. Throws a ConfigError on the first bad value.
+ * `raw` holds config values as Pulumi stores them: strings, with objects and arrays as JSON.
+ */
+export function parseSettings(raw: RawConfig): Settings {
+    const unknownKey = Object.keys(raw).find((key) => !(CONFIG_KEYS as readonly string[]).includes(key));
+    if (unknownKey !== undefined) {
+        throw new ConfigError(unknownKey, `unknown key; allowed keys: ${CONFIG_KEYS.join(", ")}.`);
+    }
+    const replicas = raw.replicas === undefined ? DEFAULTS.replicas : parseCount("replicas", raw.replicas, 1);
+    const versions = parseVersions(raw.versions, replicas);
+    const activeVersion = parseActiveVersion(raw.activeVersion, versions);
+    const weights = parseWeights(raw.trafficSplit, versions, activeVersion);
+    const testRouteHeader = parseHeader(raw.testRouteHeader);
+    const smokeCheck = parseBoolean("smokeCheck", raw.smokeCheck, DEFAULTS.smokeCheck);
+    const installIstio = parseBoolean("installIstio", raw.installIstio, DEFAULTS.installIstio);
+    const gatewayUrl = parseUrl("gatewayUrl", raw.gatewayUrl);
+    if (smokeCheck) {
+        if (testRouteHeader === undefined) {
+            throw new ConfigError("smokeCheck", 'true needs the test routes (testRouteHeader is ""); set a header name or set smokeCheck to false.');
+        }
+        for (const [name, spec] of versions) {
+            if (spec.expect === undefined) {
+                throw new ConfigError(`versions.${name}.expect`, "is missing; the smoke check needs text that only this version's page contains, or set smokeCheck to false.");
+            }
+        }
+    }
+    const dnsName = "a DNS label (lower-case letters, digits, '-')";
+    return {
+        versions,
+        activeVersion,
+        weights,
+        idleReplicas: parseIdleReplicas(raw.idleReplicas),
+        testRouteHeader,
+        smokeCheck,
+        gatewayUrl,
+        hostname: parseName("hostname", raw.hostname, DEFAULTS.hostname, HOSTNAME, "a lower-case DNS host name such as cowsay.example.com"),
+        appNamespace: parseName("appNamespace", raw.appNamespace, DEFAULTS.appNamespace, DNS_LABEL, dnsName),
+        installIstio,
+        installCertManager: parseBoolean("installCertManager", raw.installCertManager, DEFAULTS.installCertManager),
+        issuer: parseIssuer(raw),
+        httpsRedirect: parseBoolean("httpsRedirect", raw.httpsRedirect, DEFAULTS.httpsRedirect),
+        readOnlyRootFilesystem: parseBoolean("readOnlyRootFilesystem", raw.readOnlyRootFilesystem, DEFAULTS.readOnlyRootFilesystem),
+        ingressNamespace: parseName("ingressNamespace", raw.ingressNamespace, DEFAULTS.ingressNamespace, DNS_LABEL, dnsName),
+        gatewaySelector: parseStringMap("gatewaySelector", raw.gatewaySelector, DEFAULTS.gatewaySelector),
+        meshClients: parseMeshClients(raw.meshClients),
+    };
+}
+
+/** Replicas a version runs: its own while it takes traffic, `idleReplicas` (if set) while idle. */
+export function replicasOf(settings: Settings, name: string): number {
+    const spec = settings.versions.get(name);
+    if (spec === undefined) throw new Error(`unknown version ${name}`);
+    const serving = settings.weights.has(name);
+    return serving || settings.idleReplicas === undefined ? spec.replicas : settings.idleReplicas;
+}

@@ -1,0 +1,81 @@
+// The Istio control plane and ingress gateway, from Istio's official Helm charts, in the order the
+// charts need: base (the CRDs) before istiod (which validates against them) before the gateway
+// (which needs istiod to inject its proxy configuration).
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+
+/** The Istio release every chart is pinned to. */
+export const ISTIO_VERSION = "1.30.5";
+export const ISTIO_CHARTS = "https://istio-release.storage.googleapis.com/charts";
+
+export interface IstioMeshArgs {
+    /** Namespace of the control plane. Default: "istio-system". */
+    readonly systemNamespace?: string;
+    /** Namespace of the ingress gateway. Default: "istio-ingress". */
+    readonly ingressNamespace?: string;
+    /** Helm release name of the gateway; its pods get the label `istio: <name without "istio-">`. Default: "istio-ingressgateway". */
+    readonly gatewayName?: string;
+    /** Chart version of base, istiod and gateway. Default: ISTIO_VERSION. */
+    readonly version?: string;
+}
+
+export class IstioMesh extends pulumi.ComponentResource {
+    /** The CRD-installing release; anything that creates Istio objects depends on it (through the component). */
+    public readonly base: k8s.helm.v3.Release;
+    public readonly istiod: k8s.helm.v3.Release;
+    public readonly gateway: k8s.helm.v3.Release;
+    public readonly ingressNamespace: pulumi.Output<string>;
+
+    constructor(name: string, args: IstioMeshArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("cowsay-bluegreen:mesh:IstioMesh", name, {}, opts);
+        const version = args.version ?? ISTIO_VERSION;
+        const repositoryOpts = { repo: ISTIO_CHARTS };
+
+        const system = new k8s.core.v1.Namespace(
+            `${name}-system`,
+            { metadata: { name: args.systemNamespace ?? "istio-system" } },
+            { parent: this },
+        );
+        const ingress = new k8s.core.v1.Namespace(
+            `${name}-ingress`,
+            // The gateway's own proxy is configured by the chart, not by sidecar injection.
+            { metadata: { name: args.ingressNamespace ?? "istio-ingress" } },
+            { parent: this },
+        );
+
+        this.base = new k8s.helm.v3.Release(
+            `${name}-base`,
+            {
+                chart: "base",
+                version,
+                repositoryOpts,
+                namespace: system.metadata.name,
+                values: { defaultRevision: "default" },
+            },
+            { parent: this },
+        );
+        this.istiod = new k8s.helm.v3.Release(
+            `${name}-istiod`,
+            { chart: "istiod", version, repositoryOpts, namespace: system.metadata.name },
+            { parent: this, dependsOn: [this.base] },
+        );
+        this.gateway = new k8s.helm.v3.Release(
+            `${name}-gateway`,
+            {
+                chart: "gateway",
+                name: args.gatewayName ?? "istio-ingressgateway",
+                version,
+                repositoryOpts,
+                namespace: ingress.metadata.name,
+            },
+            { parent: this, dependsOn: [this.istiod] },
+        );
+        this.ingressNamespace = ingress.metadata.name;
+        this.registerOutputs({
+            base: this.base,
+            istiod: this.istiod,
+            gateway: this.gateway,
+            ingressNamespace: this.ingressNamespace,
+        });
+    }
+}

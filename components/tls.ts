@@ -1,0 +1,100 @@
+// TLS for the gateway host: cert-manager (optional, for clusters that lack it), an Issuer, and the
+// Certificate whose Secret the Istio Gateway serves. The Secret lives in the ingress gateway's
+// namespace because that is where Istio reads `credentialName` from.
+import * as k8s from "@pulumi/kubernetes";
+import { CertManager } from "@pulumi/kubernetes-cert-manager";
+import * as pulumi from "@pulumi/pulumi";
+
+import type { IssuerSettings } from "./config";
+
+/** The cert-manager chart every install is pinned to. */
+export const CERT_MANAGER_VERSION = "v1.19.1";
+
+export interface GatewayTlsArgs {
+    /** Host name the certificate is for. */
+    readonly hostname: string;
+    /** Namespace of the ingress gateway; the Issuer, Certificate and Secret go there. */
+    readonly namespace: pulumi.Input<string>;
+    /** Self-signed or ACME. */
+    readonly issuer: IssuerSettings;
+    /** Install cert-manager (with its CRDs). Default: true. */
+    readonly installCertManager?: boolean;
+    /** Name of the Secret the Certificate writes. Default: "<hostname with dots as dashes>-tls". */
+    readonly secretName?: string;
+    /** What must exist first (the ingress namespace's install). Default: none. */
+    readonly prerequisites?: readonly pulumi.Resource[];
+}
+
+export class GatewayTls extends pulumi.ComponentResource {
+    public readonly certManager: CertManager | undefined;
+    public readonly issuer: k8s.apiextensions.CustomResource;
+    public readonly certificate: k8s.apiextensions.CustomResource;
+    /** The Secret the Gateway's HTTPS server names as `credentialName`. */
+    public readonly secretName: string;
+
+    constructor(name: string, args: GatewayTlsArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("cowsay-bluegreen:tls:GatewayTls", name, {}, opts);
+        this.secretName = args.secretName ?? `${args.hostname.replace(/\./g, "-")}-tls`;
+
+        if (args.installCertManager ?? true) {
+            const namespace = new k8s.core.v1.Namespace(`${name}-cert-manager`, { metadata: { name: "cert-manager" } }, { parent: this });
+            this.certManager = new CertManager(
+                `${name}-cert-manager`,
+                {
+                    installCRDs: true,
+                    helmOptions: { namespace: namespace.metadata.name, version: CERT_MANAGER_VERSION },
+                },
+                { parent: this },
+            );
+        }
+        // The Issuer and Certificate kinds exist only once cert-manager's CRDs are installed.
+        const needsCrds = {
+            parent: this,
+            dependsOn: [...(args.prerequisites ?? []), ...(this.certManager === undefined ? [] : [this.certManager])],
+        };
+
+        const issuerName = `${name}-${args.issuer.kind}`;
+        this.issuer = new k8s.apiextensions.CustomResource(
+            `${name}-issuer`,
+            {
+                apiVersion: "cert-manager.io/v1",
+                kind: "Issuer",
+                metadata: { name: issuerName, namespace: args.namespace },
+                spec:
+                    args.issuer.kind === "selfsigned"
+                        ? { selfSigned: {} }
+                        : {
+                              acme: {
+                                  email: args.issuer.email,
+                                  server: args.issuer.server,
+                                  privateKeySecretRef: { name: `${issuerName}-account` },
+                                  // The HTTP-01 challenge enters through the Istio ingress gateway.
+                                  solvers: [{ http01: { ingress: { ingressClassName: "istio" } } }],
+                              },
+                          },
+            },
+            needsCrds,
+        );
+        this.certificate = new k8s.apiextensions.CustomResource(
+            `${name}-certificate`,
+            {
+                apiVersion: "cert-manager.io/v1",
+                kind: "Certificate",
+                metadata: { name: this.secretName, namespace: args.namespace },
+                spec: {
+                    secretName: this.secretName,
+                    dnsNames: [args.hostname],
+                    issuerRef: { name: issuerName, kind: "Issuer", group: "cert-manager.io" },
+                    privateKey: { algorithm: "ECDSA", size: 256, rotationPolicy: "Always" },
+                },
+            },
+            { ...needsCrds, dependsOn: [...needsCrds.dependsOn, this.issuer] },
+        );
+        this.registerOutputs({
+            certManager: this.certManager,
+            issuer: this.issuer,
+            certificate: this.certificate,
+            secretName: this.secretName,
+        });
+    }
+}

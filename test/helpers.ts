@@ -1,0 +1,147 @@
+// Shared test helpers: run the program as it is (index.ts) under Pulumi mocks with a given stack
+// config, and hand back every resource it registered, its stack outputs, or the error it threw.
+import * as path from "node:path";
+
+import * as pulumi from "@pulumi/pulumi";
+
+export const PROJECT = "cowsay-bluegreen";
+const ROOT = path.resolve(__dirname, "..");
+
+/** A resource as the program registered it. */
+export interface Registered {
+    readonly type: string;
+    readonly name: string;
+    readonly inputs: Record<string, unknown>;
+    readonly custom: boolean;
+    /** `type::name` of every resource this one waits for (dependsOn and inputs), as sent to the engine. */
+    readonly dependsOn: string[];
+}
+
+export interface Run {
+    readonly resources: Registered[];
+    readonly outputs: Record<string, unknown>;
+    readonly error?: Error;
+}
+
+// Mock boundary: resource inputs arrive untyped from the engine interface.
+/* eslint-disable @typescript-eslint/no-explicit-any */
+class RecordingMocks implements pulumi.runtime.Mocks {
+    readonly resources: Registered[] = [];
+    /** Dependencies per `type::name`, taken from the register requests (mocks do not see them). */
+    readonly dependencies = new Map<string, string[]>();
+
+    newResource(args: pulumi.runtime.MockResourceArgs): { id: string | undefined; state: Record<string, any> } {
+        const dependsOn = this.dependencies.get(`${args.type}::${args.name}`) ?? [];
+        this.resources.push({ type: args.type, name: args.name, inputs: args.inputs, custom: args.custom ?? true, dependsOn });
+        return { id: `${args.name}-id`, state: args.inputs };
+    }
+
+    /** Wraps the mock monitor so each register request's dependencies are recorded first. */
+    recordDependencies(monitor: any): void {
+        const register = monitor.registerResource.bind(monitor);
+        monitor.registerResource = (req: any, callback: unknown) => {
+            // A URN ends in `<type>::<name>`; keep that part.
+            const deps = (req.getDependenciesList() as string[]).map((urn) => {
+                const parts = urn.split("::");
+                const type = parts[parts.length - 2].split("$").pop() as string;
+                return `${type}::${parts[parts.length - 1]}`;
+            });
+            this.dependencies.set(`${req.getType()}::${req.getName()}`, deps);
+            return register(req, callback);
+        };
+    }
+
+    call(args: pulumi.runtime.MockCallArgs): Record<string, any> {
+        return args.inputs;
+    }
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+/** Forgets the program's modules so the next require evaluates it again with new config. */
+function unloadProgram(): void {
+    for (const file of Object.keys(require.cache)) {
+        if (file.startsWith(ROOT) && !file.includes(`${path.sep}node_modules${path.sep}`) && !file.includes(`${path.sep}test${path.sep}`)) {
+            delete require.cache[file];
+        }
+    }
+}
+
+/** Resolves every Output in a stack export (mocks make them all known). */
+async function unwrap(value: unknown): Promise<unknown> {
+    if (pulumi.Output.isInstance(value)) {
+        return new Promise((resolve) => (value as pulumi.Output<unknown>).apply((v) => resolve(v)));
+    }
+    return value;
+}
+
+/**
+ * Runs the program with `config` (keys without the project prefix; objects as JSON strings) and
+ * waits until every registration has reached the mocks.
+ */
+export async function runProgram(config: Record<string, string>, options: { preview?: boolean } = {}): Promise<Run> {
+    const mocks = new RecordingMocks();
+    await pulumi.runtime.setMocks(mocks, PROJECT, "test", options.preview ?? false);
+    mocks.recordDependencies(pulumi.runtime.getMonitor());
+    pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [`${PROJECT}:${k}`, v])));
+    unloadProgram();
+    let program: Record<string, unknown> = {};
+    let error: Error | undefined;
+    try {
+        // The program is imported as users run it; a config error surfaces here.
+        program = require(path.join(ROOT, "index")) as Record<string, unknown>;
+    } catch (err) {
+        error = err as Error;
+    }
+    const outputs: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(program)) outputs[key] = await unwrap(value);
+    // Let every pending registration reach the mocks before anyone looks at them.
+    await waitForQuiet(mocks);
+    return { resources: mocks.resources, outputs, error };
+}
+
+async function waitForQuiet(mocks: RecordingMocks): Promise<void> {
+    let seen = -1;
+    while (seen !== mocks.resources.length) {
+        seen = mocks.resources.length;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+}
+
+/** The single resource of `type` whose Kubernetes name is `name` (or the only one of that type). */
+export function find(run: Run, type: string, name?: string): Registered {
+    const matches = run.resources.filter((r) => r.type === type && (name === undefined || metadataOf(r).name === name));
+    if (matches.length !== 1) {
+        throw new Error(`expected one ${type}${name === undefined ? "" : ` named ${name}`}, found ${matches.length}`);
+    }
+    return matches[0];
+}
+
+export function ofType(run: Run, type: string): Registered[] {
+    return run.resources.filter((r) => r.type === type);
+}
+
+export function metadataOf(r: Registered): { name?: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } {
+    return (r.inputs.metadata ?? {}) as ReturnType<typeof metadataOf>;
+}
+
+/** Kubernetes objects the program emits: custom resources of the kubernetes provider. */
+export function kubernetesObjects(run: Run): Registered[] {
+    return run.resources.filter((r) => r.type.startsWith("kubernetes:") && r.custom && r.type !== "kubernetes:helm.sh/v3:Release");
+}
+
+/** A stable key for comparing resources across two runs. */
+export function keyOf(r: Registered): string {
+    return `${r.type}::${r.name}`;
+}
+
+/** Compact form of the resources for equality checks. */
+export function byKey(run: Run): Map<string, string> {
+    return new Map(run.resources.map((r) => [keyOf(r), JSON.stringify(r.inputs)]));
+}
+
+export const VS = "kubernetes:networking.istio.io/v1:VirtualService";
+export const DR = "kubernetes:networking.istio.io/v1:DestinationRule";
+export const GW = "kubernetes:networking.istio.io/v1:Gateway";
+export const DEPLOYMENT = "kubernetes:apps/v1:Deployment";
+export const SERVICE = "kubernetes:core/v1:Service";
+export const RELEASE = "kubernetes:helm.sh/v3:Release";

@@ -1,0 +1,142 @@
+// The program's wiring under Pulumi mocks: which pods each object selects, where the live route
+// points, what a switch changes, and in which order things are created.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+
+import {
+    DEPLOYMENT, DR, GW, RELEASE, SERVICE, VS,
+    byKey, find, keyOf, metadataOf, ofType, runProgram, type Registered, type Run,
+} from "./helpers";
+
+type Spec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const spec = (r: Registered): Spec => r.inputs.spec as Spec;
+const podLabels = (d: Registered): Record<string, string> => spec(d).template.metadata.labels;
+const selects = (selector: Record<string, string>, labels: Record<string, string>) =>
+    Object.entries(selector).every(([k, v]) => labels[k] === v);
+const liveRoute = (run: Run) => find(run, VS, "cowsay-nginx");
+
+describe("the program with the example stack", () => {
+    it("runs every version behind one Service that selects the pods of all of them", async () => {
+        const run = await runProgram({});
+        assert.equal(run.error, undefined);
+        const deployments = ofType(run, DEPLOYMENT);
+        assert.deepEqual(deployments.map((d) => spec(d).template.spec.containers[0].image).sort(), [
+            "dougbtv/nginx-cowsay:v1",
+            "dougbtv/nginx-cowsay:v2",
+        ]);
+        const service = find(run, SERVICE, "cowsay-nginx");
+        assert.deepEqual(spec(service).ports, [{ name: "http", port: 9080, targetPort: 80, appProtocol: "http" }]);
+        for (const d of deployments) {
+            assert.ok(selects(spec(service).selector, podLabels(d)), `Service must select ${metadataOf(d).name}`);
+            assert.ok(selects(spec(d).selector.matchLabels, podLabels(d)), "a Deployment must select its own pods");
+            assert.equal(spec(d).template.spec.containers[0].ports[0].containerPort, 80);
+            assert.equal(spec(d).template.spec.containers[0].readinessProbe.httpGet.port, 80);
+        }
+    });
+
+    it("gives each DestinationRule subset exactly one version's pods", async () => {
+        const run = await runProgram({});
+        const subsets: { name: string; labels: Record<string, string> }[] = spec(find(run, DR)).subsets;
+        const deployments = ofType(run, DEPLOYMENT);
+        for (const subset of subsets) {
+            const matched = deployments.filter((d) => selects(subset.labels, podLabels(d)));
+            assert.deepEqual(matched.map((d) => podLabels(d).version), [subset.name]);
+        }
+        assert.deepEqual(subsets.map((s) => s.name), ["v1", "v2"]);
+        assert.equal(spec(find(run, DR)).host, "cowsay-nginx.cowsay.svc.cluster.local");
+    });
+
+    it("sends 100% of the gateway's traffic to the active subset, bound to the Gateway", async () => {
+        const run = await runProgram({ activeVersion: "v2" });
+        const route = spec(liveRoute(run));
+        const gateway = find(run, GW);
+        assert.ok(route.gateways.includes(`${metadataOf(gateway).namespace}/${metadataOf(gateway).name}`));
+        assert.ok(route.hosts.includes("cowsay.example.com"));
+        assert.deepEqual(spec(gateway).servers.map((s: Spec) => s.hosts), [["cowsay.example.com"], ["cowsay.example.com"]]);
+        assert.deepEqual(route.http, [
+            {
+                name: "live",
+                route: [{ destination: { host: "cowsay-nginx.cowsay.svc.cluster.local", subset: "v2", port: { number: 9080 } }, weight: 100 }],
+            },
+        ]);
+        assert.equal(run.outputs.activeVersion, "v2");
+    });
+
+    it("serves HTTPS with the certificate's Secret and redirects plain HTTP", async () => {
+        const run = await runProgram({});
+        const certificate = find(run, "kubernetes:cert-manager.io/v1:Certificate");
+        const [http, https] = spec(find(run, GW)).servers;
+        assert.deepEqual(http.tls, { httpsRedirect: true });
+        assert.equal(https.tls.credentialName, spec(certificate).secretName);
+        assert.equal(metadataOf(certificate).namespace, "istio-ingress");
+        assert.deepEqual(spec(certificate).dnsNames, ["cowsay.example.com"]);
+        const issuer = find(run, "kubernetes:cert-manager.io/v1:Issuer");
+        assert.equal(spec(certificate).issuerRef.name, metadataOf(issuer).name);
+        assert.deepEqual(spec(issuer), { selfSigned: {} });
+        const plain = await runProgram({ httpsRedirect: "false" });
+        assert.equal(spec(find(plain, GW)).servers[0].tls, undefined);
+    });
+
+    it("installs Istio base, then istiod, then the gateway, all at one pinned version", async () => {
+        const run = await runProgram({});
+        const releases = ofType(run, RELEASE);
+        const byChart = new Map(releases.map((r) => [r.inputs.chart as string, r]));
+        const base = byChart.get("base") as Registered;
+        const istiod = byChart.get("istiod") as Registered;
+        const gateway = byChart.get("gateway") as Registered;
+        assert.ok(istiod.dependsOn.includes(keyOf(base)), "istiod waits for base (the CRDs)");
+        assert.ok(gateway.dependsOn.includes(keyOf(istiod)), "the gateway waits for istiod");
+        assert.equal(new Set(releases.map((r) => r.inputs.version)).size, 1);
+        assert.match(String(base.inputs.version), /^\d+\.\d+\.\d+$/);
+        for (const r of releases) {
+            assert.equal((r.inputs.repositoryOpts as Spec).repo, "https://istio-release.storage.googleapis.com/charts");
+        }
+        assert.equal(gateway.inputs.namespace, "istio-ingress");
+        // Every Istio object waits for the CRDs.
+        for (const r of [...ofType(run, VS), ...ofType(run, DR), ...ofType(run, GW)]) {
+            assert.ok(r.dependsOn.includes(keyOf(base)), `${r.name} must wait for Istio's CRDs`);
+        }
+    });
+
+    it("skips the Istio and cert-manager installs when told the cluster has them, keeping the Issuer and Certificate", async () => {
+        const run = await runProgram({ installIstio: "false", installCertManager: "false" });
+        assert.equal(run.error, undefined);
+        assert.deepEqual(ofType(run, RELEASE), []);
+        assert.deepEqual(ofType(run, "kubernetes-cert-manager:index:CertManager"), []);
+        find(run, "kubernetes:cert-manager.io/v1:Certificate");
+        find(run, "kubernetes:cert-manager.io/v1:Issuer");
+        const full = await runProgram({});
+        const certManager = find(full, "kubernetes-cert-manager:index:CertManager");
+        assert.equal(certManager.inputs.installCRDs, true);
+        assert.match(String((certManager.inputs.helmOptions as Spec).version), /^v\d+\.\d+\.\d+$/);
+        assert.ok(find(full, "kubernetes:cert-manager.io/v1:Certificate").dependsOn.includes(keyOf(certManager)));
+    });
+});
+
+describe("switching activeVersion", () => {
+    for (const [from, to] of [["v1", "v2"], ["v2", "v1"]]) {
+        it(`from ${from} to ${to} changes the live route and nothing else`, async () => {
+            const before = byKey(await runProgram({ activeVersion: from }));
+            const afterRun = await runProgram({ activeVersion: to });
+            const after = byKey(afterRun);
+            assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort(), "no resource created or deleted");
+            const changed = [...after.keys()].filter((k) => after.get(k) !== before.get(k));
+            assert.deepEqual(changed, [keyOf(liveRoute(afterRun)), "pulumi-nodejs:dynamic:Resource::cowsay-smoke-check"].filter((k) => after.has(k)));
+            assert.equal(spec(liveRoute(afterRun)).http[0].route[0].destination.subset, to);
+        });
+    }
+
+    it("adding a v3 is a config change that adds its Deployment and subset and leaves the live route alone", async () => {
+        const versions = {
+            v1: { image: "dougbtv/nginx-cowsay:v1", expect: "^__^" },
+            v2: { image: "dougbtv/nginx-cowsay:v2", expect: "O___O" },
+            v3: { image: "example.com/cowsay:v3", expect: "v3", replicas: 3 },
+        };
+        const run = await runProgram({ versions: JSON.stringify(versions) });
+        assert.equal(run.error, undefined);
+        const v3 = find(run, DEPLOYMENT, "cowsay-nginx-v3");
+        assert.equal(spec(v3).replicas, 3);
+        assert.ok(spec(find(run, DR)).subsets.some((s: Spec) => s.name === "v3"));
+        assert.equal(spec(liveRoute(run)).http[0].route[0].destination.subset, "v1");
+    });
+});
