@@ -36,7 +36,7 @@ const tls = new GatewayTls(
 );
 
 if (settings.smokeCheck && settings.gatewayUrl === undefined) {
-    pulumi.log.warn(
+    void pulumi.log.warn(
         "smokeCheck is on but gatewayUrl is empty, so only Deployment readiness gates the route: " +
             "once the gateway has an address, run `pulumi config set gatewayUrl https://<address>`.",
     );

@@ -265,7 +265,7 @@ export class BlueGreenApp extends pulumi.ComponentResource {
         const labels = { app: appName, service: appName, version: version.name };
         const workloadName = `${appName}-${version.name}`;
         if (version.replicas === 0) {
-            pulumi.log.warn(
+            void pulumi.log.warn(
                 `version ${version.name} will run 0 replicas while idle (idleReplicas=0): a rollback to it is not instant, it must start pods first.`,
                 this,
             );

@@ -69,7 +69,7 @@ function unloadProgram(): void {
 /** Resolves every Output in a stack export (mocks make them all known). */
 async function unwrap(value: unknown): Promise<unknown> {
     if (pulumi.Output.isInstance(value)) {
-        return new Promise((resolve) => (value as pulumi.Output<unknown>).apply((v) => resolve(v)));
+        return new Promise((resolve) => value.apply((v) => resolve(v)));
     }
     return value;
 }
@@ -121,7 +121,7 @@ export function ofType(run: Run, type: string): Registered[] {
 }
 
 export function metadataOf(r: Registered): { name?: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } {
-    return (r.inputs.metadata ?? {}) as ReturnType<typeof metadataOf>;
+    return (r.inputs.metadata ?? {});
 }
 
 /** Kubernetes objects the program emits: custom resources of the kubernetes provider. */

@@ -1,0 +1,113 @@
+// Stack config: every bad value is refused with one message that names the key, the value and
+// what is allowed, before any resource is registered; Pulumi.yaml declares what the code defaults.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+
+import { parse } from "yaml";
+
+import { CONFIG_KEYS, DEFAULTS, parseSettings, replicasOf } from "../components/config";
+import { runProgram } from "./helpers";
+
+const versions = (v: Record<string, unknown>) => JSON.stringify(v);
+const cow = { image: "dougbtv/nginx-cowsay:v1", expect: "^__^" };
+const hotdog = { image: "dougbtv/nginx-cowsay:v2", expect: "O___O" };
+
+// [what, config, exact message]
+const BAD: [string, Record<string, string>, string][] = [
+    ["unknown version", { activeVersion: "v3" }, 'Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2.'],
+    ["wrong case", { activeVersion: "V2" }, 'Invalid config activeVersion: "V2" is not a deployed version (did you mean "v2"?); allowed: v1, v2.'],
+    ["empty active version", { activeVersion: "" }, 'Invalid config activeVersion: "" is not a deployed version; allowed: v1, v2.'],
+    ["malformed versions map", { versions: "{v1: cow}" }, 'Invalid config versions: "{v1: cow}" is not valid JSON; expected an object.'],
+    ["versions not an object", { versions: '["v1","v2"]' }, 'Invalid config versions: ["v1","v2"] is not allowed; expected an object from version name to { image, replicas?, expect? }.'],
+    ["empty versions map", { versions: "{}" }, 'Invalid config versions: {} is not allowed; declare at least one version, for example { "v1": { "image": "dougbtv/nginx-cowsay:v1" } }.'],
+    ["malformed version name", { versions: versions({ V1: cow }), activeVersion: "V1" }, `Invalid config versions: version name "V1" is not allowed; names are lower-case letters, digits and '-', start and end alphanumeric, at most 40 characters.`],
+    ["duplicate version (same image twice)", { versions: versions({ v1: cow, blue: cow }) }, 'Invalid config versions.blue.image: "dougbtv/nginx-cowsay:v1" is already version "v1"; each version needs its own image.'],
+    ["image without a tag", { versions: versions({ v1: { image: "dougbtv/nginx-cowsay" }, v2: hotdog }) }, 'Invalid config versions.v1.image: "dougbtv/nginx-cowsay" is not allowed; expected a pinned tag or digest (for example dougbtv/nginx-cowsay:v1).'],
+    ["registry port is not a tag", { versions: versions({ v1: { image: "registry:5000/cowsay" }, v2: hotdog }) }, 'Invalid config versions.v1.image: "registry:5000/cowsay" is not allowed; expected a pinned tag or digest (for example dougbtv/nginx-cowsay:v1).'],
+    ["image with latest", { versions: versions({ v1: { image: "dougbtv/nginx-cowsay:latest" }, v2: hotdog }) }, 'Invalid config versions.v1.image: "dougbtv/nginx-cowsay:latest" is not allowed; expected a pinned tag other than latest, or a digest.'],
+    ["negative replicas", { versions: versions({ v1: { ...cow, replicas: -1 }, v2: hotdog }) }, "Invalid config versions.v1.replicas: -1 is not allowed; expected an integer >= 1."],
+    ["non-integer replicas", { versions: versions({ v1: { ...cow, replicas: 1.5 }, v2: hotdog }) }, "Invalid config versions.v1.replicas: 1.5 is not allowed; expected an integer >= 1."],
+    ["replicas as text", { replicas: "two" }, 'Invalid config replicas: "two" is not allowed; expected an integer >= 1.'],
+    ["unknown field in a version", { versions: versions({ v1: { ...cow, replica: 2 }, v2: hotdog }) }, 'Invalid config versions.v1: unknown field "replica"; allowed fields: image, replicas, expect.'],
+    ["unknown key", { activeVersoin: "v2" }, `Invalid config activeVersoin: unknown key; allowed keys: ${CONFIG_KEYS.join(", ")}.`],
+    ["weights that do not sum to 100", { trafficSplit: '{"v1":90,"v2":20}' }, 'Invalid config trafficSplit: {"v1":90,"v2":20} sums to 110; the weights must sum to 100.'],
+    ["weight for an unknown version", { trafficSplit: '{"v1":90,"v3":10}' }, 'Invalid config trafficSplit: "v3" is not a deployed version; allowed: v1, v2.'],
+    ["fractional weight", { trafficSplit: '{"v1":90.5,"v2":9.5}' }, "Invalid config trafficSplit.v1: 90.5 is not allowed; expected an integer percent from 0 to 100."],
+    ["split that starves the active version", { trafficSplit: '{"v1":0,"v2":100}' }, 'Invalid config trafficSplit: {"v1":0,"v2":100} gives activeVersion "v1" no traffic; the active version must keep a share > 0 (set activeVersion to the version you are moving to once it takes all traffic).'],
+    ["negative idle replicas", { idleReplicas: "-1" }, 'Invalid config idleReplicas: "-1" is not allowed; expected an integer >= 0.'],
+    ["boolean as text", { installIstio: "yes" }, 'Invalid config installIstio: "yes" is not a boolean; allowed: true or false.'],
+    ["unknown issuer", { issuer: "letsencrypt" }, 'Invalid config issuer: "letsencrypt" is not allowed; allowed: selfsigned, acme.'],
+    ["acme without an e-mail", { issuer: "acme" }, 'Invalid config acmeEmail: "" is not allowed; issuer acme needs the e-mail address of the account.'],
+    ["header with upper case", { testRouteHeader: "X-Version" }, `Invalid config testRouteHeader: "X-Version" is not allowed; expected a lower-case HTTP header name (letters, digits, '-'), or "" to turn test routes off.`],
+    ["smoke check without test routes", { testRouteHeader: "" }, 'Invalid config smokeCheck: true needs the test routes (testRouteHeader is ""); set a header name or set smokeCheck to false.'],
+    ["smoke check without expected text", { versions: versions({ v1: cow, v2: { image: "dougbtv/nginx-cowsay:v2" } }) }, "Invalid config versions.v2.expect: is missing; the smoke check needs text that only this version's page contains, or set smokeCheck to false."],
+    ["gateway URL that is not a URL", { gatewayUrl: "203.0.113.10" }, 'Invalid config gatewayUrl: "203.0.113.10" is not a URL; expected for example http://203.0.113.10 or http://localhost:8080.'],
+    ["host name with upper case", { hostname: "Cowsay.example.com" }, `Invalid config hostname: "Cowsay.example.com" is not allowed; expected a lower-case DNS host name such as cowsay.example.com.`],
+];
+
+describe("bad stack config", () => {
+    for (const [what, config, message] of BAD) {
+        it(`refuses ${what}`, () => {
+            assert.throws(() => parseSettings(config), { name: "ConfigError", message });
+        });
+    }
+
+    it("fails the program before any resource is registered", async () => {
+        for (const [what, config, message] of BAD) {
+            const run = await runProgram(config);
+            assert.equal(run.error?.message, message, what);
+            assert.deepEqual(run.resources, [], `${what}: nothing may be registered`);
+        }
+    });
+});
+
+describe("good stack config", () => {
+    it("defaults to v1 live, both versions running with the same replicas", () => {
+        const settings = parseSettings({});
+        assert.equal(settings.activeVersion, "v1");
+        assert.deepEqual([...settings.weights], [["v1", 100]]);
+        assert.deepEqual([...settings.versions.keys()], ["v1", "v2"]);
+        assert.equal(replicasOf(settings, "v1"), 2);
+        assert.equal(replicasOf(settings, "v2"), 2);
+    });
+
+    it("keeps a valid 0 idle replicas and scales only idle versions", () => {
+        const settings = parseSettings({ idleReplicas: "0", trafficSplit: '{"v1":90,"v2":10}', versions: versions({ v1: cow, v2: hotdog, v3: { image: "cowsay:v3", expect: "3" } }) });
+        assert.deepEqual([replicasOf(settings, "v1"), replicasOf(settings, "v2"), replicasOf(settings, "v3")], [2, 2, 0]);
+        assert.deepEqual([...settings.weights], [["v1", 90], ["v2", 10]]);
+    });
+
+    it("accepts a digest-pinned image from a registry with a port", () => {
+        const digest = `registry.example.com:5000/cowsay@sha256:${"0".repeat(64)}`;
+        const settings = parseSettings({ versions: versions({ v1: { image: digest, expect: "x" } }) });
+        assert.equal(settings.versions.get("v1")?.image, digest);
+    });
+});
+
+describe("Pulumi.yaml", () => {
+    const project = parse(readFileSync(path.join(__dirname, "..", "..", "Pulumi.yaml"), "utf8")) as {
+        name: string;
+        config: Record<string, { type: string; default: unknown; description: string }>;
+    };
+
+    it("declares every key the program reads, with the program's default, a type and a description", () => {
+        assert.equal(project.name, "cowsay-bluegreen");
+        assert.deepEqual(Object.keys(project.config).sort(), [...CONFIG_KEYS].sort());
+        for (const key of CONFIG_KEYS) {
+            const declared = project.config[key];
+            assert.deepEqual(declared.default, DEFAULTS[key], `default of ${key}`);
+            assert.ok(["string", "integer", "boolean", "object", "array"].includes(declared.type), `type of ${key}`);
+            assert.ok(declared.description.length > 20, `description of ${key}`);
+        }
+    });
+
+    it("has an example stack that the program accepts", () => {
+        const stack = parse(readFileSync(path.join(__dirname, "..", "..", "Pulumi.dev.yaml"), "utf8")) as { config: Record<string, unknown> };
+        const raw = Object.fromEntries(
+            Object.entries(stack.config).map(([k, v]) => [k.replace("cowsay-bluegreen:", ""), typeof v === "string" ? v : JSON.stringify(v)]),
+        );
+        assert.equal(parseSettings(raw).activeVersion, "v1");
+    });
+});

@@ -1,0 +1,409 @@
+// Unit tests of the policy pack in policy/: each validator is called directly, with arguments
+// shaped like those @pulumi/policy's analyzer server passes, and a spy for reportViolation.
+
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+
+import {
+    allowZeroReplicasAnnotation,
+    containersHardened,
+    deploymentType,
+    imagePinProblem,
+    imagesPinned,
+    ingressType,
+    noIngressToSubsetRoutedService,
+    policies,
+    resolveHost,
+    routeTargetsExistingSubsets,
+    versionsKeepAReplica,
+} from "../../policy/policies";
+
+type ResourceArgs = Parameters<typeof imagesPinned.validateResource>[0];
+type ReportViolation = Parameters<typeof imagesPinned.validateResource>[1];
+type StackArgs = Parameters<typeof routeTargetsExistingSubsets.validateStack>[0];
+type StackResource = StackArgs["resources"][number];
+type Props = Record<string, unknown>;
+
+interface Violation {
+    readonly message: string;
+    readonly urn?: string;
+}
+
+const virtualServiceType = "kubernetes:networking.istio.io/v1:VirtualService";
+const destinationRuleType = "kubernetes:networking.istio.io/v1:DestinationRule";
+const digest = `sha256:${"a".repeat(64)}`;
+
+function urnOf(type: string, name: string): string {
+    return `urn:pulumi:dev::cowsay-bluegreen::${type}::${name}`;
+}
+
+const resourceOptions: ResourceArgs["opts"] = {
+    protect: false,
+    ignoreChanges: [],
+    aliases: [],
+    customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 },
+    additionalSecretOutputs: [],
+};
+
+function notApplicable(reason?: string): never {
+    throw new Error(`unexpected notApplicable: ${reason ?? ""}`);
+}
+
+/** Resource arguments as the analyzer builds them for `validateResource`. */
+function resourceArgs(type: string, name: string, props: Props): ResourceArgs {
+    return {
+        type,
+        props,
+        urn: urnOf(type, name),
+        name,
+        opts: resourceOptions,
+        stackTags: new Map<string, string>(),
+        isType: () => false,
+        asType: () => undefined,
+        getConfig: <T extends object>() => ({}) as T,
+        notApplicable,
+    };
+}
+
+function stackResource(type: string, name: string, props: Props): StackResource {
+    return {
+        type,
+        props,
+        urn: urnOf(type, name),
+        name,
+        opts: resourceOptions,
+        dependencies: [],
+        propertyDependencies: {},
+        isType: () => false,
+        asType: () => undefined,
+    };
+}
+
+function stackArgs(resources: StackResource[]): StackArgs {
+    return { resources, stackTags: new Map<string, string>(), getConfig: <T extends object>() => ({}) as T, notApplicable };
+}
+
+/** Runs a validator with a reportViolation spy and returns what it reported, in order. */
+async function violationsOf(run: (report: ReportViolation) => void | Promise<void>): Promise<Violation[]> {
+    const seen: Violation[] = [];
+    await run((message, urn) => {
+        seen.push(urn === undefined ? { message } : { message, urn });
+    });
+    return seen;
+}
+
+function messagesOfResource(policy: typeof imagesPinned, args: ResourceArgs): Promise<string[]> {
+    return violationsOf((report) => policy.validateResource(args, report)).then((vs) => vs.map((v) => v.message));
+}
+
+function violationsOfStack(policy: typeof routeTargetsExistingSubsets, resources: StackResource[]): Promise<Violation[]> {
+    return violationsOf((report) => policy.validateStack(stackArgs(resources), report));
+}
+
+/** A container that passes every container policy; tests override one thing at a time. */
+function container(overrides: Props = {}): Props {
+    return {
+        name: "nginx",
+        image: "nginxinc/nginx-unprivileged:1.27.3",
+        resources: { limits: { cpu: "100m", memory: "64Mi" } },
+        securityContext: { allowPrivilegeEscalation: false },
+        ...overrides,
+    };
+}
+
+interface DeploymentOptions {
+    readonly replicas?: number;
+    readonly version?: string;
+    readonly annotations?: Record<string, string>;
+    readonly containers?: Props[];
+    readonly initContainers?: Props[];
+}
+
+/** Deployment inputs shaped like the program's versioned Deployments. */
+function deployment(options: DeploymentOptions = {}): Props {
+    const labels: Record<string, string> = { app: "cowsay-nginx" };
+    if (options.version !== undefined) {
+        labels.version = options.version;
+    }
+    const podSpec: Props = { containers: options.containers ?? [container()] };
+    if (options.initContainers !== undefined) {
+        podSpec.initContainers = options.initContainers;
+    }
+    const spec: Props = { selector: { matchLabels: labels }, template: { metadata: { labels }, spec: podSpec } };
+    if (options.replicas !== undefined) {
+        spec.replicas = options.replicas;
+    }
+    return {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { namespace: "cowsay", annotations: options.annotations ?? {} },
+        spec,
+    };
+}
+
+function destinationRule(name: string, namespace: string, host: string, subsets: string[]): StackResource {
+    return stackResource(destinationRuleType, name, {
+        apiVersion: "networking.istio.io/v1",
+        kind: "DestinationRule",
+        metadata: { name, namespace },
+        spec: { host, subsets: subsets.map((subset) => ({ name: subset, labels: { version: subset } })) },
+    });
+}
+
+interface Destination {
+    readonly host: string;
+    readonly subset?: string;
+    readonly weight?: number;
+}
+
+function virtualService(name: string, namespace: string, routes: Destination[][], type = virtualServiceType): StackResource {
+    return stackResource(type, name, {
+        apiVersion: "networking.istio.io/v1",
+        kind: "VirtualService",
+        metadata: { name, namespace },
+        spec: {
+            hosts: ["*"],
+            gateways: ["cowsay-gateway"],
+            http: routes.map((route) => ({
+                route: route.map(({ weight, ...destination }) => (weight === undefined ? { destination } : { destination, weight })),
+            })),
+        },
+    });
+}
+
+function ingress(name: string, namespace: string, spec: Props): StackResource {
+    return stackResource(ingressType, name, {
+        apiVersion: "networking.k8s.io/v1",
+        kind: "Ingress",
+        metadata: { name, namespace },
+        spec,
+    });
+}
+
+function pathTo(service: string): Props {
+    return { path: "/", pathType: "Prefix", backend: { service: { name: service, port: { number: 80 } } } };
+}
+
+describe("policy pack", () => {
+    it("holds the five policies, each named once and described", () => {
+        assert.deepEqual(
+            policies.map((policy) => policy.name),
+            [
+                "versions-keep-a-replica",
+                "images-pinned",
+                "route-targets-existing-subsets",
+                "no-ingress-to-subset-routed-service",
+                "containers-hardened",
+            ],
+        );
+        for (const policy of policies) {
+            assert.ok(policy.description.length > 20, `${policy.name} has a description`);
+        }
+    });
+});
+
+describe("versions-keep-a-replica", () => {
+    const check = (props: Props, type = deploymentType) => messagesOfResource(versionsKeepAReplica, resourceArgs(type, "cowsay-v2", props));
+
+    it("accepts versions with replicas, an explicit opt-in to zero, and Deployments that are not versions", async () => {
+        assert.deepEqual(await check(deployment({ version: "v2", replicas: 2 })), []);
+        assert.deepEqual(await check(deployment({ version: "v2" })), [], "replicas left to the default of 1");
+        assert.deepEqual(
+            await check(deployment({ version: "v2", replicas: 0, annotations: { [allowZeroReplicasAnnotation]: "true" } })),
+            [],
+        );
+        assert.deepEqual(await check(deployment({ replicas: 0 })), [], "no version label");
+        assert.deepEqual(await check(deployment({ version: "v2", replicas: 0 }), "kubernetes:apps/v1:StatefulSet"), []);
+    });
+
+    it("reports a version scaled to zero without the annotation", async () => {
+        const expected =
+            'Deployment "cowsay-v2" (pod label version="v2"): spec.replicas is 0; keep at least 1 replica, or set ' +
+            'metadata.annotations["cowsay-bluegreen.io/allow-zero-replicas"] to "true" to allow an idle version.';
+        assert.deepEqual(await check(deployment({ version: "v2", replicas: 0 })), [expected]);
+        // Only the exact string "true" opts in: a near miss fails closed.
+        assert.deepEqual(
+            await check(deployment({ version: "v2", replicas: 0, annotations: { [allowZeroReplicasAnnotation]: "True" } })),
+            [expected],
+        );
+    });
+});
+
+describe("images-pinned", () => {
+    const check = (props: Props) => messagesOfResource(imagesPinned, resourceArgs(deploymentType, "cowsay-v1", props));
+
+    it("finds the tag of an image reference, past registry ports and digests", () => {
+        const pinned = [
+            "nginx:1.27.3",
+            "registry:5000/app:1.0",
+            "localhost:5000/team/app:v2",
+            `ghcr.io/org/app@${digest}`,
+            `registry:5000/app@${digest}`,
+            `app:1.2@${digest}`,
+        ];
+        for (const image of pinned) {
+            assert.equal(imagePinProblem(image), undefined, image);
+        }
+        const unpinned: [string, string][] = [
+            ["nginx", "has no tag or digest"],
+            ["registry:5000/app", "has no tag or digest"],
+            ["registry:5000/team/app", "has no tag or digest"],
+            ["nginx:latest", 'uses the tag "latest"'],
+            ["registry:5000/app:latest", 'uses the tag "latest"'],
+            [`app:latest@${digest}`, 'uses the tag "latest"'],
+            ["app:", "has an empty tag"],
+            ["app@sha256:abc", 'has a malformed digest "sha256:abc"'],
+            ["app@", 'has a malformed digest ""'],
+        ];
+        for (const [image, problem] of unpinned) {
+            assert.equal(imagePinProblem(image), problem, image);
+        }
+    });
+
+    it("accepts a Deployment whose containers and init containers are pinned", async () => {
+        const props = deployment({
+            containers: [container(), container({ name: "sidecar", image: `registry:5000/tools/sidecar@${digest}` })],
+            initContainers: [container({ name: "init", image: "busybox:1.37" })],
+        });
+        assert.deepEqual(await check(props), []);
+    });
+
+    it("reports every unpinned image by container path, name and value", async () => {
+        const props = deployment({
+            initContainers: [container({ name: "init", image: "registry:5000/busybox" })],
+            containers: [container({ image: "nginx:latest" }), container({ name: "empty", image: undefined })],
+        });
+        assert.deepEqual(await check(props), [
+            'Deployment "cowsay-v1": spec.template.spec.initContainers[0] ("init") image "registry:5000/busybox" has no tag ' +
+                "or digest; pin it to a version tag or an @sha256 digest.",
+            'Deployment "cowsay-v1": spec.template.spec.containers[0] ("nginx") image "nginx:latest" uses the tag "latest"; ' +
+                "pin it to a version tag or an @sha256 digest.",
+            'Deployment "cowsay-v1": spec.template.spec.containers[1] ("empty") image is not set; set an image pinned to a ' +
+                "version tag or digest.",
+        ]);
+    });
+});
+
+describe("containers-hardened", () => {
+    const check = (props: Props) => messagesOfResource(containersHardened, resourceArgs(deploymentType, "cowsay-v1", props));
+
+    it("accepts containers with CPU and memory limits that forbid privilege escalation", async () => {
+        assert.deepEqual(await check(deployment({ initContainers: [container({ name: "init" })] })), []);
+    });
+
+    it("reports each missing limit and a privilege escalation that is not forbidden", async () => {
+        const props = deployment({
+            initContainers: [container({ name: "init", resources: { limits: { cpu: "50m" } } })],
+            containers: [
+                container({ resources: undefined, securityContext: undefined }),
+                container({ name: "escalating", securityContext: { allowPrivilegeEscalation: true } }),
+            ],
+        });
+        assert.deepEqual(await check(props), [
+            'Deployment "cowsay-v1": spec.template.spec.initContainers[0] ("init") resources.limits.memory is not set; set a memory limit.',
+            'Deployment "cowsay-v1": spec.template.spec.containers[0] ("nginx") resources.limits.cpu is not set; set a cpu limit.',
+            'Deployment "cowsay-v1": spec.template.spec.containers[0] ("nginx") resources.limits.memory is not set; set a memory limit.',
+            'Deployment "cowsay-v1": spec.template.spec.containers[0] ("nginx") securityContext.allowPrivilegeEscalation is not set; ' +
+                "set it to false.",
+            'Deployment "cowsay-v1": spec.template.spec.containers[1] ("escalating") securityContext.allowPrivilegeEscalation is ' +
+                "true; set it to false.",
+        ]);
+    });
+});
+
+describe("resolveHost", () => {
+    it("expands only dotless names, like Istio's ResolveShortnameToFQDN", () => {
+        assert.equal(resolveHost("cowsay-nginx", "cowsay"), "cowsay-nginx.cowsay.svc.cluster.local");
+        assert.equal(resolveHost("cowsay-nginx.cowsay.svc.cluster.local", "other"), "cowsay-nginx.cowsay.svc.cluster.local");
+        assert.equal(resolveHost("cowsay-nginx.cowsay", "cowsay"), "cowsay-nginx.cowsay");
+        assert.equal(resolveHost("*", "cowsay"), "*");
+    });
+});
+
+describe("route-targets-existing-subsets", () => {
+    const rule = destinationRule("cowsay-nginx", "cowsay", "cowsay-nginx.cowsay.svc.cluster.local", ["v1", "v2"]);
+
+    it("accepts routes to defined subsets, whether the hosts are short or fully qualified", async () => {
+        const shortRule = destinationRule("short", "cowsay", "cowsay-nginx", ["v1", "v2"]);
+        const routes = virtualService("cowsay", "cowsay", [
+            [{ host: "cowsay-nginx", subset: "v1", weight: 100 }, { host: "cowsay-nginx", subset: "v2", weight: 0 }],
+            [{ host: "cowsay-nginx.cowsay.svc.cluster.local", subset: "v2" }],
+            [{ host: "cowsay-nginx" }],
+        ]);
+        assert.deepEqual(await violationsOfStack(routeTargetsExistingSubsets, [rule, routes]), []);
+        assert.deepEqual(await violationsOfStack(routeTargetsExistingSubsets, [shortRule, routes]), []);
+    });
+
+    it("reports a subset the DestinationRule for the host does not define", async () => {
+        const routes = virtualService("cowsay", "cowsay", [[{ host: "cowsay-nginx", subset: "v1" }], [{ host: "cowsay-nginx", subset: "v3" }]]);
+        assert.deepEqual(await violationsOfStack(routeTargetsExistingSubsets, [rule, routes]), [
+            {
+                message:
+                    'VirtualService "cowsay": spec.http[1].route[0].destination host "cowsay-nginx" ' +
+                    '(cowsay-nginx.cowsay.svc.cluster.local) subset "v3" is not defined: the DestinationRules for ' +
+                    'cowsay-nginx.cowsay.svc.cluster.local define only "v1", "v2".',
+                urn: routes.urn,
+            },
+        ]);
+    });
+
+    it("reports a route whose host resolves to no DestinationRule's host", async () => {
+        // The short name resolves in the VirtualService's namespace, not the DestinationRule's.
+        const elsewhere = virtualService("cowsay", "other", [[{ host: "cowsay-nginx", subset: "v1" }]]);
+        // A dotted name is never expanded, so "cowsay-nginx.cowsay" is not the Service's FQDN.
+        const dotted = virtualService("dotted", "cowsay", [[{ host: "cowsay-nginx.cowsay", subset: "v1" }]], "kubernetes:networking.istio.io/v1beta1:VirtualService");
+        assert.deepEqual(await violationsOfStack(routeTargetsExistingSubsets, [rule, elsewhere, dotted]), [
+            {
+                message:
+                    'VirtualService "cowsay": spec.http[0].route[0].destination host "cowsay-nginx" ' +
+                    '(cowsay-nginx.other.svc.cluster.local) subset "v1" is not defined: no DestinationRule has host ' +
+                    "cowsay-nginx.other.svc.cluster.local.",
+                urn: elsewhere.urn,
+            },
+            {
+                message:
+                    'VirtualService "dotted": spec.http[0].route[0].destination host "cowsay-nginx.cowsay" ' +
+                    '(cowsay-nginx.cowsay) subset "v1" is not defined: no DestinationRule has host cowsay-nginx.cowsay.',
+                urn: dotted.urn,
+            },
+        ]);
+    });
+});
+
+describe("no-ingress-to-subset-routed-service", () => {
+    const rule = destinationRule("cowsay-nginx", "cowsay", "cowsay-nginx", ["v1", "v2"]);
+
+    it("accepts Ingresses to Services without subsets, or in another namespace", async () => {
+        const noSubsets = destinationRule("plain", "cowsay", "plain-svc", []);
+        const resources = [
+            rule,
+            noSubsets,
+            ingress("plain", "cowsay", { defaultBackend: { service: { name: "plain-svc", port: { number: 80 } } } }),
+            ingress("other-ns", "other", { rules: [{ http: { paths: [pathTo("cowsay-nginx")] } }] }),
+        ];
+        assert.deepEqual(await violationsOfStack(noIngressToSubsetRoutedService, resources), []);
+    });
+
+    it("reports rule paths and the default backend that point at the subset-routed Service", async () => {
+        const bypass = ingress("bypass", "cowsay", {
+            ingressClassName: "istio",
+            defaultBackend: { service: { name: "cowsay-nginx", port: { number: 80 } } },
+            rules: [{ host: "cowsay.example.com", http: { paths: [pathTo("plain-svc"), pathTo("cowsay-nginx")] } }],
+        });
+        const tail =
+            ', which DestinationRule "cowsay-nginx" splits into subsets "v1", "v2"; an Ingress ignores subsets (Istio IST0140) ' +
+            "and would spread requests over every version. Route through the Istio Gateway and a VirtualService instead.";
+        assert.deepEqual(await violationsOfStack(noIngressToSubsetRoutedService, [rule, bypass]), [
+            {
+                message: `Ingress "bypass": spec.defaultBackend.service.name "cowsay-nginx" points at Service cowsay-nginx.cowsay.svc.cluster.local${tail}`,
+                urn: bypass.urn,
+            },
+            {
+                message:
+                    'Ingress "bypass": spec.rules[0].http.paths[1].backend.service.name "cowsay-nginx" points at Service ' +
+                    `cowsay-nginx.cowsay.svc.cluster.local${tail}`,
+                urn: bypass.urn,
+            },
+        ]);
+    });
+});
