@@ -21,16 +21,21 @@ export interface Run {
     readonly resources: Registered[];
     readonly outputs: Record<string, unknown>;
     readonly error?: Error;
+    /** Registrations that failed asynchronously (a failing resource and what waited on it). */
+    readonly failures: string[];
 }
 
 // Mock boundary: resource inputs arrive untyped from the engine interface.
 /* eslint-disable @typescript-eslint/no-explicit-any */
 class RecordingMocks implements pulumi.runtime.Mocks {
+    constructor(private readonly fails: (type: string, name: string) => boolean) {}
+
     readonly resources: Registered[] = [];
     /** Dependencies per `type::name`, taken from the register requests (mocks do not see them). */
     readonly dependencies = new Map<string, string[]>();
 
     newResource(args: pulumi.runtime.MockResourceArgs): { id: string | undefined; state: Record<string, any> } {
+        if (this.fails(args.type, args.name)) throw new Error(`mock failure of ${args.type} ${args.name}`);
         const dependsOn = this.dependencies.get(`${args.type}::${args.name}`) ?? [];
         this.resources.push({ type: args.type, name: args.name, inputs: args.inputs, custom: args.custom ?? true, dependsOn });
         return { id: `${args.name}-id`, state: args.inputs };
@@ -78,8 +83,19 @@ async function unwrap(value: unknown): Promise<unknown> {
  * Runs the program with `config` (keys without the project prefix; objects as JSON strings) and
  * waits until every registration has reached the mocks.
  */
-export async function runProgram(config: Record<string, string>, options: { preview?: boolean } = {}): Promise<Run> {
-    const mocks = new RecordingMocks();
+export async function runProgram(
+    config: Record<string, string>,
+    options: { preview?: boolean; fails?: (type: string, name: string) => boolean } = {},
+): Promise<Run> {
+    const mocks = new RecordingMocks(options.fails ?? (() => false));
+    // A failed registration rejects the promises of everything that waited on it; the engine
+    // would report them, here they are collected.
+    const failures: string[] = [];
+    const onRejection = (reason: unknown) => failures.push(reason instanceof Error ? reason.message : String(reason));
+    // The test runner's own listener would blame the test for them; it is restored below.
+    const runnerListeners = process.listeners("unhandledRejection");
+    process.removeAllListeners("unhandledRejection");
+    process.on("unhandledRejection", onRejection);
     await pulumi.runtime.setMocks(mocks, PROJECT, "test", options.preview ?? false);
     mocks.recordDependencies(pulumi.runtime.getMonitor());
     pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [`${PROJECT}:${k}`, v])));
@@ -96,7 +112,11 @@ export async function runProgram(config: Record<string, string>, options: { prev
     for (const [key, value] of Object.entries(program)) outputs[key] = await unwrap(value);
     // Let every pending registration reach the mocks before anyone looks at them.
     await waitForQuiet(mocks);
-    return { resources: mocks.resources, outputs, error };
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    process.off("unhandledRejection", onRejection);
+    for (const listener of runnerListeners) process.on("unhandledRejection", listener);
+    if (options.fails === undefined && failures.length > 0) throw new Error(`registrations failed: ${failures.join("; ")}`);
+    return { resources: mocks.resources, outputs, error, failures };
 }
 
 async function waitForQuiet(mocks: RecordingMocks): Promise<void> {
