@@ -112,7 +112,7 @@ export async function runProgram(
     for (const [key, value] of Object.entries(program)) outputs[key] = await unwrap(value);
     // Let every pending registration reach the mocks before anyone looks at them.
     await waitForQuiet(mocks);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    if (options.fails !== undefined) await new Promise((resolve) => setTimeout(resolve, 50));
     process.off("unhandledRejection", onRejection);
     for (const listener of runnerListeners) process.on("unhandledRejection", listener);
     if (options.fails === undefined && failures.length > 0) throw new Error(`registrations failed: ${failures.join("; ")}`);
@@ -123,7 +123,7 @@ async function waitForQuiet(mocks: RecordingMocks): Promise<void> {
     let seen = -1;
     while (seen !== mocks.resources.length) {
         seen = mocks.resources.length;
-        await new Promise((resolve) => setTimeout(resolve, 20));
+        await new Promise((resolve) => setTimeout(resolve, 10));
     }
 }
 
