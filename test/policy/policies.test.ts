@@ -5,6 +5,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import {
+    messagesOfResource, resourceArgs, stackResource, violationsOfStack, type Props, type StackResource,
+} from "./harness";
+
+import {
     allowZeroReplicasAnnotation,
     containersHardened,
     deploymentType,
@@ -18,87 +22,9 @@ import {
     versionsKeepAReplica,
 } from "../../policy/policies";
 
-type ResourceArgs = Parameters<typeof imagesPinned.validateResource>[0];
-type ReportViolation = Parameters<typeof imagesPinned.validateResource>[1];
-type StackArgs = Parameters<typeof routeTargetsExistingSubsets.validateStack>[0];
-type StackResource = StackArgs["resources"][number];
-type Props = Record<string, unknown>;
-
-interface Violation {
-    readonly message: string;
-    readonly urn?: string;
-}
-
 const virtualServiceType = "kubernetes:networking.istio.io/v1:VirtualService";
 const destinationRuleType = "kubernetes:networking.istio.io/v1:DestinationRule";
 const digest = `sha256:${"a".repeat(64)}`;
-
-function urnOf(type: string, name: string): string {
-    return `urn:pulumi:dev::cowsay-bluegreen::${type}::${name}`;
-}
-
-const resourceOptions: ResourceArgs["opts"] = {
-    protect: false,
-    ignoreChanges: [],
-    aliases: [],
-    customTimeouts: { createSeconds: 0, updateSeconds: 0, deleteSeconds: 0 },
-    additionalSecretOutputs: [],
-};
-
-function notApplicable(reason?: string): never {
-    throw new Error(`unexpected notApplicable: ${reason ?? ""}`);
-}
-
-/** Resource arguments as the analyzer builds them for `validateResource`. */
-function resourceArgs(type: string, name: string, props: Props): ResourceArgs {
-    return {
-        type,
-        props,
-        urn: urnOf(type, name),
-        name,
-        opts: resourceOptions,
-        stackTags: new Map<string, string>(),
-        isType: () => false,
-        asType: () => undefined,
-        getConfig: <T extends object>() => ({}) as T,
-        notApplicable,
-    };
-}
-
-function stackResource(type: string, name: string, props: Props): StackResource {
-    return {
-        type,
-        props,
-        urn: urnOf(type, name),
-        name,
-        opts: resourceOptions,
-        dependencies: [],
-        propertyDependencies: {},
-        isType: () => false,
-        asType: () => undefined,
-    };
-}
-
-function stackArgs(resources: StackResource[]): StackArgs {
-    return { resources, stackTags: new Map<string, string>(), getConfig: <T extends object>() => ({}) as T, notApplicable };
-}
-
-/** Runs a validator with a reportViolation spy and returns what it reported, in order. */
-async function violationsOf(run: (report: ReportViolation) => void | Promise<void>): Promise<Violation[]> {
-    const seen: Violation[] = [];
-    await run((message, urn) => {
-        seen.push(urn === undefined ? { message } : { message, urn });
-    });
-    return seen;
-}
-
-function messagesOfResource(policy: typeof imagesPinned, args: ResourceArgs): Promise<string[]> {
-    return violationsOf((report) => policy.validateResource(args, report)).then((vs) => vs.map((v) => v.message));
-}
-
-function violationsOfStack(policy: typeof routeTargetsExistingSubsets, resources: StackResource[]): Promise<Violation[]> {
-    return violationsOf((report) => policy.validateStack(stackArgs(resources), report));
-}
 
 /** A container that passes every container policy; tests override one thing at a time. */
 function container(overrides: Props = {}): Props {
