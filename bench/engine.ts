@@ -1,0 +1,97 @@
+// Benchmark (not a test): wall time of `pulumi up` on the real engine, rendering YAML (no
+// cluster), median of 5 runs each: a blue-green switch of this program, and an update of a
+// one-resource TypeScript program (the floor: what any program pays on this engine). Repeated for
+// each way the program can reach the engine: ts-node with type-checking (Pulumi's default),
+// ts-node transpile-only, and JavaScript pre-built by `npm run build`. Needs `pulumi` on PATH.
+import { performance } from "node:perf_hooks";
+
+import { EngineStack, pulumiOnPath } from "../test/engine";
+
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+
+const FLOOR: Record<string, string> = {
+    "Pulumi.yaml": "name: floor\nruntime:\n  name: nodejs\n",
+    "package.json": JSON.stringify({ name: "floor", main: "index.ts" }),
+    "tsconfig.json": JSON.stringify({ compilerOptions: { strict: true, target: "ES2022", module: "commonjs", types: ["node"] }, files: ["index.ts"] }),
+    "index.ts": [
+        'import * as k8s from "@pulumi/kubernetes";',
+        'import * as pulumi from "@pulumi/pulumi";',
+        'const value = new pulumi.Config().require("value");',
+        'export const name = new k8s.core.v1.ConfigMap("floor", { data: { value } }).metadata.name;',
+        "",
+    ].join("\n"),
+};
+
+interface Mode {
+    readonly label: string;
+    readonly layout: "source" | "prebuilt";
+    readonly env: Record<string, string>;
+}
+
+const MODES: Mode[] = [
+    { label: "ts-node, type-checked (default)", layout: "source", env: {} },
+    { label: "ts-node, transpile-only", layout: "source", env: { PULUMI_NODEJS_TRANSPILE_ONLY: "true" } },
+    { label: "pre-built JavaScript", layout: "prebuilt", env: {} },
+];
+
+function median(values: number[]): number {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** Times RUNS updates; `change(i)` sets the config that makes update i differ from the one before. */
+async function timeUpdates(stack: EngineStack, change: (i: number) => Promise<unknown>): Promise<number> {
+    await stack.up(); // the first up creates everything; not timed
+    const times: number[] = [];
+    for (let i = 0; i < RUNS; i++) {
+        await change(i);
+        const start = performance.now();
+        await stack.up();
+        times.push((performance.now() - start) / 1000);
+    }
+    return median(times);
+}
+
+async function main(): Promise<void> {
+    if (!pulumiOnPath()) throw new Error('no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first');
+    const rows: string[] = [];
+    for (const mode of MODES) {
+        const program = await EngineStack.create({
+            config: { installIstio: "false", installCertManager: "false", smokeCheck: "false" },
+            layout: mode.layout,
+            env: mode.env,
+        });
+        const floor = await EngineStack.create({ config: { value: "0" }, files: mode.layout === "source" ? FLOOR : prebuiltFloor(), env: mode.env });
+        try {
+            const switchTime = await timeUpdates(program, (i) => program.pulumi("config", "set", "cowsay-bluegreen:activeVersion", i % 2 === 0 ? "v2" : "v1"));
+            const floorTime = await timeUpdates(floor, (i) => floor.pulumi("config", "set", "floor:value", String(i + 1)));
+            rows.push(`${mode.label.padEnd(34)} switch ${switchTime.toFixed(2)} s   floor ${floorTime.toFixed(2)} s   ratio ${(switchTime / floorTime).toFixed(2)}`);
+            console.log(rows[rows.length - 1]);
+        } finally {
+            program.dispose();
+            floor.dispose();
+        }
+    }
+    console.log(`\npulumi up wall time, median of ${RUNS} (${process.version}, ${new Date().toISOString().slice(0, 10)}):\n${rows.join("\n")}`);
+}
+
+/** The floor program as JavaScript, for the pre-built mode. */
+function prebuiltFloor(): Record<string, string> {
+    return {
+        "Pulumi.yaml": "name: floor\nruntime:\n  name: nodejs\n  options:\n    typescript: false\nmain: index.js\n",
+        "package.json": JSON.stringify({ name: "floor", main: "index.js" }),
+        "index.js": [
+            'const k8s = require("@pulumi/kubernetes");',
+            'const pulumi = require("@pulumi/pulumi");',
+            'const value = new pulumi.Config().require("value");',
+            'exports.name = new k8s.core.v1.ConfigMap("floor", { data: { value } }).metadata.name;',
+            "",
+        ].join("\n"),
+    };
+}
+
+main().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+});

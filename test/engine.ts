@@ -1,0 +1,187 @@
+// Drives the real Pulumi CLI against a copy of the program, with a local file backend and the
+// Kubernetes provider rendering YAML to a directory (no cluster). Shared by the end-to-end tests
+// and the engine benchmark. Needs `pulumi` on PATH: `eval "$(scripts/engine.sh env)"` or a real CLI.
+import { execFile } from "node:child_process";
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+
+import { parseAllDocuments } from "yaml";
+
+export const ROOT = path.resolve(__dirname, "..", "..");
+/** What a copy of the program needs to run: the project files, not the tests. */
+const PROGRAM_FILES = ["Pulumi.yaml", "index.ts", "components", "package.json", "tsconfig.json"];
+
+export interface Result {
+    readonly code: number;
+    readonly stdout: string;
+    readonly stderr: string;
+}
+
+export interface PreviewStep {
+    readonly op: string;
+    readonly urn: string;
+}
+
+/** Fails with the command's own output, which is what a person debugging it needs. */
+export class CommandError extends Error {
+    constructor(
+        readonly args: readonly string[],
+        readonly result: Result,
+    ) {
+        super(`pulumi ${args.join(" ")} exited ${result.code}\n${result.stdout}\n${result.stderr}`);
+    }
+}
+
+export function pulumiOnPath(): boolean {
+    return (process.env.PATH ?? "").split(path.delimiter).some((dir) => {
+        try {
+            return statSync(path.join(dir, "pulumi")).isFile();
+        } catch {
+            return false;
+        }
+    });
+}
+
+export interface StackOptions {
+    /** Project config (keys without the project prefix). */
+    readonly config: Record<string, string>;
+    /**
+     * How the program reaches the engine: "source" (index.ts, compiled at start-up as Pulumi.yaml
+     * says) or "prebuilt" (the JavaScript `npm run build` wrote to bin/, with TypeScript off).
+     */
+    readonly layout?: "source" | "prebuilt";
+    /** Files to use instead of the program's own (relative path -> content), e.g. a floor program. */
+    readonly files?: Record<string, string>;
+    /** Extra environment for every pulumi command. */
+    readonly env?: Record<string, string>;
+}
+
+/** One project directory, one stack, one state backend, one render directory, all temporary. */
+export class EngineStack {
+    readonly dir: string;
+    readonly renderDir: string;
+    private readonly env: NodeJS.ProcessEnv;
+
+    private constructor(readonly root: string, options: StackOptions) {
+        this.dir = path.join(root, "project");
+        this.renderDir = path.join(root, "rendered");
+        const state = path.join(root, "state");
+        mkdirSync(this.dir);
+        mkdirSync(state);
+        if (options.files === undefined && options.layout === "prebuilt") {
+            cpSync(path.join(ROOT, "bin", "index.js"), path.join(this.dir, "index.js"));
+            cpSync(path.join(ROOT, "bin", "components"), path.join(this.dir, "components"), { recursive: true });
+            cpSync(path.join(ROOT, "package.json"), path.join(this.dir, "package.json"));
+            const project = readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8").replace(
+                /^runtime:\n(  .*\n)+/m,
+                "runtime:\n  name: nodejs\n  options:\n    typescript: false\nmain: index.js\n",
+            );
+            writeFileSync(path.join(this.dir, "Pulumi.yaml"), project);
+        } else if (options.files === undefined) {
+            for (const file of PROGRAM_FILES) cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
+        } else {
+            for (const [file, content] of Object.entries(options.files)) {
+                mkdirSync(path.dirname(path.join(this.dir, file)), { recursive: true });
+                writeFileSync(path.join(this.dir, file), content);
+            }
+        }
+        symlinkSync(path.join(ROOT, "node_modules"), path.join(this.dir, "node_modules"));
+        this.env = {
+            ...process.env,
+            // Node 22 for the program, whatever node the caller runs on.
+            PATH: [path.join(ROOT, "node_modules", ".bin"), process.env.PATH ?? ""].join(path.delimiter),
+            PULUMI_BACKEND_URL: `file://${state}`,
+            PULUMI_CONFIG_PASSPHRASE: "e2e-only-passphrase",
+            PULUMI_SKIP_UPDATE_CHECK: "true",
+            PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+            PULUMI_SKIP_CONFIRMATIONS: "true",
+            NO_COLOR: "1",
+            ...options.env,
+        };
+    }
+
+    /** A new stack `e2e` rendering to its own directory, with `config` set. */
+    static async create(options: StackOptions): Promise<EngineStack> {
+        const stack = new EngineStack(mkdtempSync(path.join(tmpdir(), "cowsay-e2e-")), options);
+        await stack.pulumi("stack", "init", "e2e");
+        await stack.pulumi("config", "set", "kubernetes:renderYamlToDirectory", stack.renderDir);
+        const project = (readFileSync(path.join(stack.dir, "Pulumi.yaml"), "utf8").match(/^name: (\S+)/m) ?? [])[1];
+        for (const [key, value] of Object.entries(options.config)) await stack.pulumi("config", "set", `${project}:${key}`, "--", value);
+        return stack;
+    }
+
+    /** Runs `pulumi args...` in the project; resolves with the result, never rejects. */
+    run(...args: string[]): Promise<Result> {
+        return new Promise((resolve) => {
+            execFile("pulumi", args, { cwd: this.dir, env: this.env, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+                const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
+                resolve({ code, stdout, stderr });
+            });
+        });
+    }
+
+    /** Runs `pulumi args...` and rejects with its output unless it exits 0. */
+    async pulumi(...args: string[]): Promise<Result> {
+        const result = await this.run(...args);
+        if (result.code !== 0) throw new CommandError(args, result);
+        return result;
+    }
+
+    up(): Promise<Result> {
+        return this.pulumi("up", "--yes", "--skip-preview", "--non-interactive");
+    }
+
+    /** The steps `pulumi preview --json` plans, or the failed result. */
+    async preview(...extra: string[]): Promise<{ steps: PreviewStep[]; result: Result }> {
+        const result = await this.run("preview", "--diff", "--json", "--non-interactive", ...extra);
+        if (result.code !== 0) return { steps: [], result };
+        const parsed = JSON.parse(result.stdout) as { steps?: PreviewStep[] };
+        return { steps: parsed.steps ?? [], result };
+    }
+
+    /** The stack's state, without the parts that change on every run (timestamps, versions). */
+    async state(): Promise<unknown> {
+        const exported = JSON.parse((await this.pulumi("stack", "export")).stdout) as {
+            deployment: { resources: Record<string, unknown>[] };
+        };
+        return exported.deployment.resources.map(({ created: _c, modified: _m, ...rest }) => rest);
+    }
+
+    /** Every rendered file, by path relative to the render directory. */
+    rendered(): Map<string, string> {
+        const files = new Map<string, string>();
+        const walk = (dir: string) => {
+            for (const entry of readdirSync(dir, { withFileTypes: true })) {
+                const full = path.join(dir, entry.name);
+                if (entry.isDirectory()) walk(full);
+                else files.set(path.relative(this.renderDir, full), readFileSync(full, "utf8"));
+            }
+        };
+        walk(this.renderDir);
+        return files;
+    }
+
+    /** The rendered object of `kind` named `name`, with the file it is in. */
+    object(kind: string, name: string): { file: string; object: Record<string, any> } { // eslint-disable-line @typescript-eslint/no-explicit-any
+        const found: { file: string; object: Record<string, any> }[] = []; // eslint-disable-line @typescript-eslint/no-explicit-any
+        for (const [file, text] of this.rendered()) {
+            for (const doc of parseAllDocuments(text)) {
+                const object = doc.toJS() as Record<string, any> | null; // eslint-disable-line @typescript-eslint/no-explicit-any
+                if (object?.kind === kind && object.metadata?.name === name) found.push({ file, object });
+            }
+        }
+        if (found.length !== 1) throw new Error(`expected one rendered ${kind} ${name}, found ${found.length}`);
+        return found[0];
+    }
+
+    dispose(): void {
+        rmSync(this.root, { recursive: true, force: true });
+    }
+}
+
+/** Files that differ between two snapshots of the render directory. */
+export function changedFiles(before: Map<string, string>, after: Map<string, string>): string[] {
+    const names = new Set([...before.keys(), ...after.keys()]);
+    return [...names].filter((name) => before.get(name) !== after.get(name)).sort();
+}
