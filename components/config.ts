@@ -150,9 +150,39 @@ export function imageProblem(image: string): string | undefined {
     return undefined;
 }
 
+/**
+ * The first key that appears twice at the top level of a JSON object text. JSON.parse keeps the
+ * last of duplicates silently, which would drop a version the user wrote.
+ */
+export function duplicateTopLevelKey(text: string): string | undefined {
+    const seen = new Set<string>();
+    let depth = 0;
+    for (let i = 0; i < text.length; i++) {
+        const c = text[i];
+        if (c === "{" || c === "[") depth++;
+        else if (c === "}" || c === "]") depth--;
+        else if (c === '"') {
+            let end = i + 1;
+            while (end < text.length && text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+            const isKey = depth === 1 && /^\s*:/.test(text.slice(end + 1));
+            if (isKey) {
+                const name = JSON.parse(text.slice(i, end + 1)) as string;
+                if (seen.has(name)) return name;
+                seen.add(name);
+            }
+            i = end;
+        }
+    }
+    return undefined;
+}
+
 function parseVersions(text: string | undefined, defaultReplicas: number): Map<string, VersionSpec> {
     const key = "versions";
     const raw: unknown = text === undefined ? DEFAULT_VERSIONS : parseJson(key, text, "an object");
+    const duplicate = text === undefined ? undefined : duplicateTopLevelKey(text);
+    if (duplicate !== undefined) {
+        throw new ConfigError(key, `version name ${show(duplicate)} is declared twice; each version name must be unique.`);
+    }
     if (!isRecord(raw)) {
         throw new ConfigError(key, `${show(raw)} is not allowed; expected an object from version name to { image, replicas?, expect? }.`);
     }

@@ -23,6 +23,7 @@ const BAD: [string, Record<string, string>, string][] = [
     ["versions not an object", { versions: '["v1","v2"]' }, 'Invalid config versions: ["v1","v2"] is not allowed; expected an object from version name to { image, replicas?, expect? }.'],
     ["empty versions map", { versions: "{}" }, 'Invalid config versions: {} is not allowed; declare at least one version, for example { "v1": { "image": "dougbtv/nginx-cowsay:v1" } }.'],
     ["malformed version name", { versions: versions({ V1: cow }), activeVersion: "V1" }, `Invalid config versions: version name "V1" is not allowed; names are lower-case letters, digits and '-', start and end alphanumeric, at most 40 characters.`],
+    ["duplicate version name", { versions: '{"v1":{"image":"dougbtv/nginx-cowsay:v1","expect":"a"},"v2":{"image":"dougbtv/nginx-cowsay:v2","expect":"b"},"v1":{"image":"x:1","expect":"c"}}' }, 'Invalid config versions: version name "v1" is declared twice; each version name must be unique.'],
     ["duplicate version (same image twice)", { versions: versions({ v1: cow, blue: cow }) }, 'Invalid config versions.blue.image: "dougbtv/nginx-cowsay:v1" is already version "v1"; each version needs its own image.'],
     ["image without a tag", { versions: versions({ v1: { image: "dougbtv/nginx-cowsay" }, v2: hotdog }) }, 'Invalid config versions.v1.image: "dougbtv/nginx-cowsay" is not allowed; expected a pinned tag or digest (for example dougbtv/nginx-cowsay:v1).'],
     ["registry port is not a tag", { versions: versions({ v1: { image: "registry:5000/cowsay" }, v2: hotdog }) }, 'Invalid config versions.v1.image: "registry:5000/cowsay" is not allowed; expected a pinned tag or digest (for example dougbtv/nginx-cowsay:v1).'],
@@ -77,6 +78,11 @@ describe("good stack config", () => {
         const settings = parseSettings({ idleReplicas: "0", trafficSplit: '{"v1":90,"v2":10}', versions: versions({ v1: cow, v2: hotdog, v3: { image: "cowsay:v3", expect: "3" } }) });
         assert.deepEqual([replicasOf(settings, "v1"), replicasOf(settings, "v2"), replicasOf(settings, "v3")], [2, 2, 0]);
         assert.deepEqual([...settings.weights], [["v1", 90], ["v2", 10]]);
+    });
+
+    it("does not mistake a repeated name inside a version, or inside a string, for a duplicate version", () => {
+        const text = '{"v1":{"image":"dougbtv/nginx-cowsay:v1","expect":"\\"v1\\": {"},"v2":{"image":"dougbtv/nginx-cowsay:v2","expect":"image"}}';
+        assert.deepEqual([...parseSettings({ versions: text }).versions.keys()], ["v1", "v2"]);
     });
 
     it("accepts a digest-pinned image from a registry with a port", () => {
