@@ -1,9 +1,12 @@
 // The wiring: read the stack config once, build the mesh, TLS and the blue-green app from it, and
 // export what a user needs to watch the switch.
+import * as path from "node:path";
+
 import * as pulumi from "@pulumi/pulumi";
 
 import { BlueGreenApp } from "./components/app";
 import { parseSettings, replicasOf, type RawConfig } from "./components/config";
+import { assertBuildIsCurrent } from "./components/freshness";
 import { IstioMesh } from "./components/mesh";
 import { GatewayTls } from "./components/tls";
 
@@ -16,6 +19,9 @@ function projectConfig(): RawConfig {
     }
     return raw;
 }
+
+// Pulumi runs the JavaScript in bin/ (Pulumi.yaml `main`); refuse to deploy it if it is stale.
+assertBuildIsCurrent(__dirname, path.join(__dirname, ".."));
 
 // Throws a ConfigError naming the key, the value and what is allowed, before any resource exists.
 const settings = parseSettings(projectConfig());

@@ -95,6 +95,8 @@ describe("good stack config", () => {
 describe("Pulumi.yaml", () => {
     const project = parse(readFileSync(path.join(__dirname, "..", "..", "Pulumi.yaml"), "utf8")) as {
         name: string;
+        main: string;
+        runtime: { name: string; options: { typescript: boolean } };
         config: Record<string, { type: string; default: unknown; description: string }>;
     };
 
@@ -107,6 +109,11 @@ describe("Pulumi.yaml", () => {
             assert.ok(["string", "integer", "boolean", "object", "array"].includes(declared.type), `type of ${key}`);
             assert.ok(declared.description.length > 20, `description of ${key}`);
         }
+    });
+
+    it("runs the compiled program, the one these tests import", () => {
+        assert.equal(project.runtime.options.typescript, false);
+        assert.equal(path.resolve(__dirname, "..", "..", project.main), path.resolve(__dirname, "..", "index.js"));
     });
 
     it("has an example stack that the program accepts", () => {

@@ -9,8 +9,8 @@ import * as path from "node:path";
 import { parseAllDocuments } from "yaml";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
-/** What a copy of the program needs to run: the project files, not the tests. */
-const PROGRAM_FILES = ["Pulumi.yaml", "index.ts", "components", "package.json", "tsconfig.json"];
+/** What a copy of the program needs to run: the project files and their build, not the tests. */
+const PROGRAM_FILES = ["Pulumi.yaml", "index.ts", "components", "package.json", "tsconfig.json", "bin/index.js", "bin/components"];
 
 export interface Result {
     readonly code: number;
@@ -47,8 +47,8 @@ export interface StackOptions {
     /** Project config (keys without the project prefix). */
     readonly config: Record<string, string>;
     /**
-     * How the program reaches the engine: "source" (index.ts, compiled at start-up as Pulumi.yaml
-     * says) or "prebuilt" (the JavaScript `npm run build` wrote to bin/, with TypeScript off).
+     * How the program reaches the engine: "prebuilt" (as Pulumi.yaml says: the JavaScript
+     * `npm run build` wrote to bin/) or "source" (index.ts, compiled by ts-node at start-up).
      */
     readonly layout?: "source" | "prebuilt";
     /** Files to use instead of the program's own (relative path -> content), e.g. a floor program. */
@@ -69,17 +69,19 @@ export class EngineStack {
         const state = path.join(root, "state");
         mkdirSync(this.dir);
         mkdirSync(state);
-        if (options.files === undefined && options.layout === "prebuilt") {
-            cpSync(path.join(ROOT, "bin", "index.js"), path.join(this.dir, "index.js"));
-            cpSync(path.join(ROOT, "bin", "components"), path.join(this.dir, "components"), { recursive: true });
-            cpSync(path.join(ROOT, "package.json"), path.join(this.dir, "package.json"));
-            const project = readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8").replace(
-                /^runtime:\n(  .*\n)+/m,
-                "runtime:\n  name: nodejs\n  options:\n    typescript: false\nmain: index.js\n",
-            );
-            writeFileSync(path.join(this.dir, "Pulumi.yaml"), project);
-        } else if (options.files === undefined) {
-            for (const file of PROGRAM_FILES) cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
+        if (options.files === undefined) {
+            // Timestamps kept: the program checks that bin/ is newer than its sources.
+            for (const file of PROGRAM_FILES) {
+                mkdirSync(path.dirname(path.join(this.dir, file)), { recursive: true });
+                cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true, preserveTimestamps: true });
+            }
+            if (options.layout === "source") {
+                // Let Pulumi compile index.ts at start-up instead of running bin/.
+                const project = readFileSync(path.join(this.dir, "Pulumi.yaml"), "utf8")
+                    .replace(/^main: .*\n/m, "")
+                    .replace(/^    typescript: false$/m, "    typescript: true");
+                writeFileSync(path.join(this.dir, "Pulumi.yaml"), project);
+            }
         } else {
             for (const [file, content] of Object.entries(options.files)) {
                 mkdirSync(path.dirname(path.join(this.dir, file)), { recursive: true });
