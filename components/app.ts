@@ -178,7 +178,7 @@ export class BlueGreenApp extends pulumi.ComponentResource {
                         })),
                     },
                 },
-                { parent: this, dependsOn: [...inNamespace.dependsOn, this.destinationRule, this.gateway] },
+                { parent: this, dependsOn: [...routeDeps] },
             );
             routeDeps.push(this.testRoute);
         }
