@@ -1,56 +1,73 @@
 // The wiring: read the stack config once, build the mesh, TLS and the blue-green app from it, and
-// export what a user needs to watch the switch.
-import * as path from "node:path";
-
+// export what a user needs to watch the switch. Every refusal (bad config, an old Node.js, a
+// removal of the live version) happens before the first resource is registered, as one message.
 import * as pulumi from "@pulumi/pulumi";
 
 import { BlueGreenApp } from "./components/app";
-import { parseSettings, replicasOf, type RawConfig } from "./components/config";
-import { assertBuildIsCurrent } from "./components/freshness";
+import { ConfigError, SECRET_CAPABLE_KEYS, parseSettings, refuseRemovingLive, replicasOf, type RawConfig, type Settings } from "./components/config";
 import { IstioMesh } from "./components/mesh";
 import { GatewayTls } from "./components/tls";
 
-/** This project's config keys and values, without the `<project>:` prefix. */
-function projectConfig(): RawConfig {
+const MIN_NODE_MAJOR = 22;
+
+/**
+ * Whether the stack stores a config key as a secret. The SDK knows (`allConfig` returns values
+ * decrypted, with no mark) but exports the check only as internal; without it, every key that may
+ * be secret is treated as one.
+ */
+const isSecret: (fullKey: string) => boolean =
+    (pulumi.runtime as unknown as { isConfigSecret?: (key: string) => boolean }).isConfigSecret ??
+    ((key) => SECRET_CAPABLE_KEYS.some((k) => key.endsWith(`:${k}`)));
+
+/** This project's config keys and values, without the `<project>:` prefix, and which are secrets. */
+function projectConfig(): { raw: RawConfig; secretKeys: Set<string> } {
     const prefix = `${pulumi.getProject()}:`;
     const raw: Record<string, string> = {};
+    const secretKeys = new Set<string>();
     for (const [key, value] of Object.entries(pulumi.runtime.allConfig())) {
-        if (key.startsWith(prefix)) raw[key.slice(prefix.length)] = value;
+        if (!key.startsWith(prefix)) continue;
+        raw[key.slice(prefix.length)] = value;
+        if (isSecret(key)) secretKeys.add(key.slice(prefix.length));
     }
-    return raw;
+    return { raw, secretKeys };
 }
 
-// Pulumi runs the JavaScript in bin/ (Pulumi.yaml `main`); refuse to deploy it if it is stale.
-assertBuildIsCurrent(__dirname, path.join(__dirname, ".."));
+/** Turns the program's own refusals into one line from the CLI (no stack trace). */
+function refuse(err: unknown): never {
+    if (err instanceof ConfigError) throw new pulumi.RunError(`${err.message} Nothing was changed.`);
+    throw err;
+}
 
-// Throws a ConfigError naming the key, the value and what is allowed, before any resource exists.
-const settings = parseSettings(projectConfig());
+/**
+ * The versions that took live traffic after the last successful `pulumi up` of this stack (its
+ * trafficSplit output, which follows the live route), or undefined on a stack never deployed.
+ */
+async function liveBefore(): Promise<string[] | undefined> {
+    const self = new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`);
+    const split = (await self.getOutputDetails("trafficSplit")).value as Record<string, number> | undefined;
+    return split === undefined ? undefined : Object.keys(split);
+}
 
-const mesh = settings.installIstio
-    ? new IstioMesh("istio", { ingressNamespace: settings.ingressNamespace })
-    : undefined;
+function deploy(settings: Settings) {
+    const mesh = settings.installIstio ? new IstioMesh("istio", { ingressNamespace: settings.ingressNamespace }) : undefined;
+    const secret = (key: string, value: string): pulumi.Input<string> => (settings.secretKeys.has(key) ? pulumi.secret(value) : value);
 
-const tls = new GatewayTls(
-    "tls",
-    {
+    const tls = new GatewayTls("tls", {
         hostname: settings.hostname,
         namespace: mesh?.ingressNamespace ?? settings.ingressNamespace,
-        issuer: settings.issuer,
+        issuer: settings.issuer.kind === "acme" ? { ...settings.issuer, email: secret("acmeEmail", settings.issuer.email) } : settings.issuer,
         installCertManager: settings.installCertManager,
         prerequisites: mesh === undefined ? [] : [mesh],
-    },
-);
+    });
 
-if (settings.smokeCheck && settings.gatewayUrl === undefined) {
-    void pulumi.log.warn(
-        "smokeCheck is on but gatewayUrl is empty, so only Deployment readiness gates the route: " +
-            "once the gateway has an address, run `pulumi config set gatewayUrl https://<address>`.",
-    );
-}
+    if (settings.smokeCheck && settings.gatewayUrl === undefined) {
+        void pulumi.log.warn(
+            "smokeCheck is on but gatewayUrl is empty, so only Deployment readiness gates the route: " +
+                "once the gateway has an address, run `pulumi config set gatewayUrl https://<address>`.",
+        );
+    }
 
-new BlueGreenApp(
-    "cowsay",
-    {
+    const app = new BlueGreenApp("cowsay", {
         namespace: settings.appNamespace,
         versions: [...settings.versions].map(([name, spec]) => ({
             name,
@@ -61,33 +78,61 @@ new BlueGreenApp(
         weights: settings.weights,
         hostname: settings.hostname,
         gatewaySelector: settings.gatewaySelector,
+        ingressNamespace: settings.ingressNamespace,
         tlsSecretName: tls.secretName,
         httpsRedirect: settings.httpsRedirect,
         testRouteHeader: settings.testRouteHeader,
         smokeCheck:
-            settings.smokeCheck && settings.gatewayUrl !== undefined ? { gatewayUrl: settings.gatewayUrl } : undefined,
-        allowedPrincipals: [
-            `cluster.local/ns/${settings.ingressNamespace}/sa/istio-ingressgateway`,
-            ...settings.meshClients,
-        ],
+            settings.smokeCheck && settings.gatewayUrl !== undefined
+                ? { gatewayUrl: secret("gatewayUrl", settings.gatewayUrl), timeoutSeconds: settings.smokeCheckTimeout }
+                : undefined,
+        allowedPrincipals: [`cluster.local/ns/${settings.ingressNamespace}/sa/istio-ingressgateway`, ...settings.meshClients],
         readOnlyRootFilesystem: settings.readOnlyRootFilesystem,
         // The Istio objects need Istio's CRDs and a running gateway; the Gateway needs the Secret.
         prerequisites: [...(mesh === undefined ? [] : [mesh]), tls],
-    },
-);
+    });
 
-// How to reach the gateway from a shell: the gateway's address (known once gatewayUrl is set) with
-// the host name the Gateway serves, so TLS and routing see the right host.
-const gateway = settings.gatewayUrl === undefined ? undefined : new URL(settings.gatewayUrl);
-const scheme = gateway?.protocol.replace(":", "") ?? (settings.httpsRedirect ? "https" : "http");
-const port = gateway?.port || (scheme === "https" ? "443" : "80");
-const curl = `curl -sk --connect-to ::${gateway?.hostname ?? "$GATEWAY_IP"}:${port} ${scheme}://${settings.hostname}/`;
+    // How to reach the gateway from a shell: its address (known once gatewayUrl is set) with the
+    // host name the Gateway serves, so TLS and routing see the right host.
+    const gateway = settings.gatewayUrl === undefined ? undefined : new URL(settings.gatewayUrl);
+    const scheme = gateway?.protocol.replace(":", "") ?? (settings.httpsRedirect ? "https" : "http");
+    const port = gateway?.port || (scheme === "https" ? "443" : "80");
+    const curl = `curl -sk --connect-to ::${gateway?.hostname ?? "$GATEWAY_ADDRESS"}:${port} ${scheme}://${settings.hostname}/`;
+    // What the live route says, once the route has been updated: after a failed gate the outputs
+    // keep describing the route that is really live.
+    const whenRouted = <T>(value: T): pulumi.Output<T> => app.route.urn.apply(() => value);
 
-export const activeVersion = settings.activeVersion;
-export const trafficSplit = Object.fromEntries(settings.weights);
-export const gatewayHost = settings.hostname;
-export const gatewayUrl = settings.gatewayUrl ?? "";
-export const gatewayAddressCommand = `kubectl -n ${settings.ingressNamespace} get service istio-ingressgateway -o jsonpath='{.status.loadBalancer.ingress[0].ip}{.status.loadBalancer.ingress[0].hostname}'`;
-export const watchCommand = `watch -n1 ${curl}`;
-export const testRouteCommand =
-    settings.testRouteHeader === undefined ? "" : curl.replace("curl -sk", `curl -sk -H '${settings.testRouteHeader}: <version>'`);
+    return {
+        activeVersion: whenRouted(settings.activeVersion),
+        trafficSplit: whenRouted(Object.fromEntries(settings.weights)),
+        versions: [...settings.versions.keys()],
+        gatewayHost: settings.hostname,
+        gatewayUrl: secret("gatewayUrl", settings.gatewayUrl ?? ""),
+        gatewayAddressCommand: `kubectl -n ${settings.ingressNamespace} get service istio-ingressgateway -o jsonpath='{.status.loadBalancer.ingress[0].ip}{.status.loadBalancer.ingress[0].hostname}'`,
+        // Commands built from gatewayUrl carry whatever it carries, so they are as secret as it is.
+        watchCommand: secret("gatewayUrl", `watch -n1 ${curl}`),
+        testRouteCommand:
+            settings.testRouteHeader === undefined
+                ? ""
+                : secret("gatewayUrl", curl.replace("curl -sk", `curl -sk -H '${settings.testRouteHeader}: <version>'`)),
+    };
+}
+
+export = async () => {
+    const node = Number(process.versions.node.split(".")[0]);
+    if (node < MIN_NODE_MAJOR) {
+        throw new pulumi.RunError(
+            `This program needs Node.js ${MIN_NODE_MAJOR} or newer (@pulumi/pulumi requires it), but pulumi started node ${process.version}, the first on PATH. ` +
+                `npm ci installs Node ${MIN_NODE_MAJOR} into node_modules/.bin: run export PATH="$PWD/node_modules/.bin:$PATH" and try again.`,
+        );
+    }
+    const { raw, secretKeys } = projectConfig();
+    let settings: Settings;
+    try {
+        settings = parseSettings(raw, secretKeys);
+        refuseRemovingLive(settings, await liveBefore());
+    } catch (err) {
+        refuse(err);
+    }
+    return deploy(settings);
+};

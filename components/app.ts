@@ -1,9 +1,14 @@
-// The blue-green app: one Deployment per version, all behind one Service, and the Istio objects
-// that decide which version the gateway's traffic reaches. Only the live VirtualService depends on
-// which version is active, so a switch or a rollback changes that one object and nothing else.
+// The blue-green app: one Deployment per version, all behind one Service, the gate, and the routing
+// objects (from components/routing/) that decide which version the gateway's traffic reaches. Only
+// the live route depends on which version is active, so a switch or a rollback changes that one
+// object (and the gate) and nothing else. Order inside one `pulumi up`: the Deployments of the
+// versions that will take traffic, then the gate, then the live route, and only then the versions
+// that go idle; so a failed gate never scales down the version that is still live.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
+import { istioRouting } from "./routing/istio";
+import type { RoutingFactory } from "./routing/shape";
 import { SmokeCheck } from "./smokecheck";
 
 /** A version as the component deploys it. */
@@ -17,10 +22,10 @@ export interface AppVersion {
 }
 
 export interface SmokeCheckSettings {
-    /** Gateway base URL as seen from where `pulumi up` runs. */
-    readonly gatewayUrl: string;
-    /** Tries per version. Default: 30. */
-    readonly attempts?: number;
+    /** Gateway base URL as seen from where `pulumi up` runs; a secret when the config is one. */
+    readonly gatewayUrl: pulumi.Input<string>;
+    /** The most time one `pulumi up` spends checking, in seconds. Default: 60. */
+    readonly timeoutSeconds?: number;
     /** Pause between tries in milliseconds. Default: 2000. */
     readonly intervalMs?: number;
 }
@@ -36,6 +41,8 @@ export interface BlueGreenAppArgs {
     readonly hostname: string;
     /** Label selector of the ingress gateway pods. */
     readonly gatewaySelector: Readonly<Record<string, string>>;
+    /** Namespace of the ingress gateway. */
+    readonly ingressNamespace: string;
     /** Secret (in the gateway's namespace) with the TLS certificate for `hostname`. */
     readonly tlsSecretName: string;
     /** Redirect plain HTTP to HTTPS. Default: true. */
@@ -50,6 +57,8 @@ export interface BlueGreenAppArgs {
     readonly readOnlyRootFilesystem?: boolean;
     /** Name of the Service and prefix of the Deployments. Default: "cowsay-nginx". */
     readonly appName?: string;
+    /** How traffic reaches the versions. Default: Istio's Gateway, DestinationRule and VirtualServices. */
+    readonly routing?: RoutingFactory;
     /**
      * What must exist before any object here: the installs of Istio's CRDs and of the TLS Secret.
      * A component's own dependsOn does not reach its children, hence this. Default: none.
@@ -67,21 +76,14 @@ export class BlueGreenApp extends pulumi.ComponentResource {
     public readonly namespace: k8s.core.v1.Namespace;
     public readonly deployments: ReadonlyMap<string, k8s.apps.v1.Deployment>;
     public readonly service: k8s.core.v1.Service;
-    public readonly destinationRule: k8s.apiextensions.CustomResource;
-    public readonly gateway: k8s.apiextensions.CustomResource;
-    /** Header-matched routes to every version; undefined when test routes are off. */
-    public readonly testRoute: k8s.apiextensions.CustomResource | undefined;
     /** The live route: the one object a switch changes. */
-    public readonly route: k8s.apiextensions.CustomResource;
+    public readonly route: pulumi.Resource;
     public readonly smokeCheck: SmokeCheck | undefined;
-    /** In-cluster host of the Service. */
-    public readonly serviceHost: string;
 
     constructor(name: string, args: BlueGreenAppArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cowsay-bluegreen:app:BlueGreenApp", name, {}, opts);
         const appName = args.appName ?? "cowsay-nginx";
         const ns = args.namespace;
-        this.serviceHost = `${appName}.${ns}.svc.cluster.local`;
 
         const prerequisites = [...(args.prerequisites ?? [])];
         this.namespace = new k8s.core.v1.Namespace(
@@ -90,12 +92,6 @@ export class BlueGreenApp extends pulumi.ComponentResource {
             { parent: this, dependsOn: prerequisites },
         );
         const inNamespace = { parent: this, dependsOn: [...prerequisites, this.namespace] };
-
-        const deployments = new Map<string, k8s.apps.v1.Deployment>();
-        for (const version of args.versions) {
-            deployments.set(version.name, this.deploy(name, appName, ns, version, args.readOnlyRootFilesystem ?? true, inNamespace));
-        }
-        this.deployments = deployments;
 
         this.service = new k8s.core.v1.Service(
             `${name}-service`,
@@ -110,81 +106,35 @@ export class BlueGreenApp extends pulumi.ComponentResource {
             inNamespace,
         );
 
-        this.destinationRule = new k8s.apiextensions.CustomResource(
-            `${name}-subsets`,
+        const routing = (args.routing ?? istioRouting)(
+            name,
             {
-                apiVersion: "networking.istio.io/v1",
-                kind: "DestinationRule",
-                metadata: { name: appName, namespace: ns },
-                spec: {
-                    host: this.serviceHost,
-                    subsets: args.versions.map((v) => ({ name: v.name, labels: { version: v.name } })),
-                },
+                namespace: ns,
+                appName,
+                service: this.service,
+                port: HTTP_PORT,
+                targetPort: CONTAINER_PORT,
+                versions: args.versions.map((v) => v.name),
+                weights: args.weights,
+                hostname: args.hostname,
+                testRouteHeader: args.testRouteHeader,
+                gatewaySelector: args.gatewaySelector,
+                ingressNamespace: args.ingressNamespace,
+                tlsSecretName: args.tlsSecretName,
+                httpsRedirect: args.httpsRedirect ?? true,
             },
             inNamespace,
         );
 
-        const gatewayName = `${appName}-gateway`;
-        const hosts = [args.hostname];
-        this.gateway = new k8s.apiextensions.CustomResource(
-            `${name}-gateway`,
-            {
-                apiVersion: "networking.istio.io/v1",
-                kind: "Gateway",
-                metadata: { name: gatewayName, namespace: ns },
-                spec: {
-                    selector: args.gatewaySelector,
-                    servers: [
-                        {
-                            port: { number: 80, name: "http", protocol: "HTTP" },
-                            hosts,
-                            ...((args.httpsRedirect ?? true) ? { tls: { httpsRedirect: true } } : {}),
-                        },
-                        {
-                            port: { number: 443, name: "https", protocol: "HTTPS" },
-                            hosts,
-                            tls: { mode: "SIMPLE", credentialName: args.tlsSecretName },
-                        },
-                    ],
-                },
-            },
-            inNamespace,
-        );
-        const gatewayRef = `${ns}/${gatewayName}`;
-        const subsetRoute = (version: string, weight?: number) => ({
-            destination: { host: this.serviceHost, subset: version, port: { number: HTTP_PORT } },
-            ...(weight === undefined ? {} : { weight }),
-        });
-
-        const routeDeps: pulumi.Resource[] = [...inNamespace.dependsOn, this.destinationRule, this.gateway];
-        if (args.testRouteHeader !== undefined) {
-            const header = args.testRouteHeader;
-            // Istio merges VirtualServices bound to one gateway host in creation order; this one
-            // has no catch-all and is always created before the live route, so its header matches
-            // are evaluated first.
-            this.testRoute = new k8s.apiextensions.CustomResource(
-                `${name}-test-route`,
-                {
-                    apiVersion: "networking.istio.io/v1",
-                    kind: "VirtualService",
-                    metadata: { name: `${appName}-test`, namespace: ns },
-                    spec: {
-                        hosts,
-                        gateways: [gatewayRef],
-                        http: args.versions.map((v) => ({
-                            name: `test-${v.name}`,
-                            match: [{ headers: { [header]: { exact: v.name } } }],
-                            route: [subsetRoute(v.name)],
-                        })),
-                    },
-                },
-                { parent: this, dependsOn: [...routeDeps] },
-            );
-            routeDeps.push(this.testRoute);
+        const readOnlyRoot = args.readOnlyRootFilesystem ?? true;
+        const serving = args.versions.filter((v) => args.weights.has(v.name));
+        const idle = args.versions.filter((v) => !args.weights.has(v.name));
+        const deployments = new Map<string, k8s.apps.v1.Deployment>();
+        for (const version of serving) {
+            deployments.set(version.name, this.deploy(name, appName, ns, version, readOnlyRoot, inNamespace));
         }
 
-        const serving = args.versions.filter((v) => args.weights.has(v.name));
-        routeDeps.push(...serving.map((v) => deployments.get(v.name) as k8s.apps.v1.Deployment));
+        const beforeRoute: pulumi.Resource[] = serving.map((v) => deployments.get(v.name) as k8s.apps.v1.Deployment);
         if (args.smokeCheck !== undefined && args.testRouteHeader !== undefined) {
             this.smokeCheck = new SmokeCheck(
                 `${name}-smoke-check`,
@@ -193,30 +143,25 @@ export class BlueGreenApp extends pulumi.ComponentResource {
                     host: args.hostname,
                     header: args.testRouteHeader,
                     checks: serving.map((v) => ({ version: v.name, image: v.image, expect: v.expect ?? "" })),
-                    attempts: args.smokeCheck.attempts ?? 30,
+                    timeoutSeconds: args.smokeCheck.timeoutSeconds ?? 60,
                     intervalMs: args.smokeCheck.intervalMs ?? 2000,
                 },
                 // Ready pods and the test routes first: the check goes through them.
-                { parent: this, dependsOn: [...routeDeps] },
+                { parent: this, dependsOn: [...inNamespace.dependsOn, ...routing.ready, ...beforeRoute] },
             );
-            routeDeps.push(this.smokeCheck);
+            beforeRoute.push(this.smokeCheck);
         }
+        this.route = routing.live(beforeRoute);
 
-        this.route = new k8s.apiextensions.CustomResource(
-            `${name}-route`,
-            {
-                apiVersion: "networking.istio.io/v1",
-                kind: "VirtualService",
-                metadata: { name: appName, namespace: ns },
-                spec: {
-                    // The gateway host for ingress traffic, the Service host for in-mesh callers.
-                    hosts: [args.hostname, this.serviceHost],
-                    gateways: [gatewayRef, "mesh"],
-                    http: [{ name: "live", route: serving.map((v) => subsetRoute(v.name, args.weights.get(v.name))) }],
-                },
-            },
-            { parent: this, dependsOn: routeDeps },
-        );
+        // Idle versions change only once the live route has left them: if the gate or the route
+        // fails, the version that is still live keeps every pod.
+        for (const version of idle) {
+            deployments.set(
+                version.name,
+                this.deploy(name, appName, ns, version, readOnlyRoot, { ...inNamespace, dependsOn: [...inNamespace.dependsOn, this.route] }),
+            );
+        }
+        this.deployments = deployments;
 
         new k8s.apiextensions.CustomResource(
             `${name}-mtls`,
@@ -246,9 +191,6 @@ export class BlueGreenApp extends pulumi.ComponentResource {
         this.registerOutputs({
             namespace: this.namespace,
             service: this.service,
-            destinationRule: this.destinationRule,
-            gateway: this.gateway,
-            testRoute: this.testRoute,
             route: this.route,
             smokeCheck: this.smokeCheck,
         });

@@ -30,8 +30,12 @@ export interface Settings {
     readonly testRouteHeader: string | undefined;
     /** Run the smoke check before the live route sends traffic to a version. */
     readonly smokeCheck: boolean;
+    /** The most time, in seconds, the smoke check spends on one `pulumi up` before it gives up. */
+    readonly smokeCheckTimeout: number;
     /** Base URL of the ingress gateway as seen from where `pulumi up` runs; undefined until known. */
     readonly gatewayUrl: string | undefined;
+    /** Config keys whose values are stored as secrets (only those in SECRET_CAPABLE_KEYS may be). */
+    readonly secretKeys: ReadonlySet<string>;
     /** Host name the gateway serves and the certificate names. */
     readonly hostname: string;
     readonly appNamespace: string;
@@ -67,6 +71,7 @@ export const DEFAULTS = {
     idleReplicas: "",
     testRouteHeader: "x-cowsay-version",
     smokeCheck: true,
+    smokeCheckTimeout: 60,
     gatewayUrl: "",
     hostname: "cowsay.example.com",
     appNamespace: "cowsay",
@@ -84,6 +89,17 @@ export const DEFAULTS = {
 
 export const CONFIG_KEYS = Object.keys(DEFAULTS) as readonly (keyof typeof DEFAULTS)[];
 
+/**
+ * Keys that may hold credentials or personal data, and so may be set with `pulumi config set
+ * --secret`: the program keeps them secret in its outputs and state. Every other key is written in
+ * plain text into Kubernetes objects, so a secret there would be a promise the program cannot keep.
+ */
+export const SECRET_CAPABLE_KEYS: readonly string[] = ["gatewayUrl", "acmeEmail"];
+
+/** Upper bound of every replica count: a typo such as 3000000000 must not reach the API server. */
+export const MAX_REPLICAS = 1000;
+/** Bounds of smokeCheckTimeout, in seconds. */
+export const SMOKE_CHECK_TIMEOUT_RANGE = [5, 600] as const;
 /** Raised for any bad config value; the message names the key, the value and what is allowed. */
 export class ConfigError extends Error {
     constructor(
@@ -124,10 +140,10 @@ function parseBoolean(key: string, text: string | undefined, fallback: boolean):
     throw new ConfigError(key, `${show(text)} is not a boolean; allowed: true or false.`);
 }
 
-function parseCount(key: string, value: unknown, min: number): number {
+function parseCount(key: string, value: unknown, min: number, max: number): number {
     const n = typeof value === "string" && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
-    if (typeof n !== "number" || !Number.isInteger(n) || n < min) {
-        throw new ConfigError(key, `${show(value)} is not allowed; expected an integer >= ${min}.`);
+    if (typeof n !== "number" || !Number.isInteger(n) || n < min || n > max) {
+        throw new ConfigError(key, `${show(value)} is not allowed; expected an integer from ${min} to ${max}.`);
     }
     return n;
 }
@@ -220,7 +236,7 @@ function parseVersions(text: string | undefined, defaultReplicas: number): Map<s
             throw new ConfigError(`${key}.${name}.image`, `${show(image)} is already version ${show(twin)}; each version needs its own image.`);
         }
         seen.set(image, name);
-        const replicas = entry.replicas === undefined ? defaultReplicas : parseCount(`${key}.${name}.replicas`, entry.replicas, 1);
+        const replicas = entry.replicas === undefined ? defaultReplicas : parseCount(`${key}.${name}.replicas`, entry.replicas, 1, MAX_REPLICAS);
         const expect = entry.expect;
         if (expect !== undefined && (typeof expect !== "string" || expect.trim() === "")) {
             throw new ConfigError(`${key}.${name}.expect`, `${show(expect)} is not allowed; expected non-empty text that only this version's page contains.`);
@@ -281,7 +297,7 @@ function parseWeights(text: string | undefined, versions: ReadonlyMap<string, Ve
 
 function parseIdleReplicas(text: string | undefined): number | undefined {
     if (text === undefined || text.trim() === "") return undefined;
-    return parseCount("idleReplicas", text, 0);
+    return parseCount("idleReplicas", text, 0, MAX_REPLICAS);
 }
 
 function parseHeader(text: string | undefined): string | undefined {
@@ -354,16 +370,30 @@ function parseMeshClients(text: string | undefined): string[] {
     return raw as string[];
 }
 
+function parseSecretKeys(secretKeys: ReadonlySet<string>): ReadonlySet<string> {
+    for (const key of secretKeys) {
+        if (!SECRET_CAPABLE_KEYS.includes(key)) {
+            throw new ConfigError(
+                key,
+                `is stored as a secret, but its value is written in plain text into Kubernetes objects and stack outputs; only ${SECRET_CAPABLE_KEYS.join(" and ")} can be kept secret. Set it again without --secret.`,
+            );
+        }
+    }
+    return secretKeys;
+}
+
 /**
  * Parses and validates the whole stack config. Throws a ConfigError on the first bad value.
  * `raw` holds config values as Pulumi stores them: strings, with objects and arrays as JSON.
+ * `secretKeys` names the keys the stack stores as secrets.
  */
-export function parseSettings(raw: RawConfig): Settings {
+export function parseSettings(raw: RawConfig, secretKeys: ReadonlySet<string> = new Set()): Settings {
     const unknownKey = Object.keys(raw).find((key) => !(CONFIG_KEYS as readonly string[]).includes(key));
     if (unknownKey !== undefined) {
         throw new ConfigError(unknownKey, `unknown key; allowed keys: ${CONFIG_KEYS.join(", ")}.`);
     }
-    const replicas = raw.replicas === undefined ? DEFAULTS.replicas : parseCount("replicas", raw.replicas, 1);
+    const secrets = parseSecretKeys(secretKeys);
+    const replicas = raw.replicas === undefined ? DEFAULTS.replicas : parseCount("replicas", raw.replicas, 1, MAX_REPLICAS);
     const versions = parseVersions(raw.versions, replicas);
     const activeVersion = parseActiveVersion(raw.activeVersion, versions);
     const weights = parseWeights(raw.trafficSplit, versions, activeVersion);
@@ -389,7 +419,12 @@ export function parseSettings(raw: RawConfig): Settings {
         idleReplicas: parseIdleReplicas(raw.idleReplicas),
         testRouteHeader,
         smokeCheck,
+        smokeCheckTimeout:
+            raw.smokeCheckTimeout === undefined
+                ? DEFAULTS.smokeCheckTimeout
+                : parseCount("smokeCheckTimeout", raw.smokeCheckTimeout, ...SMOKE_CHECK_TIMEOUT_RANGE),
         gatewayUrl,
+        secretKeys: secrets,
         hostname: parseName("hostname", raw.hostname, DEFAULTS.hostname, HOSTNAME, "a lower-case DNS host name such as cowsay.example.com"),
         appNamespace: parseName("appNamespace", raw.appNamespace, DEFAULTS.appNamespace, DNS_LABEL, dnsName),
         installIstio,
@@ -409,4 +444,21 @@ export function replicasOf(settings: Settings, name: string): number {
     if (spec === undefined) throw new Error(`unknown version ${name}`);
     const serving = settings.weights.has(name);
     return serving || settings.idleReplicas === undefined ? spec.replicas : settings.idleReplicas;
+}
+
+/**
+ * Refuses a config that drops a version which takes live traffic now (`liveNow`, from the stack's
+ * last successful update): the same `pulumi up` would delete the pods that serve every request, and
+ * the rollback target with them. A version is removed once it is idle. Undefined: never deployed.
+ */
+export function refuseRemovingLive(settings: Settings, liveNow: readonly string[] | undefined): void {
+    const dropped = (liveNow ?? []).filter((name) => !settings.versions.has(name));
+    if (dropped.length === 0) return;
+    const declared = [...settings.versions.keys()].join(", ");
+    throw new ConfigError(
+        "versions",
+        `${dropped.join(", ")} ${dropped.length === 1 ? "takes" : "take"} live traffic now, but versions declares only ${declared}; ` +
+            `this update would delete ${dropped.length === 1 ? "it" : "them"}. Declare ${dropped.length === 1 ? "it" : "them"} again ` +
+            `(pulumi config set --path 'versions.${dropped[0]}.image' <image>), move the traffic away first, and remove a version once it is idle.`,
+    );
 }

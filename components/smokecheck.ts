@@ -1,7 +1,16 @@
 // The gate before a switch: a dynamic resource whose create/update fetches each version that is
-// about to take traffic through the gateway's test route and fails unless the page is that
-// version's own. The live route depends on it, so a failed check fails `pulumi up` before the
-// route changes: traffic stays where it was.
+// about to start taking traffic through the gateway's test route, and fails unless the page is that
+// version's own. The live route depends on it, so a failed check fails `pulumi up` before the route
+// changes: traffic stays where it was, and versions going idle keep their pods (they are scaled
+// down only after the route has left them).
+//
+// Three promises, each tested on the real engine:
+// - bounded: one `pulumi up` spends at most `timeoutSeconds` here, whatever the gateway does;
+// - it reports every try (the engine shows a provider's stderr lines as it runs);
+// - it stops at once when the engine cancels (Ctrl-C) or goes away (a killed `pulumi`).
+// And one rule: a version that took live traffic just before the current switch is not checked again
+// when traffic goes back to it. That is the rollback, and it must not depend on the gateway being
+// reachable from where `pulumi up` runs.
 import * as pulumi from "@pulumi/pulumi";
 
 /** One version the route is about to send traffic to. */
@@ -14,43 +23,91 @@ export interface VersionCheck {
 }
 
 export interface SmokeCheckInputs {
-    /** Gateway base URL as seen from where `pulumi up` runs (http:// or https://). */
+    /** Gateway base URL as seen from where `pulumi up` runs (http:// or https://); may be a secret. */
     readonly gatewayUrl: string;
     /** Host the gateway serves; sent as Host header and TLS server name. */
     readonly host: string;
     /** Test-route header that pins a request to one version. */
     readonly header: string;
+    /** Every version that takes live traffic once the route is updated. */
     readonly checks: readonly VersionCheck[];
-    /** Tries per version before giving up (the pods may still be warming up). */
-    readonly attempts: number;
+    /** The most time one create or update may spend checking, in seconds. */
+    readonly timeoutSeconds: number;
     /** Pause between tries, in milliseconds. */
     readonly intervalMs: number;
 }
 
 export interface SmokeCheckOutcome extends SmokeCheckInputs {
-    /** When the last check passed (ISO time). */
+    /** Versions that took live traffic just before the current ones: a switch back to them is not checked. */
+    readonly rollbackTargets: readonly VersionCheck[];
+    /** Versions this create or update actually fetched (the others were live already, or a rollback). */
+    readonly checked: readonly string[];
+    /** When the last check ran (ISO time). */
     readonly checkedAt: string;
 }
 
+/** What a run needs from where it runs: a way to report each try, and a reason to stop early. */
+export interface RunContext {
+    readonly report: (line: string) => void;
+    readonly signal?: AbortSignal;
+}
+
+/** Which of `next` must be fetched, given what was live before (`previous`, from the resource's state). */
+export function plan(
+    next: readonly VersionCheck[],
+    previous: Pick<SmokeCheckOutcome, "checks" | "rollbackTargets"> | undefined,
+): { toCheck: VersionCheck[]; rollbackTargets: VersionCheck[] } {
+    const same = (a: VersionCheck) => (b: VersionCheck) => a.version === b.version && a.image === b.image && a.expect === b.expect;
+    const live = previous?.checks ?? [];
+    const trusted = previous?.rollbackTargets ?? [];
+    const starting = next.filter((c) => !live.some(same(c)));
+    const leaving = live.filter((c) => !next.some(same(c)));
+    return {
+        toCheck: starting.filter((c) => !trusted.some(same(c))),
+        // What stops taking traffic now is what a rollback will return to; while nothing stops
+        // (a canary starts, or only a setting changed) the last rollback target stays.
+        rollbackTargets: leaving.length > 0 ? leaving : [...trusted],
+    };
+}
+
+/** The gateway URL without credentials (user:password@ or a query string), for messages. */
+export function redactUrl(url: string): string {
+    try {
+        const parsed = new URL(url);
+        return `${parsed.protocol}//${parsed.host}${parsed.pathname === "/" ? "" : parsed.pathname}`;
+    } catch {
+        return "<gatewayUrl>";
+    }
+}
+
 /**
- * Fetches every version once per try until its page contains its text. Self-contained (requires
- * inside) because Pulumi serializes it into the dynamic provider.
+ * Fetches every version in `checks` until its page contains its text, all within one deadline.
+ * Self-contained (requires inside) because Pulumi serializes it into the dynamic provider.
  */
-export async function runSmokeChecks(inputs: SmokeCheckInputs): Promise<SmokeCheckOutcome> {
+export async function runSmokeChecks(inputs: SmokeCheckInputs, checks: readonly VersionCheck[], context: RunContext): Promise<void> {
     const http = require("node:http") as typeof import("node:http");
     const https = require("node:https") as typeof import("node:https");
     const base = new URL(inputs.gatewayUrl);
-    const get = (version: string): Promise<{ status: number; body: string }> =>
+    const shownUrl = redactUrl(inputs.gatewayUrl);
+    const started = Date.now();
+    const deadline = started + inputs.timeoutSeconds * 1000;
+    const elapsed = () => `${Math.round((Date.now() - started) / 1000)} s of ${inputs.timeoutSeconds} s`;
+    const stopped = () => context.signal?.aborted === true;
+
+    const get = (version: string, timeoutMs: number): Promise<{ status: number; body: string }> =>
         new Promise((resolve, reject) => {
             const secure = base.protocol === "https:";
             const request = (secure ? https : http).request(
                 {
                     hostname: base.hostname,
                     port: base.port === "" ? undefined : Number(base.port),
-                    path: "/",
+                    // A path prefix, a query token or user:password in gatewayUrl go with every request.
+                    path: `${base.pathname}${base.search}`,
+                    auth: base.username === "" ? undefined : `${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`,
                     method: "GET",
                     headers: { host: inputs.host, [inputs.header]: version },
-                    timeout: 10_000,
+                    timeout: timeoutMs,
+                    signal: context.signal,
                     // The gate checks which version answers, not who signed the certificate: the
                     // default issuer is self-signed and the gateway is addressed by IP.
                     ...(secure ? { servername: inputs.host, rejectUnauthorized: false } : {}),
@@ -60,46 +117,127 @@ export async function runSmokeChecks(inputs: SmokeCheckInputs): Promise<SmokeChe
                     response.setEncoding("utf8");
                     response.on("data", (chunk: string) => (body += chunk));
                     response.on("end", () => resolve({ status: response.statusCode ?? 0, body }));
+                    response.on("error", reject);
                 },
             );
-            request.on("timeout", () => request.destroy(new Error("no answer within 10s")));
+            request.on("timeout", () => request.destroy(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`)));
             request.on("error", reject);
             request.end();
         });
-    const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    const pause = (ms: number) =>
+        new Promise<void>((resolve) => {
+            const timer = setTimeout(done, ms);
+            function done() {
+                clearTimeout(timer);
+                context.signal?.removeEventListener("abort", done);
+                resolve();
+            }
+            context.signal?.addEventListener("abort", done);
+        });
 
-    for (const check of inputs.checks) {
-        let last = "";
-        for (let attempt = 1; attempt <= inputs.attempts; attempt++) {
+    const checkOne = async (check: VersionCheck): Promise<string> => {
+        let last = "was not tried";
+        for (let attempt = 1; !stopped(); attempt++) {
+            const remaining = deadline - Date.now();
+            if (remaining <= 0) break;
             try {
-                const { status, body } = await get(check.version);
+                const { status, body } = await get(check.version, Math.min(5000, remaining));
                 if (status === 200 && body.includes(check.expect)) {
-                    last = "";
-                    break;
+                    context.report(`smoke check: ${check.version} answered with its own page (try ${attempt}, ${elapsed()})`);
+                    return "";
                 }
                 const hint = status >= 300 && status < 400 ? " (a redirect: with httpsRedirect on, use an https:// gatewayUrl)" : "";
                 last = `answered ${status}${hint} with a page that does not contain ${JSON.stringify(check.expect)}: ${JSON.stringify(body.slice(0, 120))}`;
             } catch (err) {
                 last = `could not be fetched: ${err instanceof Error ? err.message : String(err)}`;
             }
-            if (attempt < inputs.attempts) await pause(inputs.intervalMs);
+            if (stopped()) break;
+            context.report(`smoke check: ${check.version} try ${attempt} (${elapsed()}): ${last}`);
+            await pause(Math.min(inputs.intervalMs, Math.max(0, deadline - Date.now())));
         }
-        if (last !== "") {
-            throw new Error(
-                `smoke check failed: version ${check.version} (${check.image}) at ${inputs.gatewayUrl} with ${inputs.header}: ${check.version} ${last}; ` +
-                    `the route was not changed and traffic stays where it was`,
-            );
+        return last;
+    };
+
+    const failures = (await Promise.all(checks.map(async (check) => ({ check, last: await checkOne(check) })))).filter((f) => f.last !== "");
+    if (stopped()) {
+        throw new Error(
+            `smoke check stopped: ${String(context.signal?.reason ?? "cancelled")} after ${elapsed()}; the route was not changed and traffic stays where it was`,
+        );
+    }
+    if (failures.length > 0) {
+        const { check, last } = failures[0];
+        throw new Error(
+            `smoke check failed after ${elapsed()}: version ${check.version} (${check.image}) at ${shownUrl} with ${inputs.header}: ${check.version} ${last}; ` +
+                `the route was not changed and traffic stays where it was`,
+        );
+    }
+}
+
+/**
+ * Inside the dynamic provider's process: an AbortSignal that fires when the engine cancels the
+ * update (Ctrl-C) or goes away (pulumi killed). Self-contained, like runSmokeChecks.
+ *
+ * The Node.js SDK's dynamic provider acknowledges the engine's Cancel call and does nothing else,
+ * and the engine waits for in-flight operations; so this watches the provider's own gRPC server for
+ * that call (Node keeps the server among the process's active handles). Independently, it polls the
+ * engine's address (the provider's first argument): once nothing listens there, the engine is gone.
+ */
+export function engineSignal(): { signal: AbortSignal; close: () => void } {
+    const net = require("node:net") as typeof import("node:net");
+    const controller = new AbortController();
+    type Handle = { constructor?: { name?: string }; on?: (event: string, listener: (...args: unknown[]) => void) => void };
+    const handles = ((process as unknown as { _getActiveHandles?: () => Handle[] })._getActiveHandles?.() ?? []);
+    const onStream = (_stream: unknown, headers: unknown) => {
+        const path = (headers as Record<string, string> | undefined)?.[":path"];
+        if (typeof path === "string" && path.endsWith("/Cancel")) controller.abort("the update was cancelled (Ctrl-C)");
+    };
+    const servers = handles.filter((h) => h.constructor?.name === "Http2Server");
+    for (const server of servers) server.on?.("stream", onStream);
+
+    const engine = process.argv[2] ?? "";
+    const match = /^(.*):(\d+)$/.exec(engine);
+    const timer = setInterval(() => {
+        if (match === null) return;
+        const socket = net.connect({ host: match[1], port: Number(match[2]) });
+        socket.setTimeout(2000);
+        socket.on("connect", () => socket.destroy());
+        socket.on("timeout", () => socket.destroy());
+        socket.on("error", (err: NodeJS.ErrnoException) => {
+            if (err.code === "ECONNREFUSED") controller.abort("the pulumi engine went away");
+        });
+    }, 1000);
+    timer.unref();
+    return {
+        signal: controller.signal,
+        close: () => {
+            clearInterval(timer);
+            for (const server of servers) (server as unknown as { off: (e: string, l: unknown) => void }).off("stream", onStream);
+        },
+    };
+}
+
+async function gate(inputs: SmokeCheckInputs, previous: SmokeCheckOutcome | undefined): Promise<SmokeCheckOutcome> {
+    const { toCheck, rollbackTargets } = plan(inputs.checks, previous);
+    const report = (line: string) => console.error(line);
+    const skipped = inputs.checks.filter((c) => !toCheck.includes(c)).map((c) => c.version);
+    if (skipped.length > 0) report(`smoke check: not fetching ${skipped.join(", ")}: live already, or live just before this switch (a rollback)`);
+    if (toCheck.length > 0) {
+        const watch = engineSignal();
+        try {
+            await runSmokeChecks(inputs, toCheck, { report, signal: watch.signal });
+        } finally {
+            watch.close();
         }
     }
-    return { ...inputs, checkedAt: new Date().toISOString() };
+    return { ...inputs, rollbackTargets, checked: toCheck.map((c) => c.version), checkedAt: new Date().toISOString() };
 }
 
 const provider: pulumi.dynamic.ResourceProvider<SmokeCheckInputs, SmokeCheckOutcome> = {
     async create(inputs) {
-        return { id: `smoke-${Date.now()}`, outs: await runSmokeChecks(inputs) };
+        return { id: `smoke-${Date.now()}`, outs: await gate(inputs, undefined) };
     },
-    async update(_id, _olds, news) {
-        return { outs: await runSmokeChecks(news) };
+    async update(_id, olds, news) {
+        return { outs: await gate(news, olds) };
     },
 };
 
@@ -108,8 +246,17 @@ export type SmokeCheckArgs = { readonly [K in keyof SmokeCheckInputs]: pulumi.In
 /** Passes only when every version about to take traffic answers with its own page. */
 export class SmokeCheck extends pulumi.dynamic.Resource {
     declare readonly checkedAt: pulumi.Output<string>;
+    declare readonly checked: pulumi.Output<string[]>;
 
     constructor(name: string, args: SmokeCheckArgs, opts?: pulumi.CustomResourceOptions) {
-        super(provider, name, { ...args, checkedAt: undefined }, opts, "cowsay-bluegreen", "SmokeCheck");
+        super(
+            provider,
+            name,
+            { ...args, rollbackTargets: undefined, checked: undefined, checkedAt: undefined },
+            // The URL may carry credentials; the state keeps it encrypted whenever the config does.
+            { ...opts, additionalSecretOutputs: ["gatewayUrl"] },
+            "cowsay-bluegreen",
+            "SmokeCheck",
+        );
     }
 }

@@ -7,6 +7,11 @@ import * as pulumi from "@pulumi/pulumi";
 
 import type { IssuerSettings } from "./config";
 
+/** The issuer as the component takes it: the ACME e-mail may be a secret. */
+export type IssuerArgs =
+    | Extract<IssuerSettings, { kind: "selfsigned" }>
+    | (Omit<Extract<IssuerSettings, { kind: "acme" }>, "email"> & { readonly email: pulumi.Input<string> });
+
 /** The cert-manager chart every install is pinned to. */
 export const CERT_MANAGER_VERSION = "v1.19.1";
 
@@ -16,7 +21,7 @@ export interface GatewayTlsArgs {
     /** Namespace of the ingress gateway; the Issuer, Certificate and Secret go there. */
     readonly namespace: pulumi.Input<string>;
     /** Self-signed or ACME. */
-    readonly issuer: IssuerSettings;
+    readonly issuer: IssuerArgs;
     /** Install cert-manager (with its CRDs). Default: true. */
     readonly installCertManager?: boolean;
     /** Name of the Secret the Certificate writes. Default: "<hostname with dots as dashes>-tls". */

@@ -5,9 +5,10 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 
+import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 
-import { CONFIG_KEYS, DEFAULTS, parseSettings, replicasOf } from "../components/config";
+import { CONFIG_KEYS, DEFAULTS, parseSettings, refuseRemovingLive, replicasOf } from "../components/config";
 import { runProgram } from "./helpers";
 
 const versions = (v: Record<string, unknown>) => JSON.stringify(v);
@@ -28,16 +29,22 @@ const BAD: [string, Record<string, string>, string][] = [
     ["image without a tag", { versions: versions({ v1: { image: "dougbtv/nginx-cowsay" }, v2: hotdog }) }, 'Invalid config versions.v1.image: "dougbtv/nginx-cowsay" is not allowed; expected a pinned tag or digest (for example dougbtv/nginx-cowsay:v1).'],
     ["registry port is not a tag", { versions: versions({ v1: { image: "registry:5000/cowsay" }, v2: hotdog }) }, 'Invalid config versions.v1.image: "registry:5000/cowsay" is not allowed; expected a pinned tag or digest (for example dougbtv/nginx-cowsay:v1).'],
     ["image with latest", { versions: versions({ v1: { image: "dougbtv/nginx-cowsay:latest" }, v2: hotdog }) }, 'Invalid config versions.v1.image: "dougbtv/nginx-cowsay:latest" is not allowed; expected a pinned tag other than latest, or a digest.'],
-    ["negative replicas", { versions: versions({ v1: { ...cow, replicas: -1 }, v2: hotdog }) }, "Invalid config versions.v1.replicas: -1 is not allowed; expected an integer >= 1."],
-    ["non-integer replicas", { versions: versions({ v1: { ...cow, replicas: 1.5 }, v2: hotdog }) }, "Invalid config versions.v1.replicas: 1.5 is not allowed; expected an integer >= 1."],
-    ["replicas as text", { replicas: "two" }, 'Invalid config replicas: "two" is not allowed; expected an integer >= 1.'],
+    ["negative replicas", { versions: versions({ v1: { ...cow, replicas: -1 }, v2: hotdog }) }, "Invalid config versions.v1.replicas: -1 is not allowed; expected an integer from 1 to 1000."],
+    ["non-integer replicas", { versions: versions({ v1: { ...cow, replicas: 1.5 }, v2: hotdog }) }, "Invalid config versions.v1.replicas: 1.5 is not allowed; expected an integer from 1 to 1000."],
+    ["replicas as text", { replicas: "two" }, 'Invalid config replicas: "two" is not allowed; expected an integer from 1 to 1000.'],
+    ["replicas past int32", { replicas: "3000000000" }, 'Invalid config replicas: "3000000000" is not allowed; expected an integer from 1 to 1000.'],
+    ["replicas past int64", { replicas: "99999999999" }, 'Invalid config replicas: "99999999999" is not allowed; expected an integer from 1 to 1000.'],
+    ["a billion pods in a version", { versions: versions({ v1: { ...cow, replicas: 1e9 }, v2: hotdog }) }, "Invalid config versions.v1.replicas: 1000000000 is not allowed; expected an integer from 1 to 1000."],
+    ["idle replicas past the bound", { idleReplicas: "1001" }, 'Invalid config idleReplicas: "1001" is not allowed; expected an integer from 0 to 1000.'],
+    ["a smoke check that could run for hours", { smokeCheckTimeout: "36000" }, 'Invalid config smokeCheckTimeout: "36000" is not allowed; expected an integer from 5 to 600.'],
+    ["a smoke check with no time at all", { smokeCheckTimeout: "0" }, 'Invalid config smokeCheckTimeout: "0" is not allowed; expected an integer from 5 to 600.'],
     ["unknown field in a version", { versions: versions({ v1: { ...cow, replica: 2 }, v2: hotdog }) }, 'Invalid config versions.v1: unknown field "replica"; allowed fields: image, replicas, expect.'],
     ["unknown key", { activeVersoin: "v2" }, `Invalid config activeVersoin: unknown key; allowed keys: ${CONFIG_KEYS.join(", ")}.`],
     ["weights that do not sum to 100", { trafficSplit: '{"v1":90,"v2":20}' }, 'Invalid config trafficSplit: {"v1":90,"v2":20} sums to 110; the weights must sum to 100.'],
     ["weight for an unknown version", { trafficSplit: '{"v1":90,"v3":10}' }, 'Invalid config trafficSplit: "v3" is not a deployed version; allowed: v1, v2.'],
     ["fractional weight", { trafficSplit: '{"v1":90.5,"v2":9.5}' }, "Invalid config trafficSplit.v1: 90.5 is not allowed; expected an integer percent from 0 to 100."],
     ["split that starves the active version", { trafficSplit: '{"v1":0,"v2":100}' }, 'Invalid config trafficSplit: {"v1":0,"v2":100} gives activeVersion "v1" no traffic; the active version must keep a share > 0 (set activeVersion to the version you are moving to once it takes all traffic).'],
-    ["negative idle replicas", { idleReplicas: "-1" }, 'Invalid config idleReplicas: "-1" is not allowed; expected an integer >= 0.'],
+    ["negative idle replicas", { idleReplicas: "-1" }, 'Invalid config idleReplicas: "-1" is not allowed; expected an integer from 0 to 1000.'],
     ["boolean as text", { installIstio: "yes" }, 'Invalid config installIstio: "yes" is not a boolean; allowed: true or false.'],
     ["unknown issuer", { issuer: "letsencrypt" }, 'Invalid config issuer: "letsencrypt" is not allowed; allowed: selfsigned, acme.'],
     ["acme without an e-mail", { issuer: "acme" }, 'Invalid config acmeEmail: "" is not allowed; issuer acme needs the e-mail address of the account.'],
@@ -55,12 +62,49 @@ describe("bad stack config", () => {
         });
     }
 
-    it("fails the program before any resource is registered", async () => {
+    it("fails the program with one line (a RunError: no stack trace) before any resource is registered", async () => {
         for (const [what, config, message] of BAD) {
             const run = await runProgram(config);
-            assert.equal(run.error?.message, message, what);
+            assert.equal(run.error?.message, `${message} Nothing was changed.`, what);
+            assert.ok(pulumi.RunError.isInstance(run.error), what);
             assert.deepEqual(run.resources, [], `${what}: nothing may be registered`);
         }
+    });
+
+    it("refuses a secret in a key that is written into objects in plain text, naming the keys that may be secret", () => {
+        assert.throws(() => parseSettings({ hostname: "cowsay.example.com" }, new Set(["hostname"])), {
+            name: "ConfigError",
+            message:
+                "Invalid config hostname: is stored as a secret, but its value is written in plain text into Kubernetes objects and stack outputs; only gatewayUrl and acmeEmail can be kept secret. Set it again without --secret.",
+        });
+        assert.deepEqual([...parseSettings({ gatewayUrl: "https://u:p@203.0.113.10" }, new Set(["gatewayUrl"])).secretKeys], ["gatewayUrl"]);
+    });
+});
+
+describe("removing a version", () => {
+    const onlyV3 = { versions: versions({ v3: { image: "registry.example.com/cowsay:v3", expect: "v3" } }), activeVersion: "v3" };
+
+    it("is refused while the version takes live traffic, whatever else the config says", () => {
+        // `pulumi config set --path 'versions.v3.image' ...` on a stack that relied on the Pulumi.yaml
+        // default starts a new map: v1 and v2 would be deleted with the switch to v3.
+        assert.throws(() => refuseRemovingLive(parseSettings(onlyV3), ["v1"]), {
+            name: "ConfigError",
+            message:
+                "Invalid config versions: v1 takes live traffic now, but versions declares only v3; this update would delete it. Declare it again (pulumi config set --path 'versions.v1.image' <image>), move the traffic away first, and remove a version once it is idle.",
+        });
+        assert.throws(() => refuseRemovingLive(parseSettings(onlyV3), ["v1", "v2"]), /^ConfigError: Invalid config versions: v1, v2 take live traffic now/);
+    });
+
+    it("is allowed once the version is idle, and on a stack never deployed", () => {
+        const withoutV1 = parseSettings({ versions: versions({ v2: hotdog }), activeVersion: "v2" });
+        refuseRemovingLive(withoutV1, ["v2"]);
+        refuseRemovingLive(parseSettings(onlyV3), undefined);
+    });
+
+    it("refuses through the program, reading the stack's last trafficSplit, before anything is registered but that read", async () => {
+        const run = await runProgram(onlyV3, { previousOutputs: { trafficSplit: { v1: 90, v2: 10 } } });
+        assert.match(run.error?.message ?? "", /^Invalid config versions: v1, v2 take live traffic now, but versions declares only v3; .* Nothing was changed\.$/);
+        assert.deepEqual(run.resources.filter((r) => r.type !== "pulumi:pulumi:StackReference"), []);
     });
 });
 
@@ -95,32 +139,38 @@ describe("good stack config", () => {
 describe("Pulumi.yaml", () => {
     const project = parse(readFileSync(path.join(__dirname, "..", "..", "Pulumi.yaml"), "utf8")) as {
         name: string;
-        main: string;
-        runtime: { name: string; options: { typescript: boolean } };
-        config: Record<string, { type: string; default: unknown; description: string }>;
+        main?: string;
+        runtime: { name: string; options: { typescript?: boolean } };
+        config: Record<string, { type?: string; default: unknown; description: string }>;
     };
 
-    it("declares every key the program reads, with the program's default, a type and a description", () => {
+    it("declares every key the program reads, with the program's default and a description, and no type", () => {
         assert.equal(project.name, "cowsay-bluegreen");
         assert.deepEqual(Object.keys(project.config).sort(), [...CONFIG_KEYS].sort());
         for (const key of CONFIG_KEYS) {
             const declared = project.config[key];
             assert.deepEqual(declared.default, DEFAULTS[key], `default of ${key}`);
-            assert.ok(["string", "integer", "boolean", "object", "array"].includes(declared.type), `type of ${key}`);
+            // A declared type makes the CLI refuse `pulumi config set k '{"a":1}'` (stored as text)
+            // on every later run, the rollback included; the program checks types itself.
+            assert.equal(declared.type, undefined, `type of ${key}`);
             assert.ok(declared.description.length > 20, `description of ${key}`);
         }
     });
 
-    it("runs the compiled program, the one these tests import", () => {
-        assert.equal(project.runtime.options.typescript, false);
-        assert.equal(path.resolve(__dirname, "..", "..", project.main), path.resolve(__dirname, "..", "index.js"));
+    it("runs index.ts itself, as Pulumi's TypeScript convention has it: no main, no pre-built JavaScript", () => {
+        assert.equal(project.main, undefined);
+        assert.notEqual(project.runtime.options.typescript, false);
+        const pkg = JSON.parse(readFileSync(path.join(__dirname, "..", "..", "package.json"), "utf8")) as { main: string };
+        assert.equal(pkg.main, "index.ts");
     });
 
-    it("has an example stack that the program accepts", () => {
+    it("has an example stack that the program accepts, with its versions written out", () => {
         const stack = parse(readFileSync(path.join(__dirname, "..", "..", "Pulumi.dev.yaml"), "utf8")) as { config: Record<string, unknown> };
         const raw = Object.fromEntries(
             Object.entries(stack.config).map(([k, v]) => [k.replace("cowsay-bluegreen:", ""), typeof v === "string" ? v : JSON.stringify(v)]),
         );
         assert.equal(parseSettings(raw).activeVersion, "v1");
+        // So that `pulumi config set --path 'versions.v3.image' ...` adds to them.
+        assert.deepEqual(JSON.parse(raw.versions ?? "null"), DEFAULTS.versions);
     });
 });

@@ -2,15 +2,15 @@
 // Kubernetes provider rendering YAML to a directory (no cluster). Shared by the end-to-end tests
 // and the engine benchmark. Needs `pulumi` on PATH: `eval "$(scripts/engine.sh env)"` or a real CLI.
 import { execFile } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 
 import { parseAllDocuments } from "yaml";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
-/** What a copy of the program needs to run: the project files and their build, not the tests. */
-const PROGRAM_FILES = ["Pulumi.yaml", "index.ts", "components", "package.json", "tsconfig.json", "bin/index.js", "bin/components"];
+/** What a copy of the program needs to run: the project files, not the tests. */
+const PROGRAM_FILES = ["Pulumi.yaml", "Pulumi.dev.yaml", "index.ts", "components", "package.json", "tsconfig.json", "versions.json"];
 
 export interface Result {
     readonly code: number;
@@ -47,10 +47,10 @@ export interface StackOptions {
     /** Project config (keys without the project prefix). */
     readonly config: Record<string, string>;
     /**
-     * How the program reaches the engine: "prebuilt" (as Pulumi.yaml says: the JavaScript
-     * `npm run build` wrote to bin/) or "source" (index.ts, compiled by ts-node at start-up).
+     * Run the JavaScript `npm run build` wrote to bin/ instead of index.ts (only the benchmark
+     * compares this; users run index.ts).
      */
-    readonly layout?: "source" | "prebuilt";
+    readonly prebuilt?: boolean;
     /** Files to use instead of the program's own (relative path -> content), e.g. a floor program. */
     readonly files?: Record<string, string>;
     /** Extra environment for every pulumi command. */
@@ -70,17 +70,14 @@ export class EngineStack {
         mkdirSync(this.dir);
         mkdirSync(state);
         if (options.files === undefined) {
-            // Timestamps kept: the program checks that bin/ is newer than its sources.
             for (const file of PROGRAM_FILES) {
-                mkdirSync(path.dirname(path.join(this.dir, file)), { recursive: true });
-                cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true, preserveTimestamps: true });
+                if (!existsSync(path.join(ROOT, file))) continue;
+                cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
             }
-            if (options.layout === "source") {
-                // Let Pulumi compile index.ts at start-up instead of running bin/.
-                const project = readFileSync(path.join(this.dir, "Pulumi.yaml"), "utf8")
-                    .replace(/^main: .*\n/m, "")
-                    .replace(/^    typescript: false$/m, "    typescript: true");
-                writeFileSync(path.join(this.dir, "Pulumi.yaml"), project);
+            if (options.prebuilt === true) {
+                for (const file of ["bin/index.js", "bin/components"]) cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
+                const project = readFileSync(path.join(this.dir, "Pulumi.yaml"), "utf8").replace(/^runtime:$/m, "main: bin/index.js\nruntime:");
+                writeFileSync(path.join(this.dir, "Pulumi.yaml"), project.replace(/^    packagemanager: npm$/m, "    packagemanager: npm\n    typescript: false"));
             }
         } else {
             for (const [file, content] of Object.entries(options.files)) {

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { DEPLOYMENT, VS, byKey, find, keyOf, metadataOf, ofType, runProgram, type Registered, type Run } from "./helpers";
+import { DEPLOYMENT, UNRESOLVED, VS, byKey, find, keyOf, metadataOf, ofType, runProgram, type Registered, type Run } from "./helpers";
 
 type Spec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 const spec = (r: Registered): Spec => r.inputs.spec as Spec;
@@ -113,11 +113,22 @@ describe("the gate before a switch", () => {
         assert.ok(liveRoute(run).dependsOn.includes(keyOf(gate)), "the live route waits for the gate");
     });
 
-    it("leaves the live route unregistered when the check fails, so traffic stays where it was", async () => {
-        const run = await runProgram({ ...gated, activeVersion: "v2" }, { fails: (type) => type === SMOKE });
+    it("leaves the live route, the version going idle and the outputs untouched when the check fails", async () => {
+        const run = await runProgram({ ...gated, activeVersion: "v2", idleReplicas: "0" }, { fails: (type) => type === SMOKE });
         assert.ok(run.failures.some((f) => f.includes("mock failure of " + SMOKE)), run.failures.join("; "));
         assert.deepEqual(ofType(run, VS).map((r) => metadataOf(r).name), ["cowsay-nginx-test"]);
-        assert.equal(ofType(run, DEPLOYMENT).length, 2, "the Deployments themselves still roll out");
+        // v2 scales up before the gate; v1, still live, is scaled to 0 only after the route left it.
+        assert.deepEqual(ofType(run, DEPLOYMENT).map((d) => metadataOf(d).name), ["cowsay-nginx-v2"]);
+        assert.equal(run.outputs.activeVersion, UNRESOLVED, "the stack output does not claim v2 is live");
+        assert.equal(run.outputs.trafficSplit, UNRESOLVED);
+    });
+
+    it("scales a version that goes idle only after the live route has left it", async () => {
+        const run = await runProgram({ ...gated, activeVersion: "v2", idleReplicas: "0" });
+        const v1 = find(run, DEPLOYMENT, "cowsay-nginx-v1");
+        assert.equal(spec(v1).replicas, 0);
+        assert.ok(v1.dependsOn.includes(keyOf(liveRoute(run))), "v1 waits for the route");
+        assert.ok(liveRoute(run).dependsOn.includes(keyOf(find(run, DEPLOYMENT, "cowsay-nginx-v2"))), "the route waits for v2");
     });
 
     it("is replaced by a readiness-only gate and a warning when the gateway URL is not known yet", async () => {

@@ -28,13 +28,21 @@ export interface Run {
 // Mock boundary: resource inputs arrive untyped from the engine interface.
 /* eslint-disable @typescript-eslint/no-explicit-any */
 class RecordingMocks implements pulumi.runtime.Mocks {
-    constructor(private readonly fails: (type: string, name: string) => boolean) {}
+    constructor(
+        private readonly fails: (type: string, name: string) => boolean,
+        /** The stack's outputs from its last update, as its StackReference to itself reads them. */
+        private readonly previousOutputs: Record<string, unknown>,
+    ) {}
 
     readonly resources: Registered[] = [];
     /** Dependencies per `type::name`, taken from the register requests (mocks do not see them). */
     readonly dependencies = new Map<string, string[]>();
 
     newResource(args: pulumi.runtime.MockResourceArgs): { id: string | undefined; state: Record<string, any> } {
+        if (args.type === "pulumi:pulumi:StackReference") {
+            // A read of the stack's own last outputs, not a resource the program creates.
+            return { id: args.name, state: { name: args.name, outputs: this.previousOutputs, secretOutputNames: [] } };
+        }
         if (this.fails(args.type, args.name)) throw new Error(`mock failure of ${args.type} ${args.name}`);
         const dependsOn = this.dependencies.get(`${args.type}::${args.name}`) ?? [];
         this.resources.push({ type: args.type, name: args.name, inputs: args.inputs, custom: args.custom ?? true, dependsOn });
@@ -71,10 +79,12 @@ function unloadProgram(): void {
     }
 }
 
-/** Resolves every Output in a stack export (mocks make them all known). */
+/** Resolves every Output in a stack export (mocks make them all known); secrets are marked. */
 async function unwrap(value: unknown): Promise<unknown> {
     if (pulumi.Output.isInstance(value)) {
-        return new Promise((resolve) => value.apply((v) => resolve(v)));
+        const secret = await pulumi.isSecret(value);
+        const plain = await new Promise((resolve) => value.apply((v) => resolve(v)));
+        return secret ? { secret: plain } : plain;
     }
     return value;
 }
@@ -85,9 +95,16 @@ async function unwrap(value: unknown): Promise<unknown> {
  */
 export async function runProgram(
     config: Record<string, string>,
-    options: { preview?: boolean; fails?: (type: string, name: string) => boolean } = {},
+    options: {
+        preview?: boolean;
+        fails?: (type: string, name: string) => boolean;
+        /** Outputs of the stack's last update (default: none, a new stack). */
+        previousOutputs?: Record<string, unknown>;
+        /** Keys (without the project prefix) whose values the stack stores as secrets. */
+        secretKeys?: string[];
+    } = {},
 ): Promise<Run> {
-    const mocks = new RecordingMocks(options.fails ?? (() => false));
+    const mocks = new RecordingMocks(options.fails ?? (() => false), options.previousOutputs ?? {});
     // A failed registration rejects the promises of everything that waited on it; the engine
     // would report them, here they are collected.
     const failures: string[] = [];
@@ -96,20 +113,30 @@ export async function runProgram(
     const runnerListeners = process.listeners("unhandledRejection");
     process.removeAllListeners("unhandledRejection");
     process.on("unhandledRejection", onRejection);
-    await pulumi.runtime.setMocks(mocks, PROJECT, "test", options.preview ?? false);
+    await pulumi.runtime.setMocks(mocks, PROJECT, "test", options.preview ?? false, "organization");
     mocks.recordDependencies(pulumi.runtime.getMonitor());
-    pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [`${PROJECT}:${k}`, v])));
+    pulumi.runtime.setAllConfig(
+        Object.fromEntries(Object.entries(config).map(([k, v]) => [`${PROJECT}:${k}`, v])),
+        (options.secretKeys ?? []).map((k) => `${PROJECT}:${k}`),
+    );
     unloadProgram();
     let program: Record<string, unknown> = {};
     let error: Error | undefined;
     try {
-        // The program is imported as users run it; a config error surfaces here.
-        program = require(path.join(ROOT, "index")) as Record<string, unknown>;
+        // The program is imported and run as Pulumi runs it; a refusal surfaces here.
+        const main = require(path.join(ROOT, "index")) as () => Promise<Record<string, unknown>>;
+        program = await main();
     } catch (err) {
         error = err as Error;
     }
     const outputs: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(program)) outputs[key] = await unwrap(value);
+    for (const [key, value] of Object.entries(program)) {
+        // After a failure, outputs that wait for a failed resource never resolve: so they say.
+        outputs[key] =
+            options.fails === undefined
+                ? await unwrap(value)
+                : await Promise.race([unwrap(value).catch(() => UNRESOLVED), settleAfter(200, UNRESOLVED)]);
+    }
     // Let every pending registration reach the mocks before anyone looks at them.
     await waitForQuiet(mocks);
     if (options.fails !== undefined) await new Promise((resolve) => setTimeout(resolve, 50));
@@ -117,6 +144,13 @@ export async function runProgram(
     for (const listener of runnerListeners) process.on("unhandledRejection", listener);
     if (options.fails === undefined && failures.length > 0) throw new Error(`registrations failed: ${failures.join("; ")}`);
     return { resources: mocks.resources, outputs, error, failures };
+}
+
+/** What an output that never resolved reads as (see runProgram's `fails`). */
+export const UNRESOLVED = Symbol("unresolved");
+
+function settleAfter<T>(ms: number, value: T): Promise<T> {
+    return new Promise((resolve) => setTimeout(() => resolve(value), ms));
 }
 
 async function waitForQuiet(mocks: RecordingMocks): Promise<void> {
