@@ -2,8 +2,8 @@
 // cluster), median of 5 runs each: a blue-green switch of this program, and an update of a
 // one-resource TypeScript program (the floor: what any program pays on this engine). Repeated for
 // each way the program can reach the engine: ts-node with type-checking (Pulumi's default for a
-
-
+// TypeScript project, and what Pulumi.yaml uses), ts-node transpile-only, and JavaScript pre-built
+// by `npm run build`. Needs `pulumi` on PATH.
 import { performance } from "node:perf_hooks";
 
 import { EngineStack, pulumiOnPath } from "../test/engine";

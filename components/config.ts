@@ -12,12 +12,18 @@ export interface VersionSpec {
     readonly expect?: string;
 }
 
+/** How traffic reaches the versions: Istio's own APIs, or the Kubernetes Gateway API. */
+export const ROUTING_APIS = ["istio", "gateway-api"] as const;
+export type RoutingApi = (typeof ROUTING_APIS)[number];
+
 /** Where the TLS certificate for the gateway host comes from. */
 export type IssuerSettings =
     | { readonly kind: "selfsigned" }
     | { readonly kind: "acme"; readonly email: string; readonly server: string };
 
 export interface Settings {
+    /** Which API routes the traffic (the ingress and routing objects). */
+    readonly routingApi: RoutingApi;
     /** Versions in declaration order; the first is listed first everywhere. */
     readonly versions: ReadonlyMap<string, VersionSpec>;
     /** The version that owns the live route. */
@@ -64,6 +70,7 @@ export const DEFAULT_VERSIONS: Readonly<Record<string, { image: string; expect: 
 
 /** Defaults of every key; Pulumi.yaml declares the same (a test holds them together). */
 export const DEFAULTS = {
+    routingApi: "istio",
     activeVersion: "v1",
     versions: DEFAULT_VERSIONS,
     replicas: 2,
@@ -370,6 +377,15 @@ function parseMeshClients(text: string | undefined): string[] {
     return raw as string[];
 }
 
+function parseRoutingApi(text: string | undefined): RoutingApi {
+    const value = text ?? DEFAULTS.routingApi;
+    const api = ROUTING_APIS.find((a) => a === value);
+    if (api === undefined) {
+        throw new ConfigError("routingApi", `${show(value)} is not allowed${suggestion(value, ROUTING_APIS)}; allowed: ${ROUTING_APIS.join(", ")}.`);
+    }
+    return api;
+}
+
 function parseSecretKeys(secretKeys: ReadonlySet<string>): ReadonlySet<string> {
     for (const key of secretKeys) {
         if (!SECRET_CAPABLE_KEYS.includes(key)) {
@@ -413,6 +429,7 @@ export function parseSettings(raw: RawConfig, secretKeys: ReadonlySet<string> = 
     }
     const dnsName = "a DNS label (lower-case letters, digits, '-')";
     return {
+        routingApi: parseRoutingApi(raw.routingApi),
         versions,
         activeVersion,
         weights,

@@ -8,6 +8,8 @@ import * as path from "node:path";
 
 import { parseAllDocuments } from "yaml";
 
+import type { KubeObject } from "./gateway";
+
 export const ROOT = path.resolve(__dirname, "..", "..");
 /** What a copy of the program needs to run: the project files, not the tests. */
 const PROGRAM_FILES = ["Pulumi.yaml", "Pulumi.dev.yaml", "index.ts", "components", "package.json", "tsconfig.json", "versions.json"];
@@ -61,7 +63,8 @@ export interface StackOptions {
 export class EngineStack {
     readonly dir: string;
     readonly renderDir: string;
-    private readonly env: NodeJS.ProcessEnv;
+    /** The environment every pulumi command (and every README block) runs with. */
+    readonly env: NodeJS.ProcessEnv;
 
     private constructor(readonly root: string, options: StackOptions) {
         this.dir = path.join(root, "project");
@@ -100,9 +103,14 @@ export class EngineStack {
         };
     }
 
+    /** A copy of the project with its own state backend, and no stack yet. */
+    static project(options: StackOptions): EngineStack {
+        return new EngineStack(mkdtempSync(path.join(tmpdir(), "cowsay-e2e-")), options);
+    }
+
     /** A new stack `e2e` rendering to its own directory, with `config` set. */
     static async create(options: StackOptions): Promise<EngineStack> {
-        const stack = new EngineStack(mkdtempSync(path.join(tmpdir(), "cowsay-e2e-")), options);
+        const stack = EngineStack.project(options);
         await stack.pulumi("stack", "init", "e2e");
         await stack.pulumi("config", "set", "kubernetes:renderYamlToDirectory", stack.renderDir);
         const project = (readFileSync(path.join(stack.dir, "Pulumi.yaml"), "utf8").match(/^name: (\S+)/m) ?? [])[1];
@@ -148,17 +156,29 @@ export class EngineStack {
     }
 
     /** Every rendered file, by path relative to the render directory. */
-    rendered(): Map<string, string> {
+    rendered(renderDir = this.renderDir): Map<string, string> {
         const files = new Map<string, string>();
         const walk = (dir: string) => {
             for (const entry of readdirSync(dir, { withFileTypes: true })) {
                 const full = path.join(dir, entry.name);
                 if (entry.isDirectory()) walk(full);
-                else files.set(path.relative(this.renderDir, full), readFileSync(full, "utf8"));
+                else files.set(path.relative(renderDir, full), readFileSync(full, "utf8"));
             }
         };
-        walk(this.renderDir);
+        if (existsSync(renderDir)) walk(renderDir);
         return files;
+    }
+
+    /** Every rendered Kubernetes object. */
+    objects(renderDir = this.renderDir): KubeObject[] {
+        const objects: KubeObject[] = [];
+        for (const text of this.rendered(renderDir).values()) {
+            for (const doc of parseAllDocuments(text)) {
+                const object = doc.toJS() as KubeObject | null;
+                if (object?.kind !== undefined) objects.push(object);
+            }
+        }
+        return objects;
     }
 
     /** The rendered object of `kind` named `name`, with the file it is in. */
