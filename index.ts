@@ -4,8 +4,10 @@
 import * as pulumi from "@pulumi/pulumi";
 
 import { BlueGreenApp } from "./components/app";
-import { ConfigError, SECRET_CAPABLE_KEYS, parseSettings, refuseRemovingLive, replicasOf, type RawConfig, type Settings } from "./components/config";
+import { ConfigError, SECRET_CAPABLE_KEYS, parseSettings, refuseRemovingLive, replicasOf, type LastRun, type RawConfig, type Settings } from "./components/config";
+import { GatewayApiCrds } from "./components/gateway-api-crds";
 import { IstioMesh } from "./components/mesh";
+import { ROUTING } from "./components/routing";
 import { GatewayTls } from "./components/tls";
 
 const MIN_NODE_MAJOR = 22;
@@ -38,18 +40,19 @@ function refuse(err: unknown): never {
     throw err;
 }
 
-/**
- * The versions that took live traffic after the last successful `pulumi up` of this stack (its
- * trafficSplit output, which follows the live route), or undefined on a stack never deployed.
- */
-async function liveBefore(): Promise<string[] | undefined> {
+/** What this stack ran after its last successful `pulumi up`, read from its own outputs; undefined if never deployed. */
+async function lastRun(): Promise<LastRun | undefined> {
     const self = new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`);
     const split = (await self.getOutputDetails("trafficSplit")).value as Record<string, number> | undefined;
-    return split === undefined ? undefined : Object.keys(split);
+    const versions = (await self.getOutputDetails("versions")).value as LastRun["versions"] | string[] | undefined;
+    if (split === undefined) return undefined;
+    // Stacks deployed before the versions output carried images listed only the names.
+    return { live: Object.keys(split), versions: Array.isArray(versions) || versions === undefined ? {} : versions };
 }
 
 function deploy(settings: Settings) {
     const mesh = settings.installIstio ? new IstioMesh("istio", { ingressNamespace: settings.ingressNamespace }) : undefined;
+    const gatewayApi = settings.gatewayApiCrds === undefined ? undefined : new GatewayApiCrds("gateway-api", { source: settings.gatewayApiCrds });
     const secret = (key: string, value: string): pulumi.Input<string> => (settings.secretKeys.has(key) ? pulumi.secret(value) : value);
 
     const tls = new GatewayTls("tls", {
@@ -88,8 +91,9 @@ function deploy(settings: Settings) {
                 : undefined,
         allowedPrincipals: [`cluster.local/ns/${settings.ingressNamespace}/sa/istio-ingressgateway`, ...settings.meshClients],
         readOnlyRootFilesystem: settings.readOnlyRootFilesystem,
-        // The Istio objects need Istio's CRDs and a running gateway; the Gateway needs the Secret.
-        prerequisites: [...(mesh === undefined ? [] : [mesh]), tls],
+        routing: ROUTING[settings.routingApi],
+        // The routing objects need their CRDs (Istio's, the Gateway API's) and a running gateway; the Gateway needs the Secret.
+        prerequisites: [...(mesh === undefined ? [] : [mesh]), ...(gatewayApi === undefined ? [] : [gatewayApi]), tls],
     });
 
     // How to reach the gateway from a shell: its address (known once gatewayUrl is set) with the
@@ -97,7 +101,8 @@ function deploy(settings: Settings) {
     const gateway = settings.gatewayUrl === undefined ? undefined : new URL(settings.gatewayUrl);
     const scheme = gateway?.protocol.replace(":", "") ?? (settings.httpsRedirect ? "https" : "http");
     const port = gateway?.port || (scheme === "https" ? "443" : "80");
-    const curl = `curl -sk --connect-to ::${gateway?.hostname ?? "$GATEWAY_ADDRESS"}:${port} ${scheme}://${settings.hostname}/`;
+    const target = gateway === undefined ? "$GATEWAY_ADDRESS" : `${gateway.hostname}:${port}`;
+    const curl = `curl -sk --connect-to ::${target} ${scheme}://${settings.hostname}/`;
     // What the live route says, once the route has been updated: after a failed gate the outputs
     // keep describing the route that is really live.
     const whenRouted = <T>(value: T): pulumi.Output<T> => app.route.urn.apply(() => value);
@@ -105,7 +110,7 @@ function deploy(settings: Settings) {
     return {
         activeVersion: whenRouted(settings.activeVersion),
         trafficSplit: whenRouted(Object.fromEntries(settings.weights)),
-        versions: [...settings.versions.keys()],
+        versions: Object.fromEntries([...settings.versions].map(([name, v]) => [name, v.expect === undefined ? { image: v.image } : { image: v.image, expect: v.expect }])),
         gatewayHost: settings.hostname,
         gatewayUrl: secret("gatewayUrl", settings.gatewayUrl ?? ""),
         gatewayAddressCommand: `kubectl -n ${settings.ingressNamespace} get service istio-ingressgateway -o jsonpath='{.status.loadBalancer.ingress[0].ip}{.status.loadBalancer.ingress[0].hostname}'`,
@@ -130,7 +135,7 @@ export = async () => {
     let settings: Settings;
     try {
         settings = parseSettings(raw, secretKeys);
-        refuseRemovingLive(settings, await liveBefore());
+        refuseRemovingLive(settings, await lastRun());
     } catch (err) {
         refuse(err);
     }

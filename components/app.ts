@@ -115,6 +115,7 @@ export class BlueGreenApp extends pulumi.ComponentResource {
                 port: HTTP_PORT,
                 targetPort: CONTAINER_PORT,
                 versions: args.versions.map((v) => v.name),
+                podSelector: { service: appName },
                 weights: args.weights,
                 hostname: args.hostname,
                 testRouteHeader: args.testRouteHeader,

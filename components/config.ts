@@ -16,6 +16,12 @@ export interface VersionSpec {
 export const ROUTING_APIS = ["istio", "gateway-api"] as const;
 export type RoutingApi = (typeof ROUTING_APIS)[number];
 
+/**
+ * Where the program installs the Gateway API CRDs (standard channel) from: the release pinned in
+ * versions.json, or a manifest at a URL or in a local file (a mirror, an air-gapped copy).
+ */
+export type GatewayApiCrdsSource = { readonly kind: "release" } | { readonly kind: "url" | "file"; readonly location: string };
+
 /** Where the TLS certificate for the gateway host comes from. */
 export type IssuerSettings =
     | { readonly kind: "selfsigned" }
@@ -24,6 +30,8 @@ export type IssuerSettings =
 export interface Settings {
     /** Which API routes the traffic (the ingress and routing objects). */
     readonly routingApi: RoutingApi;
+    /** Where the Gateway API CRDs are installed from; undefined: the program does not install them. */
+    readonly gatewayApiCrds: GatewayApiCrdsSource | undefined;
     /** Versions in declaration order; the first is listed first everywhere. */
     readonly versions: ReadonlyMap<string, VersionSpec>;
     /** The version that owns the live route. */
@@ -71,6 +79,7 @@ export const DEFAULT_VERSIONS: Readonly<Record<string, { image: string; expect: 
 /** Defaults of every key; Pulumi.yaml declares the same (a test holds them together). */
 export const DEFAULTS = {
     routingApi: "istio",
+    gatewayApiCrds: "auto",
     activeVersion: "v1",
     versions: DEFAULT_VERSIONS,
     replicas: 2,
@@ -386,6 +395,27 @@ function parseRoutingApi(text: string | undefined): RoutingApi {
     return api;
 }
 
+/**
+ * The CRD install: only routingApi gateway-api needs the CRDs; `auto` installs the pinned release
+ * along with Istio (a cluster that brings its own mesh is assumed to bring them too).
+ */
+function parseGatewayApiCrds(text: string | undefined, routingApi: RoutingApi, installIstio: boolean): GatewayApiCrdsSource | undefined {
+    const value = text ?? DEFAULTS.gatewayApiCrds;
+    let source: GatewayApiCrdsSource | undefined;
+    if (value === "auto") source = installIstio ? { kind: "release" } : undefined;
+    else if (value === "release") source = { kind: "release" };
+    else if (value === "none") source = undefined;
+    else if (/^https?:\/\/\S+$/.test(value)) source = { kind: "url", location: value };
+    else if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value) && /\S\.ya?ml$/.test(value)) source = { kind: "file", location: value };
+    else {
+        throw new ConfigError(
+            "gatewayApiCrds",
+            `${show(value)} is not allowed; allowed: auto, release, none, an http:// or https:// URL of the manifest, or the path of a local .yaml file.`,
+        );
+    }
+    return routingApi === "gateway-api" ? source : undefined;
+}
+
 function parseSecretKeys(secretKeys: ReadonlySet<string>): ReadonlySet<string> {
     for (const key of secretKeys) {
         if (!SECRET_CAPABLE_KEYS.includes(key)) {
@@ -428,8 +458,10 @@ export function parseSettings(raw: RawConfig, secretKeys: ReadonlySet<string> = 
         }
     }
     const dnsName = "a DNS label (lower-case letters, digits, '-')";
+    const routingApi = parseRoutingApi(raw.routingApi);
     return {
-        routingApi: parseRoutingApi(raw.routingApi),
+        routingApi,
+        gatewayApiCrds: parseGatewayApiCrds(raw.gatewayApiCrds, routingApi, installIstio),
         versions,
         activeVersion,
         weights,
@@ -463,19 +495,35 @@ export function replicasOf(settings: Settings, name: string): number {
     return serving || settings.idleReplicas === undefined ? spec.replicas : settings.idleReplicas;
 }
 
+/** What the stack ran after its last successful update (from its own stack outputs). */
+export interface LastRun {
+    /** Versions that took live traffic (the trafficSplit output, which follows the live route). */
+    readonly live: readonly string[];
+    /** Every version it declared, name -> image and expect (the versions output). */
+    readonly versions: Readonly<Record<string, { readonly image: string; readonly expect?: string }>>;
+}
+
 /**
- * Refuses a config that drops a version which takes live traffic now (`liveNow`, from the stack's
- * last successful update): the same `pulumi up` would delete the pods that serve every request, and
- * the rollback target with them. A version is removed once it is idle. Undefined: never deployed.
+ * Refuses a config that drops a version which takes live traffic now: the same `pulumi up` would
+ * delete the pods that serve every request, and the rollback target with them. A version is removed
+ * once it is idle. `last` is undefined on a stack never deployed.
  */
-export function refuseRemovingLive(settings: Settings, liveNow: readonly string[] | undefined): void {
-    const dropped = (liveNow ?? []).filter((name) => !settings.versions.has(name));
+export function refuseRemovingLive(settings: Settings, last: LastRun | undefined): void {
+    const dropped = (last?.live ?? []).filter((name) => !settings.versions.has(name));
     if (dropped.length === 0) return;
-    const declared = [...settings.versions.keys()].join(", ");
+    const restore = dropped.flatMap((name) => {
+        const before = last?.versions[name];
+        if (before === undefined) return [`pulumi config set --path 'versions.${name}.image' <image>`];
+        return [
+            `pulumi config set --path 'versions.${name}.image' '${before.image}'`,
+            ...(before.expect === undefined ? [] : [`pulumi config set --path 'versions.${name}.expect' '${before.expect}'`]),
+        ];
+    });
+    const one = dropped.length === 1;
     throw new ConfigError(
         "versions",
-        `${dropped.join(", ")} ${dropped.length === 1 ? "takes" : "take"} live traffic now, but versions declares only ${declared}; ` +
-            `this update would delete ${dropped.length === 1 ? "it" : "them"}. Declare ${dropped.length === 1 ? "it" : "them"} again ` +
-            `(pulumi config set --path 'versions.${dropped[0]}.image' <image>), move the traffic away first, and remove a version once it is idle.`,
+        `${dropped.join(", ")} ${one ? "takes" : "take"} live traffic now, but versions declares only ${[...settings.versions.keys()].join(", ")}; ` +
+            `this update would delete ${one ? "it" : "them"}. Declare ${one ? "it" : "them"} again (${restore.join(" && ")}), ` +
+            `move the traffic away first, and remove a version once it is idle.`,
     );
 }

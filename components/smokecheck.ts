@@ -10,7 +10,7 @@
 // - it stops at once when the engine cancels (Ctrl-C) or goes away (a killed `pulumi`).
 // And one rule: a version that took live traffic just before the current switch is not checked again
 // when traffic goes back to it. That is the rollback, and it must not depend on the gateway being
-// reachable from where `pulumi up` runs.
+// reachable from where `pulumi up` runs. The version rolled back from gets no such pass.
 import * as pulumi from "@pulumi/pulumi";
 
 /** One version the route is about to send traffic to. */
@@ -62,12 +62,13 @@ export function plan(
     const trusted = previous?.rollbackTargets ?? [];
     const starting = next.filter((c) => !live.some(same(c)));
     const leaving = live.filter((c) => !next.some(same(c)));
-    return {
-        toCheck: starting.filter((c) => !trusted.some(same(c))),
-        // What stops taking traffic now is what a rollback will return to; while nothing stops
-        // (a canary starts, or only a setting changed) the last rollback target stays.
-        rollbackTargets: leaving.length > 0 ? leaving : [...trusted],
-    };
+    const toCheck = starting.filter((c) => !trusted.some(same(c)));
+    const isRollback = starting.length > 0 && toCheck.length === 0;
+    // What stops taking traffic is what a rollback will return to, unless this change is itself the
+    // rollback: the version it leaves is the one rolled back from, and going to it again is checked.
+    // While nothing stops (a canary starts, or only a setting changed) the last target stays.
+    const rollbackTargets = isRollback ? [] : leaving.length > 0 ? leaving : [...trusted];
+    return { toCheck, rollbackTargets };
 }
 
 /** The gateway URL without credentials (user:password@ or a query string), for messages. */
@@ -106,7 +107,6 @@ export async function runSmokeChecks(inputs: SmokeCheckInputs, checks: readonly 
                     auth: base.username === "" ? undefined : `${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`,
                     method: "GET",
                     headers: { host: inputs.host, [inputs.header]: version },
-                    timeout: timeoutMs,
                     signal: context.signal,
                     // The gate checks which version answers, not who signed the certificate: the
                     // default issuer is self-signed and the gateway is addressed by IP.
@@ -120,7 +120,9 @@ export async function runSmokeChecks(inputs: SmokeCheckInputs, checks: readonly 
                     response.on("error", reject);
                 },
             );
-            request.on("timeout", () => request.destroy(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`)));
+            // One bound for the whole exchange (connect, TLS, headers, body), not an idle timeout.
+            const timer = setTimeout(() => request.destroy(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+            request.on("close", () => clearTimeout(timer));
             request.on("error", reject);
             request.end();
         });
@@ -175,45 +177,47 @@ export async function runSmokeChecks(inputs: SmokeCheckInputs, checks: readonly 
 
 /**
  * Inside the dynamic provider's process: an AbortSignal that fires when the engine cancels the
- * update (Ctrl-C) or goes away (pulumi killed). Self-contained, like runSmokeChecks.
+ * update (Ctrl-C) or goes away (pulumi killed); in the second case the process also exits, since
+ * nothing will ever stop it (the SDK's dynamic provider has no health check). One per process,
+ * installed on the provider's first call. Self-contained, like runSmokeChecks.
  *
  * The Node.js SDK's dynamic provider acknowledges the engine's Cancel call and does nothing else,
  * and the engine waits for in-flight operations; so this watches the provider's own gRPC server for
  * that call (Node keeps the server among the process's active handles). Independently, it polls the
  * engine's address (the provider's first argument): once nothing listens there, the engine is gone.
  */
-export function engineSignal(): { signal: AbortSignal; close: () => void } {
+export function engineSignal(): AbortSignal {
+    const holder = globalThis as { cowsayEngineSignal?: AbortSignal };
+    if (holder.cowsayEngineSignal !== undefined) return holder.cowsayEngineSignal;
     const net = require("node:net") as typeof import("node:net");
     const controller = new AbortController();
-    type Handle = { constructor?: { name?: string }; on?: (event: string, listener: (...args: unknown[]) => void) => void };
-    const handles = ((process as unknown as { _getActiveHandles?: () => Handle[] })._getActiveHandles?.() ?? []);
-    const onStream = (_stream: unknown, headers: unknown) => {
-        const path = (headers as Record<string, string> | undefined)?.[":path"];
-        if (typeof path === "string" && path.endsWith("/Cancel")) controller.abort("the update was cancelled (Ctrl-C)");
-    };
-    const servers = handles.filter((h) => h.constructor?.name === "Http2Server");
-    for (const server of servers) server.on?.("stream", onStream);
+    holder.cowsayEngineSignal = controller.signal;
 
-    const engine = process.argv[2] ?? "";
-    const match = /^(.*):(\d+)$/.exec(engine);
-    const timer = setInterval(() => {
-        if (match === null) return;
-        const socket = net.connect({ host: match[1], port: Number(match[2]) });
-        socket.setTimeout(2000);
-        socket.on("connect", () => socket.destroy());
-        socket.on("timeout", () => socket.destroy());
-        socket.on("error", (err: NodeJS.ErrnoException) => {
-            if (err.code === "ECONNREFUSED") controller.abort("the pulumi engine went away");
+    type Handle = { constructor?: { name?: string }; on?: (event: string, listener: (stream: unknown, headers: unknown) => void) => void };
+    const handles = (process as unknown as { _getActiveHandles?: () => Handle[] })._getActiveHandles?.() ?? [];
+    for (const server of handles.filter((h) => h.constructor?.name === "Http2Server")) {
+        server.on?.("stream", (_stream, headers) => {
+            const path = (headers as Record<string, string> | undefined)?.[":path"];
+            if (typeof path === "string" && path.endsWith("/Cancel")) controller.abort("the update was cancelled (Ctrl-C)");
         });
-    }, 1000);
-    timer.unref();
-    return {
-        signal: controller.signal,
-        close: () => {
-            clearInterval(timer);
-            for (const server of servers) (server as unknown as { off: (e: string, l: unknown) => void }).off("stream", onStream);
-        },
-    };
+    }
+
+    const engine = /^(.*):(\d+)$/.exec(process.argv[2] ?? "");
+    if (engine !== null) {
+        const timer = setInterval(() => {
+            const socket = net.connect({ host: engine[1], port: Number(engine[2]) });
+            socket.setTimeout(2000, () => socket.destroy());
+            socket.on("connect", () => socket.destroy());
+            socket.on("error", (err: NodeJS.ErrnoException) => {
+                if (err.code !== "ECONNREFUSED") return;
+                controller.abort("the pulumi engine went away");
+                // Let a running check see the abort, then leave: no engine will ever stop this process.
+                setTimeout(() => process.exit(1), 200);
+            });
+        }, 1000);
+        timer.unref();
+    }
+    return controller.signal;
 }
 
 async function gate(inputs: SmokeCheckInputs, previous: SmokeCheckOutcome | undefined): Promise<SmokeCheckOutcome> {
@@ -221,18 +225,17 @@ async function gate(inputs: SmokeCheckInputs, previous: SmokeCheckOutcome | unde
     const report = (line: string) => console.error(line);
     const skipped = inputs.checks.filter((c) => !toCheck.includes(c)).map((c) => c.version);
     if (skipped.length > 0) report(`smoke check: not fetching ${skipped.join(", ")}: live already, or live just before this switch (a rollback)`);
-    if (toCheck.length > 0) {
-        const watch = engineSignal();
-        try {
-            await runSmokeChecks(inputs, toCheck, { report, signal: watch.signal });
-        } finally {
-            watch.close();
-        }
-    }
+    if (toCheck.length > 0) await runSmokeChecks(inputs, toCheck, { report, signal: engineSignal() });
     return { ...inputs, rollbackTargets, checked: toCheck.map((c) => c.version), checkedAt: new Date().toISOString() };
 }
 
 const provider: pulumi.dynamic.ResourceProvider<SmokeCheckInputs, SmokeCheckOutcome> = {
+    // The engine checks inputs first on every preview and update: the earliest moment to start
+    // watching it, so that this process never outlives a killed `pulumi`.
+    async check(_olds, news) {
+        engineSignal();
+        return Promise.resolve({ inputs: news });
+    },
     async create(inputs) {
         return { id: `smoke-${Date.now()}`, outs: await gate(inputs, undefined) };
     },

@@ -19,6 +19,9 @@ export interface SingleResourcePolicy extends ResourceValidationPolicy {
 
 export const deploymentType = "kubernetes:apps/v1:Deployment";
 export const ingressType = "kubernetes:networking.k8s.io/v1:Ingress";
+export const serviceType = "kubernetes:core/v1:Service";
+/** The Gateway API versions whose HTTPRoute has the same backendRefs. */
+export const httpRouteTypes = ["v1", "v1beta1"].map((v) => `kubernetes:gateway.networking.k8s.io/${v}:HTTPRoute`);
 
 /** The Istio networking versions whose VirtualService and DestinationRule share one schema. */
 const istioNetworkingVersions = ["v1", "v1beta1", "v1alpha3"];
@@ -337,11 +340,166 @@ export const noIngressToSubsetRoutedService: StackValidationPolicy = {
     },
 };
 
+// ---------------------------------------------------------------------------------------------
+// Gateway API routing. It has no subsets: a route picks a version by naming a Service that selects
+// only that version's pods. Which versions a Service reaches is read from the Deployments of the
+// stack (their pod template labels, `version` among them).
+
+interface ServiceView {
+    readonly resource: PolicyResource;
+    readonly name: string;
+    readonly namespace: string;
+    /** The versions whose pods (Deployments of the stack) the selector picks, sorted. */
+    readonly versions: readonly string[];
+}
+
+function stringMap(value: unknown): Record<string, string> {
+    const result: Record<string, string> = {};
+    const obj = asObject(value) ?? {};
+    for (const key of Object.keys(obj)) {
+        const item = asString(obj[key]);
+        if (item !== undefined) {
+            result[key] = item;
+        }
+    }
+    return result;
+}
+
+function versionServices(resources: readonly PolicyResource[]): ServiceView[] {
+    const pods = resources
+        .filter((r) => r.type === deploymentType)
+        .map((r) => ({ namespace: namespaceOf(r.props), labels: stringMap(at(r.props, "spec", "template", "metadata", "labels")) }));
+    const views: ServiceView[] = [];
+    for (const resource of resources) {
+        if (resource.type !== serviceType) {
+            continue;
+        }
+        const props: JsonObject = resource.props;
+        const name = asString(at(props, "metadata", "name"));
+        if (name === undefined) {
+            continue;
+        }
+        const namespace = namespaceOf(props);
+        const selector = stringMap(at(props, "spec", "selector"));
+        const keys = Object.keys(selector);
+        const versions: string[] = [];
+        for (const pod of pods) {
+            // A Service without a selector selects no pods (its endpoints are managed by hand).
+            const selected = keys.length > 0 && pod.namespace === namespace && keys.every((key) => pod.labels[key] === selector[key]);
+            const version = pod.labels.version;
+            if (selected && version !== undefined && versions.indexOf(version) === -1) {
+                versions.push(version);
+            }
+        }
+        views.push({ resource, name, namespace, versions: versions.sort() });
+    }
+    return views;
+}
+
+function quoteAll(names: readonly string[]): string {
+    return names.map((name) => JSON.stringify(name)).join(", ");
+}
+
+/** A backendRef or Ingress backend that names a core Service (the default kind). */
+function isServiceRef(ref: unknown): boolean {
+    const group = asString(at(ref, "group")) ?? "";
+    const kind = asString(at(ref, "kind")) ?? "Service";
+    return (group === "" || group === "core") && kind === "Service";
+}
+
+export const routeBackendsSelectOneVersion: StackValidationPolicy = {
+    name: "route-backends-select-one-version",
+    description:
+        "Every HTTPRoute backendRef to a Service names a Service of the stack whose selector picks the pods of exactly one " +
+        "version: the Gateway API's counterpart of a subset. A Service over several versions would spread requests over them.",
+    validateStack: (args, reportViolation) => {
+        const services = versionServices(args.resources);
+        for (const resource of args.resources) {
+            if (!isOneOf(resource.type, httpRouteTypes)) {
+                continue;
+            }
+            const props: JsonObject = resource.props;
+            const routeNamespace = namespaceOf(props);
+            asArray(at(props, "spec", "rules")).forEach((rule, ruleIndex) => {
+                asArray(at(rule, "backendRefs")).forEach((ref, refIndex) => {
+                    const name = asString(at(ref, "name"));
+                    if (name === undefined || !isServiceRef(ref)) {
+                        return;
+                    }
+                    const namespace = asString(at(ref, "namespace")) ?? routeNamespace;
+                    const service = services.find((candidate) => candidate.name === name && candidate.namespace === namespace);
+                    if (service !== undefined && service.versions.length === 1) {
+                        return;
+                    }
+                    const where = `HTTPRoute ${JSON.stringify(resource.name)}: spec.rules[${ruleIndex}].backendRefs[${refIndex}] Service ${namespace}/${name}`;
+                    const why =
+                        service === undefined
+                            ? "is not a Service of this stack"
+                            : service.versions.length === 0
+                              ? "selects the pods of no versioned Deployment of this stack"
+                              : `selects the pods of versions ${quoteAll(service.versions)}, so the route would spread requests over them; name a Service per version`;
+                    reportViolation(`${where} ${why}.`, resource.urn);
+                });
+            });
+        }
+    },
+};
+
+export const noIngressAroundVersionRoutes: StackValidationPolicy = {
+    name: "no-ingress-around-version-routes",
+    description:
+        "No Ingress backend points at a Service that spans several versions which HTTPRoutes route to one by one: an Ingress " +
+        "bypasses the routes and would spread requests over every version.",
+    validateStack: (args, reportViolation) => {
+        const services = versionServices(args.resources);
+        // The versions some HTTPRoute sends requests to, by namespace.
+        const routed: string[] = [];
+        for (const resource of args.resources) {
+            if (!isOneOf(resource.type, httpRouteTypes)) {
+                continue;
+            }
+            const routeNamespace = namespaceOf(resource.props);
+            for (const rule of asArray(at(resource.props, "spec", "rules"))) {
+                for (const ref of asArray(at(rule, "backendRefs"))) {
+                    const namespace = asString(at(ref, "namespace")) ?? routeNamespace;
+                    const service = services.find((candidate) => candidate.name === asString(at(ref, "name")) && candidate.namespace === namespace);
+                    if (service !== undefined && isServiceRef(ref)) {
+                        service.versions.forEach((version) => routed.push(`${namespace}/${version}`));
+                    }
+                }
+            }
+        }
+        for (const resource of args.resources) {
+            if (resource.type !== ingressType) {
+                continue;
+            }
+            const namespace = namespaceOf(resource.props);
+            for (const backend of ingressBackends(resource.props)) {
+                const service = services.find((candidate) => candidate.name === backend.serviceName && candidate.namespace === namespace);
+                if (service === undefined || service.versions.length < 2) {
+                    continue;
+                }
+                if (!service.versions.some((version) => routed.indexOf(`${namespace}/${version}`) !== -1)) {
+                    continue;
+                }
+                reportViolation(
+                    `Ingress ${JSON.stringify(resource.name)}: ${backend.path} ${JSON.stringify(backend.serviceName)} points at Service ` +
+                        `${namespace}/${backend.serviceName}, which selects the pods of versions ${quoteAll(service.versions)} that HTTPRoutes ` +
+                        "route to one by one; the Ingress would spread requests over every version. Route through the Gateway and an HTTPRoute instead.",
+                    resource.urn,
+                );
+            }
+        }
+    },
+};
+
 /** Every policy of the pack, in the order the pack reports them. */
 export const policies: (SingleResourcePolicy | StackValidationPolicy)[] = [
     versionsKeepAReplica,
     imagesPinned,
     routeTargetsExistingSubsets,
     noIngressToSubsetRoutedService,
+    routeBackendsSelectOneVersion,
+    noIngressAroundVersionRoutes,
     containersHardened,
 ];

@@ -15,7 +15,8 @@
 #
 # Usage:
 #   scripts/engine.sh build            build what is missing (prints where things are)
-#   eval "$(scripts/engine.sh env)"    build if needed, then export PATH, PULUMI_HOME, ... in this shell
+#   eval "$(scripts/engine.sh env)"    build if needed, then export PATH (the CLI, and Node 22 from
+#                                      node_modules/.bin), PULUMI_HOME, ... in this shell
 #   scripts/engine.sh exec CMD [ARGS]  run one command in that environment, e.g. `exec pulumi preview`
 #   scripts/engine.sh clean            delete the cache directory
 #
@@ -156,9 +157,11 @@ ensure() {
 }
 
 print_env() {
-    if use_own_cli; then
-        printf 'export PATH=%q"${PATH:+:$PATH}"\n' "$BIN"
-    fi
+    # Node 22 from `npm ci` (the `node` npm package) first: `pulumi` runs the program with the first
+    # node on PATH, and @pulumi/pulumi needs 22 or newer.
+    local path_front=$ROOT/node_modules/.bin
+    if use_own_cli; then path_front=$BIN:$path_front; fi
+    printf 'export PATH=%q"${PATH:+:$PATH}"\n' "$path_front"
     printf 'export PULUMI_HOME=%q\n' "$PULUMI_HOME"
     printf 'export PULUMI_SKIP_UPDATE_CHECK=true\n'
     printf 'export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true\n'

@@ -52,6 +52,11 @@ const BAD: [string, Record<string, string>, string][] = [
     ["smoke check without test routes", { testRouteHeader: "" }, 'Invalid config smokeCheck: true needs the test routes (testRouteHeader is ""); set a header name or set smokeCheck to false.'],
     ["smoke check without expected text", { versions: versions({ v1: cow, v2: { image: "dougbtv/nginx-cowsay:v2" } }) }, "Invalid config versions.v2.expect: is missing; the smoke check needs text that only this version's page contains, or set smokeCheck to false."],
     ["gateway URL that is not a URL", { gatewayUrl: "203.0.113.10" }, 'Invalid config gatewayUrl: "203.0.113.10" is not a URL; expected for example http://203.0.113.10 or http://localhost:8080.'],
+    ["unknown routing API", { routingApi: "Gateway-API" }, 'Invalid config routingApi: "Gateway-API" is not allowed (did you mean "gateway-api"?); allowed: istio, gateway-api.'],
+    ["Gateway API CRDs from nowhere known", { routingApi: "gateway-api", gatewayApiCrds: "latest" }, 'Invalid config gatewayApiCrds: "latest" is not allowed; allowed: auto, release, none, an http:// or https:// URL of the manifest, or the path of a local .yaml file.'],
+    ["Gateway API CRDs from a file:// URL", { routingApi: "gateway-api", gatewayApiCrds: "file:///srv/standard-install.yaml" }, 'Invalid config gatewayApiCrds: "file:///srv/standard-install.yaml" is not allowed; allowed: auto, release, none, an http:// or https:// URL of the manifest, or the path of a local .yaml file.'],
+    ["Gateway API CRDs from a file that is not YAML", { routingApi: "gateway-api", gatewayApiCrds: "crds.tar.gz" }, 'Invalid config gatewayApiCrds: "crds.tar.gz" is not allowed; allowed: auto, release, none, an http:// or https:// URL of the manifest, or the path of a local .yaml file.'],
+    ["Gateway API CRDs set but empty", { gatewayApiCrds: "" }, 'Invalid config gatewayApiCrds: "" is not allowed; allowed: auto, release, none, an http:// or https:// URL of the manifest, or the path of a local .yaml file.'],
     ["host name with upper case", { hostname: "Cowsay.example.com" }, `Invalid config hostname: "Cowsay.example.com" is not allowed; expected a lower-case DNS host name such as cowsay.example.com.`],
 ];
 
@@ -87,17 +92,17 @@ describe("removing a version", () => {
     it("is refused while the version takes live traffic, whatever else the config says", () => {
         // `pulumi config set --path 'versions.v3.image' ...` on a stack that relied on the Pulumi.yaml
         // default starts a new map: v1 and v2 would be deleted with the switch to v3.
-        assert.throws(() => refuseRemovingLive(parseSettings(onlyV3), ["v1"]), {
+        assert.throws(() => refuseRemovingLive(parseSettings(onlyV3), { live: ["v1"], versions: DEFAULTS.versions }), {
             name: "ConfigError",
             message:
-                "Invalid config versions: v1 takes live traffic now, but versions declares only v3; this update would delete it. Declare it again (pulumi config set --path 'versions.v1.image' <image>), move the traffic away first, and remove a version once it is idle.",
+                "Invalid config versions: v1 takes live traffic now, but versions declares only v3; this update would delete it. Declare it again (pulumi config set --path 'versions.v1.image' 'dougbtv/nginx-cowsay:v1' && pulumi config set --path 'versions.v1.expect' '^__^'), move the traffic away first, and remove a version once it is idle.",
         });
-        assert.throws(() => refuseRemovingLive(parseSettings(onlyV3), ["v1", "v2"]), /^ConfigError: Invalid config versions: v1, v2 take live traffic now/);
+        assert.throws(() => refuseRemovingLive(parseSettings(onlyV3), { live: ["v1", "v2"], versions: {} }), /^ConfigError: Invalid config versions: v1, v2 take live traffic now/);
     });
 
     it("is allowed once the version is idle, and on a stack never deployed", () => {
         const withoutV1 = parseSettings({ versions: versions({ v2: hotdog }), activeVersion: "v2" });
-        refuseRemovingLive(withoutV1, ["v2"]);
+        refuseRemovingLive(withoutV1, { live: ["v2"], versions: DEFAULTS.versions });
         refuseRemovingLive(parseSettings(onlyV3), undefined);
     });
 
@@ -127,6 +132,18 @@ describe("good stack config", () => {
     it("does not mistake a repeated name inside a version, or inside a string, for a duplicate version", () => {
         const text = '{"v1":{"image":"dougbtv/nginx-cowsay:v1","expect":"\\"v1\\": {"},"v2":{"image":"dougbtv/nginx-cowsay:v2","expect":"image"}}';
         assert.deepEqual([...parseSettings({ versions: text }).versions.keys()], ["v1", "v2"]);
+    });
+
+    it("installs the Gateway API CRDs only for routingApi gateway-api: the pinned release with Istio, or where told", () => {
+        const ga = { routingApi: "gateway-api" };
+        assert.deepEqual(parseSettings(ga).gatewayApiCrds, { kind: "release" });
+        assert.equal(parseSettings({ ...ga, installIstio: "false" }).gatewayApiCrds, undefined, "a cluster with its own mesh");
+        assert.deepEqual(parseSettings({ ...ga, installIstio: "false", gatewayApiCrds: "release" }).gatewayApiCrds, { kind: "release" });
+        assert.equal(parseSettings({ ...ga, gatewayApiCrds: "none" }).gatewayApiCrds, undefined);
+        const mirror = "http://mirror.internal/gateway-api/v1.6.3/standard-install.yaml";
+        assert.deepEqual(parseSettings({ ...ga, gatewayApiCrds: mirror }).gatewayApiCrds, { kind: "url", location: mirror });
+        assert.deepEqual(parseSettings({ ...ga, gatewayApiCrds: "vendor/standard-install.yml" }).gatewayApiCrds, { kind: "file", location: "vendor/standard-install.yml" });
+        assert.equal(parseSettings({ gatewayApiCrds: mirror }).gatewayApiCrds, undefined, "routingApi istio needs none");
     });
 
     it("accepts a digest-pinned image from a registry with a port", () => {

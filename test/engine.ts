@@ -149,7 +149,8 @@ export class EngineStack {
 
     /** The stack's state, without the parts that change on every run (timestamps, versions). */
     async state(): Promise<unknown> {
-        const exported = JSON.parse((await this.pulumi("stack", "export")).stdout) as {
+        // Decrypted: secrets are encrypted again, with new nonces, at every checkpoint.
+        const exported = JSON.parse((await this.pulumi("stack", "export", "--show-secrets")).stdout) as {
             deployment: { resources: Record<string, unknown>[] };
         };
         return exported.deployment.resources.map(({ created: _c, modified: _m, ...rest }) => rest);
@@ -197,6 +198,11 @@ export class EngineStack {
     dispose(): void {
         rmSync(this.root, { recursive: true, force: true });
     }
+}
+
+/** The steps of a preview that change something; the program's read of its own outputs is not one. */
+export function plannedChanges(steps: readonly PreviewStep[]): PreviewStep[] {
+    return steps.filter((s) => s.op !== "same" && s.op !== "read");
 }
 
 /** Files that differ between two snapshots of the render directory. */

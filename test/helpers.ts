@@ -196,6 +196,8 @@ export function byKey(run: Run): Map<string, string> {
 export const VS = "kubernetes:networking.istio.io/v1:VirtualService";
 export const DR = "kubernetes:networking.istio.io/v1:DestinationRule";
 export const GW = "kubernetes:networking.istio.io/v1:Gateway";
+export const K8S_GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway";
+export const HTTPROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute";
 export const DEPLOYMENT = "kubernetes:apps/v1:Deployment";
 export const SERVICE = "kubernetes:core/v1:Service";
 export const RELEASE = "kubernetes:helm.sh/v3:Release";

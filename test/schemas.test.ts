@@ -1,5 +1,6 @@
 // Every Kubernetes object the program emits, checked against the upstream OpenAPI / CRD schemas
-// shipped by kubernetes-models, @kubernetes-models/istio and @kubernetes-models/cert-manager.
+// shipped by kubernetes-models, @kubernetes-models/istio, @kubernetes-models/cert-manager and
+// @kubernetes-models/gateway-api.
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 
@@ -28,6 +29,8 @@ async function loadModels(): Promise<Record<string, Model>> {
         "kubernetes:security.istio.io/v1:AuthorizationPolicy": m(await import("@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy"), "AuthorizationPolicy"),
         "kubernetes:cert-manager.io/v1:Issuer": m(await import("@kubernetes-models/cert-manager/cert-manager.io/v1/Issuer"), "Issuer"),
         "kubernetes:cert-manager.io/v1:Certificate": m(await import("@kubernetes-models/cert-manager/cert-manager.io/v1/Certificate"), "Certificate"),
+        "kubernetes:gateway.networking.k8s.io/v1:Gateway": m(await import("@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Gateway"), "Gateway"),
+        "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute": m(await import("@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute"), "HTTPRoute"),
     };
 }
 
@@ -58,6 +61,20 @@ const STACKS: Record<string, Record<string, string>> = {
         smokeCheck: "false",
         meshClients: JSON.stringify(["cluster.local/ns/shop/sa/frontend"]),
     },
+    "gateway-api: v2 live, gated, idle versions stopped": {
+        routingApi: "gateway-api",
+        activeVersion: "v2",
+        idleReplicas: "0",
+        gatewayUrl: "https://203.0.113.10",
+    },
+    "gateway-api on an existing mesh: a 90/10 split, plain HTTP, CRDs from a mirror": {
+        routingApi: "gateway-api",
+        installIstio: "false",
+        installCertManager: "false",
+        httpsRedirect: "false",
+        trafficSplit: JSON.stringify({ v1: 90, v2: 10 }),
+        gatewayApiCrds: "https://mirror.example.com/gateway-api/standard-install.yaml",
+    },
 };
 
 describe("every emitted Kubernetes object matches its upstream schema", () => {
@@ -84,5 +101,7 @@ describe("every emitted Kubernetes object matches its upstream schema", () => {
         const broken = { apiVersion: "networking.istio.io/v1", kind: "VirtualService", spec: { http: [{ route: [{ destination: { port: { number: "80" } } }] }] } };
         const model = MODELS["kubernetes:networking.istio.io/v1:VirtualService"];
         assert.throws(() => new model(broken).validate(), /port|number|integer/i);
+        const brokenRoute = { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute", metadata: { name: "x" }, spec: { rules: [{ backendRefs: [{ name: "a", port: "80" }] }] } };
+        assert.throws(() => new MODELS["kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"](brokenRoute).validate(), /port must be integer/);
     });
 });

@@ -156,7 +156,8 @@ describe("which versions a change makes the gate fetch", () => {
     const CASES: [string, { checks: VersionCheck[]; rollbackTargets: VersionCheck[] } | undefined, VersionCheck[], string[], string[]][] = [
         ["a new gate checks every live version", undefined, [V1], ["v1"], []],
         ["a switch checks the version it moves to, and remembers the one it leaves", { checks: [V1], rollbackTargets: [] }, [V2], ["v2"], ["v1"]],
-        ["the rollback to that version fetches nothing", { checks: [V2], rollbackTargets: [V1] }, [V1], [], ["v2"]],
+        ["the rollback to that version fetches nothing, and gives the version it leaves no pass", { checks: [V2], rollbackTargets: [V1] }, [V1], [], []],
+        ["so a canary of the version rolled back from is checked", { checks: [V1], rollbackTargets: [] }, [V1, V2], ["v2"], []],
         ["a 10% canary checks the canary only", { checks: [V1], rollbackTargets: [] }, [V1, V2], ["v2"], []],
         ["ending a split fetches nothing and remembers the version that left", { checks: [V1, V2], rollbackTargets: [] }, [V2], [], ["v1"]],
         ["a switch to a third version checks it even with a rollback target", { checks: [V2], rollbackTargets: [V1] }, [V3], ["v3"], ["v2"]],

@@ -1,6 +1,7 @@
 // The one shape every way of routing traffic to the versions shares. BlueGreenApp owns the
 // Deployments, the shared Service and the gate; a routing API owns the ingress and routing objects.
-// A switch, a rollback or a weighted step changes only the object `live` returns.
+// A switch, a rollback or a weighted step changes only the live route: the object `live` returns, and
+// the objects it waits for that `live` itself created (a second live route for in-mesh callers).
 import type * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 
@@ -17,6 +18,8 @@ export interface RoutingArgs {
     readonly targetPort: number;
     /** Every version, idle or not, in declaration order; pods carry the label `version: <name>`. */
     readonly versions: readonly string[];
+    /** Labels every version's pods carry (the shared Service's selector); with `version` they pick one version. */
+    readonly podSelector: Readonly<Record<string, string>>;
     /** Live traffic share per version in percent (sums to 100; only versions with a share). */
     readonly weights: ReadonlyMap<string, number>;
     /** Host name the gateway serves. */
@@ -36,7 +39,10 @@ export interface RoutingArgs {
 export interface Routing {
     /** Objects that must exist before the gate fetches a version through its test route. */
     readonly ready: readonly pulumi.Resource[];
-    /** Creates the live route, after `after` (the serving Deployments and the gate). */
+    /**
+     * Creates the live route, after `after` (the serving Deployments and the gate). Returns the object
+     * created last: it waits for every other live object, so whatever waits for it sees the switch done.
+     */
     live(after: readonly pulumi.Resource[]): pulumi.Resource;
 }
 

@@ -15,10 +15,13 @@ import {
     imagePinProblem,
     imagesPinned,
     ingressType,
+    noIngressAroundVersionRoutes,
     noIngressToSubsetRoutedService,
     policies,
     resolveHost,
+    routeBackendsSelectOneVersion,
     routeTargetsExistingSubsets,
+    serviceType,
     versionsKeepAReplica,
 } from "../../policy/policies";
 
@@ -111,7 +114,7 @@ function pathTo(service: string): Props {
 }
 
 describe("policy pack", () => {
-    it("holds the five policies, each named once and described", () => {
+    it("holds the seven policies, each named once and described", () => {
         assert.deepEqual(
             policies.map((policy) => policy.name),
             [
@@ -119,6 +122,8 @@ describe("policy pack", () => {
                 "images-pinned",
                 "route-targets-existing-subsets",
                 "no-ingress-to-subset-routed-service",
+                "route-backends-select-one-version",
+                "no-ingress-around-version-routes",
                 "containers-hardened",
             ],
         );
@@ -328,6 +333,116 @@ describe("no-ingress-to-subset-routed-service", () => {
                 message:
                     'Ingress "bypass": spec.rules[0].http.paths[1].backend.service.name "cowsay-nginx" points at Service ' +
                     `cowsay-nginx.cowsay.svc.cluster.local${tail}`,
+                urn: bypass.urn,
+            },
+        ]);
+    });
+});
+
+// Gateway API routing: versions are told apart by Services, read against the stack's Deployments.
+
+function versionDeployment(version: string, namespace = "cowsay"): StackResource {
+    const labels = { service: "cowsay-nginx", version };
+    return stackResource(deploymentType, `cowsay-${version}`, {
+        metadata: { name: `cowsay-nginx-${version}`, namespace },
+        spec: { selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [container()] } } },
+    });
+}
+
+function service(name: string, selector: Record<string, string> | undefined, namespace = "cowsay"): StackResource {
+    return stackResource(serviceType, name, {
+        metadata: { name, namespace },
+        spec: { ...(selector === undefined ? {} : { selector }), ports: [{ port: 9080 }] },
+    });
+}
+
+function httpRoute(name: string, namespace: string, backendRefs: Props[][], version = "v1"): StackResource {
+    return stackResource(`kubernetes:gateway.networking.k8s.io/${version}:HTTPRoute`, name, {
+        metadata: { name, namespace },
+        spec: { parentRefs: [{ name: "gw", namespace: "istio-ingress" }], rules: backendRefs.map((refs) => ({ backendRefs: refs })) },
+    });
+}
+
+describe("route-backends-select-one-version", () => {
+    const stack = [
+        versionDeployment("v1"),
+        versionDeployment("v2"),
+        service("cowsay-nginx", { service: "cowsay-nginx" }),
+        service("cowsay-nginx-v1", { service: "cowsay-nginx", version: "v1" }),
+        service("cowsay-nginx-v2", { service: "cowsay-nginx", version: "v2" }),
+    ];
+
+    it("accepts backends that are Services of one version each, and refs that are not Services", async () => {
+        const routes = httpRoute("cowsay", "cowsay", [
+            [{ name: "cowsay-nginx-v1", port: 9080, weight: 90 }, { group: "", kind: "Service", name: "cowsay-nginx-v2", port: 9080, weight: 10 }],
+            [{ name: "cowsay-nginx-v2", namespace: "cowsay", port: 9080 }],
+            [{ group: "example.com", kind: "Bucket", name: "static" }],
+        ], "v1beta1");
+        assert.deepEqual(await violationsOfStack(routeBackendsSelectOneVersion, [...stack, routes]), []);
+    });
+
+    it("reports a backend over several versions, over no version, or that is not in the stack", async () => {
+        const routes = httpRoute("cowsay", "cowsay", [
+            [{ name: "cowsay-nginx", port: 9080 }],
+            [{ name: "cowsay-nginx-v3", port: 9080 }],
+            [{ name: "cowsay-nginx-v1", namespace: "other", port: 9080 }],
+        ]);
+        const lonely = service("cowsay-nginx-v3", { service: "cowsay-nginx", version: "v3" });
+        assert.deepEqual(await violationsOfStack(routeBackendsSelectOneVersion, [...stack, lonely, routes]), [
+            {
+                message:
+                    'HTTPRoute "cowsay": spec.rules[0].backendRefs[0] Service cowsay/cowsay-nginx selects the pods of versions "v1", "v2", ' +
+                    "so the route would spread requests over them; name a Service per version.",
+                urn: routes.urn,
+            },
+            {
+                message: 'HTTPRoute "cowsay": spec.rules[1].backendRefs[0] Service cowsay/cowsay-nginx-v3 selects the pods of no versioned Deployment of this stack.',
+                urn: routes.urn,
+            },
+            {
+                message: 'HTTPRoute "cowsay": spec.rules[2].backendRefs[0] Service other/cowsay-nginx-v1 is not a Service of this stack.',
+                urn: routes.urn,
+            },
+        ]);
+    });
+
+    it("does not count a Service without a selector, or pods in another namespace, as selecting a version", async () => {
+        const routes = httpRoute("cowsay", "cowsay", [[{ name: "manual", port: 9080 }], [{ name: "cowsay-nginx-v1", port: 9080 }]]);
+        const elsewhere = [versionDeployment("v1", "other"), service("manual", undefined), service("cowsay-nginx-v1", { version: "v1" })];
+        const seen = await violationsOfStack(routeBackendsSelectOneVersion, [...elsewhere, routes]);
+        assert.deepEqual(seen.map((v) => v.message.replace(/^.*Service /, "")), [
+            "cowsay/manual selects the pods of no versioned Deployment of this stack.",
+            "cowsay/cowsay-nginx-v1 selects the pods of no versioned Deployment of this stack.",
+        ]);
+    });
+});
+
+describe("no-ingress-around-version-routes", () => {
+    const stack = [
+        versionDeployment("v1"),
+        versionDeployment("v2"),
+        service("cowsay-nginx", { service: "cowsay-nginx" }),
+        service("cowsay-nginx-v1", { service: "cowsay-nginx", version: "v1" }),
+        service("cowsay-nginx-v2", { service: "cowsay-nginx", version: "v2" }),
+        httpRoute("cowsay", "cowsay", [[{ name: "cowsay-nginx-v1", port: 9080 }]]),
+    ];
+
+    it("accepts an Ingress to one version's Service, or to a shared Service no HTTPRoute routes", async () => {
+        const toOne = ingress("one", "cowsay", { defaultBackend: { service: { name: "cowsay-nginx-v2", port: { number: 9080 } } } });
+        assert.deepEqual(await violationsOfStack(noIngressAroundVersionRoutes, [...stack, toOne]), []);
+        const unrouted = stack.filter((r) => r.type !== "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute");
+        const toShared = ingress("shared", "cowsay", { rules: [{ http: { paths: [pathTo("cowsay-nginx")] } }] });
+        assert.deepEqual(await violationsOfStack(noIngressAroundVersionRoutes, [...unrouted, toShared]), []);
+    });
+
+    it("reports an Ingress to the Service over every version while HTTPRoutes pick versions", async () => {
+        const bypass = ingress("bypass", "cowsay", { rules: [{ http: { paths: [pathTo("cowsay-nginx")] } }] });
+        assert.deepEqual(await violationsOfStack(noIngressAroundVersionRoutes, [...stack, bypass]), [
+            {
+                message:
+                    'Ingress "bypass": spec.rules[0].http.paths[0].backend.service.name "cowsay-nginx" points at Service cowsay/cowsay-nginx, ' +
+                    'which selects the pods of versions "v1", "v2" that HTTPRoutes route to one by one; the Ingress would spread requests ' +
+                    "over every version. Route through the Gateway and an HTTPRoute instead.",
                 urn: bypass.urn,
             },
         ]);

@@ -4,8 +4,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { policies, versionsKeepAReplica } from "../../policy/policies";
-import { DEPLOYMENT, find, runProgram, type Run } from "../helpers";
+import { policies, routeBackendsSelectOneVersion, versionsKeepAReplica } from "../../policy/policies";
+import { DEPLOYMENT, HTTPROUTE, find, runProgram, type Run } from "../helpers";
 import { resourceArgs, stackArgs, stackResource, violationsOf } from "./harness";
 
 async function violations(run: Run): Promise<string[]> {
@@ -37,6 +37,17 @@ const STACKS: Record<string, Record<string, string>> = {
             v3: { image: "dougbtv/nginx-cowsay:v3", expect: "v3" },
         }),
     },
+    "gateway-api, the example stack": { routingApi: "gateway-api" },
+    "gateway-api, a 90/10 split, idle v3 stopped": {
+        routingApi: "gateway-api",
+        trafficSplit: '{"v1":90,"v2":10}',
+        idleReplicas: "0",
+        versions: JSON.stringify({
+            v1: { image: "dougbtv/nginx-cowsay:v1", expect: "^__^" },
+            v2: { image: "dougbtv/nginx-cowsay:v2", expect: "O___O" },
+            v3: { image: "dougbtv/nginx-cowsay:v3", expect: "v3" },
+        }),
+    },
 };
 
 describe("the program's output under the policy pack", () => {
@@ -53,5 +64,20 @@ describe("the program's output under the policy pack", () => {
         const seen = await violationsOf((report) => versionsKeepAReplica.validateResource(resourceArgs(idle.type, idle.name, stripped), report));
         assert.equal(seen.length, 1);
         assert.match(seen[0].message, /replicas/);
+    });
+
+    it("catches a live HTTPRoute whose backend is the Service over every version", async () => {
+        const run = await runProgram({ routingApi: "gateway-api" });
+        const resources = run.resources.map((r) => {
+            if (r.type !== HTTPROUTE || r.name !== find(run, HTTPROUTE, "cowsay-nginx").name) return stackResource(r.type, r.name, r.inputs);
+            const spec = r.inputs.spec as { rules: { backendRefs: { name: string }[] }[] };
+            const rules = spec.rules.map((rule) => ({ ...rule, backendRefs: rule.backendRefs.map((b) => ({ ...b, name: "cowsay-nginx" })) }));
+            return stackResource(r.type, r.name, { ...r.inputs, spec: { ...spec, rules } });
+        });
+        const seen = await violationsOf((report) => routeBackendsSelectOneVersion.validateStack(stackArgs(resources), report));
+        assert.deepEqual(seen.map((v) => v.message), [
+            'HTTPRoute "cowsay-route": spec.rules[0].backendRefs[0] Service cowsay/cowsay-nginx selects the pods of versions "v1", "v2", ' +
+                "so the route would spread requests over them; name a Service per version.",
+        ]);
     });
 });

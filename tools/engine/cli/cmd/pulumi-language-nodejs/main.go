@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	pbempty "google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/grpc"
@@ -45,8 +46,13 @@ import (
 // Exit code @pulumi/pulumi's run script uses after it has already shown the user an error.
 const exitAfterUserMessage = 32
 
+// How often the host checks that the engine is still there. Upstream hosts check every five minutes;
+// a killed `pulumi` then leaves them running that long. This host, and the program it runs, go in seconds.
+const engineCheckInterval = 2 * time.Second
+
 type host struct {
 	pulumirpc.UnimplementedLanguageRuntimeServer
+	watchOnce sync.Once
 
 	mu            sync.Mutex
 	engineAddress string
@@ -116,8 +122,23 @@ func (h *host) Handshake(ctx context.Context, req *pulumirpc.LanguageHandshakeRe
 	defer h.mu.Unlock()
 	if req.GetEngineAddress() != "" {
 		h.engineAddress = req.GetEngineAddress()
+		h.watchEngine(h.engineAddress)
 	}
 	return &pulumirpc.LanguageHandshakeResponse{}, nil
+}
+
+// watchEngine exits the host once the engine stops answering (a `pulumi` killed with SIGKILL cannot
+// stop its plugins), so nothing is left running.
+func (h *host) watchEngine(addr string) {
+	h.watchOnce.Do(func() {
+		err := rpcutil.Healthcheck(context.Background(), addr, engineCheckInterval, func() {
+			fmt.Fprintln(os.Stderr, "pulumi-language-nodejs: the engine is gone; exiting")
+			os.Exit(1)
+		})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "pulumi-language-nodejs: cannot watch the engine at %s: %v\n", addr, err)
+		}
+	})
 }
 
 func (h *host) GetPluginInfo(ctx context.Context, _ *pbempty.Empty) (*pulumirpc.PluginInfo, error) {
@@ -449,6 +470,7 @@ func main() {
 	h := &host{tracing: *tracing}
 	if fs.NArg() > 0 {
 		h.engineAddress = fs.Arg(0)
+		h.watchEngine(h.engineAddress)
 	}
 	handle, err := rpcutil.ServeWithOptions(rpcutil.ServeOptions{
 		Init: func(srv *grpc.Server) error {

@@ -1,0 +1,287 @@
+// End to end with the real Pulumi engine (no cluster), routingApi gateway-api: the users' verbs (up,
+// switch, preview, roll back, refuse a bad value) against a stack whose Kubernetes provider renders
+// YAML to a directory, Istio and cert-manager installs off. Then the gate and plain requests through
+// the stand-in gateway, which routes with the rendered HTTPRoutes; and the CRD install from a local
+// file, which stays in the cluster when the stack stops installing it.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:https";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+
+import { EngineStack, changedFiles, plannedChanges, pulumiOnPath, ROOT } from "../engine";
+import { StandInGateway } from "../gateway";
+
+const ROUTE_URN = /[:$]kubernetes:gateway\.networking\.k8s\.io\/v1:HTTPRoute::cowsay-route$/;
+const MESH_URN = /[:$]kubernetes:gateway\.networking\.k8s\.io\/v1:HTTPRoute::cowsay-mesh-route$/;
+const GATE_URN = /[:$]pulumi-nodejs:dynamic\/cowsay-bluegreen:SmokeCheck::cowsay-smoke-check$/;
+const BASE_CONFIG = { routingApi: "gateway-api", installIstio: "false", installCertManager: "false", activeVersion: "v1" };
+
+type Route = { spec: { rules: { backendRefs: { name: string; weight?: number }[] }[] } };
+const backendsOf = (stack: EngineStack, name: string): string[] =>
+    (stack.object("HTTPRoute", name).object as Route).spec.rules[0].backendRefs.map((b) => b.name);
+const changes = plannedChanges;
+const routeFiles = (stack: EngineStack) => [stack.object("HTTPRoute", "cowsay-nginx").file, stack.object("HTTPRoute", "cowsay-nginx-mesh").file].sort();
+
+before(() => {
+    // A missing engine is a failure, never a skip: CI must run this.
+    assert.ok(pulumiOnPath(), 'no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first (README, "The real engine, offline")');
+});
+
+describe("gateway-api: up, switch, roll back, refuse (real engine, rendered YAML)", () => {
+    let stack: EngineStack;
+
+    before(async () => {
+        stack = await EngineStack.create({ config: { ...BASE_CONFIG, smokeCheck: "false" } });
+    });
+    after(() => stack?.dispose());
+
+    it("pulumi up with activeVersion=v1 renders the Gateway, a Service per version and routes to v1", async () => {
+        await stack.up();
+        assert.deepEqual(backendsOf(stack, "cowsay-nginx"), ["cowsay-nginx-v1"]);
+        assert.deepEqual(backendsOf(stack, "cowsay-nginx-mesh"), ["cowsay-nginx-v1"]);
+        assert.equal(stack.object("Gateway", "cowsay-nginx-gateway").object.spec.gatewayClassName, "istio");
+        for (const version of ["v1", "v2"]) {
+            assert.deepEqual(stack.object("Service", `cowsay-nginx-${version}`).object.spec.selector, { service: "cowsay-nginx", version });
+            assert.equal(stack.object("Deployment", `cowsay-nginx-${version}`).object.spec.template.spec.containers[0].image, `dougbtv/nginx-cowsay:${version}`);
+        }
+        assert.deepEqual(stack.objects().filter((o) => o.kind === "VirtualService"), []);
+    });
+
+    for (const [from, to] of [["v1", "v2"], ["v2", "v1"]]) {
+        it(`switching ${from} -> ${to}: the preview plans two updates, the live and mesh routes, and up changes only their files`, async (t) => {
+            const renderedBefore = stack.rendered();
+            await stack.pulumi("config", "set", "cowsay-bluegreen:activeVersion", to);
+            const { steps, result } = await stack.preview();
+            assert.equal(result.code, 0, result.stderr);
+            const planned = changes(steps);
+            assert.deepEqual(planned.map((s) => s.op), ["update", "update"], JSON.stringify(planned));
+            assert.ok(planned.some((s) => ROUTE_URN.test(s.urn)) && planned.some((s) => MESH_URN.test(s.urn)), JSON.stringify(planned));
+            // What a user sees (the README quotes it).
+            t.diagnostic((await stack.pulumi("preview", "--diff", "--non-interactive")).stdout);
+            await stack.up();
+            assert.deepEqual(backendsOf(stack, "cowsay-nginx"), [`cowsay-nginx-${to}`]);
+            assert.deepEqual(backendsOf(stack, "cowsay-nginx-mesh"), [`cowsay-nginx-${to}`]);
+            assert.deepEqual(changedFiles(renderedBefore, stack.rendered()), routeFiles(stack));
+        });
+    }
+
+    it("a 90/10 split changes the same two files, nothing else", async () => {
+        const renderedBefore = stack.rendered();
+        await stack.pulumi("config", "set", "cowsay-bluegreen:trafficSplit", '{"v1":90,"v2":10}');
+        await stack.up();
+        const weights = (stack.object("HTTPRoute", "cowsay-nginx").object as Route).spec.rules[0].backendRefs.map((b) => [b.name, b.weight]);
+        assert.deepEqual(weights, [["cowsay-nginx-v1", 90], ["cowsay-nginx-v2", 10]]);
+        assert.deepEqual(changedFiles(renderedBefore, stack.rendered()), routeFiles(stack));
+        await stack.pulumi("config", "rm", "cowsay-bluegreen:trafficSplit");
+        await stack.up();
+    });
+
+    it("activeVersion=v3 fails preview and up with the program's message; state and rendered files are unchanged", async () => {
+        const stateBefore = await stack.state();
+        const renderedBefore = stack.rendered();
+        await stack.pulumi("config", "set", "cowsay-bluegreen:activeVersion", "v3");
+        const message = 'Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2.';
+        const preview = await stack.run("preview", "--non-interactive");
+        assert.notEqual(preview.code, 0);
+        assert.ok(`${preview.stdout}${preview.stderr}`.includes(message), preview.stdout + preview.stderr);
+        const up = await stack.run("up", "--yes", "--skip-preview", "--non-interactive");
+        assert.notEqual(up.code, 0);
+        assert.ok(`${up.stdout}${up.stderr}`.includes(message), up.stdout + up.stderr);
+        assert.deepEqual(await stack.state(), stateBefore);
+        assert.deepEqual(changedFiles(renderedBefore, stack.rendered()), []);
+        await stack.pulumi("config", "set", "cowsay-bluegreen:activeVersion", "v1");
+    });
+
+    it("passes the policy pack", async () => {
+        const { result } = await stack.preview("--policy-pack", path.join(ROOT, "policy"));
+        assert.equal(result.code, 0, result.stdout + result.stderr);
+    });
+});
+
+/** GET / through the stand-in with the gateway host, optionally pinned to a version. */
+function fetchPage(gateway: StandInGateway, version?: string): Promise<{ status: number; body: string }> {
+    const [host, port] = gateway.address.split(":");
+    return new Promise((resolve, reject) => {
+        const req = request(
+            {
+                host,
+                port: Number(port),
+                path: "/",
+                servername: "cowsay.example.com",
+                rejectUnauthorized: false,
+                headers: { host: "cowsay.example.com", ...(version === undefined ? {} : { "x-cowsay-version": version }) },
+            },
+            (res) => {
+                let body = "";
+                res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+                res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+            },
+        );
+        req.on("error", reject);
+        req.end();
+    });
+}
+
+describe("gateway-api: the gate and requests through the stand-in gateway (real engine)", () => {
+    let stack: EngineStack;
+    let gateway: StandInGateway;
+
+    before(async () => {
+        // The stand-in reads what the stack rendered, at every request.
+        gateway = await StandInGateway.start(() => Promise.resolve(stack?.objects() ?? []));
+        // A short gate: the broken release below is refused after 10 s instead of the default 60.
+        stack = await EngineStack.create({ config: { ...BASE_CONFIG, gatewayUrl: `https://${gateway.address}`, smokeCheckTimeout: "10" } });
+        await stack.up();
+    });
+    after(async () => {
+        stack?.dispose();
+        await gateway?.stop();
+    });
+
+    it("serves the live version without the header and any version with it, through the rendered HTTPRoutes", async () => {
+        assert.match((await fetchPage(gateway)).body, /\^__\^/);
+        assert.match((await fetchPage(gateway, "v2")).body, /O___O/, "the idle v2 through its test route");
+        assert.match((await fetchPage(gateway, "v1")).body, /\^__\^/);
+    });
+
+    it("a switch to a v2 that serves the wrong page fails up and leaves both routes and the state as they were", async () => {
+        gateway.overrides.set("dougbtv/nginx-cowsay:v2", "<pre>^__^ a cow where the hotdog should be</pre>");
+        const stateBefore = await stack.state();
+        const renderedBefore = stack.rendered();
+        await stack.pulumi("config", "set", "cowsay-bluegreen:activeVersion", "v2");
+        const { steps } = await stack.preview();
+        const planned = changes(steps);
+        assert.deepEqual(planned.map((s) => s.op), ["update", "update", "update"]);
+        assert.ok([GATE_URN, ROUTE_URN, MESH_URN].every((urn) => planned.some((s) => urn.test(s.urn))), JSON.stringify(planned));
+        const up = await stack.run("up", "--yes", "--skip-preview", "--non-interactive");
+        assert.notEqual(up.code, 0);
+        assert.match(up.stdout + up.stderr, /smoke check failed.*version v2 \(dougbtv\/nginx-cowsay:v2\)/);
+        assert.deepEqual(changedFiles(renderedBefore, stack.rendered()), []);
+        assert.deepEqual(backendsOf(stack, "cowsay-nginx"), ["cowsay-nginx-v1"]);
+        const routes = (state: unknown) => (state as { urn: string }[]).filter((r) => ROUTE_URN.test(r.urn) || MESH_URN.test(r.urn));
+        assert.deepEqual(routes(await stack.state()), routes(stateBefore));
+        assert.match((await fetchPage(gateway)).body, /\^__\^/, "traffic stays on v1");
+    });
+
+    it("once v2 serves its own page, the same up switches both routes, and plain requests get the hotdog", async () => {
+        gateway.overrides.clear();
+        await stack.up();
+        assert.deepEqual(backendsOf(stack, "cowsay-nginx"), ["cowsay-nginx-v2"]);
+        assert.deepEqual(backendsOf(stack, "cowsay-nginx-mesh"), ["cowsay-nginx-v2"]);
+        assert.match((await fetchPage(gateway)).body, /O___O/);
+        assert.match((await fetchPage(gateway, "v1")).body, /\^__\^/, "v1 stays reachable for the rollback check");
+    });
+});
+
+// A stand-in for standard-install.yaml: one CRD of the real group, enough to see the install work.
+const CRD_MANIFEST = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: httproutes.gateway.networking.k8s.io
+spec:
+  group: gateway.networking.k8s.io
+  names: { kind: HTTPRoute, listKind: HTTPRouteList, plural: httproutes, singular: httproute }
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: { type: object, x-kubernetes-preserve-unknown-fields: true }
+`;
+
+describe("gateway-api: the CRD install from a local file (real engine)", () => {
+    let stack: EngineStack;
+    let dir: string;
+
+    before(async () => {
+        dir = mkdtempSync(path.join(tmpdir(), "cowsay-crds-"));
+        writeFileSync(path.join(dir, "standard-install.yaml"), CRD_MANIFEST);
+        stack = await EngineStack.create({
+            config: { ...BASE_CONFIG, smokeCheck: "false", gatewayApiCrds: path.join(dir, "standard-install.yaml") },
+        });
+    });
+    after(() => {
+        stack?.dispose();
+        rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("renders the CRDs before the objects that need them", async () => {
+        await stack.up();
+        const crd = stack.object("CustomResourceDefinition", "httproutes.gateway.networking.k8s.io");
+        assert.match(crd.file, /^0-crd\//);
+        assert.match(stack.object("HTTPRoute", "cowsay-nginx").file, /^1-manifest\//);
+    });
+
+    it("leaves the CRDs in place when the stack stops installing them (gatewayApiCrds none)", async () => {
+        const crdFile = stack.object("CustomResourceDefinition", "httproutes.gateway.networking.k8s.io").file;
+        await stack.pulumi("config", "set", "cowsay-bluegreen:gatewayApiCrds", "none");
+        const { steps } = await stack.preview();
+        assert.ok(changes(steps).some((s) => s.op === "delete" && /CustomResourceDefinition/.test(s.urn)), JSON.stringify(changes(steps)));
+        await stack.up();
+        assert.equal(stack.object("CustomResourceDefinition", "httproutes.gateway.networking.k8s.io").file, crdFile, "retained, not deleted");
+        const state = (await stack.state()) as { urn: string }[];
+        assert.deepEqual(state.filter((r) => /CustomResourceDefinition/.test(r.urn)), [], "and no longer managed by the stack");
+    });
+});
+
+describe("changing routingApi from istio to gateway-api (real engine)", () => {
+    const ISTIO_OBJECTS = /kubernetes:networking\.istio\.io\/v1:(VirtualService|DestinationRule|Gateway)::/;
+    let stack: EngineStack;
+
+    before(async () => {
+        stack = await EngineStack.create({ config: { ...BASE_CONFIG, routingApi: "istio", smokeCheck: "false" } });
+        await stack.up();
+        await stack.pulumi("config", "set", "cowsay-bluegreen:routingApi", "gateway-api");
+    });
+    after(() => stack?.dispose());
+
+    it("one up creates every Gateway API object first and deletes the Istio ones last, the Istio Gateway after its routes", async () => {
+        const { steps } = await stack.preview();
+        const planned = changes(steps);
+        assert.deepEqual(planned.filter((s) => s.op === "delete").map((s) => s.urn.split("::").pop()).sort(), ["cowsay-gateway", "cowsay-route", "cowsay-subsets", "cowsay-test-route"]);
+        assert.ok(planned.filter((s) => s.op === "delete").every((s) => ISTIO_OBJECTS.test(s.urn)));
+        assert.equal(planned.filter((s) => s.op === "create").length, 7, "2 Services, the Gateway, 4 HTTPRoutes");
+        assert.deepEqual(planned.filter((s) => s.op !== "create" && s.op !== "delete"), [], "nothing else changes");
+        // The order the engine runs them in (one at a time, so the event log is the order).
+        const up = await stack.pulumi("up", "--yes", "--skip-preview", "--non-interactive", "--parallel", "1");
+        const events = up.stdout.split("\n").filter((l) => / (created|deleted) \(/.test(l));
+        const lastCreate = Math.max(...events.map((l, i) => (/ created /.test(l) ? i : -1)));
+        const firstDelete = events.findIndex((l) => / deleted /.test(l));
+        assert.ok(lastCreate < firstDelete, events.join("\n"));
+        const deleted = events.filter((l) => / deleted /.test(l)).map((l) => l.trim().split(/\s+/)[2]);
+        assert.ok(deleted.indexOf("cowsay-gateway") > deleted.indexOf("cowsay-route"), `the Istio Gateway outlives its live route: ${deleted.join(", ")}`);
+    });
+});
+
+describe("changing routingApi without a gap: create with --exclude, then delete (real engine)", () => {
+    let stack: EngineStack;
+
+    before(async () => {
+        stack = await EngineStack.create({ config: { ...BASE_CONFIG, routingApi: "istio", smokeCheck: "false" } });
+        await stack.up();
+        await stack.pulumi("config", "set", "cowsay-bluegreen:routingApi", "gateway-api");
+    });
+    after(() => stack?.dispose());
+
+    it("pulumi up --exclude '**networking.istio.io**' creates the Gateway API objects and deletes nothing", async () => {
+        const renderedBefore = stack.rendered();
+        const up = await stack.pulumi("up", "--yes", "--skip-preview", "--non-interactive", "--exclude", "**networking.istio.io**");
+        assert.doesNotMatch(up.stdout, / deleted /);
+        const changed = changedFiles(renderedBefore, stack.rendered());
+        assert.ok(changed.every((file) => !renderedBefore.has(file)), `only new files: ${changed.join(", ")}`);
+        assert.equal(changed.length, 7);
+        stack.object("VirtualService", "cowsay-nginx");
+        stack.object("HTTPRoute", "cowsay-nginx");
+    });
+
+    it("the next pulumi up deletes the four Istio routing objects and changes nothing else", async () => {
+        const renderedBefore = stack.rendered();
+        await stack.up();
+        const changed = changedFiles(renderedBefore, stack.rendered());
+        assert.equal(changed.length, 4);
+        assert.ok(changed.every((file) => !stack.rendered().has(file) && /networking\.istio\.io_v1-(virtualservice|destinationrule|gateway)-/.test(file)), changed.join(", "));
+    });
+});
