@@ -4,8 +4,10 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
-/** The Istio release every chart is pinned to. */
-export const ISTIO_VERSION = "1.30.5";
+import versions from "../versions.json";
+
+/** The Istio release every chart is pinned to (versions.json; the tests load this release's CRDs). */
+export const ISTIO_VERSION: string = versions.istio;
 export const ISTIO_CHARTS = "https://istio-release.storage.googleapis.com/charts";
 
 export interface IstioMeshArgs {

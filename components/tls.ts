@@ -5,6 +5,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { CertManager } from "@pulumi/kubernetes-cert-manager";
 import * as pulumi from "@pulumi/pulumi";
 
+import versions from "../versions.json";
 import type { IssuerSettings } from "./config";
 
 /** The issuer as the component takes it: the ACME e-mail may be a secret. */
@@ -12,8 +13,8 @@ export type IssuerArgs =
     | Extract<IssuerSettings, { kind: "selfsigned" }>
     | (Omit<Extract<IssuerSettings, { kind: "acme" }>, "email"> & { readonly email: pulumi.Input<string> });
 
-/** The cert-manager chart every install is pinned to. */
-export const CERT_MANAGER_VERSION = "v1.19.1";
+/** The cert-manager chart every install is pinned to (versions.json; the tests load this release's CRDs). */
+export const CERT_MANAGER_VERSION: string = versions.certManager;
 
 export interface GatewayTlsArgs {
     /** Host name the certificate is for. */
