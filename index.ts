@@ -128,7 +128,7 @@ export = async () => {
     if (node < MIN_NODE_MAJOR) {
         throw new pulumi.RunError(
             `This program needs Node.js ${MIN_NODE_MAJOR} or newer (@pulumi/pulumi requires it), but pulumi started node ${process.version}, the first on PATH. ` +
-                `npm ci installs Node ${MIN_NODE_MAJOR} into node_modules/.bin: run export PATH="$PWD/node_modules/.bin:$PATH" and try again.`,
+                `npm ci installs Node 24 into node_modules/.bin: run export PATH="$PWD/node_modules/.bin:$PATH" and try again.`,
         );
     }
     const { raw, secretKeys } = projectConfig();

@@ -15,7 +15,7 @@
 #
 # Usage:
 #   scripts/engine.sh build            build what is missing (prints where things are)
-#   eval "$(scripts/engine.sh env)"    build if needed, then export PATH (the CLI, and Node 22 from
+#   eval "$(scripts/engine.sh env)"    build if needed, then export PATH (the CLI, and Node 24 from
 #                                      node_modules/.bin), PULUMI_HOME, ... in this shell
 #   scripts/engine.sh exec CMD [ARGS]  run one command in that environment, e.g. `exec pulumi preview`
 #   scripts/engine.sh clean            delete the cache directory
@@ -157,7 +157,7 @@ ensure() {
 }
 
 print_env() {
-    # Node 22 from `npm ci` (the `node` npm package) first: `pulumi` runs the program with the first
+    # Node from `npm ci` (the `node` npm package, 24) first: `pulumi` runs the program with the first
     # node on PATH, and @pulumi/pulumi needs 22 or newer.
     local path_front=$ROOT/node_modules/.bin
     if use_own_cli; then path_front=$BIN:$path_front; fi

@@ -91,7 +91,7 @@ export class EngineStack {
         symlinkSync(path.join(ROOT, "node_modules"), path.join(this.dir, "node_modules"));
         this.env = {
             ...process.env,
-            // Node 22 for the program, whatever node the caller runs on.
+            // Node 24 (from npm ci) for the program, whatever node the caller runs on.
             PATH: [path.join(ROOT, "node_modules", ".bin"), process.env.PATH ?? ""].join(path.delimiter),
             PULUMI_BACKEND_URL: `file://${state}`,
             PULUMI_CONFIG_PASSPHRASE: "e2e-only-passphrase",
@@ -198,6 +198,22 @@ export class EngineStack {
     dispose(): void {
         rmSync(this.root, { recursive: true, force: true });
     }
+}
+
+type Spec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** The live VirtualService's weights by subset, from a list of objects. */
+export function liveWeights(objects: readonly KubeObject[]): Record<string, number> {
+    const routes = objects.filter((o) => o.kind === "VirtualService" && o.metadata.name === "cowsay-nginx");
+    if (routes.length !== 1) throw new Error(`expected one live VirtualService, found ${routes.length}`);
+    return Object.fromEntries((routes[0].spec as Spec).http[0].route.map((r: Spec) => [r.destination.subset, r.weight]));
+}
+
+/** Each version's Deployment replicas, from a list of objects. */
+export function replicasByVersion(objects: readonly KubeObject[]): Record<string, number> {
+    return Object.fromEntries(
+        objects.filter((o) => o.kind === "Deployment").map((d) => [(d.spec as Spec).template.metadata.labels.version, (d.spec as Spec).replicas]),
+    );
 }
 
 /** The steps of a preview that change something; the program's read of its own outputs is not one. */

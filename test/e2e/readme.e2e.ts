@@ -5,14 +5,15 @@
 // Before or after each block, this file sets up what the block is for (a bad value stuck in config,
 // a killed update, a gateway that is down) and checks what the block should have changed.
 import assert from "node:assert/strict";
-import { execFile, execFileSync, spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { appendFileSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 
-import { EngineStack, changedFiles, pulumiOnPath } from "../engine";
+import { EngineStack, changedFiles, liveWeights, pulumiOnPath, replicasByVersion } from "../engine";
 import { StandInGateway, pageOf, type KubeObject } from "../gateway";
+import { descendants, tryKill, waitUntilGone, type ProcessInfo } from "../processes";
 import { readmeBlocks, runBlock, type BlockResult, type ReadmeBlock } from "../readme";
 
 const PROJECT = "cowsay-bluegreen";
@@ -45,10 +46,7 @@ const find = (list: KubeObject[], kind: string, name: string): KubeObject => {
     assert.equal(found.length, 1, `one ${kind} ${name}`);
     return found[0];
 };
-const liveWeights = (list: KubeObject[]): Record<string, number> =>
-    Object.fromEntries((find(list, "VirtualService", "cowsay-nginx").spec as Spec).http[0].route.map((r: Spec) => [r.destination.subset, r.weight]));
-const replicas = (list: KubeObject[]): Record<string, number> =>
-    Object.fromEntries(list.filter((o) => o.kind === "Deployment").map((d) => [(d.spec as Spec).template.metadata.labels.version, (d.spec as Spec).replicas]));
+const replicas = replicasByVersion;
 const outputs = async (c: Context): Promise<Record<string, unknown>> => JSON.parse((await c.stack.pulumi("stack", "output", "--json")).stdout) as Record<string, unknown>;
 /** Requests the stand-in routed to `version` through its test header since the block started. */
 const fetched = (c: Context, version: string) => c.gateway.requests.slice(c.requestsBefore).filter((r) => r.header === version).length;
@@ -194,8 +192,8 @@ const STEPS: Record<string, Step> = {
             assert.notEqual(locked.code, 0);
             assert.match(locked.stdout + locked.stderr, /the stack is currently locked by 1 lock\(s\)/);
             // The gate and the language host notice that the engine is gone and exit.
-            await waitUntilGone([killed.gate, killed.languageHost].filter((p): p is number => p !== undefined), 15_000);
-            killed.others.forEach((pid) => tryKill(pid)); // the Kubernetes provider waits for its 5-minute health check
+            await waitUntilGone([killed.gate, killed.languageHost], 15_000);
+            killed.others.forEach((p) => tryKill(p.pid)); // the Kubernetes provider waits for its 5-minute health check
             c.gateway.mode = "serving";
         },
         async check(c, result) {
@@ -235,52 +233,11 @@ function listFiles(dir: string): string[] {
     return readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name);
 }
 
-function tryKill(pid: number): void {
-    try {
-        process.kill(pid, "SIGKILL");
-    } catch {
-        // already gone
-    }
-}
-
-function alive(pid: number): boolean {
-    try {
-        process.kill(pid, 0);
-        return true;
-    } catch {
-        return false;
-    }
-}
-
-async function waitUntilGone(pids: number[], ms: number): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (pids.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    assert.deepEqual(pids.filter(alive), [], "plugin processes outlived the killed pulumi");
-}
-
-/** Every descendant of `pid` with its command line. */
-function descendants(pid: number): { pid: number; command: string }[] {
-    const table = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" })
-        .split("\n")
-        .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))
-        .filter((m): m is RegExpExecArray => m !== null)
-        .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), command: m[3] }));
-    const found: { pid: number; command: string }[] = [];
-    const walk = (parent: number) => {
-        for (const row of table.filter((r) => r.ppid === parent)) {
-            found.push({ pid: row.pid, command: row.command });
-            walk(row.pid);
-        }
-    };
-    walk(pid);
-    return found;
-}
-
 /** Starts `pulumi up`, waits for the gate's first try, and kills pulumi with SIGKILL. */
-async function killDuringGate(c: Context): Promise<{ gate?: number; languageHost?: number; others: number[] }> {
+async function killDuringGate(c: Context): Promise<{ gate: ProcessInfo; languageHost: ProcessInfo; others: ProcessInfo[] }> {
     const child = spawn("pulumi", ["up", "--yes", "--skip-preview"], { cwd: c.stack.dir, env: c.stack.env, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
-    const seen = new Promise<void>((resolve, reject) => {
+    await new Promise<void>((resolve, reject) => {
         const onData = (chunk: Buffer) => {
             output += chunk.toString();
             if (/smoke check: v2 try 1/.test(output)) resolve();
@@ -289,15 +246,13 @@ async function killDuringGate(c: Context): Promise<{ gate?: number; languageHost
         child.stderr.on("data", onData);
         child.on("close", () => reject(new Error(`pulumi up ended before the gate's first try:\n${output}`)));
     });
-    await seen;
     const plugins = descendants(child.pid as number);
     child.kill("SIGKILL");
     await new Promise((resolve) => child.on("close", resolve));
-    const gate = plugins.find((p) => p.command.includes("dynamic-provider"))?.pid;
-    const languageHost = plugins.find((p) => p.command.includes("pulumi-language-nodejs"))?.pid;
-    const others = plugins.map((p) => p.pid).filter((pid) => pid !== gate && pid !== languageHost);
+    const gate = plugins.find((p) => p.command.includes("dynamic-provider"));
+    const languageHost = plugins.find((p) => p.command.includes("pulumi-language-nodejs"));
     assert.ok(gate !== undefined && languageHost !== undefined, plugins.map((p) => p.command).join("\n"));
-    return { gate, languageHost, others };
+    return { gate, languageHost, others: plugins.filter((p) => p !== gate && p !== languageHost) };
 }
 
 before(() => {

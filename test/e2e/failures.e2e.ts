@@ -1,0 +1,239 @@
+// The failure paths, on the real CLI, and what each leaves behind: the rendered objects, the stack's
+// state and outputs, locks, processes. A rollback happens on a bad day; these are the bad days.
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+
+import { EngineStack, changedFiles, liveWeights as weightsOf, pulumiOnPath, replicasByVersion, type Result } from "../engine";
+import { StandInGateway } from "../gateway";
+import { alive, descendants } from "../processes";
+
+const PROJECT = "cowsay-bluegreen";
+const BASE = { installIstio: "false", installCertManager: "false", smokeCheckTimeout: "5" };
+
+const liveWeights = (stack: EngineStack) => weightsOf(stack.objects());
+const replicas = (stack: EngineStack) => replicasByVersion(stack.objects());
+const outputs = async (stack: EngineStack) => JSON.parse((await stack.pulumi("stack", "output", "--json")).stdout) as Record<string, unknown>;
+const set = (stack: EngineStack, key: string, value: string) => stack.pulumi("config", "set", `${PROJECT}:${key}`, "--", value);
+const locks = (stack: EngineStack) => {
+    const dir = path.join(stack.root, "state", ".pulumi", "locks");
+    return existsSync(dir) ? readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name) : [];
+};
+
+/** A snapshot of everything a failed command must leave as it was. */
+async function snapshot(stack: EngineStack) {
+    return { state: await stack.state(), rendered: stack.rendered(), outputs: await outputs(stack) };
+}
+
+async function assertUnchanged(stack: EngineStack, before: Awaited<ReturnType<typeof snapshot>>): Promise<void> {
+    assert.deepEqual(changedFiles(before.rendered, stack.rendered()), [], "rendered files changed");
+    assert.deepEqual(await stack.state(), before.state, "the state changed");
+    assert.deepEqual(await outputs(stack), before.outputs, "the outputs changed");
+    assert.deepEqual(locks(stack), [], "a lock was left");
+}
+
+/** The failure as a user reads it: exactly one error line, no stack trace, no escape codes. */
+function assertOneLineError(result: Result, message: string): void {
+    const text = result.stdout + result.stderr;
+    assert.notEqual(result.code, 0);
+    assert.ok(!text.includes("unhandled exception"), text);
+    assert.ok(!/^\s+at /m.test(text), `a stack trace was printed:\n${text}`);
+    assert.ok(!text.includes("\u001b["), "ANSI escapes in the output");
+    const errors = [...new Set(text.split("\n").filter((l) => /^\s*error: /.test(l)).map((l) => l.trim()))];
+    assert.deepEqual(errors, [`error: ${message}`]);
+}
+
+before(() => {
+    assert.ok(pulumiOnPath(), 'no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first (README, "The real engine, offline")');
+});
+
+describe("the gate fails: nothing that is live moves (real engine, stand-in gateway)", () => {
+    let stack: EngineStack;
+    let gateway: StandInGateway;
+
+    before(async () => {
+        gateway = await StandInGateway.start(() => Promise.resolve(stack.objects()));
+        stack = await EngineStack.create({ config: { ...BASE, gatewayUrl: `https://${gateway.address}`, idleReplicas: "0" } });
+        await stack.up();
+        assert.deepEqual(replicas(stack), { v1: 2, v2: 0 });
+    });
+    after(async () => {
+        await gateway?.stop().catch(() => undefined);
+        stack?.dispose();
+    });
+
+    it("with idle capacity 0, a switch to a broken v2 fails and v1 keeps its pods, its route and the outputs", async () => {
+        gateway.overrides.set("dougbtv/nginx-cowsay:v2", "<pre>500 oops</pre>");
+        const stateBefore = await stack.state();
+        await set(stack, "activeVersion", "v2");
+        const up = await stack.run("up", "--yes", "--skip-preview");
+        assert.notEqual(up.code, 0);
+        assert.match(up.stdout + up.stderr, /smoke check failed after \d+ s of 5 s: version v2 \(dougbtv\/nginx-cowsay:v2\) at https:\/\/127\.0\.0\.1:\d+ with x-cowsay-version: v2 answered 200 with a page that does not contain "O___O"/);
+        assert.deepEqual(liveWeights(stack), { v1: 100 });
+        assert.deepEqual(replicas(stack), { v1: 2, v2: 2 }, "v2 scaled up for the check; v1, still live, kept its pods");
+        assert.deepEqual(await outputs(stack).then((o) => [o.activeVersion, o.trafficSplit]), ["v1", { v1: 100 }]);
+        const routeState = (state: unknown) => (state as { urn: string }[]).find((r) => r.urn.endsWith("VirtualService::cowsay-route"));
+        assert.deepEqual(routeState(await stack.state()), routeState(stateBefore));
+        assert.deepEqual(locks(stack), []);
+        gateway.overrides.clear();
+    });
+
+    it("an unreachable gateway fails the switch within smokeCheckTimeout; the rollback to v1 needs no gateway", async () => {
+        await gateway.stop();
+        const before = await snapshot(stack);
+        const up = await stack.run("up", "--yes", "--skip-preview");
+        assert.notEqual(up.code, 0);
+        assert.match(up.stdout + up.stderr, /smoke check failed after [5-9] s of 5 s: version v2 .* could not be fetched: connect ECONNREFUSED/);
+        assert.deepEqual(changedFiles(before.rendered, stack.rendered()), []);
+        assert.deepEqual(liveWeights(stack), { v1: 100 });
+        assert.equal((await outputs(stack)).activeVersion, "v1");
+        // The rollback: v1 never stopped taking traffic here, so nothing is fetched.
+        await set(stack, "activeVersion", "v1");
+        await stack.up();
+        assert.deepEqual(replicas(stack), { v1: 2, v2: 0 }, "v2 goes back to idle");
+        gateway = await StandInGateway.start(() => Promise.resolve(stack.objects()));
+        await set(stack, "gatewayUrl", `https://${gateway.address}`);
+        await stack.up();
+    });
+
+    it("a gateway that accepts and never answers fails the switch within smokeCheckTimeout, each try reported", async () => {
+        gateway.mode = "silent";
+        await set(stack, "activeVersion", "v2");
+        const up = await stack.run("up", "--yes", "--skip-preview");
+        assert.notEqual(up.code, 0);
+        const text = up.stdout + up.stderr;
+        assert.match(text, /smoke check: v2 try 1 \(\d+ s of 5 s\): could not be fetched: no answer within 5 s/);
+        assert.match(text, /smoke check failed after [5-9] s of 5 s: version v2 .* could not be fetched: no answer within/);
+        assert.deepEqual(liveWeights(stack), { v1: 100 });
+        assert.deepEqual(locks(stack), []);
+    });
+
+    it("Ctrl-C during the gate stops it at once: the route stays, nothing is locked, no plugin is left running", async () => {
+        gateway.mode = "silent";
+        await set(stack, "smokeCheckTimeout", "600");
+        const before = await snapshot(stack);
+        const child = spawn("pulumi", ["up", "--yes", "--skip-preview"], { cwd: stack.dir, env: stack.env, stdio: ["ignore", "pipe", "pipe"] });
+        let output = "";
+        const firstTry = new Promise<void>((resolve, reject) => {
+            const onData = (chunk: Buffer) => {
+                output += chunk.toString();
+                if (/smoke check: v2 try 1 /.test(output)) resolve();
+            };
+            child.stdout.on("data", onData);
+            child.stderr.on("data", onData);
+            child.on("close", () => reject(new Error(`pulumi up ended before the gate's first try:\n${output}`)));
+        });
+        await firstTry;
+        const plugins = descendants(child.pid as number);
+        // What a terminal's Ctrl-C sends to the foreground process (Pulumi's plugins run in process groups of their own).
+        child.kill("SIGINT");
+        const code = await new Promise<number | null>((resolve) => {
+            // Far below the gate's 600 s bound: the gate saw the engine's cancel and gave up.
+            const timer = setTimeout(() => {
+                child.kill("SIGKILL");
+                resolve(null);
+            }, 60_000);
+            child.on("close", (c) => {
+                clearTimeout(timer);
+                resolve(c);
+            });
+        });
+        assert.notEqual(code, null, `pulumi up did not stop within a minute of Ctrl-C:\n${output}`);
+        assert.notEqual(code, 0);
+        assert.match(output, /smoke check stopped: the update was cancelled \(Ctrl-C\) after \d+ s of 600 s; the route was not changed/);
+        await new Promise((r) => setTimeout(r, 1000));
+        assert.deepEqual(plugins.filter((p) => alive(p.pid)).map((p) => p.command), [], "plugins outlived the cancelled pulumi");
+        const after = await snapshot(stack);
+        assert.deepEqual(changedFiles(before.rendered, after.rendered), []);
+        assert.deepEqual(after.outputs, before.outputs);
+        assert.deepEqual(locks(stack), []);
+        gateway.mode = "serving";
+        await set(stack, "smokeCheckTimeout", "5");
+        await set(stack, "activeVersion", "v1");
+    });
+});
+
+describe("bad input through the CLI: one line, nothing changed (real engine)", () => {
+    let stack: EngineStack;
+
+    before(async () => {
+        stack = await EngineStack.create({ config: { ...BASE, smokeCheck: "false" } });
+        await stack.up();
+    });
+    after(() => stack?.dispose());
+
+    // [what, config commands (args after `pulumi config`), the program's message]
+    const CASES: [string, string[][], string][] = [
+        ["a split typed as the README shows, summing to 110", [["set", `${PROJECT}:trafficSplit`, '{"v1":90,"v2":20}']], 'Invalid config trafficSplit: {"v1":90,"v2":20} sums to 110; the weights must sum to 100. Nothing was changed.'],
+        ["replicas past int32", [["set", `${PROJECT}:replicas`, "3000000000"]], 'Invalid config replicas: "3000000000" is not allowed; expected an integer from 1 to 1000. Nothing was changed.'],
+        ["replicas past int64", [["set", `${PROJECT}:replicas`, "99999999999"]], 'Invalid config replicas: "99999999999" is not allowed; expected an integer from 1 to 1000. Nothing was changed.'],
+        ["a billion pods for one version", [["set", "--path", `${PROJECT}:versions.v1.replicas`, "1000000000"], ["set", "--path", `${PROJECT}:versions.v1.image`, "dougbtv/nginx-cowsay:v1"], ["set", "--path", `${PROJECT}:versions.v1.expect`, "^__^"], ["set", "--path", `${PROJECT}:versions.v2.image`, "dougbtv/nginx-cowsay:v2"], ["set", "--path", `${PROJECT}:versions.v2.expect`, "O___O"]], "Invalid config versions.v1.replicas: 1000000000 is not allowed; expected an integer from 1 to 1000. Nothing was changed."],
+        ["a version name in the wrong case", [["set", `${PROJECT}:activeVersion`, "V2"]], 'Invalid config activeVersion: "V2" is not a deployed version (did you mean "v2"?); allowed: v1, v2. Nothing was changed.'],
+        ["a secret that would be written in plain text", [["set", "--secret", `${PROJECT}:hostname`, "cowsay.example.com"]], "Invalid config hostname: is stored as a secret, but its value is written in plain text into Kubernetes objects and stack outputs; only gatewayUrl and acmeEmail can be kept secret. Set it again without --secret. Nothing was changed."],
+        ["a routing API that does not exist", [["set", `${PROJECT}:routingApi`, "Istio"]], 'Invalid config routingApi: "Istio" is not allowed (did you mean "istio"?); allowed: istio, gateway-api. Nothing was changed.'],
+        ["a gate with no time", [["set", `${PROJECT}:smokeCheckTimeout`, "0"]], 'Invalid config smokeCheckTimeout: "0" is not allowed; expected an integer from 5 to 600. Nothing was changed.'],
+        ["a versions map started with --path that leaves out the live version", [["set", "--path", `${PROJECT}:versions.v3.image`, "registry.example.com/cowsay:v3"], ["set", "--path", `${PROJECT}:versions.v3.expect`, "v3"], ["set", `${PROJECT}:activeVersion`, "v3"]], "Invalid config versions: v1 takes live traffic now, but versions declares only v3; this update would delete it. Declare it again (pulumi config set --path 'versions.v1.image' 'dougbtv/nginx-cowsay:v1' && pulumi config set --path 'versions.v1.expect' '^__^'), move the traffic away first, and remove a version once it is idle. Nothing was changed."],
+    ];
+
+    for (const [what, commands, message] of CASES) {
+        it(`refuses ${what}: preview and up fail with one line, and state, outputs and rendered files stay`, async () => {
+            const before = await snapshot(stack);
+            const config = (await stack.pulumi("config", "--json")).stdout;
+            for (const args of commands) await stack.pulumi("config", ...args);
+            assertOneLineError(await stack.run("preview"), message);
+            assertOneLineError(await stack.run("up", "--yes", "--skip-preview"), message);
+            await assertUnchanged(stack, before);
+            // Put the stack's config back as it was.
+            await restoreConfig(stack, JSON.parse(config) as Record<string, ConfigEntry>);
+        });
+    }
+
+    it("refuses a Node.js older than 22 with one line that says how to get a newer one", async () => {
+        const old = oldNode();
+        const preview = await new Promise<Result>((resolve) => {
+            const child = spawn("pulumi", ["preview"], { cwd: stack.dir, env: { ...stack.env, PATH: `${path.dirname(old)}${path.delimiter}${stack.env.PATH ?? ""}` } });
+            let stdout = "";
+            let stderr = "";
+            child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+            child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+            child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+        });
+        const version = execFileSync(old, ["--version"], { encoding: "utf8" }).trim();
+        assertOneLineError(
+            preview,
+            `This program needs Node.js 22 or newer (@pulumi/pulumi requires it), but pulumi started node ${version}, the first on PATH. npm ci installs Node 24 into node_modules/.bin: run export PATH="$PWD/node_modules/.bin:$PATH" and try again.`,
+        );
+    });
+});
+
+interface ConfigEntry {
+    readonly value?: string;
+    readonly objectValue?: unknown;
+    readonly secret: boolean;
+}
+
+/** Puts back a stack's config as `pulumi config --json` printed it. */
+async function restoreConfig(stack: EngineStack, config: Record<string, ConfigEntry>): Promise<void> {
+    const now = JSON.parse((await stack.pulumi("config", "--json")).stdout) as Record<string, unknown>;
+    for (const key of Object.keys(now)) if (!(key in config)) await stack.pulumi("config", "rm", key);
+    for (const [key, entry] of Object.entries(config)) {
+        const value = entry.objectValue !== undefined ? JSON.stringify(entry.objectValue) : (entry.value ?? "");
+        await stack.pulumi("config", "set", ...(entry.secret ? ["--secret"] : []), key, "--", value);
+    }
+}
+
+/** A node older than 22: the system's, or Node 20 from the npm registry. */
+function oldNode(): string {
+    for (const candidate of ["/usr/bin/node", "/usr/local/bin/node"]) {
+        if (!existsSync(candidate)) continue;
+        const major = Number(execFileSync(candidate, ["-p", "process.versions.node.split('.')[0]"], { encoding: "utf8" }).trim());
+        if (major < 22) return candidate;
+    }
+    const dir = mkdtempSync(path.join(tmpdir(), "cowsay-node20-"));
+    execFileSync("npm", ["install", "--no-save", "--prefix", dir, "node@20"], { stdio: "ignore" });
+    process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
+    return path.join(dir, "node_modules", ".bin", "node");
+}
