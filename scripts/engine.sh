@@ -21,8 +21,10 @@
 #   scripts/engine.sh clean            delete the cache directory
 #
 # Environment:
-#   COWSAY_ENGINE_CACHE     cache directory (default ~/.cache/cowsay-bluegreen/engine); it holds its own
-#                           GOMODCACHE and GOCACHE so a build does not depend on the user's Go caches
+#   COWSAY_ENGINE_CACHE     cache directory of the binaries (default ~/.cache/cowsay-bluegreen/engine)
+#   COWSAY_GO_CACHE         Go caches shared with scripts/cluster.sh: <dir>/mod is GOMODCACHE, <dir>/build
+#                           GOCACHE (default ~/.cache/cowsay-bluegreen/go), so a build does not depend on
+#                           the user's own Go caches
 #   COWSAY_ENGINE_JOBS      go build -p (default 2: the machines have 2 cores; the CLI link needs ~3 GB)
 #   COWSAY_ENGINE_BUILD_CLI 1 = build the CLI even if `pulumi` is on PATH
 #
@@ -59,7 +61,9 @@ PROVIDER_BIN=$KEYDIR/provider/pulumi-resource-kubernetes   # not on PATH: instal
 export PULUMI_HOME=$KEYDIR/pulumi-home
 
 go_env() {
-    export GOMODCACHE=$CACHE/go/mod GOCACHE=$CACHE/go/build
+    # The Go caches are shared with scripts/cluster.sh (many modules are common to both builds).
+    local go_cache=${COWSAY_GO_CACHE:-$HOME/.cache/cowsay-bluegreen/go}
+    export GOMODCACHE=$go_cache/mod GOCACHE=$go_cache/build
     export GOFLAGS="-buildvcs=false -mod=readonly" CGO_ENABLED=0
     export GOPROXY=${GOPROXY:-https://proxy.golang.org,direct}
 }
