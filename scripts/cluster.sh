@@ -52,6 +52,7 @@ VERSIONS=$ROOT/versions.json
 CACHE=${COWSAY_CLUSTER_CACHE:-$HOME/.cache/cowsay-bluegreen/cluster}
 GO_CACHE=${COWSAY_GO_CACHE:-$HOME/.cache/cowsay-bluegreen/go}
 STATE=${COWSAY_CLUSTER_STATE:-$CACHE/run/default}
+while [[ $STATE == */ && $STATE != / ]]; do STATE=${STATE%/}; done   # pids are matched by "$STATE/" in their command lines
 JOBS=${COWSAY_CLUSTER_JOBS:-2}
 NODES=${COWSAY_CLUSTER_NODES:-2}
 TIMEOUT=${COWSAY_CLUSTER_TIMEOUT:-90}
@@ -464,7 +465,7 @@ write_commands() {
     printf '%s\n' "$BIN/kube-controller-manager" --kubeconfig="$kc" \
         --authentication-kubeconfig="$kc" --authorization-kubeconfig="$kc" --authentication-skip-lookup=true \
         --bind-address=127.0.0.1 --secure-port="$CONTROLLER_MANAGER_PORT" --cert-dir="$pki/controller-manager" \
-        --leader-elect=false --controllers='*,-nodeipam' \
+        --leader-elect=false --controllers='*,-nodeipam' --node-monitor-grace-period=1h \
         --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
         --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
         --profiling=false >"$s/cmd/controller-manager"

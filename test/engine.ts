@@ -55,14 +55,20 @@ export interface StackOptions {
     readonly prebuilt?: boolean;
     /** Files to use instead of the program's own (relative path -> content), e.g. a floor program. */
     readonly files?: Record<string, string>;
-    /** Extra environment for every pulumi command. */
-    readonly env?: Record<string, string>;
+    /** Extra environment for every pulumi command (a PATH here goes after Node 24's). */
+    readonly env?: NodeJS.ProcessEnv;
+    /**
+     * Render YAML to a directory (the default), or talk to the cluster the environment's KUBECONFIG
+     * points at.
+     */
+    readonly target?: "render" | "cluster";
 }
 
 /** One project directory, one stack, one state backend, one render directory, all temporary. */
 export class EngineStack {
     readonly dir: string;
     readonly renderDir: string;
+    readonly target: "render" | "cluster";
     /** The environment every pulumi command (and every README block) runs with. */
     readonly env: NodeJS.ProcessEnv;
 
@@ -89,17 +95,18 @@ export class EngineStack {
             }
         }
         symlinkSync(path.join(ROOT, "node_modules"), path.join(this.dir, "node_modules"));
+        this.target = options.target ?? "render";
         this.env = {
             ...process.env,
+            ...options.env,
             // Node 24 (from npm ci) for the program, whatever node the caller runs on.
-            PATH: [path.join(ROOT, "node_modules", ".bin"), process.env.PATH ?? ""].join(path.delimiter),
+            PATH: [path.join(ROOT, "node_modules", ".bin"), options.env?.PATH ?? process.env.PATH ?? ""].join(path.delimiter),
             PULUMI_BACKEND_URL: `file://${state}`,
             PULUMI_CONFIG_PASSPHRASE: "e2e-only-passphrase",
             PULUMI_SKIP_UPDATE_CHECK: "true",
             PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
             PULUMI_SKIP_CONFIRMATIONS: "true",
             NO_COLOR: "1",
-            ...options.env,
         };
     }
 
@@ -112,7 +119,7 @@ export class EngineStack {
     static async create(options: StackOptions): Promise<EngineStack> {
         const stack = EngineStack.project(options);
         await stack.pulumi("stack", "init", "e2e");
-        await stack.pulumi("config", "set", "kubernetes:renderYamlToDirectory", stack.renderDir);
+        if (stack.target === "render") await stack.pulumi("config", "set", "kubernetes:renderYamlToDirectory", stack.renderDir);
         const project = (readFileSync(path.join(stack.dir, "Pulumi.yaml"), "utf8").match(/^name: (\S+)/m) ?? [])[1];
         for (const [key, value] of Object.entries(options.config)) await stack.pulumi("config", "set", `${project}:${key}`, "--", value);
         return stack;
@@ -147,13 +154,15 @@ export class EngineStack {
         return { steps: parsed.steps ?? [], result };
     }
 
-    /** The stack's state, without the parts that change on every run (timestamps, versions). */
+    /** The resources the stack manages, without the parts that change on every run (timestamps). */
     async state(): Promise<unknown> {
         // Decrypted: secrets are encrypted again, with new nonces, at every checkpoint.
         const exported = JSON.parse((await this.pulumi("stack", "export", "--show-secrets")).stdout) as {
             deployment: { resources: Record<string, unknown>[] };
         };
-        return exported.deployment.resources.map(({ created: _c, modified: _m, ...rest }) => rest);
+        // Reads are left out: the program's read of its own last outputs (a StackReference) is saved
+        // with whatever it read, also by an update that then refuses the config; it manages nothing.
+        return exported.deployment.resources.filter((r) => r.external !== true).map(({ created: _c, modified: _m, ...rest }) => rest);
     }
 
     /** Every rendered file, by path relative to the render directory. */
@@ -193,6 +202,12 @@ export class EngineStack {
         }
         if (found.length !== 1) throw new Error(`expected one rendered ${kind} ${name}, found ${found.length}`);
         return found[0];
+    }
+
+    /** Lock files in the state backend (a killed pulumi leaves one). */
+    locks(): string[] {
+        const dir = path.join(this.root, "state", ".pulumi", "locks");
+        return existsSync(dir) ? readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name) : [];
     }
 
     dispose(): void {

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import {
-    DEPLOYMENT, DR, GW, RELEASE, SERVICE, VS,
+    DEPLOYMENT, DR, GW, HTTPROUTE, RELEASE, SERVICE, VS,
     byKey, find, keyOf, metadataOf, ofType, runProgram, type Registered, type Run,
 } from "./helpers";
 
@@ -110,6 +110,19 @@ describe("the program with the example stack", () => {
         assert.equal(certManager.inputs.installCRDs, true);
         assert.match(String((certManager.inputs.helmOptions as Spec).version), /^v\d+\.\d+\.\d+$/);
         assert.ok(find(full, "kubernetes:cert-manager.io/v1:Certificate").dependsOn.includes(keyOf(certManager)));
+    });
+});
+
+describe("objects that decide where traffic goes", () => {
+    it("belong to the program in either routing API: a hand edit is undone by the next up, not a field conflict", async () => {
+        for (const [api, types] of [["istio", [VS, DR]], ["gateway-api", [HTTPROUTE]]] as const) {
+            const run = await runProgram({ routingApi: api });
+            const routing = run.resources.filter((r) => (types as readonly string[]).includes(r.type));
+            assert.ok(routing.length >= 2, api);
+            for (const r of routing) assert.equal(metadataOf(r).annotations?.["pulumi.com/patchForce"], "true", `${api} ${metadataOf(r).name}`);
+            // Deployments and Services are not forced: an operator's kubectl scale shows up as a conflict.
+            for (const r of [...ofType(run, DEPLOYMENT), ...ofType(run, SERVICE)]) assert.equal(metadataOf(r).annotations?.["pulumi.com/patchForce"], undefined);
+        }
     });
 });
 

@@ -6,7 +6,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 
-import type { RoutingFactory } from "./shape";
+import { ROUTING_OBJECT_ANNOTATIONS, type RoutingFactory } from "./shape";
 
 /**
  * The Service of the ingress gateway the Gateway binds to: the one the `gateway` chart creates for the
@@ -85,7 +85,7 @@ export const gatewayApiRouting: RoutingFactory = (name, args, opts) => {
                 {
                     apiVersion: API_VERSION,
                     kind: "HTTPRoute",
-                    metadata: { name: `${args.appName}-redirect`, namespace: args.ingressNamespace },
+                    metadata: { name: `${args.appName}-redirect`, namespace: args.ingressNamespace, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
                     spec: {
                         parentRefs: [{ group: GATEWAY_GROUP, kind: "Gateway", name: gatewayName, sectionName: "http" }],
                         hostnames,
@@ -127,7 +127,7 @@ export const gatewayApiRouting: RoutingFactory = (name, args, opts) => {
                 {
                     apiVersion: API_VERSION,
                     kind: "HTTPRoute",
-                    metadata: { name: `${args.appName}-test`, namespace: ns },
+                    metadata: { name: `${args.appName}-test`, namespace: ns, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
                     spec: {
                         parentRefs: [gatewayRef],
                         hostnames,
@@ -154,7 +154,7 @@ export const gatewayApiRouting: RoutingFactory = (name, args, opts) => {
                 {
                     apiVersion: API_VERSION,
                     kind: "HTTPRoute",
-                    metadata: { name: args.appName, namespace: ns },
+                    metadata: { name: args.appName, namespace: ns, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
                     spec: { parentRefs: [gatewayRef], hostnames, rules: [liveRule] },
                 },
                 { parent: opts.parent, dependsOn: [...opts.dependsOn, ...ready, ...after] },
@@ -168,7 +168,7 @@ export const gatewayApiRouting: RoutingFactory = (name, args, opts) => {
                 {
                     apiVersion: API_VERSION,
                     kind: "HTTPRoute",
-                    metadata: { name: `${args.appName}-mesh`, namespace: ns },
+                    metadata: { name: `${args.appName}-mesh`, namespace: ns, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
                     spec: {
                         parentRefs: [{ group: "", kind: "Service", name: args.appName, port: args.port }],
                         rules: [liveRule],

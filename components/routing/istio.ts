@@ -3,7 +3,7 @@
 // live VirtualService (the gateway's traffic and in-mesh callers go to activeVersion, or the split).
 import * as k8s from "@pulumi/kubernetes";
 
-import type { RoutingFactory } from "./shape";
+import { ROUTING_OBJECT_ANNOTATIONS, type RoutingFactory } from "./shape";
 
 export const istioRouting: RoutingFactory = (name, args, opts) => {
     const ns = args.namespace;
@@ -16,7 +16,7 @@ export const istioRouting: RoutingFactory = (name, args, opts) => {
         {
             apiVersion: "networking.istio.io/v1",
             kind: "DestinationRule",
-            metadata: { name: args.appName, namespace: ns },
+            metadata: { name: args.appName, namespace: ns, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
             spec: {
                 host: serviceHost,
                 subsets: args.versions.map((v) => ({ name: v, labels: { version: v } })),
@@ -68,7 +68,7 @@ export const istioRouting: RoutingFactory = (name, args, opts) => {
                 {
                     apiVersion: "networking.istio.io/v1",
                     kind: "VirtualService",
-                    metadata: { name: `${args.appName}-test`, namespace: ns },
+                    metadata: { name: `${args.appName}-test`, namespace: ns, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
                     spec: {
                         hosts,
                         gateways: [gatewayRef],
@@ -92,7 +92,7 @@ export const istioRouting: RoutingFactory = (name, args, opts) => {
                 {
                     apiVersion: "networking.istio.io/v1",
                     kind: "VirtualService",
-                    metadata: { name: args.appName, namespace: ns },
+                    metadata: { name: args.appName, namespace: ns, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
                     spec: {
                         // The gateway host for ingress traffic, the Service host for in-mesh callers.
                         hosts: [args.hostname, serviceHost],

@@ -54,3 +54,11 @@ export interface RoutingOptions {
 
 /** Creates a routing API's objects, named from `name`. */
 export type RoutingFactory = (name: string, args: RoutingArgs, opts: RoutingOptions) => Routing;
+
+/**
+ * Annotations of the objects that decide where traffic goes (routes, subsets). They belong to the
+ * program: a hand edit (`kubectl patch`, `kubectl edit`) is drift that `pulumi refresh` shows and the
+ * next `pulumi up` undoes, instead of a server-side-apply field conflict that blocks every update,
+ * the rollback included.
+ */
+export const ROUTING_OBJECT_ANNOTATIONS: Readonly<Record<string, string>> = { "pulumi.com/patchForce": "true" };

@@ -2,7 +2,7 @@
 // state and outputs, locks, processes. A rollback happens on a bad day; these are the bad days.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -18,11 +18,6 @@ const liveWeights = (stack: EngineStack) => weightsOf(stack.objects());
 const replicas = (stack: EngineStack) => replicasByVersion(stack.objects());
 const outputs = async (stack: EngineStack) => JSON.parse((await stack.pulumi("stack", "output", "--json")).stdout) as Record<string, unknown>;
 const set = (stack: EngineStack, key: string, value: string) => stack.pulumi("config", "set", `${PROJECT}:${key}`, "--", value);
-const locks = (stack: EngineStack) => {
-    const dir = path.join(stack.root, "state", ".pulumi", "locks");
-    return existsSync(dir) ? readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name) : [];
-};
-
 /** A snapshot of everything a failed command must leave as it was. */
 async function snapshot(stack: EngineStack) {
     return { state: await stack.state(), rendered: stack.rendered(), outputs: await outputs(stack) };
@@ -32,7 +27,7 @@ async function assertUnchanged(stack: EngineStack, before: Awaited<ReturnType<ty
     assert.deepEqual(changedFiles(before.rendered, stack.rendered()), [], "rendered files changed");
     assert.deepEqual(await stack.state(), before.state, "the state changed");
     assert.deepEqual(await outputs(stack), before.outputs, "the outputs changed");
-    assert.deepEqual(locks(stack), [], "a lock was left");
+    assert.deepEqual(stack.locks(), [], "a lock was left");
 }
 
 /** The failure as a user reads it: exactly one error line, no stack trace, no escape codes. */
@@ -77,7 +72,7 @@ describe("the gate fails: nothing that is live moves (real engine, stand-in gate
         assert.deepEqual(await outputs(stack).then((o) => [o.activeVersion, o.trafficSplit]), ["v1", { v1: 100 }]);
         const routeState = (state: unknown) => (state as { urn: string }[]).find((r) => r.urn.endsWith("VirtualService::cowsay-route"));
         assert.deepEqual(routeState(await stack.state()), routeState(stateBefore));
-        assert.deepEqual(locks(stack), []);
+        assert.deepEqual(stack.locks(), []);
         gateway.overrides.clear();
     });
 
@@ -108,7 +103,7 @@ describe("the gate fails: nothing that is live moves (real engine, stand-in gate
         assert.match(text, /smoke check: v2 try 1 \(\d+ s of 5 s\): could not be fetched: no answer within 5 s/);
         assert.match(text, /smoke check failed after [5-9] s of 5 s: version v2 .* could not be fetched: no answer within/);
         assert.deepEqual(liveWeights(stack), { v1: 100 });
-        assert.deepEqual(locks(stack), []);
+        assert.deepEqual(stack.locks(), []);
     });
 
     it("Ctrl-C during the gate stops it at once: the route stays, nothing is locked, no plugin is left running", async () => {
@@ -149,7 +144,7 @@ describe("the gate fails: nothing that is live moves (real engine, stand-in gate
         const after = await snapshot(stack);
         assert.deepEqual(changedFiles(before.rendered, after.rendered), []);
         assert.deepEqual(after.outputs, before.outputs);
-        assert.deepEqual(locks(stack), []);
+        assert.deepEqual(stack.locks(), []);
         gateway.mode = "serving";
         await set(stack, "smokeCheckTimeout", "5");
         await set(stack, "activeVersion", "v1");

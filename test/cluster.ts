@@ -1,0 +1,89 @@
+// A local control plane for one test file (or the demo): scripts/cluster.sh up in a temporary state
+// directory, the environment that points kubectl and the Kubernetes provider at it, and down. Needs the
+// control plane built (`scripts/cluster.sh build`; `up` builds what is missing).
+import { execFile, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+
+import type { KubeObject } from "./gateway";
+
+const SCRIPT = path.resolve(__dirname, "..", "..", "scripts", "cluster.sh");
+
+export interface CommandResult {
+    readonly code: number;
+    readonly stdout: string;
+    readonly stderr: string;
+}
+
+function exec(file: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<CommandResult> {
+    return new Promise((resolve) => {
+        execFile(file, args, { env, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+            resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr });
+        });
+    });
+}
+
+export class LocalCluster {
+    private constructor(
+        readonly state: string,
+        /** KUBECONFIG and a PATH whose kubectl matches the server. */
+        readonly env: NodeJS.ProcessEnv,
+    ) {}
+
+    /** Starts a cluster of its own; returns once the API server, the nodes and the default ServiceAccount are ready. */
+    static async up(): Promise<LocalCluster> {
+        const state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-"));
+        const base = { ...process.env, COWSAY_CLUSTER_STATE: state };
+        // The cluster's processes outlive this one; if this process ends without down() (a failed
+        // hook, Ctrl-C, a test runner's SIGTERM), stop them on the way out.
+        const downOnExit = () => {
+            try {
+                execFileSync(SCRIPT, ["down"], { env: base, stdio: "ignore" });
+                rmSync(state, { recursive: true, force: true });
+            } catch {
+                // nothing more can be done while exiting
+            }
+        };
+        process.once("exit", downOnExit);
+        for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(128 + (signal === "SIGINT" ? 2 : 15)));
+        const up = await exec(SCRIPT, ["up"], base);
+        if (up.code !== 0) {
+            await exec(SCRIPT, ["down"], base);
+            rmSync(state, { recursive: true, force: true });
+            throw new Error(`scripts/cluster.sh up failed:\n${up.stdout}\n${up.stderr}`);
+        }
+        const exports = (await exec(SCRIPT, ["env"], base)).stdout;
+        const value = (name: string) => (new RegExp(`^export ${name}=(\\S+?)(?:"\\$\\{PATH:\\+:\\$PATH\\}")?$`, "m").exec(exports) ?? [])[1];
+        const kubeconfig = value("KUBECONFIG");
+        const bin = value("PATH");
+        if (kubeconfig === undefined || bin === undefined) throw new Error(`unexpected output of scripts/cluster.sh env:\n${exports}`);
+        return new LocalCluster(state, { ...base, KUBECONFIG: kubeconfig, PATH: [bin, process.env.PATH ?? ""].join(path.delimiter) });
+    }
+
+    /** Runs scripts/cluster.sh with this cluster's state directory. */
+    async script(...args: string[]): Promise<CommandResult> {
+        const result = await exec(SCRIPT, args, this.env);
+        if (result.code !== 0) throw new Error(`scripts/cluster.sh ${args.join(" ")} failed:\n${result.stdout}\n${result.stderr}`);
+        return result;
+    }
+
+    /** Runs kubectl against this cluster; resolves with the result, never rejects. */
+    kubectl(...args: string[]): Promise<CommandResult> {
+        return exec("kubectl", args, this.env);
+    }
+
+    /** Objects of the given kinds (comma-separated, as kubectl takes them) in a namespace; none if it is gone. */
+    async get(kinds: string, namespace: string): Promise<KubeObject[]> {
+        const result = await this.kubectl("get", kinds, "-n", namespace, "-o", "json", "--ignore-not-found");
+        if (result.code !== 0) throw new Error(`kubectl get ${kinds} -n ${namespace} failed: ${result.stderr}`);
+        if (result.stdout.trim() === "") return [];
+        return (JSON.parse(result.stdout) as { items: KubeObject[] }).items;
+    }
+
+    /** Stops every process `up` started and removes the state directory. */
+    async down(): Promise<void> {
+        await exec(SCRIPT, ["down"], this.env);
+        rmSync(this.state, { recursive: true, force: true });
+    }
+}

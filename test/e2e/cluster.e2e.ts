@@ -1,0 +1,258 @@
+// End to end against a real Kubernetes API server (scripts/cluster.sh: kube-apiserver, etcd, the
+// controller manager, the scheduler and kwok's fake nodes), with the real Kubernetes provider: its
+// Deployment await, its ordering, its recovery. Istio's, cert-manager's and the Gateway API's CRDs are
+// applied by the test (the installs are off: their charts cannot be fetched here), so the server
+// validates every object against the real schemas and CEL rules. Assertions read what the API
+// server returns, not what the program meant to send.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+
+import { LocalCluster } from "../cluster";
+import { EngineStack, liveWeights, plannedChanges, pulumiOnPath, replicasByVersion } from "../engine";
+import { StandInGateway, type KubeObject } from "../gateway";
+import { readmeBlocks, runBlock } from "../readme";
+
+const PROJECT = "cowsay-bluegreen";
+const APP = "cowsay";
+const ROUTE_URN = /VirtualService::cowsay-route$/;
+const GATE_URN = /SmokeCheck::cowsay-smoke-check$/;
+const BASE = { installIstio: "false", installCertManager: "false", smokeCheckTimeout: "30" };
+
+type Meta = { uid: string; generation?: number; resourceVersion: string };
+const meta = (o: KubeObject) => o.metadata as KubeObject["metadata"] & Meta;
+
+before(() => {
+    assert.ok(pulumiOnPath(), 'no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first (README, "The real engine, offline")');
+});
+
+describe("against the API server (real engine, real Kubernetes provider, kwok nodes)", () => {
+    let cluster: LocalCluster;
+    let stack: EngineStack;
+    let gateway: StandInGateway;
+    const app = () => cluster.get("deployments.apps,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io,poddisruptionbudgets.policy", APP);
+    const pods = async () => (await cluster.get("pods", APP)).filter((p) => (p.metadata.labels ?? {}).service === "cowsay-nginx");
+    const set = (key: string, value: string) => stack.pulumi("config", "set", `${PROJECT}:${key}`, "--", value);
+
+    before(async () => {
+        cluster = await LocalCluster.up();
+        await cluster.script("apply-crds");
+        // A cluster that already runs a mesh has its ingress namespace; the TLS Certificate goes there.
+        assert.equal((await cluster.kubectl("create", "namespace", "istio-ingress")).code, 0);
+        gateway = await StandInGateway.start(() => app());
+        stack = await EngineStack.create({ config: { ...BASE, gatewayUrl: `https://${gateway.address}` }, target: "cluster", env: cluster.env });
+    });
+    after(async () => {
+        await gateway?.stop().catch(() => undefined);
+        stack?.dispose();
+        await cluster?.down();
+    });
+
+    it("pulumi up with v1: both Deployments become Ready through the provider's await, the route on the server goes to v1, every declared object exists", async () => {
+        await stack.up();
+        const objects = await app();
+        assert.deepEqual(liveWeights(objects), { v1: 100 });
+        for (const d of objects.filter((o) => o.kind === "Deployment")) {
+            const status = (d as unknown as { status: { readyReplicas?: number; availableReplicas?: number } }).status;
+            assert.equal(status.readyReplicas, 2, `${d.metadata.name} ready`);
+        }
+        assert.deepEqual(replicasByVersion(objects), { v1: 2, v2: 2 });
+        // Every Kubernetes object in the stack's state is on the server.
+        const exported = JSON.parse((await stack.pulumi("stack", "export")).stdout) as { deployment: { resources: { type: string; custom?: boolean; outputs?: { kind?: string; metadata?: { name: string; namespace?: string } } }[] } };
+        const declared = exported.deployment.resources.filter((r) => r.type.startsWith("kubernetes:") && r.custom === true && r.outputs?.metadata !== undefined);
+        assert.ok(declared.length >= 14, `${declared.length} objects`);
+        for (const r of declared) {
+            const { name, namespace } = r.outputs?.metadata ?? { name: "" };
+            const kind = r.type.split(":")[2];
+            const group = r.type.split(":")[1].split("/")[0].replace(/^core$/, "").replace(/^apps$/, "apps");
+            const resource = `${kind.toLowerCase()}${group === "" ? "" : `.${group}`}`;
+            const got = await cluster.kubectl("get", resource, name, ...(namespace === undefined ? [] : ["-n", namespace]), "-o", "name");
+            assert.equal(got.code, 0, `${r.type} ${namespace ?? ""}/${name} is not on the server: ${got.stderr}`);
+        }
+    });
+
+    for (const [from, to] of [["v1", "v2"], ["v2", "v1"]]) {
+        it(`switching ${from} -> ${to}: the preview plans the route and the gate only; the server routes to ${to}; no pod restarted, no Deployment changed`, async () => {
+            const podsBefore = (await pods()).map((p) => meta(p).uid).sort();
+            const generations = Object.fromEntries((await app()).filter((o) => o.kind === "Deployment").map((d) => [d.metadata.name, meta(d).generation]));
+            await set("activeVersion", to);
+            const { steps, result } = await stack.preview();
+            assert.equal(result.code, 0, result.stderr);
+            const planned = plannedChanges(steps);
+            assert.deepEqual(planned.map((s) => s.op).sort(), ["update", "update"], JSON.stringify(planned));
+            assert.ok(planned.some((s) => ROUTE_URN.test(s.urn)) && planned.some((s) => GATE_URN.test(s.urn)));
+            await stack.up();
+            const objects = await app();
+            assert.deepEqual(liveWeights(objects), { [to]: 100 });
+            assert.deepEqual((await pods()).map((p) => meta(p).uid).sort(), podsBefore, "the same pods, none restarted or rescheduled");
+            assert.deepEqual(Object.fromEntries(objects.filter((o) => o.kind === "Deployment").map((d) => [d.metadata.name, meta(d).generation])), generations);
+        });
+    }
+
+    it("activeVersion=v3 is refused; the server's objects and the stack state are unchanged", async () => {
+        const versions = (await app()).map((o) => `${o.kind}/${o.metadata.name}@${meta(o).resourceVersion}`).sort();
+        const state = await stack.state();
+        await set("activeVersion", "v3");
+        const up = await stack.run("up", "--yes", "--skip-preview");
+        assert.notEqual(up.code, 0);
+        assert.match(up.stdout + up.stderr, /error: Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2\. Nothing was changed\./);
+        assert.deepEqual((await app()).map((o) => `${o.kind}/${o.metadata.name}@${meta(o).resourceVersion}`).sort(), versions);
+        assert.deepEqual(await stack.state(), state);
+        await set("activeVersion", "v1");
+    });
+
+    it("pulumi refresh shows a route edited by hand; pulumi up puts it back", async () => {
+        const patch = JSON.stringify([{ op: "replace", path: "/spec/http/0/route/0/destination/subset", value: "v2" }]);
+        assert.equal((await cluster.kubectl("-n", APP, "patch", "virtualservices.networking.istio.io", "cowsay-nginx", "--type", "json", "-p", patch)).code, 0);
+        assert.deepEqual(liveWeights(await app()), { v2: 100 });
+        const refresh = await stack.pulumi("refresh", "--yes", "--diff");
+        assert.match(refresh.stdout, /~ kubernetes:networking\.istio\.io\/v1:VirtualService: \(update\)\s+\[id=cowsay\/cowsay-nginx\][\s\S]*~ subset: "v1" => "v2"/);
+        const { steps } = await stack.preview();
+        assert.deepEqual(plannedChanges(steps).map((s) => s.urn.split("::").pop()), ["cowsay-route"]);
+        await stack.up();
+        assert.deepEqual(liveWeights(await app()), { v1: 100 });
+    });
+
+    it("a pulumi killed while it waits on a Deployment: the README's recovery converges and loses nothing", async () => {
+        // Without kwok the new pods never become ready, so the provider's await keeps pulumi busy.
+        await cluster.script("stop", "kwok");
+        await set("replicas", "3");
+        const child = spawn("pulumi", ["up", "--yes", "--skip-preview"], { cwd: stack.dir, env: stack.env, stdio: ["ignore", "pipe", "pipe"] });
+        let output = "";
+        await new Promise<void>((resolve, reject) => {
+            const onData = (chunk: Buffer) => {
+                output += chunk.toString();
+                if (/Deployment +cowsay-v[12] +updating/.test(output)) resolve();
+            };
+            child.stdout.on("data", onData);
+            child.stderr.on("data", onData);
+            child.on("close", () => reject(new Error(`pulumi up ended before it waited on a Deployment:\n${output}`)));
+        });
+        await new Promise((r) => setTimeout(r, 2000));
+        child.kill("SIGKILL");
+        await new Promise((resolve) => child.on("close", resolve));
+        await cluster.script("start", "kwok");
+
+        const recovery = readmeBlocks().find((b) => b.id === "recovery");
+        assert.ok(recovery !== undefined, "the README's recovery block");
+        const result = await runBlock(recovery, stack.dir, stack.env);
+        assert.equal(result.code, 0, result.output);
+        const objects = await app();
+        assert.deepEqual(replicasByVersion(objects), { v1: 3, v2: 3 });
+        for (const d of objects.filter((o) => o.kind === "Deployment")) {
+            assert.equal((d as unknown as { status: { readyReplicas?: number } }).status.readyReplicas, 3, `${d.metadata.name} ready`);
+        }
+        assert.deepEqual(liveWeights(objects), { v1: 100 });
+        assert.deepEqual(stack.locks(), []);
+        const again = await stack.preview();
+        assert.deepEqual(plannedChanges(again.steps), [], "converged: nothing left to do");
+    });
+
+    it("an API server restarted while an update waits on a Deployment: the next pulumi up converges", async () => {
+        await cluster.script("stop", "kwok");
+        await set("replicas", "2");
+        await set("versions", JSON.stringify({ v1: { image: "dougbtv/nginx-cowsay:v1", expect: "^__^", replicas: 4 }, v2: { image: "dougbtv/nginx-cowsay:v2", expect: "O___O" } }));
+        const child = spawn("pulumi", ["up", "--yes", "--skip-preview"], { cwd: stack.dir, env: stack.env, stdio: ["ignore", "pipe", "pipe"] });
+        let output = "";
+        const done = new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? 1)));
+        child.stdout.on("data", (c: Buffer) => (output += c.toString()));
+        child.stderr.on("data", (c: Buffer) => (output += c.toString()));
+        while (!/Deployment +cowsay-v1 +updating/.test(output)) {
+            assert.ok(child.exitCode === null, `pulumi up ended before it waited on a Deployment:\n${output}`);
+            await new Promise((r) => setTimeout(r, 200));
+        }
+        await cluster.script("restart", "apiserver");
+        await cluster.script("start", "kwok");
+        // The provider's await may not notice that the pods became ready across the restart (its
+        // watch broke); a user who sees it wait presses Ctrl-C, and runs pulumi up again.
+        const code = await Promise.race([done, new Promise<null>((r) => setTimeout(() => r(null), 90_000))]);
+        if (code === null) child.kill("SIGINT");
+        if ((code ?? (await done)) !== 0) await stack.up();
+        const objects = await app();
+        assert.deepEqual(replicasByVersion(objects), { v1: 4, v2: 2 });
+        assert.equal((objects.find((d) => d.metadata.name === "cowsay-nginx-v1") as unknown as { status: { readyReplicas?: number } }).status.readyReplicas, 4);
+        assert.deepEqual(plannedChanges((await stack.preview()).steps), [], "converged");
+    });
+
+    it("pulumi destroy leaves nothing of the app behind", async () => {
+        await stack.pulumi("destroy", "--yes");
+        const gone = async () => (await cluster.kubectl("get", "namespace", APP, "--ignore-not-found", "-o", "name")).stdout.trim() === "";
+        for (let i = 0; i < 120 && !(await gone()); i++) await new Promise((r) => setTimeout(r, 500));
+        assert.ok(await gone(), "the app namespace is gone");
+        const labelled = await cluster.kubectl("get", "deployments,replicasets,pods,services,poddisruptionbudgets", "-A", "-l", "service=cowsay-nginx", "-o", "name");
+        assert.equal(labelled.stdout.trim(), "", labelled.stdout);
+        const routing = await cluster.kubectl("get", "virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io,certificates.cert-manager.io,issuers.cert-manager.io", "-A", "-o", "name");
+        assert.equal(routing.stdout.trim(), "", routing.stdout);
+    });
+});
+
+describe("server-side validation of what the program emits (API server with the real CRDs)", () => {
+    let cluster: LocalCluster;
+    const cow = { image: "dougbtv/nginx-cowsay:v1", expect: "^__^" };
+    const hotdog = { image: "dougbtv/nginx-cowsay:v2", expect: "O___O" };
+    const STACKS: Record<string, Record<string, string>> = {
+        default: {},
+        "a 90/10 split": { trafficSplit: '{"v1":90,"v2":10}' },
+        "v3 declared, idle at 0": { versions: JSON.stringify({ v1: cow, v2: hotdog, v3: { image: "registry.example.com/cowsay:v3", expect: "v3" } }), idleReplicas: "0" },
+        "test routes off": { testRouteHeader: "", smokeCheck: "false" },
+        "the Gateway API": { routingApi: "gateway-api", gatewayApiCrds: "none" },
+    };
+
+    before(async () => {
+        cluster = await LocalCluster.up();
+        await cluster.script("apply-crds");
+        for (const ns of ["istio-ingress", APP]) assert.equal((await cluster.kubectl("create", "namespace", ns)).code, 0);
+    });
+    after(async () => cluster?.down());
+
+    for (const [name, config] of Object.entries(STACKS)) {
+        it(`every object of the stack "${name}" passes kubectl apply --dry-run=server`, async () => {
+            // The gate is not a Kubernetes object; with it off, up only renders.
+            const stack = await EngineStack.create({ config: { ...BASE, smokeCheck: "false", ...config } });
+            try {
+                await stack.up();
+                const files = listYaml(stack.renderDir);
+                assert.ok(files.length >= 12, `${files.length} rendered files`);
+                const result = await cluster.kubectl("apply", "--dry-run=server", ...files.flatMap((f) => ["-f", f]));
+                assert.equal(result.code, 0, result.stderr);
+                assert.equal(result.stdout.trim().split("\n").length, files.length, result.stdout);
+            } finally {
+                stack.dispose();
+            }
+        });
+    }
+
+    it("catches what the mocks cannot: a VirtualService timeout under 1 ms passes the upstream model and is rejected by the server", async () => {
+        // Test-only object, never shipped: the schema test's models carry the OpenAPI types, not the CRD's CEL rules.
+        const route = {
+            apiVersion: "networking.istio.io/v1",
+            kind: "VirtualService",
+            metadata: { name: "too-fast", namespace: APP },
+            spec: { hosts: ["cowsay.example.com"], http: [{ name: "live", timeout: "0.5ms", route: [{ destination: { host: "cowsay-nginx", subset: "v1" } }] }] },
+        };
+        const { VirtualService } = await import("@kubernetes-models/istio/networking.istio.io/v1/VirtualService");
+        new VirtualService(route).validate();
+        const result = await applyDryRun(cluster, route);
+        assert.notEqual(result.code, 0);
+        assert.match(result.stderr, /timeout/i);
+    });
+});
+
+function listYaml(dir: string): string[] {
+    return readdirSync(dir, { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile() && e.name.endsWith(".yaml"))
+        .map((e) => path.join(e.parentPath, e.name))
+        .sort();
+}
+
+function applyDryRun(cluster: LocalCluster, object: unknown): Promise<{ code: number; stderr: string }> {
+    return new Promise((resolve) => {
+        const child = spawn("kubectl", ["apply", "--dry-run=server", "-f", "-"], { env: cluster.env, stdio: ["pipe", "pipe", "pipe"] });
+        let stderr = "";
+        child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+        child.on("close", (code) => resolve({ code: code ?? 1, stderr }));
+        child.stdin.end(JSON.stringify(object));
+    });
+}
