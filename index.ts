@@ -51,7 +51,7 @@ async function lastRun(): Promise<LastRun | undefined> {
 }
 
 function deploy(settings: Settings) {
-    const mesh = settings.installIstio ? new IstioMesh("istio", { ingressNamespace: settings.ingressNamespace }) : undefined;
+    const mesh = settings.installIstio ? new IstioMesh("istio", { ingressNamespace: settings.ingressNamespace, charts: settings.istioCharts }) : undefined;
     const gatewayApi = settings.gatewayApiCrds === undefined ? undefined : new GatewayApiCrds("gateway-api", { source: settings.gatewayApiCrds });
     const secret = (key: string, value: string): pulumi.Input<string> => (settings.secretKeys.has(key) ? pulumi.secret(value) : value);
 

@@ -22,6 +22,9 @@ export type RoutingApi = (typeof ROUTING_APIS)[number];
  */
 export type GatewayApiCrdsSource = { readonly kind: "release" } | { readonly kind: "url" | "file"; readonly location: string };
 
+/** Where the Istio charts come from: a chart repository (HTTP or OCI), or a local directory of charts. */
+export type ChartSource = { readonly kind: "repository"; readonly url: string } | { readonly kind: "directory"; readonly path: string };
+
 /** Where the TLS certificate for the gateway host comes from. */
 export type IssuerSettings =
     | { readonly kind: "selfsigned" }
@@ -54,6 +57,8 @@ export interface Settings {
     readonly hostname: string;
     readonly appNamespace: string;
     readonly installIstio: boolean;
+    /** Where installIstio takes the base, istiod and gateway charts from. */
+    readonly istioCharts: ChartSource;
     readonly installCertManager: boolean;
     readonly issuer: IssuerSettings;
     /** Redirect plain HTTP to HTTPS at the gateway. */
@@ -92,6 +97,7 @@ export const DEFAULTS = {
     hostname: "cowsay.example.com",
     appNamespace: "cowsay",
     installIstio: true,
+    istioCharts: "https://istio-release.storage.googleapis.com/charts",
     installCertManager: true,
     issuer: "selfsigned",
     acmeEmail: "",
@@ -416,6 +422,16 @@ function parseGatewayApiCrds(text: string | undefined, routingApi: RoutingApi, i
     return routingApi === "gateway-api" ? source : undefined;
 }
 
+function parseChartSource(key: string, text: string | undefined, fallback: string): ChartSource {
+    const value = text ?? fallback;
+    if (/^(https?|oci):\/\/[^\s/]+\S*$/.test(value)) return { kind: "repository", url: value.replace(/\/+$/, "") };
+    if (value !== "" && !/^[a-z][a-z0-9+.-]*:\/\//i.test(value) && !/\s/.test(value)) return { kind: "directory", path: value.replace(/\/+$/, "") };
+    throw new ConfigError(
+        key,
+        `${show(value)} is not allowed; expected a chart repository URL (https://, http:// or oci://) or the path of a directory holding the base, istiod and gateway charts.`,
+    );
+}
+
 function parseSecretKeys(secretKeys: ReadonlySet<string>): ReadonlySet<string> {
     for (const key of secretKeys) {
         if (!SECRET_CAPABLE_KEYS.includes(key)) {
@@ -477,6 +493,7 @@ export function parseSettings(raw: RawConfig, secretKeys: ReadonlySet<string> = 
         hostname: parseName("hostname", raw.hostname, DEFAULTS.hostname, HOSTNAME, "a lower-case DNS host name such as cowsay.example.com"),
         appNamespace: parseName("appNamespace", raw.appNamespace, DEFAULTS.appNamespace, DNS_LABEL, dnsName),
         installIstio,
+        istioCharts: parseChartSource("istioCharts", raw.istioCharts, DEFAULTS.istioCharts),
         installCertManager: parseBoolean("installCertManager", raw.installCertManager, DEFAULTS.installCertManager),
         issuer: parseIssuer(raw),
         httpsRedirect: parseBoolean("httpsRedirect", raw.httpsRedirect, DEFAULTS.httpsRedirect),

@@ -1,14 +1,16 @@
 // The Istio control plane and ingress gateway, from Istio's official Helm charts, in the order the
 // charts need: base (the CRDs) before istiod (which validates against them) before the gateway
 // (which needs istiod to inject its proxy configuration).
+import * as path from "node:path";
+
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
 import versions from "../versions.json";
+import type { ChartSource } from "./config";
 
 /** The Istio release every chart is pinned to (versions.json; the tests load this release's CRDs). */
 export const ISTIO_VERSION: string = versions.istio;
-export const ISTIO_CHARTS = "https://istio-release.storage.googleapis.com/charts";
 
 export interface IstioMeshArgs {
     /** Namespace of the control plane. Default: "istio-system". */
@@ -19,6 +21,12 @@ export interface IstioMeshArgs {
     readonly gatewayName?: string;
     /** Chart version of base, istiod and gateway. Default: ISTIO_VERSION. */
     readonly version?: string;
+    /**
+     * Where the charts come from: Istio's repository (or a mirror of it), or a local directory with
+     * `base/`, `istiod/` and `gateway/` (for example from `helm pull --untar`), for clusters without
+     * internet. Default: https://istio-release.storage.googleapis.com/charts.
+     */
+    readonly charts?: ChartSource;
 }
 
 export class IstioMesh extends pulumi.ComponentResource {
@@ -31,7 +39,10 @@ export class IstioMesh extends pulumi.ComponentResource {
     constructor(name: string, args: IstioMeshArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cowsay-bluegreen:mesh:IstioMesh", name, {}, opts);
         const version = args.version ?? ISTIO_VERSION;
-        const repositoryOpts = { repo: ISTIO_CHARTS };
+        const source = args.charts ?? { kind: "repository", url: "https://istio-release.storage.googleapis.com/charts" };
+        // A local chart is used as it is: its own version is whatever was pulled.
+        const chart = (name: string) =>
+            source.kind === "repository" ? { chart: name, version, repositoryOpts: { repo: source.url } } : { chart: path.join(source.path, name) };
 
         const system = new k8s.core.v1.Namespace(
             `${name}-system`,
@@ -48,9 +59,7 @@ export class IstioMesh extends pulumi.ComponentResource {
         this.base = new k8s.helm.v3.Release(
             `${name}-base`,
             {
-                chart: "base",
-                version,
-                repositoryOpts,
+                ...chart("base"),
                 namespace: system.metadata.name,
                 values: { defaultRevision: "default" },
             },
@@ -58,16 +67,14 @@ export class IstioMesh extends pulumi.ComponentResource {
         );
         this.istiod = new k8s.helm.v3.Release(
             `${name}-istiod`,
-            { chart: "istiod", version, repositoryOpts, namespace: system.metadata.name },
+            { ...chart("istiod"), namespace: system.metadata.name },
             { parent: this, dependsOn: [this.base] },
         );
         this.gateway = new k8s.helm.v3.Release(
             `${name}-gateway`,
             {
-                chart: "gateway",
+                ...chart("gateway"),
                 name: args.gatewayName ?? "istio-ingressgateway",
-                version,
-                repositoryOpts,
                 namespace: ingress.metadata.name,
             },
             { parent: this, dependsOn: [this.istiod] },

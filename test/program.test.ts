@@ -3,6 +3,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
+import versions from "../versions.json";
+
 import {
     DEPLOYMENT, DR, GW, HTTPROUTE, RELEASE, SERVICE, VS,
     byKey, find, keyOf, metadataOf, ofType, runProgram, type Registered, type Run,
@@ -87,7 +89,7 @@ describe("the program with the example stack", () => {
         assert.ok(istiod.dependsOn.includes(keyOf(base)), "istiod waits for base (the CRDs)");
         assert.ok(gateway.dependsOn.includes(keyOf(istiod)), "the gateway waits for istiod");
         assert.equal(new Set(releases.map((r) => r.inputs.version)).size, 1);
-        assert.match(String(base.inputs.version), /^\d+\.\d+\.\d+$/);
+        assert.equal(base.inputs.version, versions.istio, "the release versions.json pins, whose CRDs the tests load");
         for (const r of releases) {
             assert.equal((r.inputs.repositoryOpts as Spec).repo, "https://istio-release.storage.googleapis.com/charts");
         }
@@ -96,6 +98,19 @@ describe("the program with the example stack", () => {
         for (const r of [...ofType(run, VS), ...ofType(run, DR), ...ofType(run, GW)]) {
             assert.ok(r.dependsOn.includes(keyOf(base)), `${r.name} must wait for Istio's CRDs`);
         }
+    });
+
+    it("takes the Istio charts from a mirror or a local directory when told to (clusters without internet)", async () => {
+        const mirror = await runProgram({ istioCharts: "oci://registry.example.com/istio-charts/" });
+        for (const r of ofType(mirror, RELEASE)) {
+            assert.deepEqual([(r.inputs.repositoryOpts as Spec).repo, r.inputs.version], ["oci://registry.example.com/istio-charts", versions.istio]);
+        }
+        const local = await runProgram({ istioCharts: "/srv/charts/istio-1.31.4" });
+        assert.deepEqual(ofType(local, RELEASE).map((r) => [r.inputs.chart, r.inputs.repositoryOpts, r.inputs.version]), [
+            ["/srv/charts/istio-1.31.4/base", undefined, undefined],
+            ["/srv/charts/istio-1.31.4/istiod", undefined, undefined],
+            ["/srv/charts/istio-1.31.4/gateway", undefined, undefined],
+        ]);
     });
 
     it("skips the Istio and cert-manager installs when told the cluster has them, keeping the Issuer and Certificate", async () => {
