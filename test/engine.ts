@@ -1,6 +1,7 @@
 // Drives the real Pulumi CLI against a copy of the program, with a local file backend and the
 // Kubernetes provider rendering YAML to a directory (no cluster). Shared by the end-to-end tests
 // and the engine benchmark. Needs `pulumi` on PATH: `eval "$(scripts/engine.sh env)"` or a real CLI.
+import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -234,6 +235,22 @@ export function replicasByVersion(objects: readonly KubeObject[]): Record<string
 /** The steps of a preview that change something; the program's read of its own outputs is not one. */
 export function plannedChanges(steps: readonly PreviewStep[]): PreviewStep[] {
     return steps.filter((s) => s.op !== "same" && s.op !== "read");
+}
+
+/**
+ * Runs preview and up: both must fail and print `message`, and the stack's state and rendered files
+ * must stay as they were.
+ */
+export async function expectRefusal(stack: EngineStack, message: string): Promise<void> {
+    const stateBefore = await stack.state();
+    const renderedBefore = stack.rendered();
+    for (const args of [["preview", "--non-interactive"], ["up", "--yes", "--skip-preview", "--non-interactive"]]) {
+        const result = await stack.run(...args);
+        assert.notEqual(result.code, 0, `pulumi ${args[0]} must fail`);
+        assert.ok(`${result.stdout}${result.stderr}`.includes(message), result.stdout + result.stderr);
+    }
+    assert.deepEqual(await stack.state(), stateBefore, "the state changed");
+    assert.deepEqual(changedFiles(renderedBefore, stack.rendered()), [], "rendered files changed");
 }
 
 /** Files that differ between two snapshots of the render directory. */

@@ -3,10 +3,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { DEPLOYMENT, UNRESOLVED, VS, byKey, find, keyOf, metadataOf, ofType, runProgram, type Registered, type Run } from "./helpers";
+import { DEPLOYMENT, UNRESOLVED, VS, byKey, find, keyOf, metadataOf, ofType, runProgram, spec, type Run, type Spec } from "./helpers";
 
-type Spec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-const spec = (r: Registered): Spec => r.inputs.spec as Spec;
 const SMOKE = "pulumi-nodejs:dynamic/cowsay-bluegreen:SmokeCheck";
 const liveRoute = (run: Run) => find(run, VS, "cowsay-nginx");
 const testRoute = (run: Run) => find(run, VS, "cowsay-nginx-test");

@@ -8,14 +8,9 @@ import versions from "../versions.json";
 import { routeWithHttpRoutes, type KubeObject } from "./gateway";
 import {
     DEPLOYMENT, HTTPROUTE, K8S_GATEWAY, SERVICE, VS,
-    byKey, find, keyOf, metadataOf, ofType, runProgram, type Registered, type Run,
+    byKey, find, keyOf, metadataOf, ofType, podLabels, runProgram, selects, spec, type Registered, type Run, type Spec,
 } from "./helpers";
 
-type Spec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-const spec = (r: Registered): Spec => r.inputs.spec as Spec;
-const podLabels = (d: Registered): Record<string, string> => spec(d).template.metadata.labels;
-const selects = (selector: Record<string, string>, labels: Record<string, string>) =>
-    Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 const GA = { routingApi: "gateway-api" };
 const gated = { ...GA, gatewayUrl: "https://203.0.113.10" };

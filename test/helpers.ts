@@ -174,6 +174,18 @@ export function ofType(run: Run, type: string): Registered[] {
     return run.resources.filter((r) => r.type === type);
 }
 
+/** A spec as the tests read it: untyped, from the mock boundary. */
+export type Spec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export const spec = (r: Registered): Spec => r.inputs.spec as Spec;
+
+/** The labels a Deployment puts on its pods. */
+export const podLabels = (d: Registered): Record<string, string> => spec(d).template.metadata.labels;
+
+/** Whether a non-empty label selector matches the labels. */
+export const selects = (selector: Record<string, string>, labels: Record<string, string>): boolean =>
+    Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
+
 export function metadataOf(r: Registered): { name?: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } {
     return (r.inputs.metadata ?? {});
 }

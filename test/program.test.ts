@@ -7,14 +7,9 @@ import versions from "../versions.json";
 
 import {
     DEPLOYMENT, DR, GW, HTTPROUTE, RELEASE, SERVICE, VS,
-    byKey, find, keyOf, metadataOf, ofType, runProgram, type Registered, type Run,
+    byKey, find, keyOf, metadataOf, ofType, podLabels, runProgram, selects, spec, type Registered, type Run, type Spec,
 } from "./helpers";
 
-type Spec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
-const spec = (r: Registered): Spec => r.inputs.spec as Spec;
-const podLabels = (d: Registered): Record<string, string> => spec(d).template.metadata.labels;
-const selects = (selector: Record<string, string>, labels: Record<string, string>) =>
-    Object.entries(selector).every(([k, v]) => labels[k] === v);
 const liveRoute = (run: Run) => find(run, VS, "cowsay-nginx");
 
 describe("the program with the example stack", () => {
