@@ -188,6 +188,74 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
     });
 });
 
+describe("routingApi gateway-api against the API server (real engine, real Kubernetes provider, kwok nodes)", () => {
+    let cluster: LocalCluster;
+    let stack: EngineStack;
+    let gateway: StandInGateway;
+    // The stand-in reads the Gateway API objects (the Gateway is in the ingress namespace) and the pods' Deployments.
+    const objects = async () => [
+        ...(await cluster.get("httproutes.gateway.networking.k8s.io,services,deployments.apps", APP)),
+        ...(await cluster.get("gateways.gateway.networking.k8s.io", "istio-ingress")),
+    ];
+    const backends = async (name: string) => {
+        const route = (await cluster.get("httproutes.gateway.networking.k8s.io", APP)).find((r) => r.metadata.name === name);
+        return ((route?.spec as { rules: { backendRefs: { name: string; weight?: number }[] }[] }).rules[0].backendRefs).map((b) => [b.name, b.weight]);
+    };
+    const podUids = async () => (await cluster.get("pods", APP)).map((p) => meta(p).uid).sort();
+
+    before(async () => {
+        cluster = await LocalCluster.up();
+        await cluster.script("apply-crds");
+        assert.equal((await cluster.kubectl("create", "namespace", "istio-ingress")).code, 0);
+        gateway = await StandInGateway.start(objects);
+        // The cluster has the Gateway API CRDs (applied above), as a cluster with a mesh would.
+        stack = await EngineStack.create({
+            config: { ...BASE, routingApi: "gateway-api", gatewayApiCrds: "none", gatewayUrl: `https://${gateway.address}` },
+            target: "cluster",
+            env: cluster.env,
+        });
+        await stack.up();
+    });
+    after(async () => {
+        await gateway?.stop().catch(() => undefined);
+        stack?.dispose();
+        await cluster?.down();
+    });
+
+    it("pulumi up with v1: the HTTPRoutes on the server (gateway and mesh) send everything to v1's Service", async () => {
+        assert.deepEqual(await backends("cowsay-nginx"), [["cowsay-nginx-v1", 100]]);
+        assert.deepEqual(await backends("cowsay-nginx-mesh"), [["cowsay-nginx-v1", 100]]);
+    });
+
+    for (const [from, to] of [["v1", "v2"], ["v2", "v1"]]) {
+        it(`switching ${from} -> ${to}: only the two live HTTPRoutes and the gate change; the same pods keep running`, async () => {
+            const pods = await podUids();
+            await stack.pulumi("config", "set", `${PROJECT}:activeVersion`, to);
+            const planned = plannedChanges((await stack.preview()).steps);
+            assert.deepEqual(planned.map((s) => s.urn.split("::").pop()).sort(), ["cowsay-mesh-route", "cowsay-route", "cowsay-smoke-check"]);
+            assert.ok(planned.every((s) => s.op === "update"), JSON.stringify(planned));
+            const before = gateway.requests.length;
+            await stack.up();
+            assert.deepEqual(await backends("cowsay-nginx"), [[`cowsay-nginx-${to}`, 100]]);
+            assert.deepEqual(await backends("cowsay-nginx-mesh"), [[`cowsay-nginx-${to}`, 100]]);
+            assert.deepEqual(await podUids(), pods);
+            // The gate checked v2 through the header rule on the way there, and trusted v1 on the way back.
+            assert.equal(gateway.requests.slice(before).filter((r) => r.header === to).length, to === "v2" ? 1 : 0);
+        });
+    }
+
+    it("activeVersion=v3 is refused; the server's HTTPRoutes and the state are unchanged", async () => {
+        const routes = (await cluster.get("httproutes.gateway.networking.k8s.io", APP)).map((r) => `${r.metadata.name}@${meta(r).resourceVersion}`).sort();
+        const state = await stack.state();
+        await stack.pulumi("config", "set", `${PROJECT}:activeVersion`, "v3");
+        const up = await stack.run("up", "--yes", "--skip-preview");
+        assert.notEqual(up.code, 0);
+        assert.match(up.stdout + up.stderr, /error: Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2\. Nothing was changed\./);
+        assert.deepEqual((await cluster.get("httproutes.gateway.networking.k8s.io", APP)).map((r) => `${r.metadata.name}@${meta(r).resourceVersion}`).sort(), routes);
+        assert.deepEqual(await stack.state(), state);
+    });
+});
+
 describe("server-side validation of what the program emits (API server with the real CRDs)", () => {
     let cluster: LocalCluster;
     const cow = { image: "dougbtv/nginx-cowsay:v1", expect: "^__^" };
