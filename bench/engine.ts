@@ -3,9 +3,13 @@
 // one-resource TypeScript program (the floor: what any program pays on this engine). Repeated for
 // each way the program can reach the engine: ts-node with type-checking (Pulumi's default for a
 // TypeScript project, and what Pulumi.yaml uses), ts-node transpile-only, and JavaScript pre-built
-// by `npm run build`. Needs `pulumi` on PATH.
+// by `npm run build`. Then the same comparison against a local API server (scripts/cluster.sh: one
+// control plane for the run, torn down at the end), for the way the program runs by default: there
+// the figures include the provider's calls to the server and its wait for the Deployments. Needs
+// `pulumi` on PATH; the control plane is built if missing.
 import { performance } from "node:perf_hooks";
 
+import { LocalCluster } from "../test/cluster";
 import { EngineStack, pulumiOnPath } from "../test/engine";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -41,17 +45,60 @@ function median(values: number[]): number {
     return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+// Ctrl-C (or SIGTERM) stops the benchmark after the update that runs now, so that the finally blocks
+// remove the stacks and stop the control plane, whose processes run in sessions of their own.
+const SIGNALS = ["SIGINT", "SIGTERM"] as const;
+let stopSignal: NodeJS.Signals | undefined;
+for (const signal of SIGNALS) process.on(signal, () => (stopSignal ??= signal));
+
 /** Times RUNS updates; `change(i)` sets the config that makes update i differ from the one before. */
 async function timeUpdates(stack: EngineStack, change: (i: number) => Promise<unknown>): Promise<number> {
     await stack.up(); // the first up creates everything; not timed
     const times: number[] = [];
     for (let i = 0; i < RUNS; i++) {
+        if (stopSignal !== undefined) throw new Error(`stopped by ${stopSignal}`);
         await change(i);
         const start = performance.now();
         await stack.up();
         times.push((performance.now() - start) / 1000);
     }
     return median(times);
+}
+
+/** A switch and the floor, both timed on the same stack pair; "switch … floor … ratio …". */
+async function compare(program: EngineStack, floor: EngineStack): Promise<string> {
+    const switchTime = await timeUpdates(program, (i) => program.pulumi("config", "set", "cowsay-bluegreen:activeVersion", i % 2 === 0 ? "v2" : "v1"));
+    const floorTime = await timeUpdates(floor, (i) => floor.pulumi("config", "set", "floor:value", String(i + 1)));
+    return `switch ${switchTime.toFixed(2)} s   floor ${floorTime.toFixed(2)} s   ratio ${(switchTime / floorTime).toFixed(2)}`;
+}
+
+/**
+ * The comparison on the local API server, ts-node type-checked (Pulumi.yaml has no `main`). The gate
+ * is off so that the figure is the engine and the provider; the floor's ConfigMap goes to the
+ * `default` namespace of the same cluster.
+ */
+async function onApiServer(): Promise<string> {
+    const cluster = await LocalCluster.up();
+    try {
+        await cluster.script("apply-crds");
+        // As in the end-to-end tests: a cluster that runs a mesh has its ingress namespace (the Certificate goes there).
+        const ns = await cluster.kubectl("create", "namespace", "istio-ingress");
+        if (ns.code !== 0) throw new Error(`kubectl create namespace istio-ingress: ${ns.stderr}`);
+        const program = await EngineStack.create({
+            config: { installIstio: "false", installCertManager: "false", smokeCheck: "false" },
+            target: "cluster",
+            env: cluster.env,
+        });
+        const floor = await EngineStack.create({ config: { value: "0" }, files: FLOOR, target: "cluster", env: cluster.env });
+        try {
+            return await compare(program, floor);
+        } finally {
+            program.dispose();
+            floor.dispose();
+        }
+    } finally {
+        await cluster.down();
+    }
 }
 
 async function main(): Promise<void> {
@@ -65,16 +112,18 @@ async function main(): Promise<void> {
         });
         const floor = await EngineStack.create({ config: { value: "0" }, files: mode.prebuilt ? prebuiltFloor() : FLOOR, env: mode.env });
         try {
-            const switchTime = await timeUpdates(program, (i) => program.pulumi("config", "set", "cowsay-bluegreen:activeVersion", i % 2 === 0 ? "v2" : "v1"));
-            const floorTime = await timeUpdates(floor, (i) => floor.pulumi("config", "set", "floor:value", String(i + 1)));
-            rows.push(`${mode.label.padEnd(34)} switch ${switchTime.toFixed(2)} s   floor ${floorTime.toFixed(2)} s   ratio ${(switchTime / floorTime).toFixed(2)}`);
+            rows.push(`${mode.label.padEnd(34)} ${await compare(program, floor)}`);
             console.log(rows[rows.length - 1]);
         } finally {
             program.dispose();
             floor.dispose();
         }
     }
-    console.log(`\npulumi up wall time, median of ${RUNS} (${process.version}, ${new Date().toISOString().slice(0, 10)}):\n${rows.join("\n")}`);
+    const server = `${MODES[0].label.padEnd(34)} ${await onApiServer()}`;
+    console.log(`${server}   (API server)`);
+    console.log(`\npulumi up wall time, median of ${RUNS} (${process.version}, ${new Date().toISOString().slice(0, 10)}):`);
+    console.log(`rendering YAML (no cluster):\n${rows.join("\n")}`);
+    console.log(`local API server (kube-apiserver, etcd, kwok nodes; smokeCheck false):\n${server}`);
 }
 
 /** The floor program as JavaScript, for the pre-built mode. */

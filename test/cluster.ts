@@ -46,7 +46,11 @@ export class LocalCluster {
             }
         };
         process.once("exit", downOnExit);
-        for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(128 + (signal === "SIGINT" ? 2 : 15)));
+        // A signal ends a process without its exit hooks, unless someone listens: a program that
+        // handles Ctrl-C itself (the demo, the benchmark) keeps its way; anything else exits at once.
+        for (const signal of ["SIGINT", "SIGTERM"] as const) {
+            if (process.listenerCount(signal) === 0) process.once(signal, () => process.exit(128 + (signal === "SIGINT" ? 2 : 15)));
+        }
         const up = await exec(SCRIPT, ["up"], base);
         if (up.code !== 0) {
             await exec(SCRIPT, ["down"], base);

@@ -85,7 +85,7 @@ export class EngineStack {
                 cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
             }
             if (options.prebuilt === true) {
-                for (const file of ["bin/index.js", "bin/components"]) cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
+                for (const file of ["bin/index.js", "bin/components", "bin/versions.json"]) cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
                 const project = readFileSync(path.join(this.dir, "Pulumi.yaml"), "utf8").replace(/^runtime:$/m, "main: bin/index.js\nruntime:");
                 writeFileSync(path.join(this.dir, "Pulumi.yaml"), project.replace(/^    packagemanager: npm$/m, "    packagemanager: npm\n    typescript: false"));
             }

@@ -17,14 +17,6 @@ export function alive(pid: number): boolean {
     }
 }
 
-export function tryKill(pid: number): void {
-    try {
-        process.kill(pid, "SIGKILL");
-    } catch {
-        // already gone
-    }
-}
-
 /** Every descendant of `pid` with its command line. */
 export function descendants(pid: number): ProcessInfo[] {
     const table = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" })

@@ -13,7 +13,7 @@ import { promisify } from "node:util";
 
 import { EngineStack, changedFiles, liveWeights, pulumiOnPath, replicasByVersion } from "../engine";
 import { StandInGateway, pageOf, type KubeObject } from "../gateway";
-import { descendants, tryKill, waitUntilGone, type ProcessInfo } from "../processes";
+import { descendants, waitUntilGone, type ProcessInfo } from "../processes";
 import { readmeBlocks, runBlock, type BlockResult, type ReadmeBlock } from "../readme";
 
 const PROJECT = "cowsay-bluegreen";
@@ -191,9 +191,9 @@ const STEPS: Record<string, Step> = {
             const locked = await c.stack.run("up", "--yes", "--skip-preview");
             assert.notEqual(locked.code, 0);
             assert.match(locked.stdout + locked.stderr, /the stack is currently locked by 1 lock\(s\)/);
-            // The gate and the language host notice that the engine is gone and exit.
-            await waitUntilGone([killed.gate, killed.languageHost], 15_000);
-            killed.others.forEach((p) => tryKill(p.pid)); // the Kubernetes provider waits for its 5-minute health check
+            // Every plugin notices that the engine is gone and exits: the gate, the language host and
+            // the Kubernetes provider, as scripts/engine.sh builds them.
+            await waitUntilGone([killed.gate, killed.languageHost, ...killed.others], 15_000);
             c.gateway.mode = "serving";
         },
         async check(c, result) {
