@@ -8,7 +8,7 @@ export interface ProcessInfo {
     readonly command: string;
 }
 
-export function alive(pid: number): boolean {
+function alive(pid: number): boolean {
     try {
         process.kill(pid, 0);
         return true;
