@@ -46,6 +46,11 @@ export function pulumiOnPath(): boolean {
     });
 }
 
+/** For an e2e suite's `before`: a missing engine is a failure, never a skip (CI must run the suite). */
+export function requirePulumi(): void {
+    if (!pulumiOnPath()) throw new Error('no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first (README, "The real engine, offline")');
+}
+
 export interface StackOptions {
     /** Project config (keys without the project prefix). */
     readonly config: Record<string, string>;

@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { LocalCluster } from "../cluster";
-import { EngineStack, liveWeights, plannedChanges, pulumiOnPath, replicasByVersion } from "../engine";
+import { EngineStack, liveWeights, plannedChanges, requirePulumi, replicasByVersion } from "../engine";
 import { StandInGateway, type KubeObject } from "../gateway";
 import { readmeBlocks, runBlock } from "../readme";
 
@@ -24,9 +24,7 @@ const BASE = { installIstio: "false", installCertManager: "false", smokeCheckTim
 type Meta = { uid: string; generation?: number; resourceVersion: string };
 const meta = (o: KubeObject) => o.metadata as KubeObject["metadata"] & Meta;
 
-before(() => {
-    assert.ok(pulumiOnPath(), 'no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first (README, "The real engine, offline")');
-});
+before(requirePulumi);
 
 describe("against the API server (real engine, real Kubernetes provider, kwok nodes)", () => {
     let cluster: LocalCluster;

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { EngineStack, changedFiles, liveWeights as weightsOf, pulumiOnPath, replicasByVersion, type Result } from "../engine";
+import { EngineStack, changedFiles, liveWeights as weightsOf, requirePulumi, replicasByVersion, type Result } from "../engine";
 import { StandInGateway } from "../gateway";
 import { descendants, waitUntilGone } from "../processes";
 
@@ -41,9 +41,7 @@ function assertOneLineError(result: Result, message: string): void {
     assert.deepEqual(errors, [`error: ${message}`]);
 }
 
-before(() => {
-    assert.ok(pulumiOnPath(), 'no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first (README, "The real engine, offline")');
-});
+before(requirePulumi);
 
 describe("the gate fails: nothing that is live moves (real engine, stand-in gateway)", () => {
     let stack: EngineStack;

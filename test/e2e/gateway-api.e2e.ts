@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { EngineStack, changedFiles, expectRefusal, plannedChanges, pulumiOnPath, ROOT } from "../engine";
+import { EngineStack, changedFiles, expectRefusal, plannedChanges, requirePulumi, ROOT } from "../engine";
 import { StandInGateway } from "../gateway";
 
 const ROUTE_URN = /[:$]kubernetes:gateway\.networking\.k8s\.io\/v1:HTTPRoute::cowsay-route$/;
@@ -24,10 +24,7 @@ const backendsOf = (stack: EngineStack, name: string): string[] =>
 const changes = plannedChanges;
 const routeFiles = (stack: EngineStack) => [stack.object("HTTPRoute", "cowsay-nginx").file, stack.object("HTTPRoute", "cowsay-nginx-mesh").file].sort();
 
-before(() => {
-    // A missing engine is a failure, never a skip: CI must run this.
-    assert.ok(pulumiOnPath(), 'no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first (README, "The real engine, offline")');
-});
+before(requirePulumi);
 
 describe("gateway-api: up, switch, roll back, refuse (real engine, rendered YAML)", () => {
     let stack: EngineStack;
@@ -217,14 +214,19 @@ describe("gateway-api: the CRD install from a local file (real engine)", () => {
     });
 });
 
+/** Brings a stack up on the Istio APIs, then sets its config to `routingApi gateway-api` (not yet applied). */
+async function upThenSetGatewayApi(stack: EngineStack): Promise<void> {
+    await stack.up();
+    await stack.pulumi("config", "set", "cowsay-bluegreen:routingApi", "gateway-api");
+}
+
 describe("changing routingApi from istio to gateway-api (real engine)", () => {
     const ISTIO_OBJECTS = /kubernetes:networking\.istio\.io\/v1:(VirtualService|DestinationRule|Gateway)::/;
     let stack: EngineStack;
 
     before(async () => {
         stack = await EngineStack.create({ config: { ...BASE_CONFIG, routingApi: "istio", smokeCheck: "false" } });
-        await stack.up();
-        await stack.pulumi("config", "set", "cowsay-bluegreen:routingApi", "gateway-api");
+        await upThenSetGatewayApi(stack);
     });
     after(() => stack?.dispose());
 
@@ -251,8 +253,7 @@ describe("changing routingApi without a gap: create with --exclude, then delete 
 
     before(async () => {
         stack = await EngineStack.create({ config: { ...BASE_CONFIG, routingApi: "istio", smokeCheck: "false" } });
-        await stack.up();
-        await stack.pulumi("config", "set", "cowsay-bluegreen:routingApi", "gateway-api");
+        await upThenSetGatewayApi(stack);
     });
     after(() => stack?.dispose());
 

@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { EngineStack, changedFiles, expectRefusal, plannedChanges, pulumiOnPath, ROOT } from "../engine";
+import { EngineStack, changedFiles, expectRefusal, plannedChanges, requirePulumi, ROOT } from "../engine";
 
 const LIVE_ROUTE = "cowsay-nginx";
 const ROUTE_URN = /[:$]kubernetes:networking\.istio\.io\/v1:VirtualService::cowsay-route$/;
@@ -19,10 +19,7 @@ const liveSubsets = (stack: EngineStack): string[] =>
     stack.object("VirtualService", LIVE_ROUTE).object.spec.http[0].route.map((r: { destination: { subset: string } }) => r.destination.subset);
 const changes = plannedChanges;
 
-before(() => {
-    // A missing engine is a failure, never a skip: CI must run this.
-    assert.ok(pulumiOnPath(), 'no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first (README, "The real engine, offline")');
-});
+before(requirePulumi);
 
 describe("up, switch, roll back, refuse (real engine, rendered YAML)", () => {
     let stack: EngineStack;

@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 
-import { EngineStack, changedFiles, liveWeights, pulumiOnPath, replicasByVersion } from "../engine";
+import { EngineStack, changedFiles, liveWeights, requirePulumi, replicasByVersion } from "../engine";
 import { StandInGateway, pageOf, type KubeObject } from "../gateway";
 import { descendants, waitUntilGone, type ProcessInfo } from "../processes";
 import { readmeBlocks, runBlock, type BlockResult, type ReadmeBlock } from "../readme";
@@ -249,9 +249,7 @@ async function killDuringGate(c: Context): Promise<{ gate: ProcessInfo; language
     return { gate, languageHost, others: plugins.filter((p) => p !== gate && p !== languageHost) };
 }
 
-before(() => {
-    assert.ok(pulumiOnPath(), 'no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first (README, "The real engine, offline")');
-});
+before(requirePulumi);
 
 describe("the README's commands, as written (real engine, rendered YAML, stand-in gateway)", () => {
     const blocks = readmeBlocks();

@@ -363,14 +363,17 @@ function httpRoute(name: string, namespace: string, backendRefs: Props[][], vers
     });
 }
 
+/** v1 and v2 Deployments, the shared Service and a Service per version, as the Gateway API path declares them. */
+const twoVersionsWithServices = () => [
+    versionDeployment("v1"),
+    versionDeployment("v2"),
+    service("cowsay-nginx", { service: "cowsay-nginx" }),
+    service("cowsay-nginx-v1", { service: "cowsay-nginx", version: "v1" }),
+    service("cowsay-nginx-v2", { service: "cowsay-nginx", version: "v2" }),
+];
+
 describe("route-backends-select-one-version", () => {
-    const stack = [
-        versionDeployment("v1"),
-        versionDeployment("v2"),
-        service("cowsay-nginx", { service: "cowsay-nginx" }),
-        service("cowsay-nginx-v1", { service: "cowsay-nginx", version: "v1" }),
-        service("cowsay-nginx-v2", { service: "cowsay-nginx", version: "v2" }),
-    ];
+    const stack = twoVersionsWithServices();
 
     it("accepts backends that are Services of one version each, and refs that are not Services", async () => {
         const routes = httpRoute("cowsay", "cowsay", [
@@ -419,11 +422,7 @@ describe("route-backends-select-one-version", () => {
 
 describe("no-ingress-around-version-routes", () => {
     const stack = [
-        versionDeployment("v1"),
-        versionDeployment("v2"),
-        service("cowsay-nginx", { service: "cowsay-nginx" }),
-        service("cowsay-nginx-v1", { service: "cowsay-nginx", version: "v1" }),
-        service("cowsay-nginx-v2", { service: "cowsay-nginx", version: "v2" }),
+        ...twoVersionsWithServices(),
         httpRoute("cowsay", "cowsay", [[{ name: "cowsay-nginx-v1", port: 9080 }]]),
     ];
 
