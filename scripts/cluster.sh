@@ -351,6 +351,17 @@ start_component() {
         KWOK_WORKDIR=$STATE/kwok exec setsid "${args[@]}"
     ) </dev/null >>"$STATE/logs/$name.log" 2>&1 &
     pid=$!
+    # Until the subshell has closed its fds and exec'd, /proc/$pid/cmdline is this script's, which
+    # component_pid would not recognise: a busy machine made that window long enough for wait_until to
+    # report a component "exited" before it had started. Return once the component's own command runs
+    # (or it is gone: then wait_until reports it, with its log). Our child: its pid cannot be reused
+    # before we reap it.
+    local i
+    for ((i = 0; i < 200; i++)); do
+        tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE/" && break
+        gone "$pid" && break
+        sleep 0.05
+    done
     printf '%s\n' "$pid" >"$(pidfile "$name")"
 }
 

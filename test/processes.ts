@@ -35,6 +35,15 @@ export function descendants(pid: number): ProcessInfo[] {
     return found;
 }
 
+/** Every running process whose command line contains `text` (zombies left out: they are already gone). */
+export function processesMentioning(text: string): ProcessInfo[] {
+    return execFileSync("ps", ["-eo", "pid=,stat=,args="], { encoding: "utf8" })
+        .split("\n")
+        .map((line) => /^\s*(\d+)\s+(\S+)\s+(.*)$/.exec(line))
+        .filter((m): m is RegExpExecArray => m !== null && !m[2].startsWith("Z") && m[3].includes(text))
+        .map((m) => ({ pid: Number(m[1]), command: m[3] }));
+}
+
 /** Waits up to `ms` for every process to exit, then fails naming the ones still running. */
 export async function waitUntilGone(processes: readonly ProcessInfo[], ms: number): Promise<void> {
     const deadline = Date.now() + ms;

@@ -5,14 +5,16 @@
 // validates every object against the real schemas and CEL rules. Assertions read what the API
 // server returns, not what the program meant to send.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { LocalCluster } from "../cluster";
-import { EngineStack, liveWeights, plannedChanges, requirePulumi, replicasByVersion } from "../engine";
+import { EngineStack, liveWeights, plannedChanges, requirePulumi, replicasByVersion, ROOT } from "../engine";
 import { StandInGateway, type KubeObject } from "../gateway";
+import { processesMentioning } from "../processes";
 import { readmeBlocks, runBlock } from "../readme";
 
 const PROJECT = "cowsay-bluegreen";
@@ -322,3 +324,27 @@ function applyDryRun(cluster: LocalCluster, object: unknown): Promise<{ code: nu
         child.stdin.end(JSON.stringify(object));
     });
 }
+
+describe("scripts/cluster.sh up when a component is slow to start", () => {
+    // Each component starts in a subshell that closes every descriptor it inherited, then execs. Until
+    // it has, its command line is the script's: `up` took that for a component that had exited, failed,
+    // and left the component running after `down` (seen once in CI). A thousand inherited descriptors
+    // widen that window to tens of milliseconds, enough to fail every time before the fix.
+    const script = path.join(ROOT, "scripts", "cluster.sh");
+    const state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-slow-"));
+    const env = { ...process.env, COWSAY_CLUSTER_STATE: state };
+    after(() => {
+        spawnSync(script, ["down"], { env, stdio: "ignore" });
+        rmSync(state, { recursive: true, force: true });
+    });
+
+    it("comes up with a thousand inherited descriptors, and down leaves no process behind", () => {
+        const withDescriptors = 'for ((i = 0; i < 1000; i++)); do exec {fd}</dev/null; done; exec "$0" up';
+        const up = spawnSync("bash", ["-c", withDescriptors, script], { env, encoding: "utf8" });
+        assert.equal(up.status, 0, `${up.stdout}\n${up.stderr}`);
+        assert.ok(processesMentioning(`${state}/`).length >= 5, "etcd, the API server, the controller manager, the scheduler and kwok run");
+        const down = spawnSync(script, ["down"], { env, encoding: "utf8" });
+        assert.equal(down.status, 0, `${down.stdout}\n${down.stderr}`);
+        assert.deepEqual(processesMentioning(`${state}/`), []);
+    });
+});
