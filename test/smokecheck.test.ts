@@ -24,11 +24,14 @@ describe("runSmokeChecks", () => {
     // What the "gateway" answers per version; a test may swap a page or delay readiness.
     const pages: Record<string, string> = {};
     let notReadyFor = 0;
+    // Requests after this many get no answer at all (a gateway that starts to hang).
+    let answerOnly = Infinity;
 
     before(async () => {
         server = createServer((req, res) => {
             const version = req.headers["x-cowsay-version"] as string | undefined;
             seen.push({ host: req.headers.host, version, auth: req.headers.authorization, path: req.url });
+            if (seen.length > answerOnly) return;
             if (notReadyFor > 0) {
                 notReadyFor--;
                 res.writeHead(503).end("no healthy upstream");
@@ -46,6 +49,7 @@ describe("runSmokeChecks", () => {
     });
     after(() => {
         for (const socket of sockets) socket.destroy();
+        server.closeAllConnections();
         server.close();
         silent.close();
     });
@@ -84,6 +88,22 @@ describe("runSmokeChecks", () => {
             assert.match(err.message, /the route was not changed and traffic stays where it was$/);
             return true;
         });
+    });
+
+    it("gives the last real answer when the deadline cuts the final try short", async () => {
+        Object.assign(pages, { v1: COW, v2: COW });
+        seen.length = 0;
+        answerOnly = 1; // the first try gets another's page; the second hangs until the deadline
+        try {
+            await assert.rejects(runSmokeChecks(inputs({ timeoutSeconds: 1, intervalMs: 200 }), [V2], quiet), (err: Error) => {
+                assert.match(err.message, /^smoke check failed after 1 s of 1 s: version v2 .* answered 200 with a page that does not contain "O___O"/);
+                assert.doesNotMatch(err.message, /no answer/);
+                return true;
+            });
+            assert.equal(seen.length, 2, "the second try was made");
+        } finally {
+            answerOnly = Infinity;
+        }
     });
 
     it("retries while the version warms up, reporting each try, then passes", async () => {
