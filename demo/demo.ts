@@ -17,6 +17,7 @@ import { performance } from "node:perf_hooks";
 import { LocalCluster } from "../test/cluster";
 import { CommandError, EngineStack, liveWeights, plannedChanges, type PreviewStep } from "../test/engine";
 import { StandInGateway, type KubeObject } from "../test/gateway";
+import { processesMentioning, runCommand } from "../test/processes";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const APP_NAMESPACE = "cowsay";
@@ -156,9 +157,9 @@ function engineBuild(): Build {
         !(process.env.PATH ?? "").split(path.delimiter).some((d) => d !== "" && !d.startsWith(cache) && executable(path.join(d, "pulumi")));
     const missing: Build["missing"] = [];
     if (ownCli && !(executable(path.join(dir, "bin", "pulumi")) && executable(path.join(dir, "bin", "pulumi-language-nodejs")))) {
-        missing.push({ piece: `the Pulumi CLI v${cli}`, minutes: [12, 12] });
+        missing.push({ piece: `the Pulumi CLI v${cli}`, minutes: [6, 13] });
     }
-    if (!executable(path.join(dir, "provider", "pulumi-resource-kubernetes"))) missing.push({ piece: `the Kubernetes provider v${k8s}`, minutes: [8, 8] });
+    if (!executable(path.join(dir, "provider", "pulumi-resource-kubernetes"))) missing.push({ piece: `the Kubernetes provider v${k8s}`, minutes: [8, 11] });
     return { what: "engine", script: "engine.sh", missing, cache: dir };
 }
 
@@ -168,7 +169,7 @@ function clusterBuild(): Build {
     const dir = path.join(cache, `k8s-v${pins.kubernetes}_etcd-v${pins.etcd}_kwok-v${pins.kwok}_src-${sourceHash(path.join(ROOT, "tools", "cluster"))}`);
     const binaries = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd", "kwok"].filter((b) => !executable(path.join(dir, "bin", b)));
     const missing: Build["missing"] =
-        binaries.length === 0 && existsSync(path.join(dir, "share", "kwok-stages.yaml")) ? [] : [{ piece: binaries.join(", ") || "kwok's stages", minutes: [11, 22] }];
+        binaries.length === 0 && existsSync(path.join(dir, "share", "kwok-stages.yaml")) ? [] : [{ piece: binaries.join(", ") || "kwok's stages", minutes: [10, 22] }];
     return { what: "control plane", script: "cluster.sh", missing, cache: dir };
 }
 
@@ -292,12 +293,7 @@ const routeText = (weights: Record<string, number>) =>
 /** What curl gets through the stand-in: the drawing lines of the page, and which version's page it is. */
 async function visit(gateway: StandInGateway, version?: string): Promise<{ command: string; page: string; looks: string; drawing: string[] }> {
     const args = ["-sk", "--connect-to", `::${gateway.address}`, ...(version === undefined ? [] : ["-H", `${HEADER}: ${version}`]), `https://${HOST}/`];
-    const page = await new Promise<string>((resolve) => {
-        const child = spawn("curl", args, { stdio: ["ignore", "pipe", "ignore"] });
-        let out = "";
-        child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-        child.on("close", () => resolve(out));
-    });
+    const page = (await runCommand("curl", args, { env: process.env })).stdout;
     const lines = page.split("\n");
     // The drawing starts below the speech bubble's lower border.
     const below = lines.findIndex((l) => /^ -+$/.test(l));
@@ -547,7 +543,7 @@ async function teardown(cluster?: LocalCluster, gateway?: StandInGateway, stack?
     const dirs = [stack?.root, home, cluster?.state].filter((d): d is string => d !== undefined);
     const left = [
         ...dirs.filter((d) => existsSync(d)),
-        ...dirs.flatMap((d) => [...processesIn(d), ...processesNaming(d)]).map((pid) => `process ${pid}`),
+        ...dirs.flatMap((d) => [...processesIn(d), ...processesMentioning(`${d}/`).map((p) => p.pid)]).map((pid) => `process ${pid}`),
         ...foregroundDescendants().map((pid) => `process ${pid}`),
     ];
     if (left.length === 0) say("   nothing left behind: the control plane is stopped, the temporary directories are removed");
@@ -555,20 +551,6 @@ async function teardown(cluster?: LocalCluster, gateway?: StandInGateway, stack?
         say(`[demo] left behind: ${[...new Set(left)].join(", ")}`);
         process.exitCode = 1;
     }
-}
-
-/** Processes whose command line names `dir`: the control plane's components name their state directory. */
-function processesNaming(dir: string): number[] {
-    return readdirSync("/proc")
-        .filter((entry) => /^\d+$/.test(entry))
-        .filter((entry) => {
-            try {
-                return readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(`${dir}/`);
-            } catch {
-                return false;
-            }
-        })
-        .map(Number);
 }
 
 function processesIn(dir: string): number[] {

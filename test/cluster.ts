@@ -1,28 +1,15 @@
 // A local control plane for one test file (or the demo): scripts/cluster.sh up in a temporary state
 // directory, the environment that points kubectl and the Kubernetes provider at it, and down. Needs the
 // control plane built (`scripts/cluster.sh build`; `up` builds what is missing).
-import { execFile, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 
 import type { KubeObject } from "./gateway";
+import { runCommand, type CommandResult } from "./processes";
 
 const SCRIPT = path.resolve(__dirname, "..", "..", "scripts", "cluster.sh");
-
-export interface CommandResult {
-    readonly code: number;
-    readonly stdout: string;
-    readonly stderr: string;
-}
-
-function exec(file: string, args: readonly string[], env: NodeJS.ProcessEnv): Promise<CommandResult> {
-    return new Promise((resolve) => {
-        execFile(file, args, { env, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-            resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr });
-        });
-    });
-}
 
 export class LocalCluster {
     private constructor(
@@ -51,13 +38,13 @@ export class LocalCluster {
         for (const signal of ["SIGINT", "SIGTERM"] as const) {
             if (process.listenerCount(signal) === 0) process.once(signal, () => process.exit(128 + (signal === "SIGINT" ? 2 : 15)));
         }
-        const up = await exec(SCRIPT, ["up"], base);
+        const up = await runCommand(SCRIPT, ["up"], { env: base });
         if (up.code !== 0) {
-            await exec(SCRIPT, ["down"], base);
+            await runCommand(SCRIPT, ["down"], { env: base });
             rmSync(state, { recursive: true, force: true });
             throw new Error(`scripts/cluster.sh up failed:\n${up.stdout}\n${up.stderr}`);
         }
-        const exports = (await exec(SCRIPT, ["env"], base)).stdout;
+        const exports = (await runCommand(SCRIPT, ["env"], { env: base })).stdout;
         const value = (name: string) => (new RegExp(`^export ${name}=(\\S+?)(?:"\\$\\{PATH:\\+:\\$PATH\\}")?$`, "m").exec(exports) ?? [])[1];
         const kubeconfig = value("KUBECONFIG");
         const bin = value("PATH");
@@ -67,14 +54,14 @@ export class LocalCluster {
 
     /** Runs scripts/cluster.sh with this cluster's state directory. */
     async script(...args: string[]): Promise<CommandResult> {
-        const result = await exec(SCRIPT, args, this.env);
+        const result = await runCommand(SCRIPT, args, { env: this.env });
         if (result.code !== 0) throw new Error(`scripts/cluster.sh ${args.join(" ")} failed:\n${result.stdout}\n${result.stderr}`);
         return result;
     }
 
     /** Runs kubectl against this cluster; resolves with the result, never rejects. */
     kubectl(...args: string[]): Promise<CommandResult> {
-        return exec("kubectl", args, this.env);
+        return runCommand("kubectl", args, { env: this.env });
     }
 
     /** Objects of the given kinds (comma-separated, as kubectl takes them) in a namespace; none if it is gone. */
@@ -87,7 +74,7 @@ export class LocalCluster {
 
     /** Stops every process `up` started and removes the state directory. */
     async down(): Promise<void> {
-        await exec(SCRIPT, ["down"], this.env);
+        await runCommand(SCRIPT, ["down"], { env: this.env });
         rmSync(this.state, { recursive: true, force: true });
     }
 }

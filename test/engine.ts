@@ -2,24 +2,19 @@
 // Kubernetes provider rendering YAML to a directory (no cluster). Shared by the end-to-end tests
 // and the engine benchmark. Needs `pulumi` on PATH: `eval "$(scripts/engine.sh env)"` or a real CLI.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 
 import { parseAllDocuments } from "yaml";
 
+import { runCommand, type CommandResult } from "./processes";
+
 import type { KubeObject } from "./gateway";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
 /** What a copy of the program needs to run: the project files, not the tests. */
 const PROGRAM_FILES = ["Pulumi.yaml", "Pulumi.dev.yaml", "index.ts", "components", "package.json", "tsconfig.json", "versions.json"];
-
-export interface Result {
-    readonly code: number;
-    readonly stdout: string;
-    readonly stderr: string;
-}
 
 export interface PreviewStep {
     readonly op: string;
@@ -30,7 +25,7 @@ export interface PreviewStep {
 export class CommandError extends Error {
     constructor(
         readonly args: readonly string[],
-        readonly result: Result,
+        readonly result: CommandResult,
     ) {
         super(`pulumi ${args.join(" ")} exited ${result.code}\n${result.stdout}\n${result.stderr}`);
     }
@@ -132,28 +127,23 @@ export class EngineStack {
     }
 
     /** Runs `pulumi args...` in the project; resolves with the result, never rejects. */
-    run(...args: string[]): Promise<Result> {
-        return new Promise((resolve) => {
-            execFile("pulumi", args, { cwd: this.dir, env: this.env, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-                const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
-                resolve({ code, stdout, stderr });
-            });
-        });
+    run(...args: string[]): Promise<CommandResult> {
+        return runCommand("pulumi", args, { cwd: this.dir, env: this.env });
     }
 
     /** Runs `pulumi args...` and rejects with its output unless it exits 0. */
-    async pulumi(...args: string[]): Promise<Result> {
+    async pulumi(...args: string[]): Promise<CommandResult> {
         const result = await this.run(...args);
         if (result.code !== 0) throw new CommandError(args, result);
         return result;
     }
 
-    up(): Promise<Result> {
+    up(): Promise<CommandResult> {
         return this.pulumi("up", "--yes", "--skip-preview", "--non-interactive");
     }
 
     /** The steps `pulumi preview --json` plans, or the failed result. */
-    async preview(...extra: string[]): Promise<{ steps: PreviewStep[]; result: Result }> {
+    async preview(...extra: string[]): Promise<{ steps: PreviewStep[]; result: CommandResult }> {
         const result = await this.run("preview", "--diff", "--json", "--non-interactive", ...extra);
         if (result.code !== 0) return { steps: [], result };
         const parsed = JSON.parse(result.stdout) as { steps?: PreviewStep[] };

@@ -1,11 +1,36 @@
-// Processes a test started, directly or through pulumi: which are still running, and waiting for
-// them to go. Used to check that a cancelled or killed pulumi leaves no plugin behind.
+// Processes the tests (and the demo) start: running a command for its output, and which processes
+// are still running afterwards, and waiting for them to go. Used to check that a cancelled or killed
+// pulumi, or a stopped control plane, leaves nothing behind.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+
+export interface CommandResult {
+    readonly code: number;
+    readonly stdout: string;
+    readonly stderr: string;
+}
+
+/** Runs `file args...` to the end; resolves with its exit code and output, never rejects. */
+export function runCommand(file: string, args: readonly string[], options: { cwd?: string; env: NodeJS.ProcessEnv }): Promise<CommandResult> {
+    return new Promise((resolve) => {
+        execFile(file, args, { ...options, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
+            resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr });
+        });
+    });
+}
 
 export interface ProcessInfo {
     readonly pid: number;
     readonly command: string;
+}
+
+/** Every process now, from ps: its parent, its state (Z: a zombie) and its command line. */
+function processTable(): (ProcessInfo & { ppid: number; stat: string })[] {
+    return execFileSync("ps", ["-eo", "pid=,ppid=,stat=,args="], { encoding: "utf8" })
+        .split("\n")
+        .map((line) => /^\s*(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/.exec(line))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), stat: m[3], command: m[4] }));
 }
 
 function alive(pid: number): boolean {
@@ -19,11 +44,7 @@ function alive(pid: number): boolean {
 
 /** Every descendant of `pid` with its command line. */
 export function descendants(pid: number): ProcessInfo[] {
-    const table = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" })
-        .split("\n")
-        .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))
-        .filter((m): m is RegExpExecArray => m !== null)
-        .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), command: m[3] }));
+    const table = processTable();
     const found: ProcessInfo[] = [];
     const walk = (parent: number) => {
         for (const row of table.filter((r) => r.ppid === parent)) {
@@ -37,11 +58,9 @@ export function descendants(pid: number): ProcessInfo[] {
 
 /** Every running process whose command line contains `text` (zombies left out: they are already gone). */
 export function processesMentioning(text: string): ProcessInfo[] {
-    return execFileSync("ps", ["-eo", "pid=,stat=,args="], { encoding: "utf8" })
-        .split("\n")
-        .map((line) => /^\s*(\d+)\s+(\S+)\s+(.*)$/.exec(line))
-        .filter((m): m is RegExpExecArray => m !== null && !m[2].startsWith("Z") && m[3].includes(text))
-        .map((m) => ({ pid: Number(m[1]), command: m[3] }));
+    return processTable()
+        .filter((p) => !p.stat.startsWith("Z") && p.command.includes(text))
+        .map(({ pid, command }) => ({ pid, command }));
 }
 
 /** Waits up to `ms` for every process to exit, then fails naming the ones still running. */

@@ -7,9 +7,9 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { EngineStack, changedFiles, liveWeights as weightsOf, requirePulumi, replicasByVersion, type Result } from "../engine";
+import { EngineStack, changedFiles, liveWeights as weightsOf, requirePulumi, replicasByVersion } from "../engine";
 import { StandInGateway } from "../gateway";
-import { descendants, waitUntilGone } from "../processes";
+import { descendants, runCommand, waitUntilGone, type CommandResult } from "../processes";
 
 const PROJECT = "cowsay-bluegreen";
 const BASE = { installIstio: "false", installCertManager: "false", smokeCheckTimeout: "5" };
@@ -31,7 +31,7 @@ async function assertUnchanged(stack: EngineStack, before: Awaited<ReturnType<ty
 }
 
 /** The failure as a user reads it: exactly one error line, no stack trace, no escape codes. */
-function assertOneLineError(result: Result, message: string): void {
+function assertOneLineError(result: CommandResult, message: string): void {
     const text = result.stdout + result.stderr;
     assert.notEqual(result.code, 0);
     assert.ok(!text.includes("unhandled exception"), text);
@@ -186,14 +186,7 @@ describe("bad input through the CLI: one line, nothing changed (real engine)", (
 
     it("refuses a Node.js older than 22 with one line that says how to get a newer one", async () => {
         const old = oldNode();
-        const preview = await new Promise<Result>((resolve) => {
-            const child = spawn("pulumi", ["preview"], { cwd: stack.dir, env: { ...stack.env, PATH: `${path.dirname(old)}${path.delimiter}${stack.env.PATH ?? ""}` } });
-            let stdout = "";
-            let stderr = "";
-            child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-            child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-            child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
-        });
+        const preview = await runCommand("pulumi", ["preview"], { cwd: stack.dir, env: { ...stack.env, PATH: `${path.dirname(old)}${path.delimiter}${stack.env.PATH ?? ""}` } });
         const version = execFileSync(old, ["--version"], { encoding: "utf8" }).trim();
         assertOneLineError(
             preview,
