@@ -274,8 +274,12 @@ component_pid() {
     stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
     stat=${stat##*) }
     [[ ${stat%% *} != Z ]] || return 1
-    tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE/" || return 1
+    names_state "$pid" || return 1
     printf '%s\n' "$pid"
+}
+
+names_state() {   # names_state PID: the process's command line names our state directory
+    tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$STATE/"
 }
 
 gone() {   # gone PID: the process no longer exists (or is a zombie waiting for its parent)
@@ -358,7 +362,7 @@ start_component() {
     # before we reap it.
     local i
     for ((i = 0; i < 200; i++)); do
-        tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE/" && break
+        names_state "$pid" && break
         gone "$pid" && break
         sleep 0.05
     done

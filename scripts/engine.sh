@@ -93,7 +93,7 @@ build_cli() {
     mkdir -p "$tmp" "$BIN"
     log "downloading Go modules for the Pulumi CLI v${PULUMI_VERSION} ..."
     (cd "$mod" && go mod download) || die "go mod download failed in $mod (is the Go module proxy reachable?)"
-    log "building pulumi v${PULUMI_VERSION} (cold: ~12 min on 2 cores) ..."
+    log "building pulumi v${PULUMI_VERSION} (cold: 6-13 min on 2 cores) ..."
     (cd "$mod" && go build -p "$JOBS" -trimpath -tags osusergo,grpcnotrace -ldflags "$ldflags" \
         -o "$tmp/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi) || die "building the Pulumi CLI failed"
     log "building pulumi-language-nodejs ..."
@@ -118,7 +118,7 @@ build_provider() {
     # The upstream main embeds files made by `go generate`; they are not in the module. Make them.
     (cd "$mod" && go run ./internal/genembed "$moddir" cmd/pulumi-resource-kubernetes "$K8S_VERSION") \
         || die "generating the provider's embedded schema failed"
-    log "building pulumi-resource-kubernetes v${K8S_VERSION} (cold: ~8 min) ..."
+    log "building pulumi-resource-kubernetes v${K8S_VERSION} (cold: 8-11 min) ..."
     (cd "$mod" && go build -p "$JOBS" -trimpath \
         -ldflags "-s -w -X ${K8S_MODULE}/pkg/version.Version=${K8S_VERSION}" \
         -o "$tmp/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes) \
