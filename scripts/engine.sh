@@ -165,6 +165,7 @@ print_env() {
     # node on PATH, and @pulumi/pulumi needs 22 or newer.
     local path_front=$ROOT/node_modules/.bin
     if use_own_cli; then path_front=$BIN:$path_front; fi
+    # shellcheck disable=SC2016 # ${PATH...} is for the shell that evals this line, not this one
     printf 'export PATH=%q"${PATH:+:$PATH}"\n' "$path_front"
     printf 'export PULUMI_HOME=%q\n' "$PULUMI_HOME"
     printf 'export PULUMI_SKIP_UPDATE_CHECK=true\n'

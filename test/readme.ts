@@ -15,23 +15,26 @@ export interface ReadmeBlock {
     readonly line: number;
 }
 
-const MARK = /^<!-- e2e: ([a-z0-9-]+) -->$/;
-
-/** Every marked block of the README, in order. */
-export function readmeBlocks(file = path.join(ROOT, "README.md")): ReadmeBlock[] {
+/**
+ * Every marked block of the README, in order. `e2e` blocks are run by the end-to-end suites; `ci`
+ * blocks (set-up and "see it work") by `.ci/run` through scripts/readme-block.sh, which reads the same
+ * marks (test/readme.test.ts holds the two readers equal).
+ */
+export function readmeBlocks(file = path.join(ROOT, "README.md"), kind: "e2e" | "ci" = "e2e"): ReadmeBlock[] {
+    const MARK = new RegExp(`^<!-- ${kind}: ([a-z0-9-]+) -->$`);
     const lines = readFileSync(file, "utf8").split("\n");
     const blocks: ReadmeBlock[] = [];
     for (let i = 0; i < lines.length; i++) {
         const mark = MARK.exec(lines[i]);
         if (mark === null) continue;
-        if (lines[i + 1] !== "```sh") throw new Error(`README.md:${i + 1}: the e2e mark ${mark[1]} must be followed by a \`\`\`sh fence`);
+        if (lines[i + 1] !== "```sh") throw new Error(`README.md:${i + 1}: the ${kind} mark ${mark[1]} must be followed by a \`\`\`sh fence`);
         const end = lines.indexOf("```", i + 2);
         if (end < 0) throw new Error(`README.md:${i + 2}: unclosed block ${mark[1]}`);
         blocks.push({ id: mark[1], script: lines.slice(i + 2, end).join("\n"), line: i + 2 });
     }
     const ids = blocks.map((b) => b.id);
     const twice = ids.find((id, n) => ids.indexOf(id) !== n);
-    if (twice !== undefined) throw new Error(`README.md: the e2e mark ${twice} is used twice`);
+    if (twice !== undefined) throw new Error(`README.md: the ${kind} mark ${twice} is used twice`);
     return blocks;
 }
 
