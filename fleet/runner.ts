@@ -6,14 +6,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import * as path from "node:path";
 
-import { LocalWorkspace, type EngineEvent, type Stack } from "@pulumi/pulumi/automation";
+import { LocalWorkspace, Stack, type EngineEvent } from "@pulumi/pulumi/automation";
 
 import { ConfigError, parseSettings, type RawConfig, type Settings } from "../components/config";
 import { runSmokeChecks } from "../components/smokecheck";
 import { allStale, fileBackendLocks, lockHolders, type LockHolder } from "./locks";
 import type { PlanProgress, StackRunner } from "./plan";
 import { processAlive, type SwitchRecord } from "./record";
-import { SWITCH_KEYS, describeTarget, describeWeights, sameWeights, switchConfig, targetVersions, targetWeights, withSwitchConfig, type SwitchConfig, type Target, type Weights } from "./target";
+import { SWITCH_KEYS, describeTarget, describeWeights, sameWeights, stackFileConfig, switchConfig, targetVersions, targetWeights, withSwitchConfig, type SwitchConfig, type Target, type Weights } from "./target";
 
 /** The longest one bake check waits for the gateway to answer with the right page. */
 export const BAKE_CHECK_TIMEOUT_SECONDS = 10;
@@ -23,6 +23,7 @@ export const BAKE_CHECK_TIMEOUT_SECONDS = 10;
  * `pulumi` processes included; a second SIGINT would make them terminate instead of cancel.
  */
 const CANCEL_GRACE_MS = 2000;
+const SHOWN_SEVERITIES: readonly string[] = ["info", "info#err", "warning", "error"];
 /** The routing objects whose live copy the bake compares with what `pulumi up` applied. */
 const ROUTE_TYPES = ["kubernetes:networking.istio.io/v1:VirtualService", "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"];
 
@@ -73,7 +74,10 @@ export class FleetWorkspace {
     ) {}
 
     static async open(dir: string): Promise<FleetWorkspace> {
-        const workspace = await LocalWorkspace.create({ workDir: dir });
+        // PULUMI_SKIP_CONFIRMATIONS=true (set in many CI environments) acts as --yes, which the CLI
+        // refuses with the --preview-only of a refresh preview; the Automation API passes --yes itself
+        // where an update needs it.
+        const workspace = await LocalWorkspace.create({ workDir: dir, envVars: { PULUMI_SKIP_CONFIRMATIONS: "false" } });
         const project = (await workspace.projectSettings()).name;
         const [stacks, whoami] = await Promise.all([workspace.listStacks(), workspace.whoAmI()]);
         return new FleetWorkspace(dir, workspace, project, stacks.map((s) => s.name), whoami.url, stacks.find((s) => s.current)?.name);
@@ -83,7 +87,7 @@ export class FleetWorkspace {
     stack(name: string): Promise<Stack> {
         let stack = this.stacks.get(name);
         if (stack === undefined) {
-            stack = LocalWorkspace.selectStack({ stackName: name, workDir: this.dir });
+            stack = Stack.select(name, this.workspace);
             this.stacks.set(name, stack);
         }
         return stack;
@@ -117,7 +121,7 @@ export class FleetWorkspace {
         const locks = this.locks(name);
         return {
             name,
-            config: { activeVersion: raw.activeVersion, trafficSplit: raw.trafficSplit },
+            config: stackFileConfig(this.readStackFile(name), this.project),
             raw,
             secretKeys,
             live: outputs.trafficSplit?.value as Weights | undefined,
@@ -129,6 +133,19 @@ export class FleetWorkspace {
                     : { kind: last.kind, result: last.result, startedAt: new Date(last.startTime).toISOString(), endedAt: last.endTime === undefined ? undefined : new Date(last.endTime).toISOString() },
             locked: locks === undefined ? undefined : locks.length > 0,
         };
+    }
+
+    stackFile(name: string): string {
+        return path.join(this.dir, `Pulumi.${name.split("/").pop() ?? name}.yaml`);
+    }
+
+    /** The stack file's text; empty for a stack without one. */
+    readStackFile(name: string): string {
+        try {
+            return readFileSync(this.stackFile(name), "utf8");
+        } catch {
+            return "";
+        }
     }
 
     /** Sets (or removes) the two switch keys, as `pulumi config set` / `pulumi config rm` would. */
@@ -176,17 +193,18 @@ class EngineListener {
 
     readonly onEvent = (event: EngineEvent): void => {
         const pre = event.resourcePreEvent;
-        if (pre !== undefined && pre.planning !== true && !["same", "read"].includes(pre.metadata.op)) {
+        if (pre !== undefined && pre.planning !== true && changes(pre.metadata)) {
             this.progress.step(this.stack, `${this.label}: ${pre.metadata.op} ${resourceName(pre.metadata.urn)}`);
         }
         const done = event.resOutputsEvent;
-        if (done !== undefined && done.planning !== true && !["same", "read"].includes(done.metadata.op)) {
+        if (done !== undefined && done.planning !== true && changes(done.metadata)) {
             this.progress.line(this.stack, `${done.metadata.op} ${resourceName(done.metadata.urn)}: done`);
         }
         const stdout = event.stdoutEvent?.message ?? "";
         if (/(\^C|SIGTERM) received/.test(stdout)) this.cancelling = true;
         const diagnostic = event.diagnosticEvent;
-        if (diagnostic !== undefined && diagnostic.ephemeral !== true) {
+        // Debug diagnostics (the SDK's RPC traces) are left out, as the CLI leaves them out.
+        if (diagnostic !== undefined && diagnostic.ephemeral !== true && SHOWN_SEVERITIES.includes(diagnostic.severity)) {
             const lines = diagnostic.message.split("\n").map((l) => l.trim()).filter((l) => l !== "");
             if (diagnostic.severity === "error") this.errors.push(...lines);
             for (const line of lines) this.progress.line(this.stack, diagnostic.severity === "error" ? `error: ${line}` : line);
@@ -202,6 +220,11 @@ class EngineListener {
         const cli = /^error: (.*)$/m.exec(detail)?.[1];
         return new StackError(engine ?? cli ?? detail.split("\n").find((l) => l.trim() !== "") ?? "failed", detail);
     }
+}
+
+/** A step that changes a resource (providers left out, as the CLI's summary leaves them out). */
+function changes(step: { op: string; type: string }): boolean {
+    return !["same", "read"].includes(step.op) && !step.type.startsWith("pulumi:providers:");
 }
 
 /** "VirtualService cowsay-route" from a URN. */
@@ -368,13 +391,8 @@ export interface StackPlan {
  */
 export async function previewStack(fleet: FleetWorkspace, view: StackView, target: Target | undefined, progress: PlanProgress, signal: AbortSignal): Promise<StackPlan> {
     const stack = await fleet.stack(view.name);
-    const file = path.join(fleet.dir, `Pulumi.${view.name.split("/").pop() ?? view.name}.yaml`);
-    let text = "";
-    try {
-        text = readFileSync(file, "utf8");
-    } catch {
-        // a stack without a stack file: its config is empty
-    }
+    const file = fleet.stackFile(view.name);
+    const text = fleet.readStackFile(view.name);
     const copyDir = mkdtempSync(path.join(tmpdir(), "fleet-preview-"));
     const copy = path.join(copyDir, path.basename(file));
     writeFileSync(copy, target === undefined ? text : withSwitchConfig(text, fleet.project, switchConfig(target, view.config)));
@@ -391,7 +409,7 @@ export async function previewStack(fleet: FleetWorkspace, view: StackView, targe
             onEvent: (event) => {
                 listener.onEvent(event);
                 const step = event.resourcePreEvent?.metadata;
-                if (step !== undefined && !["same", "read"].includes(step.op)) steps.push({ op: step.op, resource: resourceName(step.urn) });
+                if (step !== undefined && changes(step)) steps.push({ op: step.op, resource: resourceName(step.urn) });
             },
         });
         progress.step(view.name, "previewed");

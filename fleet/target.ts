@@ -91,6 +91,19 @@ export function switchConfig(target: Target, current: SwitchConfig): SwitchConfi
 }
 
 /**
+ * The switch keys as the stack file sets them (`pulumi config --json` adds Pulumi.yaml's defaults,
+ * which a rollback must not write into the file). Objects written as YAML read as their JSON.
+ */
+export function stackFileConfig(stackFile: string, project: string): SwitchConfig {
+    const config = (parseDocument(stackFile).toJS() as { config?: Record<string, unknown> } | null)?.config ?? {};
+    const read = (key: string): string | undefined => {
+        const value = config[`${project}:${key}`];
+        return value === undefined || value === null ? undefined : typeof value === "string" ? value : JSON.stringify(value);
+    };
+    return { activeVersion: read("activeVersion"), trafficSplit: read("trafficSplit") };
+}
+
+/**
  * A stack file's text with `config` applied to the switch keys, as `pulumi config set` / `config rm`
  * would leave it (the rest of the file, comments and secrets included, as it was). For the preview,
  * which runs on such a copy and never writes the stack's own file.

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { describeWeights, parseSplit, parseVersion, sameWeights, switchConfig, targetWeights, withSwitchConfig } from "../../fleet/target";
+import { describeWeights, parseSplit, parseVersion, sameWeights, stackFileConfig, switchConfig, targetWeights, withSwitchConfig } from "../../fleet/target";
 
 describe("the target of a switch", () => {
     it("a version takes all traffic: activeVersion is set, trafficSplit removed", () => {
@@ -70,5 +70,13 @@ config:
     it("adds keys a stack file does not have, also to an empty or missing file", () => {
         assert.match(withSwitchConfig("config:\n  kubernetes:context: eu\n", "p", { activeVersion: "v1", trafficSplit: '{"v1":90,"v2":10}' }), /p:trafficSplit: '\{"v1":90,"v2":10\}'/);
         assert.equal(withSwitchConfig("", "p", { activeVersion: "v2" }), "config:\n  p:activeVersion: v2\n");
+    });
+});
+
+describe("the switch keys of a stack file", () => {
+    it("reads them as the file sets them: absent stays absent, a YAML map reads as its JSON", () => {
+        assert.deepEqual(stackFileConfig("config:\n  p:activeVersion: v2\n  p:trafficSplit:\n    v1: 90\n    v2: 10\n", "p"), { activeVersion: "v2", trafficSplit: '{"v1":90,"v2":10}' });
+        assert.deepEqual(stackFileConfig("config:\n  q:activeVersion: v2\n", "p"), { activeVersion: undefined, trafficSplit: undefined });
+        assert.deepEqual(stackFileConfig("", "p"), { activeVersion: undefined, trafficSplit: undefined });
     });
 });
