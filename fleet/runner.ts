@@ -401,6 +401,7 @@ export async function previewStack(fleet: FleetWorkspace, view: StackView, targe
     const cancel = forwardCancel(signal, listener);
     try {
         progress.step(view.name, "previewing");
+        progress.line(view.name, `previewing ${target === undefined ? "its config as it is" : `a switch to ${describeTarget(target)}`}`);
         const result = await stack.preview({
             configFile: copy,
             diff: true,

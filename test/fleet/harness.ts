@@ -60,7 +60,7 @@ export class FleetOfClusters {
                     activeVersion: "v1",
                     installIstio: "false",
                     installCertManager: "false",
-                    smokeCheckTimeout: "20",
+                    smokeCheckTimeout: "5",
                     gatewayUrl: `https://${m.gateway.address}`,
                     ...config,
                 };
@@ -148,12 +148,28 @@ export class FleetOfClusters {
                 const outputs = await this.outputs(m.stack);
                 const file = this.stackFile(m.stack);
                 const onV1 = JSON.stringify(outputs.trafficSplit) === '{"v1":100}' && /:activeVersion: v1$/m.test(file) && !/:trafficSplit:/.test(file);
-                if (onV1) return;
-                await this.pulumi(m.stack, "config", "set", `${PROJECT}:activeVersion`, "v1");
-                await this.project.run("config", "rm", `${PROJECT}:trafficSplit`, "--stack", m.stack);
-                await this.pulumi(m.stack, "up", "--yes", "--skip-preview");
+                if (!onV1) {
+                    await this.pulumi(m.stack, "config", "set", `${PROJECT}:activeVersion`, "v1");
+                    await this.project.run("config", "rm", `${PROJECT}:trafficSplit`, "--stack", m.stack);
+                    await this.pulumi(m.stack, "up", "--yes", "--skip-preview");
+                }
+                // The program's gate trusts a version that took traffic just before the current one
+                // (a switch back to it is a rollback, not fetched). A stack whose v2 was live before
+                // v1 came back (not by a rollback) would switch to v2 unchecked; undoing that takes
+                // several updates, so say so instead of letting a gate test pass for the wrong reason.
+                const trusted = await this.gateTrusts(m.stack);
+                if (trusted.includes("v2")) {
+                    throw new Error(`${m.stack}: its gate trusts v2 (v2 was live before v1 came back), so a switch to v2 would not be fetched; start from new stacks`);
+                }
             }),
         );
+    }
+
+    /** Versions the stack's gate would not fetch on a switch to them (its SmokeCheck's rollbackTargets). */
+    async gateTrusts(stack: string): Promise<string[]> {
+        const exported = JSON.parse((await this.pulumi(stack, "stack", "export")).stdout) as { deployment: { resources: { urn: string; outputs?: { rollbackTargets?: { version: string }[] } }[] } };
+        const gate = exported.deployment.resources.find((r) => r.urn.endsWith("SmokeCheck::cowsay-smoke-check"));
+        return (gate?.outputs?.rollbackTargets ?? []).map((t) => t.version);
     }
 
     async dispose(): Promise<void> {
