@@ -17,7 +17,10 @@ export interface LockHolder {
 /** The holders a "the stack is currently locked" error names; undefined if `message` is not one. */
 export function lockHolders(message: string): LockHolder[] | undefined {
     if (!message.includes("the stack is currently locked")) return undefined;
-    return [...message.matchAll(/created by (.*)@(\S+) \(pid (\d+)\)/g)].map((m) => ({ user: m[1], host: m[2], pid: Number(m[3]) }));
+    // The CLI's error can reach us twice (its stdout and its stderr); one holder per lock file.
+    const holders = new Map<string, LockHolder>();
+    for (const m of message.matchAll(/(\S+): created by (.*)@(\S+) \(pid (\d+)\)/g)) holders.set(m[1], { user: m[2], host: m[3], pid: Number(m[4]) });
+    return [...holders.values()];
 }
 
 /** Whether every holder is a process of `host` that no longer runs (so the locks are left-overs). */

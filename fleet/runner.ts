@@ -62,6 +62,7 @@ export interface StackView {
 
 export class FleetWorkspace {
     private readonly stacks = new Map<string, Promise<Stack>>();
+    private selecting: Promise<void> = Promise.resolve();
 
     private constructor(
         readonly dir: string,
@@ -83,11 +84,18 @@ export class FleetWorkspace {
         return new FleetWorkspace(dir, workspace, project, stacks.map((s) => s.name), whoami.url, stacks.find((s) => s.current)?.name);
     }
 
-    /** The stack, selected once (the Automation API runs `pulumi stack select`; see close()). */
+    /**
+     * The stack, selected once (the Automation API runs `pulumi stack select`; see close()). One
+     * selection at a time: each rewrites the same workspace settings file.
+     */
     stack(name: string): Promise<Stack> {
         let stack = this.stacks.get(name);
         if (stack === undefined) {
-            stack = Stack.select(name, this.workspace);
+            stack = this.selecting.then(() => Stack.select(name, this.workspace));
+            this.selecting = stack.then(
+                () => undefined,
+                () => undefined,
+            );
             this.stacks.set(name, stack);
         }
         return stack;

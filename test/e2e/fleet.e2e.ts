@@ -244,10 +244,17 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
         const status = await block("fleet-status");
         assert.equal(status.code, 0, status.output);
         for (const [stack, wave] of [["staging", "canary"], ["eu", "production"], ["us", "production"]]) {
-            assert.match(status.output, new RegExp(`^${stack} +${wave} +v1 +update succeeded \\S+ +no$`, "m"));
+            const last = (await history(stack))[0];
+            assert.match(status.output, new RegExp(`^${stack} +${wave} +v1 +update ${last.result} \\S+ +no$`, "m"));
         }
-        const json = JSON.parse(readFileSync(path.join(fleet.dir, "fleet-status.json"), "utf8")) as { stacks: { stack: string; trafficSplit: unknown; locked: boolean }[] };
+        const json = JSON.parse(readFileSync(path.join(fleet.dir, "fleet-status.json"), "utf8")) as {
+            stacks: { stack: string; trafficSplit: unknown; locked: boolean; lastUpdate: { result: string; endedAt: string } }[];
+        };
         assert.deepEqual(json.stacks.map((s) => [s.stack, s.trafficSplit, s.locked]), STACKS.map((s) => [s, { v1: 100 }, false]));
+        for (const row of json.stacks) {
+            const last = (await history(row.stack))[0];
+            assert.deepEqual([row.lastUpdate.result, Date.parse(row.lastUpdate.endedAt)], [last.result, Date.parse(last.endTime)], `${row.stack}: its last update, from its history`);
+        }
 
         const files = stackFiles();
         const preview = await block("fleet-preview");

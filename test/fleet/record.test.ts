@@ -56,6 +56,7 @@ describe("locks left by a killed update", () => {
             { user: "ci user", host: "runner-7", pid: 222 },
         ]);
         assert.equal(lockHolders("error: smoke check failed"), undefined);
+        assert.deepEqual(lockHolders(`${MESSAGE}\n${MESSAGE}`), lockHolders(MESSAGE), "one holder per lock file, however often the error is quoted");
     });
 
     it("are stale only when every holder is a process of this machine that no longer runs", () => {
