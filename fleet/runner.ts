@@ -156,6 +156,12 @@ export class FleetWorkspace {
         }
     }
 
+    /** Live traffic only (the trafficSplit output). */
+    async live(name: string): Promise<Weights | undefined> {
+        const outputs = await (await this.stack(name)).outputs();
+        return outputs.trafficSplit?.value as Weights | undefined;
+    }
+
     /** Sets (or removes) the two switch keys, as `pulumi config set` / `pulumi config rm` would. */
     async applyConfig(name: string, current: SwitchConfig, next: SwitchConfig): Promise<void> {
         const stack = await this.stack(name);
@@ -268,6 +274,7 @@ function forwardCancel(outer: AbortSignal | undefined, listener: EngineListener)
 /** The StackRunner of a real switch: the Automation API, and the record of what each stack ran before. */
 export class AutomationRunner implements StackRunner {
     private readonly routes = new Map<string, string[]>();
+    private readonly settings = new Map<string, Settings>();
 
     constructor(
         private readonly fleet: FleetWorkspace,
@@ -305,15 +312,24 @@ export class AutomationRunner implements StackRunner {
 
     /** The stack still serves the target: its outputs, its live route on the cluster, its gateway. */
     async check(name: string, signal: AbortSignal): Promise<void> {
-        const view = await this.fleet.view(name);
+        // The config does not change while a switch bakes: it is read (and parsed) once per stack.
+        let settings = this.settings.get(name);
+        let live: Weights | undefined;
+        if (settings === undefined) {
+            const view = await this.fleet.view(name);
+            settings = parseSettings(view.raw, view.secretKeys);
+            this.settings.set(name, settings);
+            live = view.live;
+        } else {
+            live = await this.fleet.live(name);
+        }
         const expected = targetWeights(this.target);
-        if (!sameWeights(view.live, expected)) throw new Error(`its outputs say the live route sends ${describeWeights(view.live)}, not ${describeWeights(expected)}`);
+        if (!sameWeights(live, expected)) throw new Error(`its outputs say the live route sends ${describeWeights(live)}, not ${describeWeights(expected)}`);
         const drift = await this.routeDrift(name, signal);
         if (signal.aborted) return;
         if (drift.length > 0) {
             throw new Error(`its live route on the cluster is not what pulumi up applied (${drift.join(", ")} changed; pulumi refresh --diff --stack ${name} shows how)`);
         }
-        const settings = parseSettings(view.raw, view.secretKeys);
         await this.checkGateway(name, settings, signal);
     }
 
