@@ -105,7 +105,7 @@ export async function switchFleet(dir: string, target: Target, io: Io): Promise<
         writeRecord(dir, record);
         const progress = createProgress(io.err, stacks);
         progress.line(undefined, `switch ${record.id}: to ${describeTarget(target)}; what each stack ran before is in .fleet/last-switch.json`);
-        const runner = new AutomationRunner(fleet, record, progress);
+        const runner = new AutomationRunner(fleet, record, progress, new Map(before.map((v) => [v.name, v])));
         let result: Awaited<ReturnType<typeof runSwitch>>;
         try {
             result = await runSwitch(file, runner, { signal: io.signal, progress });
@@ -198,10 +198,11 @@ async function printEnds(
     notes: ReadonlyMap<string, string>,
     io: Io,
 ): Promise<void> {
-    const now = await views(fleet, stacks);
-    io.out.write(
-        finalLines(
-            now.map((v) => ({ stack: v.name, wave: v.wave, live: v.live, end: ends.get(v.name) ?? "untouched", locked: v.locked, note: notes.get(v.name) })),
-        ),
+    const rows = await Promise.all(
+        stacks.map(async ({ stack, wave }) => {
+            const locks = fleet.locks(stack);
+            return { stack, wave, live: await fleet.live(stack), end: ends.get(stack) ?? "untouched", locked: locks === undefined ? undefined : locks.length > 0, note: notes.get(stack) };
+        }),
     );
+    io.out.write(finalLines(rows));
 }

@@ -114,7 +114,7 @@ export class FleetWorkspace {
         const stack = await this.stack(name);
         const [config, outputs, history] = await Promise.all([
             stack.getAllConfig(),
-            stack.outputs(),
+            this.outputs(name),
             options.history === true ? stack.history(1) : Promise.resolve([]),
         ]);
         const prefix = `${this.project}:`;
@@ -132,9 +132,9 @@ export class FleetWorkspace {
             config: stackFileConfig(this.readStackFile(name), this.project),
             raw,
             secretKeys,
-            live: outputs.trafficSplit?.value as Weights | undefined,
-            activeVersion: outputs.activeVersion?.value as string | undefined,
-            versions: (outputs.versions?.value ?? {}) as StackView["versions"],
+            live: outputs.trafficSplit as Weights | undefined,
+            activeVersion: outputs.activeVersion as string | undefined,
+            versions: (outputs.versions ?? {}) as StackView["versions"],
             lastUpdate:
                 last === undefined
                     ? undefined
@@ -156,10 +156,18 @@ export class FleetWorkspace {
         }
     }
 
+    /**
+     * The stack's outputs, from its exported state: one `pulumi` run where `Stack.outputs()` takes
+     * two (it reads the outputs, then again with their secrets).
+     */
+    async outputs(name: string): Promise<Record<string, unknown>> {
+        const state = (await (await this.stack(name)).exportStack()) as { deployment?: { resources?: { type: string; outputs?: Record<string, unknown> }[] } };
+        return (state.deployment?.resources ?? []).find((r) => r.type === "pulumi:pulumi:Stack")?.outputs ?? {};
+    }
+
     /** Live traffic only (the trafficSplit output). */
     async live(name: string): Promise<Weights | undefined> {
-        const outputs = await (await this.stack(name)).outputs();
-        return outputs.trafficSplit?.value as Weights | undefined;
+        return (await this.outputs(name)).trafficSplit as Weights | undefined;
     }
 
     /** Sets (or removes) the two switch keys, as `pulumi config set` / `pulumi config rm` would. */
@@ -275,11 +283,17 @@ function forwardCancel(outer: AbortSignal | undefined, listener: EngineListener)
 export class AutomationRunner implements StackRunner {
     private readonly routes = new Map<string, string[]>();
     private readonly settings = new Map<string, Settings>();
+    private readonly justUpdated = new Map<string, Weights | undefined>();
 
+    /**
+     * `views`: the stacks as read before the switch (their config, so that the bake needs no second
+     * read; every `pulumi` call costs a process start, and the stacks of a wave share the machine).
+     */
     constructor(
         private readonly fleet: FleetWorkspace,
         private readonly record: SwitchRecord,
         private readonly progress: PlanProgress,
+        private readonly views: ReadonlyMap<string, StackView> = new Map(),
     ) {}
 
     private get target(): Target {
@@ -288,14 +302,19 @@ export class AutomationRunner implements StackRunner {
 
     async switchStack(name: string, signal: AbortSignal): Promise<void> {
         const before = this.record.stacks[name].config;
-        await this.fleet.applyConfig(name, before, switchConfig(this.target, before));
-        await this.up(name, `fleet switch ${this.record.id}: ${describeTarget(this.target)}`, "switching", signal);
+        const next = switchConfig(this.target, before);
+        await this.fleet.applyConfig(name, before, next);
+        const view = this.views.get(name);
+        if (view !== undefined) this.settings.set(name, parseSettings({ ...view.raw, ...next }, view.secretKeys));
+        const { routes, live } = await this.up(name, `fleet switch ${this.record.id}: ${describeTarget(this.target)}`, "switching", signal);
+        if (routes.length > 0) this.routes.set(name, routes);
+        this.justUpdated.set(name, live);
     }
 
     /** Back to the recorded config, with one `pulumi up` (the program's gate trusts the version it returns to). */
     async rollback(name: string): Promise<void> {
-        const view = await this.fleet.view(name);
-        await this.fleet.applyConfig(name, view.config, this.record.stacks[name].config);
+        const current = stackFileConfig(this.fleet.readStackFile(name), this.fleet.project);
+        await this.fleet.applyConfig(name, current, this.record.stacks[name].config);
         const message = `fleet rollback ${this.record.id}`;
         try {
             await this.up(name, message, "rolling back");
@@ -320,17 +339,23 @@ export class AutomationRunner implements StackRunner {
             settings = parseSettings(view.raw, view.secretKeys);
             this.settings.set(name, settings);
             live = view.live;
+        } else if (this.justUpdated.has(name)) {
+            // The first check after the switch: the outputs its `pulumi up` has just returned.
+            live = this.justUpdated.get(name);
+            this.justUpdated.delete(name);
         } else {
             live = await this.fleet.live(name);
         }
         const expected = targetWeights(this.target);
         if (!sameWeights(live, expected)) throw new Error(`its outputs say the live route sends ${describeWeights(live)}, not ${describeWeights(expected)}`);
-        const drift = await this.routeDrift(name, signal);
+        // Both at once: the refresh preview is a process of its own, the gateway a few requests.
+        const [drift, gateway] = await Promise.allSettled([this.routeDrift(name, signal), this.checkGateway(name, settings, signal)]);
         if (signal.aborted) return;
-        if (drift.length > 0) {
-            throw new Error(`its live route on the cluster is not what pulumi up applied (${drift.join(", ")} changed; pulumi refresh --diff --stack ${name} shows how)`);
+        if (drift.status === "rejected") throw drift.reason;
+        if (drift.value.length > 0) {
+            throw new Error(`its live route on the cluster is not what pulumi up applied (${drift.value.join(", ")} changed; pulumi refresh --diff --stack ${name} shows how)`);
         }
-        await this.checkGateway(name, settings, signal);
+        if (gateway.status === "rejected") throw gateway.reason;
     }
 
     /** The routing objects whose live copy differs from the state, read through a refresh preview. */
@@ -383,12 +408,24 @@ export class AutomationRunner implements StackRunner {
         );
     }
 
-    private async up(name: string, message: string, label: string, signal?: AbortSignal): Promise<void> {
+    /** One `pulumi up`; resolves with the URNs of the routing objects it saw (for the bake's refresh) and the live traffic it left. */
+    private async up(name: string, message: string, label: string, signal?: AbortSignal): Promise<{ routes: string[]; live: Weights | undefined }> {
         const stack = await this.fleet.stack(name);
         const listener = new EngineListener(name, this.progress, label);
         const cancel = forwardCancel(signal, listener);
+        const routes = new Set<string>();
         try {
-            await stack.up({ message, color: "never", signal: cancel.signal, onEvent: listener.onEvent });
+            const result = await stack.up({
+                message,
+                color: "never",
+                signal: cancel.signal,
+                onEvent: (event) => {
+                    listener.onEvent(event);
+                    const step = event.resourcePreEvent?.metadata;
+                    if (step !== undefined && ROUTE_TYPES.includes(step.type)) routes.add(step.urn);
+                },
+            });
+            return { routes: [...routes], live: result.outputs.trafficSplit?.value as Weights | undefined };
         } catch (err) {
             throw listener.reason(err);
         } finally {
