@@ -20,7 +20,7 @@ import { readmeBlocks, runBlock } from "../readme";
 const PROJECT = "cowsay-bluegreen";
 const APP = "cowsay";
 const ROUTE_URN = /VirtualService::cowsay-route$/;
-const GATE_URN = /SmokeCheck::cowsay-smoke-check$/;
+const GATE_URN = /Gate::cowsay-gate$/;
 const BASE = { installIstio: "false", installCertManager: "false", smokeCheckTimeout: "30" };
 
 type Meta = { uid: string; generation?: number; resourceVersion: string };
@@ -232,7 +232,7 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
             const pods = await podUids();
             await stack.pulumi("config", "set", `${PROJECT}:activeVersion`, to);
             const planned = plannedChanges((await stack.preview()).steps);
-            assert.deepEqual(planned.map((s) => s.urn.split("::").pop()).sort(), ["cowsay-mesh-route", "cowsay-route", "cowsay-smoke-check"]);
+            assert.deepEqual(planned.map((s) => s.urn.split("::").pop()).sort(), ["cowsay-gate", "cowsay-mesh-route", "cowsay-route"]);
             assert.ok(planned.every((s) => s.op === "update"), JSON.stringify(planned));
             const before = gateway.requests.length;
             await stack.up();

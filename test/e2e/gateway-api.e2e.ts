@@ -15,7 +15,7 @@ import { StandInGateway } from "../gateway";
 
 const ROUTE_URN = /[:$]kubernetes:gateway\.networking\.k8s\.io\/v1:HTTPRoute::cowsay-route$/;
 const MESH_URN = /[:$]kubernetes:gateway\.networking\.k8s\.io\/v1:HTTPRoute::cowsay-mesh-route$/;
-const GATE_URN = /[:$]pulumi-nodejs:dynamic\/cowsay-bluegreen:SmokeCheck::cowsay-smoke-check$/;
+const GATE_URN = /[:$]pulumi-nodejs:dynamic\/cowsay-bluegreen:Gate::cowsay-gate$/;
 const BASE_CONFIG = { routingApi: "gateway-api", installIstio: "false", installCertManager: "false", activeVersion: "v1" };
 
 type Route = { spec: { rules: { backendRefs: { name: string; weight?: number }[] }[] } };
@@ -144,7 +144,7 @@ describe("gateway-api: the gate and requests through the stand-in gateway (real 
         assert.ok([GATE_URN, ROUTE_URN, MESH_URN].every((urn) => planned.some((s) => urn.test(s.urn))), JSON.stringify(planned));
         const up = await stack.run("up", "--yes", "--skip-preview", "--non-interactive");
         assert.notEqual(up.code, 0);
-        assert.match(up.stdout + up.stderr, /smoke check failed.*version v2 \(dougbtv\/nginx-cowsay:v2\)/);
+        assert.match(up.stdout + up.stderr, /gate failed.*version v2 \(dougbtv\/nginx-cowsay:v2\)/);
         assert.deepEqual(changedFiles(renderedBefore, stack.rendered()), []);
         assert.deepEqual(backendsOf(stack, "cowsay-nginx"), ["cowsay-nginx-v1"]);
         const routes = (state: unknown) => (state as { urn: string }[]).filter((r) => ROUTE_URN.test(r.urn) || MESH_URN.test(r.urn));

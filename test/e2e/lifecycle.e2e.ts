@@ -12,7 +12,7 @@ import { EngineStack, changedFiles, expectRefusal, plannedChanges, requirePulumi
 
 const LIVE_ROUTE = "cowsay-nginx";
 const ROUTE_URN = /[:$]kubernetes:networking\.istio\.io\/v1:VirtualService::cowsay-route$/;
-const GATE_URN = /[:$]pulumi-nodejs:dynamic\/cowsay-bluegreen:SmokeCheck::cowsay-smoke-check$/;
+const GATE_URN = /[:$]pulumi-nodejs:dynamic\/cowsay-bluegreen:Gate::cowsay-gate$/;
 const BASE_CONFIG = { installIstio: "false", installCertManager: "false", activeVersion: "v1" };
 
 const liveSubsets = (stack: EngineStack): string[] =>
@@ -100,7 +100,7 @@ describe("the gate before a switch (real engine, local stand-in for the gateway)
         assert.ok(changes(steps).some((s) => GATE_URN.test(s.urn)) && changes(steps).some((s) => ROUTE_URN.test(s.urn)));
         const up = await stack.run("up", "--yes", "--skip-preview", "--non-interactive");
         assert.notEqual(up.code, 0);
-        assert.match(up.stdout + up.stderr, /smoke check failed after \d+ s of 60 s: version v2 \(dougbtv\/nginx-cowsay:v2\)/);
+        assert.match(up.stdout + up.stderr, /gate failed after \d+ s of 60 s: version v2 \(dougbtv\/nginx-cowsay:v2\)/);
         assert.deepEqual(liveSubsets(stack), ["v1"]);
         assert.deepEqual(changedFiles(renderedBefore, stack.rendered()), []);
         assert.deepEqual(await routeState(), routeBefore, "the route's state is untouched");

@@ -76,7 +76,7 @@ const STEPS: Record<string, Step> = {
         check(c, result) {
             assert.equal(fetched(c, "v1"), 1, "the new gate fetched the live version once");
             assert.ok(result.output.includes(COW), "the curl shows the cow");
-            assert.match(result.output, /smoke check: v1 answered with its own page \(try 1, /);
+            assert.match(result.output, /gate: v1 answered with its own page \(try 1, /);
         },
     },
     "walkthrough-2": {
@@ -98,7 +98,7 @@ const STEPS: Record<string, Step> = {
             // The preview plans the gate and the live route, nothing else.
             const planned = [...result.output.matchAll(/^ ([~+-]) +(\S+) +(\S+) +(update|create|delete|replace)/gm)].map((m) => `${m[1]} ${m[2]} ${m[3]}`);
             assert.deepEqual(planned.slice(0, 2), [
-                "~ pulumi-nodejs:dynamic/cowsay-bluegreen:SmokeCheck cowsay-smoke-check",
+                "~ pulumi-nodejs:dynamic/cowsay-bluegreen:Gate cowsay-gate",
                 "~ kubernetes:networking.istio.io/v1:VirtualService cowsay-route",
             ]);
             assert.equal((await outputs(c)).activeVersion, "v2");
@@ -234,7 +234,7 @@ async function killDuringGate(c: Context): Promise<{ gate: ProcessInfo; language
     await new Promise<void>((resolve, reject) => {
         const onData = (chunk: Buffer) => {
             output += chunk.toString();
-            if (/smoke check: v2 try 1/.test(output)) resolve();
+            if (/gate: v2 try 1/.test(output)) resolve();
         };
         child.stdout.on("data", onData);
         child.stderr.on("data", onData);
