@@ -388,7 +388,7 @@ export const configSchema = z.strictObject(
                 secret: true,
                 description:
                     "Address of the ingress gateway as seen from where pulumi runs (for example https://203.0.113.10); the gate fetches " +
-                    "through it. It may carry credentials (https://user:token@host, ?token=): set it with --secret.",
+                    "through it. It may carry credentials (https://user:token@host, ?token=).",
             },
             z.string().transform(orNone(url)),
         ),
@@ -447,7 +447,7 @@ export const configSchema = z.strictObject(
                 default: "",
                 allowed: "an e-mail address; required with issuer `acme`",
                 secret: true,
-                description: "E-mail of the ACME account; personal data, so it may be set with --secret.",
+                description: "E-mail of the ACME account (personal data).",
             },
             z.string(),
         ),

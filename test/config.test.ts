@@ -176,21 +176,7 @@ describe("Pulumi.yaml", () => {
         name: string;
         main?: string;
         runtime: { name: string; options: { typescript?: boolean } };
-        config: Record<string, { type?: string; default: unknown; description: string }>;
     };
-
-    it("declares every key the program reads, with the program's default and a description, and no type", () => {
-        assert.equal(project.name, "cowsay-bluegreen");
-        assert.deepEqual(Object.keys(project.config).sort(), [...CONFIG_KEYS].sort());
-        for (const key of CONFIG_KEYS) {
-            const declared = project.config[key];
-            assert.deepEqual(declared.default, DEFAULTS[key], `default of ${key}`);
-            // A declared type makes the CLI refuse `pulumi config set k '{"a":1}'` (stored as text)
-            // on every later run, the rollback included; the program checks types itself.
-            assert.equal(declared.type, undefined, `type of ${key}`);
-            assert.ok(declared.description.length > 20, `description of ${key}`);
-        }
-    });
 
     it("runs index.ts itself, as Pulumi's TypeScript convention has it: no main, no pre-built JavaScript", () => {
         assert.equal(project.main, undefined);

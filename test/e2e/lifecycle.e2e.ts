@@ -3,6 +3,7 @@
 // directory. Istio and cert-manager installs are off (Helm releases cannot render, and no chart can
 // be fetched here). Then the gate, against a local server that answers like the gateway would.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as path from "node:path";
@@ -18,6 +19,20 @@ const BASE_CONFIG = { installIstio: "false", installCertManager: "false", active
 const liveSubsets = (stack: EngineStack): string[] =>
     stack.object("VirtualService", LIVE_ROUTE).object.spec.http[0].route.map((r: { destination: { subset: string } }) => r.destination.subset);
 const changes = plannedChanges;
+
+/**
+ * The refusal the README promises under "Adding and retiring a version" when a first `--path` starts
+ * a new versions map that leaves out the live version: the fenced block after that paragraph, as the
+ * one line the CLI prints.
+ */
+function readmeRefusal(): string {
+    const readme = readFileSync(path.join(ROOT, "README.md"), "utf8");
+    const paragraph = readme.indexOf("with the commands that declare");
+    const open = readme.indexOf("```\n", paragraph);
+    const close = readme.indexOf("\n```", open + 4);
+    assert.ok(paragraph >= 0 && open > paragraph && close > open, "the README's refusal under 'Adding and retiring a version'");
+    return readme.slice(open + 4, close).split("\n").join(" ");
+}
 
 before(requirePulumi);
 
@@ -63,6 +78,35 @@ describe("up, switch, roll back, refuse (real engine, rendered YAML)", () => {
     it("passes the policy pack", async () => {
         const { result } = await stack.preview("--policy-pack", path.join(ROOT, "policy"));
         assert.equal(result.code, 0, result.stdout + result.stderr);
+    });
+});
+
+describe("a first --path on a stack that runs the Pulumi.yaml default versions (real engine)", () => {
+    let stack: EngineStack;
+
+    before(async () => {
+        // No versions of its own: the stack runs v1 and v2 of the Pulumi.yaml default, v1 live.
+        stack = await EngineStack.create({ config: { installIstio: "false", installCertManager: "false" } });
+        await stack.up();
+    });
+    after(() => stack?.dispose());
+
+    it("is refused with the README's message (v1 takes live traffic, how to declare it again), not as an unknown activeVersion; nothing changes", async () => {
+        const message = readmeRefusal();
+        assert.match(message, /^Invalid config versions: v1 takes live traffic now, .* Nothing was changed\.$/);
+        // The README's own first command of "Adding and retiring a version", typed on this stack.
+        await stack.pulumi("config", "set", "--path", "versions.v3.image", "registry.example.com/cowsay:v3");
+        await expectRefusal(stack, `error: ${message}`);
+        // The commands the message gives declare v1 again; with v3's expect text the update goes through.
+        for (const command of /\((pulumi config set .*)\), move/.exec(message)?.[1].split(" && ") ?? []) {
+            const args = command.replace(/^pulumi /, "").match(/'[^']*'|\S+/g)?.map((a) => a.replace(/^'(.*)'$/, "$1")) ?? [];
+            await stack.pulumi(...args);
+        }
+        await stack.pulumi("config", "set", "--path", "versions.v3.expect", "cowsay:v3");
+        await stack.up();
+        assert.deepEqual(liveSubsets(stack), ["v1"]);
+        assert.equal(stack.object("Deployment", "cowsay-nginx-v1").object.spec.template.spec.containers[0].image, "dougbtv/nginx-cowsay:v1");
+        assert.equal(stack.object("Deployment", "cowsay-nginx-v3").object.spec.template.spec.containers[0].image, "registry.example.com/cowsay:v3");
     });
 });
 
