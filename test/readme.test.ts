@@ -5,10 +5,10 @@
 // says why no test runs it, and every relative link and #anchor resolves.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 
 import { ROOT } from "./engine";
 import { OTHER_SUITES_FILES, README_SUITE_FILES, readmeBlocks, storyBlocks } from "./readme";
@@ -67,9 +67,12 @@ describe("the README blocks CI runs", () => {
     });
 });
 
-/** A temporary tree with `files` (path relative to it → text). */
+/** A temporary tree with `files` (path relative to it → text), removed after the tests. */
+const trees: string[] = [];
+after(() => trees.forEach((root) => rmSync(root, { recursive: true, force: true })));
 const tree = (files: Record<string, string>): string => {
     const root = mkdtempSync(path.join(tmpdir(), "docs-tree-"));
+    trees.push(root);
     for (const [file, text] of Object.entries(files)) {
         mkdirSync(path.dirname(path.join(root, file)), { recursive: true });
         writeFileSync(path.join(root, file), text);
