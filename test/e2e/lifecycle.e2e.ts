@@ -21,17 +21,17 @@ const liveSubsets = (stack: EngineStack): string[] =>
 const changes = plannedChanges;
 
 /**
- * The refusal the README promises under "Adding and retiring a version" when a first `--path` starts
- * a new versions map that leaves out the live version: the fenced block after that paragraph, as the
- * one line the CLI prints.
+ * The refusal docs/operations.md promises under "Adding and retiring a version" when a first `--path`
+ * starts a new versions map that leaves out the live version: the fenced block after that paragraph,
+ * as the one line the CLI prints.
  */
-function readmeRefusal(): string {
-    const readme = readFileSync(path.join(ROOT, "README.md"), "utf8");
-    const paragraph = readme.indexOf("with the commands that declare");
-    const open = readme.indexOf("```\n", paragraph);
-    const close = readme.indexOf("\n```", open + 4);
-    assert.ok(paragraph >= 0 && open > paragraph && close > open, "the README's refusal under 'Adding and retiring a version'");
-    return readme.slice(open + 4, close).split("\n").join(" ");
+function documentedRefusal(): string {
+    const doc = readFileSync(path.join(ROOT, "docs", "operations.md"), "utf8");
+    const paragraph = doc.indexOf("with the commands that declare");
+    const open = doc.indexOf("```\n", paragraph);
+    const close = doc.indexOf("\n```", open + 4);
+    assert.ok(paragraph >= 0 && open > paragraph && close > open, "the refusal under 'Adding and retiring a version' in docs/operations.md");
+    return doc.slice(open + 4, close).split("\n").join(" ");
 }
 
 before(requirePulumi);
@@ -91,10 +91,10 @@ describe("a first --path on a stack that runs the Pulumi.yaml default versions (
     });
     after(() => stack?.dispose());
 
-    it("is refused with the README's message (v1 takes live traffic, how to declare it again), not as an unknown activeVersion; nothing changes", async () => {
-        const message = readmeRefusal();
+    it("is refused with the documented message (v1 takes live traffic, how to declare it again), not as an unknown activeVersion; nothing changes", async () => {
+        const message = documentedRefusal();
         assert.match(message, /^Invalid config versions: v1 takes live traffic now, .* Nothing was changed\.$/);
-        // The README's own first command of "Adding and retiring a version", typed on this stack.
+        // The first command of "Adding and retiring a version" (docs/operations.md), typed on this stack.
         await stack.pulumi("config", "set", "--path", "versions.v3.image", "registry.example.com/cowsay:v3");
         await expectRefusal(stack, `error: ${message}`);
         // The commands the message gives declare v1 again; with v3's expect text the update goes through.
