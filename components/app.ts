@@ -9,6 +9,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
+import { ALLOW_ZERO_REPLICAS } from "./annotations";
 import { FORMER_GATE_TYPE, Gate, type GateSettings } from "./gate";
 import type { Plan, VersionPlan } from "./plan";
 import type { Routing, RoutingComponent, RouteSettings } from "./routing/shape";
@@ -34,9 +35,6 @@ export interface BlueGreenAppArgs {
      */
     readonly prerequisites?: readonly pulumi.Resource[];
 }
-
-/** Annotation the program sets (and the policy pack honours) when a version may run no pods. */
-export const ALLOW_ZERO_REPLICAS = "cowsay-bluegreen.io/allow-zero-replicas";
 
 const HTTP_PORT = 9080;
 const CONTAINER_PORT = 80;

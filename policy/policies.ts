@@ -13,7 +13,8 @@ import type {
     StackValidationPolicy,
 } from "@pulumi/policy";
 
-// The program's own image rule, so that the pack and the config agree on every reference.
+// The program's own image rule and annotation, so that the pack and the program agree.
+import { ALLOW_ZERO_REPLICAS } from "../components/annotations";
 import { imageProblem } from "../components/image";
 
 /** A resource policy with exactly one validation function, so callers need not narrow it. */
@@ -32,8 +33,8 @@ const istioNetworkingVersions = ["v1", "v1beta1", "v1alpha3"];
 export const virtualServiceTypes = istioNetworkingVersions.map((v) => `kubernetes:networking.istio.io/${v}:VirtualService`);
 export const destinationRuleTypes = istioNetworkingVersions.map((v) => `kubernetes:networking.istio.io/${v}:DestinationRule`);
 
-/** Annotation on a Deployment that allows `spec.replicas: 0` for an idle version. */
-export const allowZeroReplicasAnnotation = "cowsay-bluegreen.io/allow-zero-replicas";
+/** Annotation on a Deployment that allows `spec.replicas: 0` for an idle version: the program's own name for it. */
+export const allowZeroReplicasAnnotation = ALLOW_ZERO_REPLICAS;
 
 /** Kubernetes puts objects without metadata.namespace here. */
 const defaultNamespace = "default";
