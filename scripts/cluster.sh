@@ -11,7 +11,8 @@
 # and downloads the CRD source modules (Istio, cert-manager, Gateway API) at the pinned versions.
 #
 # `up` is `kwokctl create cluster` with those binaries (plain paths: kwokctl links them, downloads
-# nothing) and tools/cluster/kwokctl.yaml (the few flags the tests need, each with its reason), then
+# nothing) and tools/cluster/kwokctl.yaml (the few flags the tests need, each with its reason; the CA
+# for signing CertificateSigningRequests is given on the command line, its path is per cluster), then
 # `kwokctl scale node`; it returns once every component is healthy, the nodes are Ready and the
 # `default` ServiceAccount exists. kwokctl makes the certificates, picks the ports, starts the processes
 # (they outlive this shell), writes kwok's stages; `down` is `kwokctl delete cluster`. The state
@@ -112,7 +113,7 @@ BUILDS=(
     "kubectl kubernetes k8s.io/kubernetes/cmd/kubectl 1-1.5 min"
     "etcd etcd go.etcd.io/etcd/server/v3 0.5-2 min"
     "kwok kwok sigs.k8s.io/kwok/cmd/kwok 1-4 min"
-    "kwokctl kwok sigs.k8s.io/kwok/cmd/kwokctl ~1 min"
+    "kwokctl kwok sigs.k8s.io/kwok/cmd/kwokctl 20-30 s"
 )
 
 go_env() {
@@ -467,6 +468,8 @@ cmd_up() {
         --etcd-binary "$BIN/etcd" --kube-apiserver-binary "$BIN/kube-apiserver" \
         --kube-controller-manager-binary "$BIN/kube-controller-manager" \
         --kube-scheduler-binary "$BIN/kube-scheduler" --kwok-controller-binary "$BIN/kwok" \
+        --extra-args "kube-controller-manager=cluster-signing-cert-file=$W/pki/ca.crt" \
+        --extra-args "kube-controller-manager=cluster-signing-key-file=$W/pki/ca.key" \
         || die "kwokctl create cluster failed"
     for c in "${COMPONENTS[@]}"; do wait_healthy "$c"; done
     log "kwokctl scale node --replicas $NODES ..."
