@@ -43,7 +43,7 @@ export function pulumiOnPath(): boolean {
 
 /** For an e2e suite's `before`: a missing engine is a failure, never a skip (CI must run the suite). */
 export function requirePulumi(): void {
-    if (!pulumiOnPath()) throw new Error('no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first (README, "The real engine, offline")');
+    if (!pulumiOnPath()) throw new Error('no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first (docs/engine.md)');
 }
 
 export interface StackOptions {

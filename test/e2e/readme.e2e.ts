@@ -1,7 +1,9 @@
-// The README, executed: every block marked `<!-- e2e: <id> -->` runs with bash, exactly as written,
-// in README order, against the real Pulumi CLI. Stacks render YAML instead of reaching a cluster (three
-// lines added to each stack file: the render directory, no Istio and cert-manager installs), and
-// GATEWAY_ADDRESS points at a local stand-in for the gateway that routes with the rendered objects.
+// The README and the docs, executed: every block marked `<!-- e2e: <id> -->` in README.md and then in
+// the docs files test/readme.ts lists (README_SUITE_FILES, in story order) runs with bash, exactly as
+// written, in that order, against the real Pulumi CLI. Stacks render YAML instead of reaching a
+// cluster (three lines added to each stack file: the render directory, no Istio and cert-manager
+// installs), and GATEWAY_ADDRESS points at a local stand-in for the gateway that routes with the
+// rendered objects.
 // Before or after each block, this file sets up what the block is for (a bad value stuck in config,
 // a killed update, a gateway that is down) and checks what the block should have changed.
 import assert from "node:assert/strict";
@@ -14,7 +16,7 @@ import { promisify } from "node:util";
 import { EngineStack, changedFiles, liveWeights, requirePulumi, replicasByVersion } from "../engine";
 import { StandInGateway, pageOf, type KubeObject } from "../gateway";
 import { descendants, waitUntilGone, type ProcessInfo } from "../processes";
-import { readmeBlocks, runBlock, type BlockResult, type ReadmeBlock } from "../readme";
+import { runBlock, storyBlocks, type BlockResult, type ReadmeBlock } from "../readme";
 
 const PROJECT = "cowsay-bluegreen";
 // Never execFileSync a client of the stand-in: it runs in this process and could not answer.
@@ -252,7 +254,7 @@ async function killDuringGate(c: Context): Promise<{ gate: ProcessInfo; language
 before(requirePulumi);
 
 describe("the README's commands, as written (real engine, rendered YAML, stand-in gateway)", () => {
-    const blocks = readmeBlocks();
+    const blocks = storyBlocks();
     let context: Context;
 
     before(async () => {
@@ -280,14 +282,14 @@ describe("the README's commands, as written (real engine, rendered YAML, stand-i
     });
 
     for (const block of blocks) {
-        it(`README block "${block.id}" (README.md:${block.line}) runs and does what the README says`, async () => {
+        it(`README block "${block.id}" (${block.file}:${block.line}) runs and does what the README says`, async () => {
             const step = STEPS[block.id];
-            assert.ok(step !== undefined, `no checks for README block ${block.id}`);
+            assert.ok(step !== undefined, `${block.file}:${block.line}: no checks for the block ${block.id}`);
             await step.before?.(context);
             context.requestsBefore = context.gateway.requests.length;
             context.renderedBefore = context.stack.rendered(renderDirOf(context, "blog"));
             const result = await runBlock(block, context.stack.dir, context.stack.env);
-            assert.equal(result.code, 0, `README block ${block.id} failed:\n${show(block)}\n${result.output}`);
+            assert.equal(result.code, 0, `${block.file}:${block.line}: block ${block.id} failed:\n${show(block)}\n${result.output}`);
             await step.check(context, result);
         });
     }
