@@ -324,7 +324,7 @@ interface Step {
     readonly samePods?: boolean;
 }
 
-const SWITCH_PLAN = ["~ SmokeCheck cowsay-smoke-check (update)", "~ VirtualService cowsay-nginx (update)"];
+const SWITCH_PLAN = ["~ Gate cowsay-gate (update)", "~ VirtualService cowsay-nginx (update)"];
 
 const STEPS: Step[] = [
     {

@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { LocalWorkspace, Stack, type EngineEvent } from "@pulumi/pulumi/automation";
 
 import { ConfigError, parseSettings, type RawConfig, type Settings } from "../components/config";
-import { runSmokeChecks } from "../components/smokecheck";
+import { runChecks } from "../components/gate";
 import { allStale, fileBackendLocks, lockHolders, type LockHolder } from "./locks";
 import type { PlanProgress, StackRunner } from "./plan";
 import { processAlive, type SwitchRecord } from "./record";
@@ -401,7 +401,7 @@ export class AutomationRunner implements StackRunner {
             return spec?.expect === undefined ? [] : [{ version, image: spec.image, expect: spec.expect }];
         });
         if (settings.gatewayUrl === undefined || header === undefined || checks.length === 0) return;
-        await runSmokeChecks(
+        await runChecks(
             { gatewayUrl: settings.gatewayUrl, host: settings.hostname, header, checks, timeoutSeconds: BAKE_CHECK_TIMEOUT_SECONDS, intervalMs: 1000 },
             checks,
             { report: (line) => this.progress.line(name, `bake: ${line}`), signal },

@@ -85,7 +85,8 @@ export function describeTarget(target: Target): string {
  */
 export function switchConfig(target: Target, current: SwitchConfig): SwitchConfig {
     if (target.kind === "version") return { activeVersion: target.version, trafficSplit: undefined };
-    const active = current.activeVersion ?? DEFAULTS.activeVersion;
+    // The schema declares activeVersion a string; DEFAULTS is typed for every key at once.
+    const active = current.activeVersion ?? (DEFAULTS.activeVersion as string);
     const heaviest = Object.entries(target.weights).reduce((best, entry) => (entry[1] > best[1] ? entry : best))[0];
     return { activeVersion: (target.weights[active] ?? 0) > 0 ? active : heaviest, trafficSplit: JSON.stringify(target.weights) };
 }

@@ -14,7 +14,7 @@ import type { KubeObject } from "./gateway";
 
 export const ROOT = path.resolve(__dirname, "..", "..");
 /** What a copy of the program needs to run: the project files, not the tests. */
-const PROGRAM_FILES = ["Pulumi.yaml", "Pulumi.dev.yaml", "index.ts", "components", "package.json", "tsconfig.json", "versions.json"];
+export const PROGRAM_FILES = ["Pulumi.yaml", "Pulumi.dev.yaml", "index.ts", "components", "package.json", "tsconfig.json", "versions.json"];
 
 export interface PreviewStep {
     readonly op: string;
@@ -43,7 +43,7 @@ export function pulumiOnPath(): boolean {
 
 /** For an e2e suite's `before`: a missing engine is a failure, never a skip (CI must run the suite). */
 export function requirePulumi(): void {
-    if (!pulumiOnPath()) throw new Error('no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first (README, "The real engine, offline")');
+    if (!pulumiOnPath()) throw new Error('no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first (docs/engine.md)');
 }
 
 export interface StackOptions {
@@ -80,10 +80,7 @@ export class EngineStack {
         mkdirSync(this.dir);
         mkdirSync(state);
         if (options.files === undefined) {
-            for (const file of PROGRAM_FILES) {
-                if (!existsSync(path.join(ROOT, file))) continue;
-                cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
-            }
+            this.useCurrentProgram();
             if (options.prebuilt === true) {
                 for (const file of ["bin/index.js", "bin/components", "bin/versions.json"]) cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
                 const project = readFileSync(path.join(this.dir, "Pulumi.yaml"), "utf8").replace(/^runtime:$/m, "main: bin/index.js\nruntime:");
@@ -124,6 +121,14 @@ export class EngineStack {
         const project = (readFileSync(path.join(stack.dir, "Pulumi.yaml"), "utf8").match(/^name: (\S+)/m) ?? [])[1];
         for (const [key, value] of Object.entries(options.config)) await stack.pulumi("config", "set", `${project}:${key}`, "--", value);
         return stack;
+    }
+
+    /** Puts the program as it is in the tree in the project, in place of the one there (an older one); the stack and its config stay. */
+    useCurrentProgram(): void {
+        for (const file of PROGRAM_FILES) {
+            rmSync(path.join(this.dir, file), { recursive: true, force: true });
+            if (existsSync(path.join(ROOT, file))) cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
+        }
     }
 
     /** Runs `pulumi args...` in the project; resolves with the result, never rejects. */

@@ -15,12 +15,12 @@ import { LocalCluster } from "../cluster";
 import { EngineStack, liveWeights, plannedChanges, requirePulumi, replicasByVersion, ROOT } from "../engine";
 import { StandInGateway, type KubeObject } from "../gateway";
 import { processesMentioning } from "../processes";
-import { readmeBlocks, runBlock } from "../readme";
+import { runBlock, storyBlocks } from "../readme";
 
 const PROJECT = "cowsay-bluegreen";
 const APP = "cowsay";
 const ROUTE_URN = /VirtualService::cowsay-route$/;
-const GATE_URN = /SmokeCheck::cowsay-smoke-check$/;
+const GATE_URN = /Gate::cowsay-gate$/;
 const BASE = { installIstio: "false", installCertManager: "false", smokeCheckTimeout: "30" };
 
 type Meta = { uid: string; generation?: number; resourceVersion: string };
@@ -115,7 +115,7 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
         assert.deepEqual(liveWeights(await app()), { v1: 100 });
     });
 
-    it("a pulumi killed while it waits on a Deployment: the README's recovery converges and loses nothing", async () => {
+    it("a pulumi killed while it waits on a Deployment: the documented recovery converges and loses nothing", async () => {
         // Without kwok the new pods never become ready, so the provider's await keeps pulumi busy.
         await cluster.script("stop", "kwok");
         await set("replicas", "3");
@@ -135,8 +135,8 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
         await new Promise((resolve) => child.on("close", resolve));
         await cluster.script("start", "kwok");
 
-        const recovery = readmeBlocks().find((b) => b.id === "recovery");
-        assert.ok(recovery !== undefined, "the README's recovery block");
+        const recovery = storyBlocks().find((b) => b.id === "recovery");
+        assert.ok(recovery !== undefined, "the recovery block (docs/operations.md)");
         const result = await runBlock(recovery, stack.dir, stack.env);
         assert.equal(result.code, 0, result.output);
         const objects = await app();
@@ -232,7 +232,7 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
             const pods = await podUids();
             await stack.pulumi("config", "set", `${PROJECT}:activeVersion`, to);
             const planned = plannedChanges((await stack.preview()).steps);
-            assert.deepEqual(planned.map((s) => s.urn.split("::").pop()).sort(), ["cowsay-mesh-route", "cowsay-route", "cowsay-smoke-check"]);
+            assert.deepEqual(planned.map((s) => s.urn.split("::").pop()).sort(), ["cowsay-gate", "cowsay-mesh-route", "cowsay-route"]);
             assert.ok(planned.every((s) => s.op === "update"), JSON.stringify(planned));
             const before = gateway.requests.length;
             await stack.up();

@@ -66,7 +66,7 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
         fleet.member("eu").gateway.mode = "silent";
         const run = fleet.startFleet("switch", "v2");
         try {
-            await waitFor(run.output, [/^\[us +\] switched$/m, /^\[eu +\] smoke check: v2 try 1/m], 180_000);
+            await waitFor(run.output, [/^\[us +\] switched$/m, /^\[eu +\] gate: v2 try 1/m], 180_000);
         } catch (err) {
             process.kill(-(run.child.pid as number), "SIGKILL");
             await endMidWave();
@@ -92,8 +92,8 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
 
         const result = await fleet.fleet("switch", "v2");
         assert.equal(result.code, 1, result.stdout + result.stderr);
-        assert.match(result.stderr, /^\[eu +\] error: smoke check failed after \d+ s of 5 s: version v2 \(dougbtv\/nginx-cowsay:v2\) at https:\/\/127\.0\.0\.1:\d+ with x-cowsay-version: v2 answered 200 with a page that does not contain "O___O"/m);
-        assert.match(result.stderr, /^fleet: eu failed during its switch: smoke check failed after/m);
+        assert.match(result.stderr, /^\[eu +\] error: gate failed after \d+ s of 5 s: version v2 \(dougbtv\/nginx-cowsay:v2\) at https:\/\/127\.0\.0\.1:\d+ with x-cowsay-version: v2 answered 200 with a page that does not contain "O___O"/m);
+        assert.match(result.stderr, /^fleet: eu failed during its switch: gate failed after/m);
         assert.equal(
             result.stdout,
             ["staging  canary      runs v1; rolled back", "eu       production  runs v1; rolled back", "us       production  runs v1; not touched", ""].join("\n"),
@@ -272,7 +272,7 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
         assert.equal(canary.code, 0, canary.output);
         assert.deepEqual(await routes(), { staging: { v1: 90, v2: 10 }, eu: { v1: 90, v2: 10 }, us: { v1: 90, v2: 10 } });
         // Each stack's gate fetched v2 through its own gateway, and said so under its own name.
-        for (const stack of STACKS) assert.match(canary.output, new RegExp(`^\\[${stack} *\\] smoke check: v2 answered with its own page`, "m"));
+        for (const stack of STACKS) assert.match(canary.output, new RegExp(`^\\[${stack} *\\] gate: v2 answered with its own page`, "m"));
 
         const switched = await block("fleet-switch");
         assert.equal(switched.code, 0, switched.output);
@@ -289,6 +289,6 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
         assert.equal(rollback.code, 0, rollback.output);
         assert.deepEqual(await routes(), { staging: { v1: 90, v2: 10 }, eu: { v1: 90, v2: 10 }, us: { v1: 90, v2: 10 } }, "back to the canary, what ran before the last switch");
         for (const stack of STACKS) assert.match(fleet.stackFile(stack), /cowsay-bluegreen:trafficSplit: '\{"v1":90,"v2":10\}'/);
-        for (const stack of STACKS) assert.doesNotMatch(rollback.output, new RegExp(`^\\[${stack} *\\] smoke check: v1`, "m"), "the rollback is ungated");
+        for (const stack of STACKS) assert.doesNotMatch(rollback.output, new RegExp(`^\\[${stack} *\\] gate: v1`, "m"), "the rollback is ungated");
     });
 });

@@ -1,7 +1,9 @@
-// The README, executed: every block marked `<!-- e2e: <id> -->` runs with bash, exactly as written,
-// in README order, against the real Pulumi CLI. Stacks render YAML instead of reaching a cluster (three
-// lines added to each stack file: the render directory, no Istio and cert-manager installs), and
-// GATEWAY_ADDRESS points at a local stand-in for the gateway that routes with the rendered objects.
+// The README and the docs, executed: every block marked `<!-- e2e: <id> -->` in README.md and then in
+// the docs files test/readme.ts lists (README_SUITE_FILES, in story order) runs with bash, exactly as
+// written, in that order, against the real Pulumi CLI. Stacks render YAML instead of reaching a
+// cluster (three lines added to each stack file: the render directory, no Istio and cert-manager
+// installs), and GATEWAY_ADDRESS points at a local stand-in for the gateway that routes with the
+// rendered objects.
 // Before or after each block, this file sets up what the block is for (a bad value stuck in config,
 // a killed update, a gateway that is down) and checks what the block should have changed.
 import assert from "node:assert/strict";
@@ -14,7 +16,7 @@ import { promisify } from "node:util";
 import { EngineStack, changedFiles, liveWeights, requirePulumi, replicasByVersion } from "../engine";
 import { StandInGateway, pageOf, type KubeObject } from "../gateway";
 import { descendants, waitUntilGone, type ProcessInfo } from "../processes";
-import { readmeBlocks, runBlock, type BlockResult, type ReadmeBlock } from "../readme";
+import { runBlock, storyBlocks, type BlockResult, type ReadmeBlock } from "../readme";
 
 const PROJECT = "cowsay-bluegreen";
 // Never execFileSync a client of the stand-in: it runs in this process and could not answer.
@@ -76,7 +78,7 @@ const STEPS: Record<string, Step> = {
         check(c, result) {
             assert.equal(fetched(c, "v1"), 1, "the new gate fetched the live version once");
             assert.ok(result.output.includes(COW), "the curl shows the cow");
-            assert.match(result.output, /smoke check: v1 answered with its own page \(try 1, /);
+            assert.match(result.output, /gate: v1 answered with its own page \(try 1, /);
         },
     },
     "walkthrough-2": {
@@ -98,7 +100,7 @@ const STEPS: Record<string, Step> = {
             // The preview plans the gate and the live route, nothing else.
             const planned = [...result.output.matchAll(/^ ([~+-]) +(\S+) +(\S+) +(update|create|delete|replace)/gm)].map((m) => `${m[1]} ${m[2]} ${m[3]}`);
             assert.deepEqual(planned.slice(0, 2), [
-                "~ pulumi-nodejs:dynamic/cowsay-bluegreen:SmokeCheck cowsay-smoke-check",
+                "~ pulumi-nodejs:dynamic/cowsay-bluegreen:Gate cowsay-gate",
                 "~ kubernetes:networking.istio.io/v1:VirtualService cowsay-route",
             ]);
             assert.equal((await outputs(c)).activeVersion, "v2");
@@ -234,7 +236,7 @@ async function killDuringGate(c: Context): Promise<{ gate: ProcessInfo; language
     await new Promise<void>((resolve, reject) => {
         const onData = (chunk: Buffer) => {
             output += chunk.toString();
-            if (/smoke check: v2 try 1/.test(output)) resolve();
+            if (/gate: v2 try 1/.test(output)) resolve();
         };
         child.stdout.on("data", onData);
         child.stderr.on("data", onData);
@@ -252,7 +254,7 @@ async function killDuringGate(c: Context): Promise<{ gate: ProcessInfo; language
 before(requirePulumi);
 
 describe("the README's commands, as written (real engine, rendered YAML, stand-in gateway)", () => {
-    const blocks = readmeBlocks();
+    const blocks = storyBlocks();
     let context: Context;
 
     before(async () => {
@@ -280,14 +282,14 @@ describe("the README's commands, as written (real engine, rendered YAML, stand-i
     });
 
     for (const block of blocks) {
-        it(`README block "${block.id}" (README.md:${block.line}) runs and does what the README says`, async () => {
+        it(`README block "${block.id}" (${block.file}:${block.line}) runs and does what the README says`, async () => {
             const step = STEPS[block.id];
-            assert.ok(step !== undefined, `no checks for README block ${block.id}`);
+            assert.ok(step !== undefined, `${block.file}:${block.line}: no checks for the block ${block.id}`);
             await step.before?.(context);
             context.requestsBefore = context.gateway.requests.length;
             context.renderedBefore = context.stack.rendered(renderDirOf(context, "blog"));
             const result = await runBlock(block, context.stack.dir, context.stack.env);
-            assert.equal(result.code, 0, `README block ${block.id} failed:\n${show(block)}\n${result.output}`);
+            assert.equal(result.code, 0, `${block.file}:${block.line}: block ${block.id} failed:\n${show(block)}\n${result.output}`);
             await step.check(context, result);
         });
     }

@@ -165,10 +165,10 @@ export class FleetOfClusters {
         );
     }
 
-    /** Versions the stack's gate would not fetch on a switch to them (its SmokeCheck's rollbackTargets). */
+    /** Versions the stack's gate would not fetch on a switch to them (its rollbackTargets). */
     async gateTrusts(stack: string): Promise<string[]> {
         const exported = JSON.parse((await this.pulumi(stack, "stack", "export")).stdout) as { deployment: { resources: { urn: string; outputs?: { rollbackTargets?: { version: string }[] } }[] } };
-        const gate = exported.deployment.resources.find((r) => r.urn.endsWith("SmokeCheck::cowsay-smoke-check"));
+        const gate = exported.deployment.resources.find((r) => r.urn.endsWith("Gate::cowsay-gate"));
         return (gate?.outputs?.rollbackTargets ?? []).map((t) => t.version);
     }
 

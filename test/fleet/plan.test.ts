@@ -36,7 +36,7 @@ class FakeRunner implements StackRunner {
             }
             // Let the other workers of the wave start, as real updates would overlap.
             for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
-            if (this.failSwitch.has(stack)) throw new Error(`smoke check failed for ${stack}`);
+            if (this.failSwitch.has(stack)) throw new Error(`gate failed for ${stack}`);
             this.log.push(`switched ${stack}`);
         } finally {
             this.inFlight -= 1;
@@ -138,7 +138,7 @@ describe("a fleet switch: the failure policy", () => {
         const result = await run(fleet("rollback", 1), runner);
         assert.equal(result.outcome, "rolled-back");
         assert.equal(EXIT_CODES[result.outcome], 1);
-        assert.deepEqual(result.failure, { stack: "eu", during: "switch", message: "smoke check failed for eu" });
+        assert.deepEqual(result.failure, { stack: "eu", during: "switch", message: "gate failed for eu" });
         assert.deepEqual(runner.touched(), ["staging", "eu"], "us and asia are never touched");
         assert.deepEqual(runner.log.filter((l) => l.startsWith("rollback")).sort(), ["rollback eu", "rollback staging"]);
         assert.deepEqual(Object.fromEntries(result.stacks), { staging: "rolled-back", eu: "rolled-back", us: "untouched", asia: "untouched" });
@@ -247,7 +247,7 @@ describe("progress", () => {
         await run(fleet("rollback", 1), runner, undefined, undefined, { step: () => undefined, line: (s, t) => lines.push([s, t]) });
         assert.deepEqual(
             lines.filter(([s]) => s === "eu").map(([, t]) => t),
-            ["switching (wave production)", "failed: smoke check failed for eu", "rolled back"],
+            ["switching (wave production)", "failed: gate failed for eu", "rolled back"],
         );
         assert.ok(lines.some(([s, t]) => s === undefined && t === "rolling back staging, eu (eu failed)"));
     });

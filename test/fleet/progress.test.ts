@@ -32,18 +32,18 @@ describe("progress", () => {
         const { stream, text } = terminal();
         const progress = createProgress(stream, STACKS, false);
         progress.step("eu", "switching");
-        progress.line("eu", "smoke check: v2 answered with its own page");
+        progress.line("eu", "gate: v2 answered with its own page");
         progress.line(undefined, "wave production: eu");
         progress.close();
         await new Promise((r) => setImmediate(r));
-        assert.equal(text(), "[eu     ] smoke check: v2 answered with its own page\n[fleet  ] wave production: eu\n");
+        assert.equal(text(), "[eu     ] gate: v2 answered with its own page\n[fleet  ] wave production: eu\n");
     });
 
     it("on a terminal: the table (stack, wave, seconds, step) is redrawn under the lines the stacks print", async () => {
         const { stream, text } = terminal();
         const progress = createProgress(stream, STACKS, true);
         progress.step("eu", "switching: update VirtualService cowsay-route");
-        progress.line("eu", "smoke check: v2 answered with its own page");
+        progress.line("eu", "gate: v2 answered with its own page");
         progress.close();
         await new Promise((r) => setImmediate(r));
         const frames = text().split("<clear>");
@@ -54,8 +54,8 @@ describe("progress", () => {
             "",
         ].join("\n");
         // The line, once, above the table; the next redraw (close) draws the table alone.
-        assert.equal(frames[frames.length - 2], `[eu     ] smoke check: v2 answered with its own page\n${table}<up 3>`);
+        assert.equal(frames[frames.length - 2], `[eu     ] gate: v2 answered with its own page\n${table}<up 3>`);
         assert.equal(frames[frames.length - 1], table);
-        assert.equal(text().split("smoke check: v2 answered").length, 2);
+        assert.equal(text().split("gate: v2 answered").length, 2);
     });
 });

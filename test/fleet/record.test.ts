@@ -55,7 +55,7 @@ describe("locks left by a killed update", () => {
             { user: "root", host: "laptop", pid: 111 },
             { user: "ci user", host: "runner-7", pid: 222 },
         ]);
-        assert.equal(lockHolders("error: smoke check failed"), undefined);
+        assert.equal(lockHolders("error: gate failed"), undefined);
         assert.deepEqual(lockHolders(`${MESSAGE}\n${MESSAGE}`), lockHolders(MESSAGE), "one holder per lock file, however often the error is quoted");
     });
 

@@ -8,7 +8,7 @@ import { newRecord } from "../../fleet/record";
 import type { StackView } from "../../fleet/runner";
 
 const PLANS = [
-    { stack: "staging", wave: "canary", live: { v1: 100 }, steps: [{ op: "update", resource: "SmokeCheck cowsay-smoke-check" }, { op: "update", resource: "VirtualService cowsay-route" }], diff: "~ subset: \"v1\" => \"v2\"" },
+    { stack: "staging", wave: "canary", live: { v1: 100 }, steps: [{ op: "update", resource: "Gate cowsay-gate" }, { op: "update", resource: "VirtualService cowsay-route" }], diff: "~ subset: \"v1\" => \"v2\"" },
     { stack: "eu", wave: "production", live: { v1: 100 }, steps: [], diff: "", error: 'Invalid config activeVersion: "v2" is not a deployed version; allowed: v1.' },
 ];
 
