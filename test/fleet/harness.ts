@@ -39,7 +39,9 @@ export class FleetOfClusters {
         const gateways: StandInGateway[] = [];
         let project: EngineStack | undefined;
         try {
-            for (const cluster of await Promise.all(stacks.map(() => LocalCluster.up()))) clusters.push(cluster);
+            // One after the other: kwokctl picks each component's port by scanning down from 32767 for a
+            // free one, and clusters started at the same moment pick the same ports.
+            for (let i = 0; i < stacks.length; i++) clusters.push(await LocalCluster.up());
             await Promise.all(
                 clusters.map(async (cluster) => {
                     await cluster.script("apply-crds");
