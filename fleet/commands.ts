@@ -46,96 +46,84 @@ function unfinished(record: SwitchRecord | undefined): string | undefined {
 
 export async function status(dir: string, json: boolean, io: Io): Promise<number> {
     const fleet = await FleetWorkspace.open(dir);
-    try {
-        const file = readFleet(dir, fleet.stackNames);
-        const rows = statusRows(await views(fleet, fleetStacks(file), true));
-        const record = readRecord(dir);
-        io.out.write(json ? statusJson(rows, record) : statusText(rows, record));
-        return 0;
-    } finally {
-        await fleet.close();
-    }
+    const file = readFleet(dir, fleet.stackNames);
+    const rows = statusRows(await views(fleet, fleetStacks(file), true));
+    const record = readRecord(dir);
+    io.out.write(json ? statusJson(rows, record) : statusText(rows, record));
+    return 0;
 }
 
 export async function preview(dir: string, target: Target | undefined, io: Io): Promise<number> {
     const fleet = await FleetWorkspace.open(dir);
-    try {
-        const stacks = fleetStacks(readFleet(dir, fleet.stackNames));
-        const read = await views(fleet, stacks);
-        if (target !== undefined) {
-            const refused = read.map((v) => refusal(v, target)).find((r) => r !== undefined);
-            if (refused !== undefined) throw new Refusal(refused);
-        }
-        const progress = createProgress(io.err, stacks);
-        let plans: (StackPlan & { wave: string })[];
-        try {
-            plans = await mapLimited(read, PREVIEW_CONCURRENCY, async (view) => ({ ...(await previewStack(fleet, view, target, progress, io.signal)), wave: view.wave }));
-        } finally {
-            progress.close();
-        }
-        if (io.signal.aborted) {
-            io.err.write("fleet: preview interrupted; no stack file was written (each preview ran on a copy)\n");
-            return EXIT_CODES.interrupted;
-        }
-        io.out.write(previewReport(target, plans));
-        return plans.some((p) => p.error !== undefined) ? 1 : 0;
-    } finally {
-        await fleet.close();
+    const stacks = fleetStacks(readFleet(dir, fleet.stackNames));
+    const read = await views(fleet, stacks);
+    if (target !== undefined) {
+        const refused = read.map((v) => refusal(v, target)).find((r) => r !== undefined);
+        if (refused !== undefined) throw new Refusal(refused);
     }
+    const progress = createProgress(io.err, stacks);
+    let plans: (StackPlan & { wave: string })[];
+    try {
+        plans = await mapLimited(read, PREVIEW_CONCURRENCY, async (view) => ({ ...(await previewStack(fleet, view, target, progress, io.signal)), wave: view.wave }));
+    } finally {
+        progress.close();
+    }
+    if (io.signal.aborted) {
+        io.err.write("fleet: preview interrupted; no stack file was written (each preview ran on a copy)\n");
+        return EXIT_CODES.interrupted;
+    }
+    io.out.write(previewReport(target, plans));
+    return plans.some((p) => p.error !== undefined) ? 1 : 0;
 }
 
 export async function switchFleet(dir: string, target: Target, io: Io): Promise<number> {
     const fleet = await FleetWorkspace.open(dir);
-    try {
-        const file = readFleet(dir, fleet.stackNames);
-        const stacks = fleetStacks(file);
-        const blocked = unfinished(readRecord(dir));
-        if (blocked !== undefined) throw new Refusal(blocked);
-        const before = await views(fleet, stacks);
-        const refused = before.map((v) => refusal(v, target)).find((r) => r !== undefined);
-        if (refused !== undefined) throw new Refusal(refused);
-        const locked = before.find((v) => v.locked === true);
-        if (locked !== undefined) {
-            throw new Refusal(`stack ${locked.name} is locked by another update; wait for it, or run pulumi cancel --stack ${locked.name} once nothing runs. Nothing was changed.`);
-        }
-        if (io.signal.aborted) return EXIT_CODES.interrupted;
-
-        // The record of what each stack ran, on disk before the first stack is touched.
-        const record = newRecord(target, Object.fromEntries(before.map((v): [string, StackBefore] => [v.name, { wave: v.wave, config: v.config, ran: v.live ?? {} }])));
-        writeRecord(dir, record);
-        const progress = createProgress(io.err, stacks);
-        progress.line(undefined, `switch ${record.id}: to ${describeTarget(target)}; what each stack ran before is in .fleet/last-switch.json`);
-        const runner = new AutomationRunner(fleet, record, progress, new Map(before.map((v) => [v.name, v])));
-        let result: Awaited<ReturnType<typeof runSwitch>>;
-        try {
-            result = await runSwitch(file, runner, { signal: io.signal, progress });
-        } finally {
-            progress.close();
-        }
-
-        // A stack whose own switch failed or was cancelled and that still runs what it ran before gets
-        // its config back too, so that its stack file says what runs (a later `pulumi up` would
-        // otherwise switch it unasked).
-        const notes = new Map<string, string>();
-        for (const [stack, end] of result.stacks) {
-            if (end !== "failed" && end !== "cancelled") continue;
-            const now = await fleet.view(stack);
-            const was = record.stacks[stack];
-            if (sameWeights(now.live, was.ran) && SWITCH_KEYS.some((k) => now.config[k] !== was.config[k])) {
-                await fleet.applyConfig(stack, now.config, was.config);
-                notes.set(stack, "it still runs what it ran before; its config says so again");
-            }
-        }
-        writeRecord(dir, inState(record, result.outcome === "switched" ? "switched" : result.outcome));
-        if (result.failure !== undefined) {
-            io.err.write(`fleet: ${result.failure.stack} failed during its ${result.failure.during === "bake" ? "bake" : "switch"}: ${result.failure.message}\n`);
-        }
-        await printEnds(fleet, stacks, result.stacks, notes, io);
-        io.err.write(`fleet: ${outcomeText(result.outcome)} (exit ${EXIT_CODES[result.outcome]})\n`);
-        return EXIT_CODES[result.outcome];
-    } finally {
-        await fleet.close();
+    const file = readFleet(dir, fleet.stackNames);
+    const stacks = fleetStacks(file);
+    const blocked = unfinished(readRecord(dir));
+    if (blocked !== undefined) throw new Refusal(blocked);
+    const before = await views(fleet, stacks);
+    const refused = before.map((v) => refusal(v, target)).find((r) => r !== undefined);
+    if (refused !== undefined) throw new Refusal(refused);
+    const locked = before.find((v) => v.locked === true);
+    if (locked !== undefined) {
+        throw new Refusal(`stack ${locked.name} is locked by another update; wait for it, or run pulumi cancel --stack ${locked.name} once nothing runs. Nothing was changed.`);
     }
+    if (io.signal.aborted) return EXIT_CODES.interrupted;
+
+    // The record of what each stack ran, on disk before the first stack is touched.
+    const record = newRecord(target, Object.fromEntries(before.map((v): [string, StackBefore] => [v.name, { wave: v.wave, config: v.config, ran: v.live ?? {} }])));
+    writeRecord(dir, record);
+    const progress = createProgress(io.err, stacks);
+    progress.line(undefined, `switch ${record.id}: to ${describeTarget(target)}; what each stack ran before is in .fleet/last-switch.json`);
+    const runner = new AutomationRunner(fleet, record, progress, new Map(before.map((v) => [v.name, v])));
+    let result: Awaited<ReturnType<typeof runSwitch>>;
+    try {
+        result = await runSwitch(file, runner, { signal: io.signal, progress });
+    } finally {
+        progress.close();
+    }
+
+    // A stack whose own switch failed or was cancelled and that still runs what it ran before gets
+    // its config back too, so that its stack file says what runs (a later `pulumi up` would
+    // otherwise switch it unasked).
+    const notes = new Map<string, string>();
+    for (const [stack, end] of result.stacks) {
+        if (end !== "failed" && end !== "cancelled") continue;
+        const now = await fleet.view(stack);
+        const was = record.stacks[stack];
+        if (sameWeights(now.live, was.ran) && SWITCH_KEYS.some((k) => now.config[k] !== was.config[k])) {
+            await fleet.applyConfig(stack, now.config, was.config);
+            notes.set(stack, "it still runs what it ran before; its config says so again");
+        }
+    }
+    writeRecord(dir, inState(record, result.outcome === "switched" ? "switched" : result.outcome));
+    if (result.failure !== undefined) {
+        io.err.write(`fleet: ${result.failure.stack} failed during its ${result.failure.during === "bake" ? "bake" : "switch"}: ${result.failure.message}\n`);
+    }
+    await printEnds(fleet, stacks, result.stacks, notes, io);
+    io.err.write(`fleet: ${outcomeText(result.outcome)} (exit ${EXIT_CODES[result.outcome]})\n`);
+    return EXIT_CODES[result.outcome];
 }
 
 export async function rollback(dir: string, io: Io): Promise<number> {
@@ -143,40 +131,36 @@ export async function rollback(dir: string, io: Io): Promise<number> {
     if (record === undefined) throw new Refusal("no fleet switch is recorded here (.fleet/last-switch.json): nothing to roll back");
     if (stillRunning(record)) throw new Refusal(`a fleet ${record.state === "rolling-back" ? "rollback" : "switch"} is running (pid ${record.pid}); stop it first (Ctrl-C)`);
     const fleet = await FleetWorkspace.open(dir);
+    const stacks = Object.entries(record.stacks).map(([stack, b]) => ({ stack, wave: b.wave }));
+    const gone = stacks.find((s) => !fleet.stackNames.includes(s.stack));
+    if (gone !== undefined) throw new Refusal(`stack ${gone.stack} of the last switch no longer exists; nothing was changed`);
+    const now = new Map((await views(fleet, stacks)).map((v) => [v.name, v]));
+    const needs = (stack: string): boolean => {
+        const view = now.get(stack) as StackView;
+        const was = record.stacks[stack];
+        return view.locked === true || !sameWeights(view.live, was.ran) || SWITCH_KEYS.some((k) => view.config[k] !== was.config[k]);
+    };
+    const rolling = inState(record, "rolling-back");
+    writeRecord(dir, rolling);
+    const progress = createProgress(io.err, stacks);
+    progress.line(undefined, `rolling back the switch ${record.id} (to ${describeTarget(record.target)}): every stack to what it ran before`);
+    if (io.signal.aborted) io.err.write("fleet: a rollback runs to the end; Ctrl-C does not stop it\n");
+    let result: Awaited<ReturnType<typeof runRollback>>;
     try {
-        const stacks = Object.entries(record.stacks).map(([stack, b]) => ({ stack, wave: b.wave }));
-        const gone = stacks.find((s) => !fleet.stackNames.includes(s.stack));
-        if (gone !== undefined) throw new Refusal(`stack ${gone.stack} of the last switch no longer exists; nothing was changed`);
-        const now = new Map((await views(fleet, stacks)).map((v) => [v.name, v]));
-        const needs = (stack: string): boolean => {
-            const view = now.get(stack) as StackView;
-            const was = record.stacks[stack];
-            return view.locked === true || !sameWeights(view.live, was.ran) || SWITCH_KEYS.some((k) => view.config[k] !== was.config[k]);
-        };
-        const rolling = inState(record, "rolling-back");
-        writeRecord(dir, rolling);
-        const progress = createProgress(io.err, stacks);
-        progress.line(undefined, `rolling back the switch ${record.id} (to ${describeTarget(record.target)}): every stack to what it ran before`);
-        if (io.signal.aborted) io.err.write("fleet: a rollback runs to the end; Ctrl-C does not stop it\n");
-        let result: Awaited<ReturnType<typeof runRollback>>;
-        try {
-            result = await runRollback(
-                stacks.map((s) => s.stack),
-                needs,
-                new AutomationRunner(fleet, rolling, progress),
-                progress,
-            );
-        } finally {
-            progress.close();
-        }
-        writeRecord(dir, inState(record, result.failed ? "rollback-failed" : "rolled-back"));
-        await printEnds(fleet, stacks, result.stacks, new Map(), io);
-        const code = result.failed ? EXIT_CODES["rollback-failed"] : 0;
-        io.err.write(`fleet: ${result.failed ? "the rollback of at least one stack failed" : "every stack runs what it ran before the switch"} (exit ${code})\n`);
-        return code;
+        result = await runRollback(
+            stacks.map((s) => s.stack),
+            needs,
+            new AutomationRunner(fleet, rolling, progress),
+            progress,
+        );
     } finally {
-        await fleet.close();
+        progress.close();
     }
+    writeRecord(dir, inState(record, result.failed ? "rollback-failed" : "rolled-back"));
+    await printEnds(fleet, stacks, result.stacks, new Map(), io);
+    const code = result.failed ? EXIT_CODES["rollback-failed"] : 0;
+    io.err.write(`fleet: ${result.failed ? "the rollback of at least one stack failed" : "every stack runs what it ran before the switch"} (exit ${code})\n`);
+    return code;
 }
 
 function outcomeText(outcome: keyof typeof EXIT_CODES): string {

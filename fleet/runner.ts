@@ -61,8 +61,15 @@ export interface StackView {
 }
 
 export class FleetWorkspace {
-    private readonly stacks = new Map<string, Promise<Stack>>();
-    private selecting: Promise<void> = Promise.resolve();
+    private readonly stacks = new Map<string, Stack>();
+    /**
+     * The workspace as the stacks see it, with stack selection left out. The Automation API selects a
+     * stack (`pulumi stack select`, which rewrites the user's current stack in the workspace settings)
+     * before it hands one out, and then names it with --stack in every command anyway. The fleet knows
+     * its stacks exist (listStacks), so selecting them would only cost a `pulumi` run per stack,
+     * change the user's current stack, and race with the selections of the other stacks.
+     */
+    private readonly unselecting: LocalWorkspace;
 
     private constructor(
         readonly dir: string,
@@ -71,8 +78,11 @@ export class FleetWorkspace {
         /** Every stack of this project in the backend. */
         readonly stackNames: readonly string[],
         private readonly backendUrl: string | undefined,
-        private readonly selected: string | undefined,
-    ) {}
+    ) {
+        this.unselecting = new Proxy(workspace, {
+            get: (target, property, receiver) => (property === "selectStack" ? () => Promise.resolve() : Reflect.get(target, property, receiver) as unknown),
+        });
+    }
 
     static async open(dir: string): Promise<FleetWorkspace> {
         // PULUMI_SKIP_CONFIRMATIONS=true (set in many CI environments) acts as --yes, which the CLI
@@ -81,29 +91,17 @@ export class FleetWorkspace {
         const workspace = await LocalWorkspace.create({ workDir: dir, envVars: { PULUMI_SKIP_CONFIRMATIONS: "false" } });
         const project = (await workspace.projectSettings()).name;
         const [stacks, whoami] = await Promise.all([workspace.listStacks(), workspace.whoAmI()]);
-        return new FleetWorkspace(dir, workspace, project, stacks.map((s) => s.name), whoami.url, stacks.find((s) => s.current)?.name);
+        return new FleetWorkspace(dir, workspace, project, stacks.map((s) => s.name), whoami.url);
     }
 
-    /**
-     * The stack, selected once (the Automation API runs `pulumi stack select`; see close()). One
-     * selection at a time: each rewrites the same workspace settings file.
-     */
-    stack(name: string): Promise<Stack> {
+    /** One of the project's stacks (named in the fleet file, so known to exist). */
+    async stack(name: string): Promise<Stack> {
         let stack = this.stacks.get(name);
         if (stack === undefined) {
-            stack = this.selecting.then(() => Stack.select(name, this.workspace));
-            this.selecting = stack.then(
-                () => undefined,
-                () => undefined,
-            );
+            stack = await Stack.select(name, this.unselecting);
             this.stacks.set(name, stack);
         }
         return stack;
-    }
-
-    /** Selects again the stack the user had selected: reaching a stack selects it, a side effect. */
-    async close(): Promise<void> {
-        if (this.selected !== undefined && this.stacks.size > 0) await this.workspace.selectStack(this.selected).catch(() => undefined);
     }
 
     locks(name: string): LockHolder[] | undefined {
@@ -183,21 +181,22 @@ export class FleetWorkspace {
 }
 
 /**
- * The program's own refusal of the config a switch to `target` would give this stack, if any (an
- * unknown version, weights that do not sum to 100, ...), or a version whose pods the stack does not
- * run. Checked for every stack before the first one is touched.
+ * The program's own refusal (components/config.ts, the rules `pulumi up` applies) of the config a
+ * switch to `target` would give this stack, if any: an unknown version, weights that do not sum to
+ * 100, ... Checked for every stack before the first one is touched.
  */
 export function refusal(view: StackView, target: Target): string | undefined {
     if (view.live === undefined) return `stack ${view.name} has never been deployed (no outputs); run pulumi up on it first`;
     const next = switchConfig(target, view.config);
     try {
-        parseSettings({ ...view.raw, activeVersion: next.activeVersion, trafficSplit: next.trafficSplit }, view.secretKeys);
+        parseSettings({ ...view.raw, activeVersion: next.activeVersion, trafficSplit: next.trafficSplit }, view.secretKeys, {
+            live: Object.keys(view.live),
+            versions: view.versions,
+        });
     } catch (err) {
         if (err instanceof ConfigError) return `stack ${view.name}: ${err.message} Nothing was changed.`;
         throw err;
     }
-    const missing = targetVersions(target).filter((v) => view.versions[v] === undefined);
-    if (missing.length > 0) return `stack ${view.name} does not run ${missing.join(", ")} yet (it runs ${Object.keys(view.versions).join(", ")}); deploy it there first. Nothing was changed.`;
     return undefined;
 }
 

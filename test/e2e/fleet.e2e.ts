@@ -240,6 +240,7 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
             "every block of the doc is run by this suite (fleet-recover by the SIGKILL test)",
         );
 
+        const selected = (await fleet.project.pulumi("stack", "--show-name")).stdout;
         const status = await block("fleet-status");
         assert.equal(status.code, 0, status.output);
         for (const [stack, wave] of [["staging", "canary"], ["eu", "production"], ["us", "production"]]) {
@@ -289,5 +290,6 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
         assert.deepEqual(await routes(), { staging: { v1: 90, v2: 10 }, eu: { v1: 90, v2: 10 }, us: { v1: 90, v2: 10 } }, "back to the canary, what ran before the last switch");
         for (const stack of STACKS) assert.match(fleet.stackFile(stack), /cowsay-bluegreen:trafficSplit: '\{"v1":90,"v2":10\}'/);
         for (const stack of STACKS) assert.doesNotMatch(rollback.output, new RegExp(`^\\[${stack} *\\] gate: v1`, "m"), "the rollback is ungated");
+        assert.equal((await fleet.project.pulumi("stack", "--show-name")).stdout, selected, "the fleet left the user's current stack alone");
     });
 });
