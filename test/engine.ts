@@ -85,7 +85,7 @@ export class EngineStack {
     /** The project's name (Pulumi.yaml), which prefixes its config keys. */
     readonly project: string;
     /** The stack `create` made; deploy() and configure() work on it. */
-    private stackName = "e2e";
+    private readonly stackName = "e2e";
     /** The config `create` was given: what deploy() starts from. */
     private readonly baseConfig: Record<string, string>;
     /** The stack's config and state right after each successful up(), oldest first (see deploy). */
@@ -209,9 +209,9 @@ export class EngineStack {
     }
 
     /**
-     * A test's fixture: the stack deployed with each of `steps` in turn (configure, then up; no step
-     * deploys the base config), so that it ends in the state the last step names and has the
-     * history the earlier ones give it (a rollback is a switch back to the version live before).
+     * A test's fixture: the stack deployed with each of `steps` in turn (configure, then up; with no
+     * steps, the base config), so that it ends in the state the last step names and has the history
+     * the earlier ones give it (a rollback is a switch back to the version live before).
      * Steps that the last successful up()s already took, with nothing changed since (no other
      * update, refresh, killed run or README block), are not run again: a test that follows the one
      * that got the stack there starts at once; a test run alone runs them all.
