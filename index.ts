@@ -1,13 +1,16 @@
-// The wiring: read the stack config once, build the mesh, TLS and the blue-green app from it, and
-// export what a user needs to watch the switch. Every refusal (bad config, an old Node.js, a
-// removal of the live version) happens before the first resource is registered, as one message.
+// The wiring: read the stack config once, plan what each version does, build the mesh, TLS, the
+// blue-green app (with the routing API the config picks) and the mesh security beside it, and export
+// what a user needs to watch the switch. Every refusal (bad config, an old Node.js, a removal of the
+// live version) happens before the first resource is registered, as one message.
 import * as pulumi from "@pulumi/pulumi";
 
 import { BlueGreenApp } from "./components/app";
-import { ConfigError, SECRET_CAPABLE_KEYS, parseSettings, refuseRemovingLive, replicasOf, type LastRun, type RawConfig, type Settings } from "./components/config";
+import { ConfigError, SECRET_CAPABLE_KEYS, parseSettings, type LastRun, type RawConfig, type Settings } from "./components/config";
 import { GatewayApiCrds } from "./components/gateway-api-crds";
 import { IstioMesh } from "./components/mesh";
+import { planVersions } from "./components/plan";
 import { ROUTING } from "./components/routing";
+import { MeshSecurity } from "./components/security";
 import { GatewayTls } from "./components/tls";
 
 const MIN_NODE_MAJOR = 22;
@@ -70,30 +73,36 @@ function deploy(settings: Settings) {
         );
     }
 
+    const plan = planVersions(settings);
+    // The routing objects need their CRDs (Istio's, the Gateway API's) and a running gateway; the Gateway needs the Secret.
+    const prerequisites = [...(mesh === undefined ? [] : [mesh]), ...(gatewayApi === undefined ? [] : [gatewayApi]), tls];
     const app = new BlueGreenApp("cowsay", {
         namespace: settings.appNamespace,
-        versions: [...settings.versions].map(([name, spec]) => ({
-            name,
-            image: spec.image,
-            replicas: replicasOf(settings, name),
-            expect: spec.expect,
-        })),
-        weights: settings.weights,
-        hostname: settings.hostname,
-        gatewaySelector: settings.gatewaySelector,
-        ingressNamespace: settings.ingressNamespace,
-        tlsSecretName: tls.secretName,
-        httpsRedirect: settings.httpsRedirect,
-        testRouteHeader: settings.testRouteHeader,
-        smokeCheck:
+        plan,
+        routing: ROUTING[settings.routingApi],
+        route: {
+            hostname: settings.hostname,
+            testRouteHeader: settings.testRouteHeader,
+            gatewaySelector: settings.gatewaySelector,
+            ingressNamespace: settings.ingressNamespace,
+            tlsSecretName: tls.secretName,
+            httpsRedirect: settings.httpsRedirect,
+        },
+        gate:
             settings.smokeCheck && settings.gatewayUrl !== undefined
                 ? { gatewayUrl: secret("gatewayUrl", settings.gatewayUrl), timeoutSeconds: settings.smokeCheckTimeout }
                 : undefined,
-        allowedPrincipals: [`cluster.local/ns/${settings.ingressNamespace}/sa/istio-ingressgateway`, ...settings.meshClients],
         readOnlyRootFilesystem: settings.readOnlyRootFilesystem,
-        routing: ROUTING[settings.routingApi],
-        // The routing objects need their CRDs (Istio's, the Gateway API's) and a running gateway; the Gateway needs the Secret.
-        prerequisites: [...(mesh === undefined ? [] : [mesh]), ...(gatewayApi === undefined ? [] : [gatewayApi]), tls],
+        prerequisites,
+    });
+    new MeshSecurity("cowsay", {
+        namespace: settings.appNamespace,
+        appName: "cowsay-nginx",
+        podSelector: app.podSelector,
+        allowedPrincipals: [`cluster.local/ns/${settings.ingressNamespace}/sa/istio-ingressgateway`, ...settings.meshClients],
+        prerequisites: [...prerequisites, app.namespace],
+        // Until they had a component of their own, these objects were the app's children.
+        formerParent: app,
     });
 
     // How to reach the gateway from a shell: its address (known once gatewayUrl is set) with the
@@ -108,9 +117,9 @@ function deploy(settings: Settings) {
     const whenRouted = <T>(value: T): pulumi.Output<T> => app.route.urn.apply(() => value);
 
     return {
-        activeVersion: whenRouted(settings.activeVersion),
-        trafficSplit: whenRouted(Object.fromEntries(settings.weights)),
-        versions: Object.fromEntries([...settings.versions].map(([name, v]) => [name, v.expect === undefined ? { image: v.image } : { image: v.image, expect: v.expect }])),
+        activeVersion: whenRouted(plan.active),
+        trafficSplit: whenRouted(Object.fromEntries(plan.serving.map((v) => [v.name, v.weight]))),
+        versions: Object.fromEntries(plan.versions.map((v) => [v.name, v.expect === undefined ? { image: v.image } : { image: v.image, expect: v.expect }])),
         gatewayHost: settings.hostname,
         gatewayUrl: secret("gatewayUrl", settings.gatewayUrl ?? ""),
         gatewayAddressCommand: `kubectl -n ${settings.ingressNamespace} get service istio-ingressgateway -o jsonpath='{.status.loadBalancer.ingress[0].ip}{.status.loadBalancer.ingress[0].hostname}'`,
@@ -134,8 +143,7 @@ export = async () => {
     const { raw, secretKeys } = projectConfig();
     let settings: Settings;
     try {
-        settings = parseSettings(raw, secretKeys);
-        refuseRemovingLive(settings, await lastRun());
+        settings = parseSettings(raw, secretKeys, await lastRun());
     } catch (err) {
         refuse(err);
     }

@@ -1,5 +1,7 @@
-// The blue-green app: one Deployment per version, all behind one Service, the gate, and the routing
-// objects (from components/routing/) that decide which version the gateway's traffic reaches. Only
+// The blue-green app: the namespace, one Deployment (and PodDisruptionBudget) per version, the one
+// Service in front of all of them, the gate, and the routing component the caller picked, a child of
+// the app, which owns the ingress and routing objects and the live route (components/routing/). What
+// each version does comes from the plan (components/plan.ts); the app does not decide it again. Only
 // the live route depends on which version is active, so a switch or a rollback changes that one
 // object (and the gate) and nothing else. Order inside one `pulumi up`: the Deployments of the
 // versions that will take traffic, then the gate, then the live route, and only then the versions
@@ -7,67 +9,32 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
-import { istioRouting } from "./routing/istio";
-import type { RoutingFactory } from "./routing/shape";
-import { SmokeCheck } from "./smokecheck";
-
-/** A version as the component deploys it. */
-export interface AppVersion {
-    readonly name: string;
-    readonly image: string;
-    /** Pods to run now (the caller has already applied idle capacity). */
-    readonly replicas: number;
-    /** Text only this version's page contains (used by the smoke check). */
-    readonly expect?: string;
-}
-
-export interface SmokeCheckSettings {
-    /** Gateway base URL as seen from where `pulumi up` runs; a secret when the config is one. */
-    readonly gatewayUrl: pulumi.Input<string>;
-    /** The most time one `pulumi up` spends checking, in seconds. Default: 60. */
-    readonly timeoutSeconds?: number;
-    /** Pause between tries in milliseconds. Default: 2000. */
-    readonly intervalMs?: number;
-}
+import { ALLOW_ZERO_REPLICAS } from "./annotations";
+import { FORMER_GATE_TYPE, Gate, type GateSettings } from "./gate";
+import type { Plan, VersionPlan } from "./plan";
+import type { Routing, RoutingComponent, RouteSettings } from "./routing/shape";
 
 export interface BlueGreenAppArgs {
     /** Namespace to create for the app; sidecar injection is on in it. */
     readonly namespace: string;
-    /** Every version to run, idle or not. */
-    readonly versions: readonly AppVersion[];
-    /** Live traffic share per version in percent (sums to 100). */
-    readonly weights: ReadonlyMap<string, number>;
-    /** Host name the gateway serves. */
-    readonly hostname: string;
-    /** Label selector of the ingress gateway pods. */
-    readonly gatewaySelector: Readonly<Record<string, string>>;
-    /** Namespace of the ingress gateway. */
-    readonly ingressNamespace: string;
-    /** Secret (in the gateway's namespace) with the TLS certificate for `hostname`. */
-    readonly tlsSecretName: string;
-    /** Redirect plain HTTP to HTTPS. Default: true. */
-    readonly httpsRedirect?: boolean;
-    /** Header that pins a request to a version; undefined: no test routes. */
-    readonly testRouteHeader?: string;
-    /** Run the smoke check before routing traffic to a version; undefined: no check. */
-    readonly smokeCheck?: SmokeCheckSettings;
-    /** SPIFFE principals allowed to call the app (the ingress gateway's among them). */
-    readonly allowedPrincipals: readonly string[];
+    /** Every version and what it does in this update. */
+    readonly plan: Plan;
+    /** How traffic reaches the versions: a routing API's component (components/routing/index.ts). */
+    readonly routing: RoutingComponent;
+    /** What the routing needs from the config: host, test-route header, gateway, TLS. */
+    readonly route: RouteSettings;
+    /** The gate before the live route moves; undefined (or no test-route header): none, only Deployment readiness gates it. */
+    readonly gate?: GateSettings;
     /** Mount the container's root filesystem read-only. Default: true. */
     readonly readOnlyRootFilesystem?: boolean;
     /** Name of the Service and prefix of the Deployments. Default: "cowsay-nginx". */
     readonly appName?: string;
-    /** How traffic reaches the versions. Default: Istio's Gateway, DestinationRule and VirtualServices. */
-    readonly routing?: RoutingFactory;
     /**
-     * What must exist before any object here: the installs of Istio's CRDs and of the TLS Secret.
-     * A component's own dependsOn does not reach its children, hence this. Default: none.
+     * What must exist before any object here: the installs of the CRDs and of the TLS Secret. A
+     * component's own dependsOn does not reach its children, hence this. Default: none.
      */
     readonly prerequisites?: readonly pulumi.Resource[];
 }
-
-/** Annotation the program sets (and the policy pack honours) when a version may run no pods. */
-export const ALLOW_ZERO_REPLICAS = "cowsay-bluegreen.io/allow-zero-replicas";
 
 const HTTP_PORT = 9080;
 const CONTAINER_PORT = 80;
@@ -76,14 +43,18 @@ export class BlueGreenApp extends pulumi.ComponentResource {
     public readonly namespace: k8s.core.v1.Namespace;
     public readonly deployments: ReadonlyMap<string, k8s.apps.v1.Deployment>;
     public readonly service: k8s.core.v1.Service;
+    /** Labels every version's pods carry (the Service's selector). */
+    public readonly podSelector: Readonly<Record<string, string>>;
+    public readonly routing: Routing;
     /** The live route: the one object a switch changes. */
     public readonly route: pulumi.Resource;
-    public readonly smokeCheck: SmokeCheck | undefined;
+    public readonly gate: Gate | undefined;
 
     constructor(name: string, args: BlueGreenAppArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cowsay-bluegreen:app:BlueGreenApp", name, {}, opts);
         const appName = args.appName ?? "cowsay-nginx";
         const ns = args.namespace;
+        this.podSelector = { service: appName };
 
         const prerequisites = [...(args.prerequisites ?? [])];
         this.namespace = new k8s.core.v1.Namespace(
@@ -96,67 +67,54 @@ export class BlueGreenApp extends pulumi.ComponentResource {
         this.service = new k8s.core.v1.Service(
             `${name}-service`,
             {
-                metadata: { name: appName, namespace: ns, labels: { service: appName } },
+                metadata: { name: appName, namespace: ns, labels: { ...this.podSelector } },
                 spec: {
                     // Every version's pods: which one a request reaches is the routes' decision.
-                    selector: { service: appName },
+                    selector: { ...this.podSelector },
                     ports: [{ name: "http", port: HTTP_PORT, targetPort: CONTAINER_PORT, appProtocol: "http" }],
                 },
             },
             inNamespace,
         );
 
-        const routing = (args.routing ?? istioRouting)(
+        const readOnlyRoot = args.readOnlyRootFilesystem ?? true;
+        const deployments = new Map<string, k8s.apps.v1.Deployment>();
+        for (const version of args.plan.serving) {
+            deployments.set(version.name, this.deploy(name, appName, ns, version, readOnlyRoot, inNamespace));
+        }
+
+        const serving: pulumi.Resource[] = args.plan.serving.map((v) => deployments.get(v.name) as k8s.apps.v1.Deployment);
+        let gate: Gate | undefined;
+        const header = args.route.testRouteHeader;
+        this.routing = new args.routing(
             name,
             {
+                ...args.route,
+                plan: args.plan,
                 namespace: ns,
                 appName,
                 service: this.service,
                 port: HTTP_PORT,
                 targetPort: CONTAINER_PORT,
-                versions: args.versions.map((v) => v.name),
-                podSelector: { service: appName },
-                weights: args.weights,
-                hostname: args.hostname,
-                testRouteHeader: args.testRouteHeader,
-                gatewaySelector: args.gatewaySelector,
-                ingressNamespace: args.ingressNamespace,
-                tlsSecretName: args.tlsSecretName,
-                httpsRedirect: args.httpsRedirect ?? true,
-            },
-            inNamespace,
-        );
-
-        const readOnlyRoot = args.readOnlyRootFilesystem ?? true;
-        const serving = args.versions.filter((v) => args.weights.has(v.name));
-        const idle = args.versions.filter((v) => !args.weights.has(v.name));
-        const deployments = new Map<string, k8s.apps.v1.Deployment>();
-        for (const version of serving) {
-            deployments.set(version.name, this.deploy(name, appName, ns, version, readOnlyRoot, inNamespace));
-        }
-
-        const beforeRoute: pulumi.Resource[] = serving.map((v) => deployments.get(v.name) as k8s.apps.v1.Deployment);
-        if (args.smokeCheck !== undefined && args.testRouteHeader !== undefined) {
-            this.smokeCheck = new SmokeCheck(
-                `${name}-smoke-check`,
-                {
-                    gatewayUrl: args.smokeCheck.gatewayUrl,
-                    host: args.hostname,
-                    header: args.testRouteHeader,
-                    checks: serving.map((v) => ({ version: v.name, image: v.image, expect: v.expect ?? "" })),
-                    timeoutSeconds: args.smokeCheck.timeoutSeconds ?? 60,
-                    intervalMs: args.smokeCheck.intervalMs ?? 2000,
+                podSelector: this.podSelector,
+                prerequisites: inNamespace.dependsOn,
+                // The gate fetches each serving version through its test route, so it comes once the
+                // routing objects are ready, and the live route waits for it.
+                beforeLive: (ready) => {
+                    if (args.gate !== undefined && header !== undefined) gate = this.gateOf(name, args, args.gate, header, [...inNamespace.dependsOn, ...ready, ...serving]);
+                    return [...serving, ...(gate === undefined ? [] : [gate])];
                 },
-                // Ready pods and the test routes first: the check goes through them.
-                { parent: this, dependsOn: [...inNamespace.dependsOn, ...routing.ready, ...beforeRoute] },
-            );
-            beforeRoute.push(this.smokeCheck);
-        }
-        this.route = routing.live(beforeRoute);
+                // Until routing had a component of its own, its objects were the app's children.
+                formerParent: this,
+            },
+            { parent: this },
+        );
+        this.gate = gate;
+        this.route = this.routing.live;
 
         // Idle versions change only once the live route has left them: if the gate or the route
         // fails, the version that is still live keeps every pod.
-        for (const version of idle) {
+        for (const version of args.plan.idle) {
             deployments.set(
                 version.name,
                 this.deploy(name, appName, ns, version, readOnlyRoot, { ...inNamespace, dependsOn: [...inNamespace.dependsOn, this.route] }),
@@ -164,44 +122,37 @@ export class BlueGreenApp extends pulumi.ComponentResource {
         }
         this.deployments = deployments;
 
-        new k8s.apiextensions.CustomResource(
-            `${name}-mtls`,
-            {
-                apiVersion: "security.istio.io/v1",
-                kind: "PeerAuthentication",
-                metadata: { name: "default", namespace: ns },
-                spec: { mtls: { mode: "STRICT" } },
-            },
-            inNamespace,
-        );
-        new k8s.apiextensions.CustomResource(
-            `${name}-callers`,
-            {
-                apiVersion: "security.istio.io/v1",
-                kind: "AuthorizationPolicy",
-                metadata: { name: `${appName}-callers`, namespace: ns },
-                spec: {
-                    selector: { matchLabels: { service: appName } },
-                    action: "ALLOW",
-                    rules: [{ from: [{ source: { principals: [...args.allowedPrincipals] } }] }],
-                },
-            },
-            inNamespace,
-        );
-
         this.registerOutputs({
             namespace: this.namespace,
             service: this.service,
+            routing: this.routing,
             route: this.route,
-            smokeCheck: this.smokeCheck,
+            gate: this.gate,
         });
+    }
+
+    /** Passes only when every serving version answers through its test route with its own page. */
+    private gateOf(name: string, args: BlueGreenAppArgs, settings: GateSettings, header: string, after: readonly pulumi.Resource[]): Gate {
+        return new Gate(
+            `${name}-gate`,
+            {
+                gatewayUrl: settings.gatewayUrl,
+                host: args.route.hostname,
+                header,
+                checks: args.plan.serving.map((v) => ({ version: v.name, image: v.image, expect: v.expect ?? "" })),
+                timeoutSeconds: settings.timeoutSeconds ?? 60,
+                intervalMs: settings.intervalMs ?? 2000,
+            },
+            // Stacks deployed before the gate had its name know it as `<app>-smoke-check`, of type SmokeCheck.
+            { parent: this, dependsOn: [...after], aliases: [{ name: `${name}-smoke-check`, type: FORMER_GATE_TYPE }] },
+        );
     }
 
     private deploy(
         name: string,
         appName: string,
         ns: string,
-        version: AppVersion,
+        version: VersionPlan,
         readOnlyRoot: boolean,
         opts: pulumi.CustomResourceOptions,
     ): k8s.apps.v1.Deployment {

@@ -7,7 +7,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
 import versions from "../versions.json";
-import { DEFAULTS, type ChartSource } from "./config";
+import { ISTIO_CHART_REPOSITORY, type ChartSource } from "./config";
 
 /** The Istio release every chart is pinned to (versions.json; the tests load this release's CRDs). */
 export const ISTIO_VERSION: string = versions.istio;
@@ -24,7 +24,7 @@ export interface IstioMeshArgs {
     /**
      * Where the charts come from: Istio's repository (or a mirror of it), or a local directory with
      * `base/`, `istiod/` and `gateway/` (for example from `helm pull --untar`), for clusters without
-     * internet. Default: Istio's own repository (DEFAULTS.istioCharts).
+     * internet. Default: Istio's own repository (ISTIO_CHART_REPOSITORY).
      */
     readonly charts?: ChartSource;
 }
@@ -39,7 +39,7 @@ export class IstioMesh extends pulumi.ComponentResource {
     constructor(name: string, args: IstioMeshArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cowsay-bluegreen:mesh:IstioMesh", name, {}, opts);
         const version = args.version ?? ISTIO_VERSION;
-        const source = args.charts ?? { kind: "repository", url: DEFAULTS.istioCharts };
+        const source = args.charts ?? { kind: "repository", url: ISTIO_CHART_REPOSITORY };
         // A local chart is used as it is: its own version is whatever was pulled.
         const chart = (name: string) =>
             source.kind === "repository" ? { chart: name, version, repositoryOpts: { repo: source.url } } : { chart: path.join(source.path, name) };

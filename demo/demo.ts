@@ -208,7 +208,7 @@ interface Step {
     readonly samePods?: boolean;
 }
 
-const SWITCH_PLAN = ["~ SmokeCheck cowsay-smoke-check (update)", "~ VirtualService cowsay-route (update)"];
+const SWITCH_PLAN = ["~ Gate cowsay-gate (update)", "~ VirtualService cowsay-route (update)"];
 
 const STEPS: Step[] = [
     {

@@ -2,6 +2,7 @@
 // `new PolicyPack` starts a gRPC server: tests import this module and call the validators directly.
 //
 // Only types come from @pulumi/policy (import type), so this module loads without it at run time.
+// The image rule is the program's (components/image.ts), imported, not restated.
 // Keep the syntax within TypeScript 3.8: the Pulumi policy runner falls back to its vendored
 // TypeScript 3.8 when the pack's folder has no TypeScript of its own.
 
@@ -11,6 +12,10 @@ import type {
     ResourceValidationPolicy,
     StackValidationPolicy,
 } from "@pulumi/policy";
+
+// The program's own image rule and annotation, so that the pack and the program agree.
+import { ALLOW_ZERO_REPLICAS } from "../components/annotations";
+import { imageProblem } from "../components/image";
 
 /** A resource policy with exactly one validation function, so callers need not narrow it. */
 export interface SingleResourcePolicy extends ResourceValidationPolicy {
@@ -28,8 +33,8 @@ const istioNetworkingVersions = ["v1", "v1beta1", "v1alpha3"];
 export const virtualServiceTypes = istioNetworkingVersions.map((v) => `kubernetes:networking.istio.io/${v}:VirtualService`);
 export const destinationRuleTypes = istioNetworkingVersions.map((v) => `kubernetes:networking.istio.io/${v}:DestinationRule`);
 
-/** Annotation on a Deployment that allows `spec.replicas: 0` for an idle version. */
-export const allowZeroReplicasAnnotation = "cowsay-bluegreen.io/allow-zero-replicas";
+/** Annotation on a Deployment that allows `spec.replicas: 0` for an idle version: the program's own name for it. */
+export const allowZeroReplicasAnnotation = ALLOW_ZERO_REPLICAS;
 
 /** Kubernetes puts objects without metadata.namespace here. */
 const defaultNamespace = "default";
@@ -136,31 +141,6 @@ export const versionsKeepAReplica: SingleResourcePolicy = {
     },
 };
 
-/** Why an image reference is not pinned, or `undefined` when it is. */
-export function imagePinProblem(image: string): string | undefined {
-    const atSign = image.indexOf("@");
-    const name = atSign === -1 ? image : image.slice(0, atSign);
-    const digest = atSign === -1 ? undefined : image.slice(atSign + 1);
-    if (digest !== undefined && !/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/.test(digest)) {
-        return `has a malformed digest ${JSON.stringify(digest)}`;
-    }
-    // A registry port (`registry:5000/app`) also has a colon, so the tag is only looked for in the
-    // last path segment.
-    const lastSegment = name.slice(name.lastIndexOf("/") + 1);
-    const colon = lastSegment.indexOf(":");
-    const tag = colon === -1 ? undefined : lastSegment.slice(colon + 1);
-    if (tag === "") {
-        return "has an empty tag";
-    }
-    if (tag === "latest") {
-        return `uses the tag "latest"`;
-    }
-    if (tag === undefined && digest === undefined) {
-        return "has no tag or digest";
-    }
-    return undefined;
-}
-
 export const imagesPinned: SingleResourcePolicy = {
     name: "images-pinned",
     description: "Every container and init container image of a Deployment has an explicit tag or digest, and no `latest` tag.",
@@ -175,9 +155,9 @@ export const imagesPinned: SingleResourcePolicy = {
                 reportViolation(`${where} image is ${show(image)}; set an image pinned to a version tag or digest.`);
                 continue;
             }
-            const problem = imagePinProblem(image);
+            const problem = imageProblem(image);
             if (problem !== undefined) {
-                reportViolation(`${where} image ${JSON.stringify(image)} ${problem}; pin it to a version tag or an @sha256 digest.`);
+                reportViolation(`${where} image ${JSON.stringify(image)} is not pinned; expected ${problem}.`);
             }
         }
     },

@@ -8,7 +8,8 @@ import { describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 
-import { CONFIG_KEYS, DEFAULTS, parseSettings, refuseRemovingLive, replicasOf } from "../components/config";
+import { CONFIG_KEYS, DEFAULTS, parseSettings, type LastRun } from "../components/config";
+import { planVersions } from "../components/plan";
 import { runProgram } from "./helpers";
 
 const versions = (v: Record<string, unknown>) => JSON.stringify(v);
@@ -51,7 +52,7 @@ const BAD: [string, Record<string, string>, string][] = [
     ["acme without an e-mail", { issuer: "acme" }, 'Invalid config acmeEmail: "" is not allowed; issuer acme needs the e-mail address of the account.'],
     ["header with upper case", { testRouteHeader: "X-Version" }, `Invalid config testRouteHeader: "X-Version" is not allowed; expected a lower-case HTTP header name (letters, digits, '-'), or "" to turn test routes off.`],
     ["smoke check without test routes", { testRouteHeader: "" }, 'Invalid config smokeCheck: true needs the test routes (testRouteHeader is ""); set a header name or set smokeCheck to false.'],
-    ["smoke check without expected text", { versions: versions({ v1: cow, v2: { image: "dougbtv/nginx-cowsay:v2" } }) }, "Invalid config versions.v2.expect: is missing; the smoke check needs text that only this version's page contains, or set smokeCheck to false."],
+    ["smoke check without expected text", { versions: versions({ v1: cow, v2: { image: "dougbtv/nginx-cowsay:v2" } }) }, "Invalid config versions.v2.expect: is missing; the gate needs text that only this version's page contains, or set smokeCheck to false."],
     ["gateway URL that is not a URL", { gatewayUrl: "203.0.113.10" }, 'Invalid config gatewayUrl: "203.0.113.10" is not a URL; expected for example http://203.0.113.10 or http://localhost:8080.'],
     ["unknown routing API", { routingApi: "Gateway-API" }, 'Invalid config routingApi: "Gateway-API" is not allowed (did you mean "gateway-api"?); allowed: istio, gateway-api.'],
     ["Gateway API CRDs from nowhere known", { routingApi: "gateway-api", gatewayApiCrds: "latest" }, 'Invalid config gatewayApiCrds: "latest" is not allowed; allowed: auto, release, none, an http:// or https:// URL of the manifest, or the path of a local .yaml file.'],
@@ -89,27 +90,43 @@ describe("bad stack config", () => {
 
 describe("removing a version", () => {
     const onlyV3 = { versions: versions({ v3: { image: "registry.example.com/cowsay:v3", expect: "v3" } }), activeVersion: "v3" };
+    // What a stack that ran the Pulumi.yaml default (v1 live) says about its last update.
+    const defaultsRan: LastRun = { live: ["v1"], versions: { v1: cow, v2: hotdog } };
+    const V1_IS_LIVE =
+        "Invalid config versions: v1 takes live traffic now, but versions declares only v3; this update would delete it. Declare it again (pulumi config set --path 'versions.v1.image' 'dougbtv/nginx-cowsay:v1' && pulumi config set --path 'versions.v1.expect' '^__^'), move the traffic away first, and remove a version once it is idle.";
 
     it("is refused while the version takes live traffic, whatever else the config says", () => {
-        // `pulumi config set --path 'versions.v3.image' ...` on a stack that relied on the Pulumi.yaml
-        // default starts a new map: v1 and v2 would be deleted with the switch to v3.
-        assert.throws(() => refuseRemovingLive(parseSettings(onlyV3), { live: ["v1"], versions: DEFAULTS.versions }), {
-            name: "ConfigError",
-            message:
-                "Invalid config versions: v1 takes live traffic now, but versions declares only v3; this update would delete it. Declare it again (pulumi config set --path 'versions.v1.image' 'dougbtv/nginx-cowsay:v1' && pulumi config set --path 'versions.v1.expect' '^__^'), move the traffic away first, and remove a version once it is idle.",
-        });
-        assert.throws(() => refuseRemovingLive(parseSettings(onlyV3), { live: ["v1", "v2"], versions: {} }), /^ConfigError: Invalid config versions: v1, v2 take live traffic now/);
+        assert.throws(() => parseSettings(onlyV3, new Set(), defaultsRan), { name: "ConfigError", message: V1_IS_LIVE });
+        assert.throws(() => parseSettings(onlyV3, new Set(), { live: ["v1", "v2"], versions: {} }), /^ConfigError: Invalid config versions: v1, v2 take live traffic now/);
+    });
+
+    it("is refused as such when a first `--path` starts a new map on a stack that ran the Pulumi.yaml default, not as an unknown activeVersion", () => {
+        // `pulumi config set --path 'versions.v3.image' ...` on a stack without versions of its own:
+        // the map holds v3 alone, activeVersion still defaults to v1, v3 has no expect text yet.
+        const firstPath = { versions: versions({ v3: { image: "registry.example.com/cowsay:v3" } }) };
+        assert.throws(() => parseSettings(firstPath, new Set(), defaultsRan), { name: "ConfigError", message: V1_IS_LIVE });
+        // Never deployed: nothing is live, so the map is judged on its own.
+        assert.throws(() => parseSettings(firstPath), { message: 'Invalid config activeVersion: "v1" is not a deployed version; allowed: v3.' });
     });
 
     it("is allowed once the version is idle, and on a stack never deployed", () => {
-        const withoutV1 = parseSettings({ versions: versions({ v2: hotdog }), activeVersion: "v2" });
-        refuseRemovingLive(withoutV1, { live: ["v2"], versions: DEFAULTS.versions });
-        refuseRemovingLive(parseSettings(onlyV3), undefined);
+        const v2Live: LastRun = { live: ["v2"], versions: { v1: cow, v2: hotdog } };
+        assert.deepEqual([...parseSettings({ versions: versions({ v2: hotdog }), activeVersion: "v2" }, new Set(), v2Live).versions.keys()], ["v2"]);
+        assert.deepEqual([...parseSettings(onlyV3).versions.keys()], ["v3"]);
     });
 
     it("refuses through the program, reading the stack's last trafficSplit, before anything is registered but that read", async () => {
         const run = await runProgram(onlyV3, { previousOutputs: { trafficSplit: { v1: 90, v2: 10 } } });
         assert.match(run.error?.message ?? "", /^Invalid config versions: v1, v2 take live traffic now, but versions declares only v3; .* Nothing was changed\.$/);
+        assert.deepEqual(run.resources.filter((r) => r.type !== "pulumi:pulumi:StackReference"), []);
+    });
+
+    it("refuses the first `--path` on a stack that ran the default through the program with the README's message", async () => {
+        const run = await runProgram(
+            { versions: versions({ v3: { image: "registry.example.com/cowsay:v3" } }) },
+            { previousOutputs: { trafficSplit: { v1: 100 }, versions: { v1: cow, v2: hotdog } } },
+        );
+        assert.equal(run.error?.message, `${V1_IS_LIVE} Nothing was changed.`);
         assert.deepEqual(run.resources.filter((r) => r.type !== "pulumi:pulumi:StackReference"), []);
     });
 });
@@ -118,16 +135,16 @@ describe("good stack config", () => {
     it("defaults to v1 live, both versions running with the same replicas", () => {
         const settings = parseSettings({});
         assert.equal(settings.activeVersion, "v1");
-        assert.deepEqual([...settings.weights], [["v1", 100]]);
+        assert.deepEqual([...settings.trafficSplit], [["v1", 100]]);
         assert.deepEqual([...settings.versions.keys()], ["v1", "v2"]);
-        assert.equal(replicasOf(settings, "v1"), 2);
-        assert.equal(replicasOf(settings, "v2"), 2);
+        assert.deepEqual(planVersions(settings).versions.map((v) => [v.name, v.replicas, v.serving]), [["v1", 2, true], ["v2", 2, false]]);
     });
 
     it("keeps a valid 0 idle replicas and scales only idle versions", () => {
         const settings = parseSettings({ idleReplicas: "0", trafficSplit: '{"v1":90,"v2":10}', versions: versions({ v1: cow, v2: hotdog, v3: { image: "cowsay:v3", expect: "3" } }) });
-        assert.deepEqual([replicasOf(settings, "v1"), replicasOf(settings, "v2"), replicasOf(settings, "v3")], [2, 2, 0]);
-        assert.deepEqual([...settings.weights], [["v1", 90], ["v2", 10]]);
+        const plan = planVersions(settings);
+        assert.deepEqual(plan.versions.map((v) => [v.name, v.replicas, v.weight]), [["v1", 2, 90], ["v2", 2, 10], ["v3", 0, 0]]);
+        assert.deepEqual([plan.serving.map((v) => v.name), plan.idle.map((v) => v.name)], [["v1", "v2"], ["v3"]]);
     });
 
     it("does not mistake a repeated name inside a version, or inside a string, for a duplicate version", () => {
@@ -159,21 +176,7 @@ describe("Pulumi.yaml", () => {
         name: string;
         main?: string;
         runtime: { name: string; options: { typescript?: boolean } };
-        config: Record<string, { type?: string; default: unknown; description: string }>;
     };
-
-    it("declares every key the program reads, with the program's default and a description, and no type", () => {
-        assert.equal(project.name, "cowsay-bluegreen");
-        assert.deepEqual(Object.keys(project.config).sort(), [...CONFIG_KEYS].sort());
-        for (const key of CONFIG_KEYS) {
-            const declared = project.config[key];
-            assert.deepEqual(declared.default, DEFAULTS[key], `default of ${key}`);
-            // A declared type makes the CLI refuse `pulumi config set k '{"a":1}'` (stored as text)
-            // on every later run, the rollback included; the program checks types itself.
-            assert.equal(declared.type, undefined, `type of ${key}`);
-            assert.ok(declared.description.length > 20, `description of ${key}`);
-        }
-    });
 
     it("runs index.ts itself, as Pulumi's TypeScript convention has it: no main, no pre-built JavaScript", () => {
         assert.equal(project.main, undefined);

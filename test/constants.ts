@@ -7,7 +7,7 @@ import * as path from "node:path";
 
 import { parse } from "yaml";
 
-import { DEFAULT_VERSIONS, DEFAULTS } from "../components/config";
+import { DEFAULTS } from "../components/config";
 
 /** The repository (tests run from bin/test, two levels below). */
 export const ROOT = path.resolve(__dirname, "..", "..");
@@ -18,15 +18,22 @@ export const PROJECT: string = (parse(readFileSync(path.join(ROOT, "Pulumi.yaml"
 /** `<project>:<key>`, as `pulumi config set` takes a key of this project. */
 export const configKey = (key: string): string => `${PROJECT}:${key}`;
 
-export const APP_NAMESPACE: string = DEFAULTS.appNamespace;
-export const INGRESS_NAMESPACE: string = DEFAULTS.ingressNamespace;
-/** The host the Gateway serves. */
-export const HOST: string = DEFAULTS.hostname;
-/** The test-route header that reaches a named version. */
-export const HEADER: string = DEFAULTS.testRouteHeader;
+/** A default the schema declares as a string. */
+function stringDefault(key: "appNamespace" | "ingressNamespace" | "hostname" | "testRouteHeader"): string {
+    const value = DEFAULTS[key];
+    if (typeof value !== "string") throw new Error(`the default of ${key} is not a string: ${JSON.stringify(value)}`);
+    return value;
+}
 
-/** The blog post's versions: v1 serves the cow, v2 the hotdog. */
-export const VERSIONS = DEFAULT_VERSIONS;
+export const APP_NAMESPACE = stringDefault("appNamespace");
+export const INGRESS_NAMESPACE = stringDefault("ingressNamespace");
+/** The host the Gateway serves. */
+export const HOST = stringDefault("hostname");
+/** The test-route header that reaches a named version. */
+export const HEADER = stringDefault("testRouteHeader");
+
+/** The blog post's versions (the default of `versions`): v1 serves the cow, v2 the hotdog. */
+export const VERSIONS = DEFAULTS.versions as Readonly<Record<string, { readonly image: string; readonly expect: string }>>;
 /** Text only v1's page (the cow) contains. */
 export const COW: string = VERSIONS.v1.expect;
 /** Text only v2's page (the hotdog) contains. */
@@ -47,7 +54,7 @@ export const SHORT_GATE = "5";
 /** URNs the suites look for in a plan, by the resource's Pulumi name. */
 export const URN = {
     /** The gate (a dynamic resource). */
-    gate: /[:$]pulumi-nodejs:dynamic\/[^:]+:SmokeCheck::cowsay-smoke-check$/,
+    gate: /[:$]pulumi-nodejs:dynamic\/[^:]+:Gate::cowsay-gate$/,
     /** The live route with the Istio APIs. */
     istioRoute: /[:$]kubernetes:networking\.istio\.io\/v1:VirtualService::cowsay-route$/,
     /** The live route with the Gateway API. */

@@ -15,7 +15,7 @@ import type { KubeObject } from "./gateway";
 
 export { ROOT };
 /** What a copy of the program needs to run: the project files, not the tests. */
-const PROGRAM_FILES = ["Pulumi.yaml", "Pulumi.dev.yaml", "index.ts", "components", "package.json", "tsconfig.json", "versions.json"];
+export const PROGRAM_FILES = ["Pulumi.yaml", "Pulumi.dev.yaml", "index.ts", "components", "package.json", "tsconfig.json", "versions.json"];
 
 export interface PreviewStep {
     readonly op: string;
@@ -44,7 +44,7 @@ export function pulumiOnPath(): boolean {
 
 /** For an e2e suite's `before`: a missing engine is a failure, never a skip (CI must run the suite). */
 export function requirePulumi(): void {
-    if (!pulumiOnPath()) throw new Error('no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first (README, "The real engine, offline")');
+    if (!pulumiOnPath()) throw new Error('no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first (docs/engine.md)');
 }
 
 export interface StackOptions {
@@ -100,20 +100,14 @@ export class EngineStack {
         mkdirSync(this.dir);
         mkdirSync(state);
         if (options.files === undefined) {
-            for (const file of PROGRAM_FILES) {
-                if (!existsSync(path.join(ROOT, file))) continue;
-                cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
-            }
+            this.useCurrentProgram();
             if (options.prebuilt === true) {
                 for (const file of ["bin/index.js", "bin/components", "bin/versions.json"]) cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
                 const project = readFileSync(path.join(this.dir, "Pulumi.yaml"), "utf8").replace(/^runtime:$/m, "main: bin/index.js\nruntime:");
                 writeFileSync(path.join(this.dir, "Pulumi.yaml"), project.replace(/^    packagemanager: npm$/m, "    packagemanager: npm\n    typescript: false"));
             }
         } else {
-            for (const [file, content] of Object.entries(options.files)) {
-                mkdirSync(path.dirname(path.join(this.dir, file)), { recursive: true });
-                writeFileSync(path.join(this.dir, file), content);
-            }
+            this.useProgram(options.files);
         }
         symlinkSync(path.join(ROOT, "node_modules"), path.join(this.dir, "node_modules"));
         this.project = (parseDocument(readFileSync(path.join(this.dir, "Pulumi.yaml"), "utf8")).toJS() as { name: string }).name;
@@ -283,6 +277,23 @@ export class EngineStack {
     /** Starts `pulumi args...` in the project and resolves once its output matches `line` (see runUntil). */
     runUntil(line: RegExp, ...args: string[]): Promise<RunningCommand> {
         return runUntil("pulumi", args, { cwd: this.dir, env: this.env }, line);
+    }
+
+    /** Puts the program as it is in the tree in the project, in place of the one there (an older one); the stack and its config stay. */
+    useCurrentProgram(): void {
+        for (const file of PROGRAM_FILES) {
+            rmSync(path.join(this.dir, file), { recursive: true, force: true });
+            if (existsSync(path.join(ROOT, file))) cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
+        }
+    }
+
+    /** Puts `files` (path -> content, e.g. the program at an older commit) in the project in place of the program there; the stack and its config stay. */
+    useProgram(files: Record<string, string>): void {
+        for (const file of PROGRAM_FILES) rmSync(path.join(this.dir, file), { recursive: true, force: true });
+        for (const [file, content] of Object.entries(files)) {
+            mkdirSync(path.dirname(path.join(this.dir, file)), { recursive: true });
+            writeFileSync(path.join(this.dir, file), content);
+        }
     }
 
     /** Runs `pulumi args...` in the project; resolves with the result, never rejects. */

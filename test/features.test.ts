@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 
 import { DEPLOYMENT, UNRESOLVED, VS, byKey, find, keyOf, metadataOf, ofType, runProgram, spec, type Run, type Spec } from "./helpers";
 
-const SMOKE = "pulumi-nodejs:dynamic/cowsay-bluegreen:SmokeCheck";
+const GATE = "pulumi-nodejs:dynamic/cowsay-bluegreen:Gate";
 const liveRoute = (run: Run) => find(run, VS, "cowsay-nginx");
 const testRoute = (run: Run) => find(run, VS, "cowsay-nginx-test");
 const split = (run: Run) =>
@@ -64,7 +64,7 @@ describe("weighted steps", () => {
             const after = byKey(afterRun);
             assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort());
             const changed = [...after.keys()].filter((k) => after.get(k) !== before.get(k)).sort();
-            const expected = [keyOf(liveRoute(afterRun)), ...(steps[i + 1][1] ? [`${SMOKE}::cowsay-smoke-check`] : [])];
+            const expected = [keyOf(liveRoute(afterRun)), ...(steps[i + 1][1] ? [`${GATE}::cowsay-gate`] : [])];
             assert.deepEqual(changed, expected.sort(), JSON.stringify(steps[i + 1][0]));
         }
     });
@@ -96,7 +96,7 @@ describe("idle capacity", () => {
 describe("the gate before a switch", () => {
     it("checks each version about to take traffic, through its test route, after its pods are ready", async () => {
         const run = await runProgram({ ...gated, trafficSplit: '{"v1":90,"v2":10}' });
-        const gate = find(run, SMOKE);
+        const gate = find(run, GATE);
         assert.deepEqual(gate.inputs.checks, [
             { version: "v1", image: "dougbtv/nginx-cowsay:v1", expect: "^__^" },
             { version: "v2", image: "dougbtv/nginx-cowsay:v2", expect: "O___O" },
@@ -112,8 +112,8 @@ describe("the gate before a switch", () => {
     });
 
     it("leaves the live route, the version going idle and the outputs untouched when the check fails", async () => {
-        const run = await runProgram({ ...gated, activeVersion: "v2", idleReplicas: "0" }, { fails: (type) => type === SMOKE });
-        assert.ok(run.failures.some((f) => f.includes("mock failure of " + SMOKE)), run.failures.join("; "));
+        const run = await runProgram({ ...gated, activeVersion: "v2", idleReplicas: "0" }, { fails: (type) => type === GATE });
+        assert.ok(run.failures.some((f) => f.includes("mock failure of " + GATE)), run.failures.join("; "));
         assert.deepEqual(ofType(run, VS).map((r) => metadataOf(r).name), ["cowsay-nginx-test"]);
         // v2 scales up before the gate; v1, still live, is scaled to 0 only after the route left it.
         assert.deepEqual(ofType(run, DEPLOYMENT).map((d) => metadataOf(d).name), ["cowsay-nginx-v2"]);
@@ -131,7 +131,7 @@ describe("the gate before a switch", () => {
 
     it("is replaced by a readiness-only gate and a warning when the gateway URL is not known yet", async () => {
         const run = await runProgram({});
-        assert.deepEqual(ofType(run, SMOKE), []);
+        assert.deepEqual(ofType(run, GATE), []);
         assert.ok(liveRoute(run).dependsOn.includes(keyOf(find(run, DEPLOYMENT, "cowsay-nginx-v1"))));
     });
 });

@@ -15,7 +15,7 @@ import {
 const GA = { routingApi: "gateway-api" };
 const gated = { ...GA, gatewayUrl: "https://203.0.113.10" };
 const CONFIG_FILE = "kubernetes:yaml/v2:ConfigFile";
-const SMOKE = "pulumi-nodejs:dynamic/cowsay-bluegreen:SmokeCheck";
+const GATE = "pulumi-nodejs:dynamic/cowsay-bluegreen:Gate";
 const liveRoute = (run: Run) => find(run, HTTPROUTE, "cowsay-nginx");
 const meshRoute = (run: Run) => find(run, HTTPROUTE, "cowsay-nginx-mesh");
 const testRoute = (run: Run) => find(run, HTTPROUTE, "cowsay-nginx-test");
@@ -148,7 +148,7 @@ describe("routingApi gateway-api: test routes", () => {
 describe("routingApi gateway-api: order", () => {
     it("checks through the test route after the serving pods are ready, and moves the live routes only after the gate", async () => {
         const run = await runProgram({ ...gated, activeVersion: "v2", idleReplicas: "1" });
-        const gate = find(run, SMOKE);
+        const gate = find(run, GATE);
         assert.ok(gate.dependsOn.includes(keyOf(testRoute(run))), "the gate goes through the test route");
         assert.ok(gate.dependsOn.includes(keyOf(find(run, SERVICE, "cowsay-nginx-v2"))), "and through v2's Service");
         assert.ok(gate.dependsOn.includes(keyOf(find(run, DEPLOYMENT, "cowsay-nginx-v2"))), "after v2's pods");
@@ -160,8 +160,8 @@ describe("routingApi gateway-api: order", () => {
     });
 
     it("leaves both live routes and the version going idle untouched when the gate fails", async () => {
-        const run = await runProgram({ ...gated, activeVersion: "v2", idleReplicas: "0" }, { fails: (type) => type === SMOKE });
-        assert.ok(run.failures.some((f) => f.includes(`mock failure of ${SMOKE}`)), run.failures.join("; "));
+        const run = await runProgram({ ...gated, activeVersion: "v2", idleReplicas: "0" }, { fails: (type) => type === GATE });
+        assert.ok(run.failures.some((f) => f.includes(`mock failure of ${GATE}`)), run.failures.join("; "));
         assert.deepEqual(ofType(run, HTTPROUTE).map((r) => metadataOf(r).name).sort(), ["cowsay-nginx-redirect", "cowsay-nginx-test"]);
         assert.deepEqual(ofType(run, DEPLOYMENT).map((d) => metadataOf(d).name), ["cowsay-nginx-v2"]);
     });
@@ -182,7 +182,7 @@ describe("routingApi gateway-api: a switch", () => {
             const after = byKey(afterRun);
             assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort(), "nothing created or deleted");
             const changed = [...after.keys()].filter((k) => after.get(k) !== before.get(k)).sort();
-            const expected = [keyOf(liveRoute(afterRun)), keyOf(meshRoute(afterRun)), ...(gateChanges ? [`${SMOKE}::cowsay-smoke-check`] : [])];
+            const expected = [keyOf(liveRoute(afterRun)), keyOf(meshRoute(afterRun)), ...(gateChanges ? [`${GATE}::cowsay-gate`] : [])];
             assert.deepEqual(changed, expected.sort());
         });
     }

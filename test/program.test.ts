@@ -144,7 +144,7 @@ describe("switching activeVersion", () => {
             const after = byKey(afterRun);
             assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort(), "no resource created or deleted");
             const changed = [...after.keys()].filter((k) => after.get(k) !== before.get(k));
-            assert.deepEqual(changed, [keyOf(liveRoute(afterRun)), "pulumi-nodejs:dynamic/cowsay-bluegreen:SmokeCheck::cowsay-smoke-check"].filter((k) => after.has(k)));
+            assert.deepEqual(changed, [keyOf(liveRoute(afterRun)), "pulumi-nodejs:dynamic/cowsay-bluegreen:Gate::cowsay-gate"].filter((k) => after.has(k)));
             assert.equal(spec(liveRoute(afterRun)).http[0].route[0].destination.subset, to);
         });
     }

@@ -1,12 +1,22 @@
 // Routing with the Kubernetes Gateway API (gateway.networking.k8s.io/v1), implemented by Istio: a
 // Gateway bound to the Helm-installed ingress gateway, one Service per version (the API has no
-// subsets), a test HTTPRoute (a header reaches any version), and the live routes: one HTTPRoute on the
-// Gateway for the gateway's traffic, one on the shared Service (GAMMA) for in-mesh callers. A switch
-// changes those two HTTPRoutes and nothing else.
+// subsets), a test HTTPRoute (a header reaches any version), and the live routes: one
+// HTTPRoute on the Gateway for the gateway's traffic, one on the shared Service (GAMMA) for in-mesh
+// callers. A switch changes those two HTTPRoutes and nothing else. One builder per object; each spec
+// is typed by the upstream Gateway API model at compile time.
 import * as k8s from "@pulumi/kubernetes";
-import type * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "@pulumi/pulumi";
 
-import { ROUTING_OBJECT_ANNOTATIONS, type RoutingFactory } from "./shape";
+import type { IGatewaySpec } from "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/GatewaySpec";
+import type { IHTTPBackendRef } from "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPBackendRef";
+import type { IHTTPRouteMatch } from "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRouteMatch";
+import type { IHTTPRouteRule } from "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRouteRule";
+import type { IHTTPRouteSpec } from "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRouteSpec";
+import type { IParentReference } from "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ParentReference";
+
+import type { Manifest } from "../manifest";
+import type { VersionPlan } from "../plan";
+import { ROUTING_OBJECT_ANNOTATIONS, routingChild, type Routing, type RoutingArgs } from "./shape";
 
 /**
  * The Service of the ingress gateway the Gateway binds to: the one the `gateway` chart creates for the
@@ -16,166 +26,165 @@ export const GATEWAY_SERVICE = "istio-ingressgateway";
 const API_VERSION = "gateway.networking.k8s.io/v1";
 const GATEWAY_GROUP = "gateway.networking.k8s.io";
 
-export const gatewayApiRouting: RoutingFactory = (name, args, opts) => {
-    const ns = args.namespace;
-    const first = { parent: opts.parent, dependsOn: [...opts.dependsOn] };
-    const hostnames = [args.hostname];
-    const serviceOf = (version: string) => `${args.appName}-${version}`;
+const gatewayName = (args: RoutingArgs) => `${args.appName}-gateway`;
+const serviceOf = (args: RoutingArgs, version: string) => `${args.appName}-${version}`;
+// Written out although it is the API's default, so the precedence below is visible in the object.
+const everyPath: IHTTPRouteMatch = { path: { type: "PathPrefix", value: "/" } };
 
-    // A backendRef names a Service, never a subset: each version gets a Service that selects exactly
-    // its pods. The shared Service stays: in-mesh callers address it, and the mesh route hangs off it.
-    const services = args.versions.map(
-        (version) =>
-            new k8s.core.v1.Service(
-                `${name}-${version}-service`,
-                {
-                    metadata: { name: serviceOf(version), namespace: ns, labels: { ...args.podSelector, version } },
-                    spec: {
-                        selector: { ...args.podSelector, version },
-                        ports: [{ name: "http", port: args.port, targetPort: args.targetPort, appProtocol: "http" }],
-                    },
-                },
-                first,
-            ),
-    );
-
-    // The Gateway lives next to the ingress gateway's Service and the TLS Secret: Istio binds a Gateway
-    // to a Service only in its own namespace, and certificateRefs need no ReferenceGrant there.
-    // One address of type Hostname makes it a manual deployment: Istio configures the Helm-installed
-    // pods (same address, same identity) instead of deploying a gateway of its own.
-    const gatewayName = `${args.appName}-gateway`;
-    const fromApp = { namespaces: { from: "Selector", selector: { matchLabels: { "kubernetes.io/metadata.name": ns } } } };
-    const gateway = new k8s.apiextensions.CustomResource(
-        `${name}-gateway`,
-        {
-            apiVersion: API_VERSION,
-            kind: "Gateway",
-            metadata: { name: gatewayName, namespace: args.ingressNamespace },
-            spec: {
-                gatewayClassName: "istio",
-                addresses: [{ type: "Hostname", value: `${GATEWAY_SERVICE}.${args.ingressNamespace}.svc.cluster.local` }],
-                listeners: [
-                    {
-                        name: "http",
-                        port: 80,
-                        protocol: "HTTP",
-                        hostname: args.hostname,
-                        // With the redirect, only the redirect route (next to the Gateway) may attach here.
-                        allowedRoutes: args.httpsRedirect ? { namespaces: { from: "Same" } } : fromApp,
-                    },
-                    {
-                        name: "https",
-                        port: 443,
-                        protocol: "HTTPS",
-                        hostname: args.hostname,
-                        tls: { mode: "Terminate", certificateRefs: [{ group: "", kind: "Secret", name: args.tlsSecretName }] },
-                        allowedRoutes: fromApp,
-                    },
-                ],
-            },
-        },
-        first,
-    );
-    const ready: pulumi.Resource[] = [gateway, ...services];
-
-    if (args.httpsRedirect) {
-        ready.push(
-            new k8s.apiextensions.CustomResource(
-                `${name}-redirect`,
-                {
-                    apiVersion: API_VERSION,
-                    kind: "HTTPRoute",
-                    metadata: { name: `${args.appName}-redirect`, namespace: args.ingressNamespace, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
-                    spec: {
-                        parentRefs: [{ group: GATEWAY_GROUP, kind: "Gateway", name: gatewayName, sectionName: "http" }],
-                        hostnames,
-                        rules: [{ filters: [{ type: "RequestRedirect", requestRedirect: { scheme: "https", statusCode: 301 } }] }],
-                    },
-                },
-                { parent: opts.parent, dependsOn: [...opts.dependsOn, gateway] },
-            ),
-        );
-    }
-
-    // The app's routes attach to the HTTPS listener (or to both when plain HTTP is served).
-    const gatewayRef = {
+/** The app's routes attach to the HTTPS listener (or to both when plain HTTP is served). */
+function gatewayRef(args: RoutingArgs): IParentReference {
+    return {
         group: GATEWAY_GROUP,
         kind: "Gateway",
-        name: gatewayName,
+        name: gatewayName(args),
         namespace: args.ingressNamespace,
         ...(args.httpsRedirect ? { sectionName: "https" } : {}),
     };
-    // Written out although it is the API's default, so the precedence below is visible in the object.
-    const everyPath = { path: { type: "PathPrefix", value: "/" } };
-    const backend = (version: string, weight?: number) => ({
-        group: "",
-        kind: "Service",
-        name: serviceOf(version),
-        port: args.port,
-        ...(weight === undefined ? {} : { weight }),
-    });
+}
 
-    if (args.testRouteHeader !== undefined) {
-        const header = args.testRouteHeader;
-        // Routes on one listener and host merge, and the API orders their rules by match precedence:
-        // with the same path (prefix "/") and no method, the rule with more header matches wins, so a
-        // request with the header takes its version's rule whatever the live route says, and one
-        // without it matches no rule here. Creation order does not matter (unlike Istio's merge).
-        ready.push(
-            new k8s.apiextensions.CustomResource(
-                `${name}-test-route`,
-                {
-                    apiVersion: API_VERSION,
-                    kind: "HTTPRoute",
-                    metadata: { name: `${args.appName}-test`, namespace: ns, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
-                    spec: {
-                        parentRefs: [gatewayRef],
-                        hostnames,
-                        rules: args.versions.map((version) => ({
-                            matches: [{ ...everyPath, headers: [{ type: "Exact", name: header, value: version }] }],
-                            backendRefs: [backend(version)],
-                        })),
-                    },
-                },
-                { parent: opts.parent, dependsOn: [...opts.dependsOn, gateway, ...services] },
-            ),
-        );
-    }
+function backend(args: RoutingArgs, version: string, weight?: number): IHTTPBackendRef {
+    return { group: "", kind: "Service", name: serviceOf(args, version), port: args.port, ...(weight === undefined ? {} : { weight }) };
+}
 
-    const liveRule = {
-        matches: [everyPath],
-        backendRefs: args.versions.filter((v) => args.weights.has(v)).map((v) => backend(v, args.weights.get(v))),
-    };
+/** What both live routes send: every serving version with its weight. */
+function liveRule(args: RoutingArgs): IHTTPRouteRule {
+    return { matches: [everyPath], backendRefs: args.plan.serving.map((v) => backend(args, v.name, v.weight)) };
+}
+
+/**
+ * A backendRef names a Service, never a subset: each version gets a Service that selects exactly its
+ * pods. The shared Service stays: in-mesh callers address it, and the mesh route hangs off it.
+ */
+export function versionService(args: RoutingArgs, version: VersionPlan): k8s.core.v1.ServiceArgs {
     return {
-        ready,
-        live: (after) => {
-            const ingress = new k8s.apiextensions.CustomResource(
-                `${name}-route`,
-                {
-                    apiVersion: API_VERSION,
-                    kind: "HTTPRoute",
-                    metadata: { name: args.appName, namespace: ns, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
-                    spec: { parentRefs: [gatewayRef], hostnames, rules: [liveRule] },
-                },
-                { parent: opts.parent, dependsOn: [...opts.dependsOn, ...ready, ...after] },
-            );
-            // In-mesh callers of the shared Service follow the same weights. A route of its own: the
-            // API leaves a route with both a Gateway and a Service parent undefined (GEP-1426), and
-            // mesh routes ignore hostnames. Created after the ingress route, so waiting for it is
-            // waiting for both.
-            return new k8s.apiextensions.CustomResource(
-                `${name}-mesh-route`,
-                {
-                    apiVersion: API_VERSION,
-                    kind: "HTTPRoute",
-                    metadata: { name: `${args.appName}-mesh`, namespace: ns, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
-                    spec: {
-                        parentRefs: [{ group: "", kind: "Service", name: args.appName, port: args.port }],
-                        rules: [liveRule],
-                    },
-                },
-                { parent: opts.parent, dependsOn: [...opts.dependsOn, ...ready, ...after, args.service, ingress] },
-            );
+        metadata: { name: serviceOf(args, version.name), namespace: args.namespace, labels: { ...args.podSelector, version: version.name } },
+        spec: {
+            selector: { ...args.podSelector, version: version.name },
+            ports: [{ name: "http", port: args.port, targetPort: args.targetPort, appProtocol: "http" }],
         },
     };
-};
+}
+
+/**
+ * The Gateway lives next to the ingress gateway's Service and the TLS Secret: Istio binds a Gateway
+ * to a Service only in its own namespace, and certificateRefs need no ReferenceGrant there. One
+ * address of type Hostname makes it a manual deployment: Istio configures the Helm-installed pods
+ * (same address, same identity) instead of deploying a gateway of its own.
+ */
+export function gateway(args: RoutingArgs): Manifest<IGatewaySpec> {
+    const fromApp = { namespaces: { from: "Selector" as const, selector: { matchLabels: { "kubernetes.io/metadata.name": args.namespace } } } };
+    return {
+        apiVersion: API_VERSION,
+        kind: "Gateway",
+        metadata: { name: gatewayName(args), namespace: args.ingressNamespace },
+        spec: {
+            gatewayClassName: "istio",
+            addresses: [{ type: "Hostname", value: `${GATEWAY_SERVICE}.${args.ingressNamespace}.svc.cluster.local` }],
+            listeners: [
+                {
+                    name: "http",
+                    port: 80,
+                    protocol: "HTTP",
+                    hostname: args.hostname,
+                    // With the redirect, only the redirect route (next to the Gateway) may attach here.
+                    allowedRoutes: args.httpsRedirect ? { namespaces: { from: "Same" } } : fromApp,
+                },
+                {
+                    name: "https",
+                    port: 443,
+                    protocol: "HTTPS",
+                    hostname: args.hostname,
+                    tls: { mode: "Terminate", certificateRefs: [{ group: "", kind: "Secret", name: args.tlsSecretName }] },
+                    allowedRoutes: fromApp,
+                },
+            ],
+        },
+    };
+}
+
+/** Plain HTTP answers with a redirect to HTTPS. */
+export function redirectRoute(args: RoutingArgs): Manifest<IHTTPRouteSpec> {
+    return {
+        apiVersion: API_VERSION,
+        kind: "HTTPRoute",
+        metadata: { name: `${args.appName}-redirect`, namespace: args.ingressNamespace, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
+        spec: {
+            parentRefs: [{ group: GATEWAY_GROUP, kind: "Gateway", name: gatewayName(args), sectionName: "http" }],
+            hostnames: [args.hostname],
+            rules: [{ filters: [{ type: "RequestRedirect", requestRedirect: { scheme: "https", statusCode: 301 } }] }],
+        },
+    };
+}
+
+/**
+ * A rule per version for requests that carry `header: <version>`. Routes on one listener and host
+ * merge, and the API orders their rules by match precedence: with the same path (prefix "/") and no
+ * method, the rule with more header matches wins, so a request with the header takes its version's
+ * rule whatever the live route says, and one without it matches no rule here. Creation order does not
+ * matter (unlike Istio's merge).
+ */
+export function testRoute(args: RoutingArgs, header: string): Manifest<IHTTPRouteSpec> {
+    return {
+        apiVersion: API_VERSION,
+        kind: "HTTPRoute",
+        metadata: { name: `${args.appName}-test`, namespace: args.namespace, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
+        spec: {
+            parentRefs: [gatewayRef(args)],
+            hostnames: [args.hostname],
+            rules: args.plan.versions.map((v) => ({
+                matches: [{ ...everyPath, headers: [{ type: "Exact", name: header, value: v.name }] }],
+                backendRefs: [backend(args, v.name)],
+            })),
+        },
+    };
+}
+
+/** The live route for the gateway's traffic. */
+export function ingressRoute(args: RoutingArgs): Manifest<IHTTPRouteSpec> {
+    return {
+        apiVersion: API_VERSION,
+        kind: "HTTPRoute",
+        metadata: { name: args.appName, namespace: args.namespace, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
+        spec: { parentRefs: [gatewayRef(args)], hostnames: [args.hostname], rules: [liveRule(args)] },
+    };
+}
+
+/**
+ * The live route for in-mesh callers of the shared Service, with the same weights. A route of its
+ * own: the API leaves a route with both a Gateway and a Service parent undefined (GEP-1426), and mesh
+ * routes ignore hostnames.
+ */
+export function meshRoute(args: RoutingArgs): Manifest<IHTTPRouteSpec> {
+    return {
+        apiVersion: API_VERSION,
+        kind: "HTTPRoute",
+        metadata: { name: `${args.appName}-mesh`, namespace: args.namespace, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
+        spec: { parentRefs: [{ group: "", kind: "Service", name: args.appName, port: args.port }], rules: [liveRule(args)] },
+    };
+}
+
+export class GatewayApiRouting extends pulumi.ComponentResource implements Routing {
+    public readonly services: readonly k8s.core.v1.Service[];
+    public readonly gateway: k8s.apiextensions.CustomResource;
+    public readonly ingressRoute: k8s.apiextensions.CustomResource;
+    /** The mesh route, created after the ingress route: waiting for it is waiting for both. */
+    public readonly live: k8s.apiextensions.CustomResource;
+
+    constructor(name: string, args: RoutingArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("cowsay-bluegreen:routing:GatewayApiRouting", name, {}, opts);
+        const CustomResource = k8s.apiextensions.CustomResource;
+        this.services = args.plan.versions.map((v) => new k8s.core.v1.Service(`${name}-${v.name}-service`, versionService(args, v), routingChild(this, args)));
+        this.gateway = new CustomResource(`${name}-gateway`, gateway(args), routingChild(this, args));
+        const ready: pulumi.Resource[] = [this.gateway, ...this.services];
+        if (args.httpsRedirect) {
+            ready.push(new CustomResource(`${name}-redirect`, redirectRoute(args), routingChild(this, args, [this.gateway])));
+        }
+        if (args.testRouteHeader !== undefined) {
+            ready.push(new CustomResource(`${name}-test-route`, testRoute(args, args.testRouteHeader), routingChild(this, args, [this.gateway, ...this.services])));
+        }
+        const after = [...ready, ...args.beforeLive(ready)];
+        this.ingressRoute = new CustomResource(`${name}-route`, ingressRoute(args), routingChild(this, args, after));
+        this.live = new CustomResource(`${name}-mesh-route`, meshRoute(args), routingChild(this, args, [...after, args.service, this.ingressRoute]));
+        this.registerOutputs({ services: this.services, gateway: this.gateway, ingressRoute: this.ingressRoute, live: this.live });
+    }
+}

@@ -1,10 +1,10 @@
-// The routing APIs a stack can choose (config key routingApi), each behind the shape in shape.ts.
+// The routing APIs a stack can choose (config key routingApi), each a component behind the shape in shape.ts.
 import type { RoutingApi } from "../config";
-import { gatewayApiRouting } from "./gateway-api";
-import { istioRouting } from "./istio";
-import type { RoutingFactory } from "./shape";
+import { GatewayApiRouting } from "./gateway-api";
+import { IstioRouting } from "./istio";
+import type { RoutingComponent } from "./shape";
 
-export const ROUTING: Readonly<Record<RoutingApi, RoutingFactory>> = {
-    istio: istioRouting,
-    "gateway-api": gatewayApiRouting,
+export const ROUTING: Readonly<Record<RoutingApi, RoutingComponent>> = {
+    istio: IstioRouting,
+    "gateway-api": GatewayApiRouting,
 };

@@ -1,30 +1,21 @@
 // The one shape every way of routing traffic to the versions shares. BlueGreenApp owns the
-// Deployments, the shared Service and the gate; a routing API owns the ingress and routing objects.
-// A switch, a rollback or a weighted step changes only the live route: the object `live` returns, and
-// the objects it waits for that `live` itself created (a second live route for in-mesh callers).
+// Deployments, the shared Service and the gate; a routing API is a component of its own, a child of
+// the app, that owns the ingress and routing objects and the live route. A switch, a rollback or a
+// weighted step changes only the live route (and the gate, when a version starts taking traffic).
+//
+// Order inside one `pulumi up`: the objects the gate goes through (`ready`: gateway, test routes),
+// then what the app puts before the live route (the serving Deployments and the gate, through
+// `beforeLive`), then the live route.
 import type * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 
-export interface RoutingArgs {
-    /** Namespace of the app (and of every routing object unless said otherwise). */
-    readonly namespace: string;
-    /** Name of the shared Service; the routing objects are named from it. */
-    readonly appName: string;
-    /** The shared Service that selects the pods of every version. */
-    readonly service: k8s.core.v1.Service;
-    /** Port of the shared Service (and of any Service the routing adds). */
-    readonly port: number;
-    /** Pod port the Services target. */
-    readonly targetPort: number;
-    /** Every version, idle or not, in declaration order; pods carry the label `version: <name>`. */
-    readonly versions: readonly string[];
-    /** Labels every version's pods carry (the shared Service's selector); with `version` they pick one version. */
-    readonly podSelector: Readonly<Record<string, string>>;
-    /** Live traffic share per version in percent (sums to 100; only versions with a share). */
-    readonly weights: ReadonlyMap<string, number>;
+import type { Plan } from "../plan";
+
+/** What the caller decides about routing (from the config), whichever API routes. */
+export interface RouteSettings {
     /** Host name the gateway serves. */
     readonly hostname: string;
-    /** Header that pins a request to a version; undefined: no test routes. */
+    /** Header that pins a request to a version; undefined: no test routes (and no gate). */
     readonly testRouteHeader?: string;
     /** Label selector of the Helm-installed ingress gateway's pods. */
     readonly gatewaySelector: Readonly<Record<string, string>>;
@@ -36,24 +27,58 @@ export interface RoutingArgs {
     readonly httpsRedirect: boolean;
 }
 
-export interface Routing {
-    /** Objects that must exist before the gate fetches a version through its test route. */
-    readonly ready: readonly pulumi.Resource[];
+/** What a routing component is given: the caller's settings and the app's side of things. */
+export interface RoutingArgs extends RouteSettings {
+    /** Every version and what it does in this update. */
+    readonly plan: Plan;
+    /** Namespace of the app (and of every routing object unless said otherwise). */
+    readonly namespace: string;
+    /** Name of the shared Service; the routing objects are named from it. */
+    readonly appName: string;
+    /** The shared Service that selects the pods of every version. */
+    readonly service: k8s.core.v1.Service;
+    /** Port of the shared Service (and of any Service the routing adds). */
+    readonly port: number;
+    /** Pod port the Services target. */
+    readonly targetPort: number;
+    /** Labels every version's pods carry (the shared Service's selector); with `version` they pick one version. */
+    readonly podSelector: Readonly<Record<string, string>>;
     /**
-     * Creates the live route, after `after` (the serving Deployments and the gate). Returns the object
-     * created last: it waits for every other live object, so whatever waits for it sees the switch done.
+     * What the live route waits for besides the routing objects: called once with the objects the test
+     * requests go through (`ready`), it returns the serving Deployments and the gate the app creates
+     * after them. The gate checks each version through its test route before the live route moves.
      */
-    live(after: readonly pulumi.Resource[]): pulumi.Resource;
+    readonly beforeLive: (ready: readonly pulumi.Resource[]) => readonly pulumi.Resource[];
+    /** What every object waits for: the namespace, the CRDs, the TLS Secret. */
+    readonly prerequisites: readonly pulumi.Resource[];
+    /**
+     * The resource these objects were children of before routing had a component of its own (the
+     * app). Their aliases name it, so that a stack deployed before the move sees the same objects.
+     * Default: none (nothing moved).
+     */
+    readonly formerParent?: pulumi.Resource;
 }
 
-/** Where the routing objects go: children of `parent`, after `dependsOn` (the namespace and CRDs). */
-export interface RoutingOptions {
-    readonly parent: pulumi.Resource;
-    readonly dependsOn: readonly pulumi.Resource[];
+/** A routing API's component, as the app sees it. */
+export interface Routing extends pulumi.ComponentResource {
+    /** The object created last: it waits for every other live object, so whatever waits for it sees the switch done. */
+    readonly live: pulumi.Resource;
 }
 
-/** Creates a routing API's objects, named from `name`. */
-export type RoutingFactory = (name: string, args: RoutingArgs, opts: RoutingOptions) => Routing;
+/** A routing API: a component class the caller picks (components/routing/index.ts). */
+export type RoutingComponent = new (name: string, args: RoutingArgs, opts?: pulumi.ComponentResourceOptions) => Routing;
+
+/**
+ * Options of a routing object: a child of `component`, after the prerequisites and `after`, and known
+ * by its former URN too (a child of the app) on stacks deployed before routing had a component.
+ */
+export function routingChild(component: Routing, args: RoutingArgs, after: readonly pulumi.Resource[] = []): pulumi.CustomResourceOptions {
+    return {
+        parent: component,
+        dependsOn: [...args.prerequisites, ...after],
+        aliases: args.formerParent === undefined ? [] : [{ parent: args.formerParent }],
+    };
+}
 
 /**
  * Annotations of the objects that decide where traffic goes (routes, subsets). They belong to the

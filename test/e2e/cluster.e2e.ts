@@ -18,7 +18,7 @@ import { APP_NAMESPACE as APP, configKey, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, 
 import { EngineStack, liveWeights, plannedChanges, requirePulumi, replicasByVersion } from "../engine";
 import { StandInGateway, type KubeObject } from "../gateway";
 import { processesMentioning } from "../processes";
-import { readmeBlocks, runBlock } from "../readme";
+import { runBlock, storyBlocks } from "../readme";
 
 const BASE = { ...NO_INSTALLS, smokeCheckTimeout: "30", activeVersion: "v1" };
 
@@ -139,7 +139,7 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
         assert.deepEqual(liveWeights(await app()), { v1: 100 });
     });
 
-    it("a pulumi killed while it waits on a Deployment: the README's recovery converges and loses nothing", async () => {
+    it("a pulumi killed while it waits on a Deployment: the documented recovery converges and loses nothing", async () => {
         await stack.deploy();
         // Without kwok the new pods never become ready, so the provider's await keeps pulumi busy.
         await withoutKwok(async () => {
@@ -149,8 +149,8 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
             await up.stop("SIGKILL");
         });
 
-        const recovery = readmeBlocks().find((b) => b.id === "recovery");
-        assert.ok(recovery !== undefined, "the README's recovery block");
+        const recovery = storyBlocks().find((b) => b.id === "recovery");
+        assert.ok(recovery !== undefined, "the recovery block (docs/operations.md)");
         const result = await runBlock(recovery, stack.dir, stack.env);
         assert.equal(result.code, 0, result.output);
         const objects = await app();
@@ -252,7 +252,7 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
             const pods = await podUids();
             await stack.pulumi("config", "set", configKey("activeVersion"), to);
             const planned = plannedChanges((await stack.preview()).steps);
-            assert.deepEqual(planned.map((s) => s.urn.split("::").pop()).sort(), ["cowsay-mesh-route", "cowsay-route", "cowsay-smoke-check"]);
+            assert.deepEqual(planned.map((s) => s.urn.split("::").pop()).sort(), ["cowsay-gate", "cowsay-mesh-route", "cowsay-route"]);
             assert.ok(planned.every((s) => s.op === "update"), JSON.stringify(planned));
             const before = gateway.requests.length;
             await stack.up();

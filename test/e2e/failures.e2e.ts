@@ -85,7 +85,7 @@ describe("the gate fails: nothing that is live moves (real engine, stand-in gate
         await set(stack, "activeVersion", "v2");
         const up = await stack.run("up", "--yes", "--skip-preview");
         assert.notEqual(up.code, 0);
-        assert.match(up.stdout + up.stderr, /smoke check failed after \d+ s of 5 s: version v2 \(dougbtv\/nginx-cowsay:v2\) at https:\/\/127\.0\.0\.1:\d+ with x-cowsay-version: v2 answered 200 with a page that does not contain "O___O"/);
+        assert.match(up.stdout + up.stderr, /gate failed after \d+ s of 5 s: version v2 \(dougbtv\/nginx-cowsay:v2\) at https:\/\/127\.0\.0\.1:\d+ with x-cowsay-version: v2 answered 200 with a page that does not contain "O___O"/);
         assert.deepEqual(liveWeights(stack), { v1: 100 });
         assert.deepEqual(replicas(stack), { v1: 2, v2: 2 }, "v2 scaled up for the check; v1, still live, kept its pods");
         assert.deepEqual(await outputs(stack).then((o) => [o.activeVersion, o.trafficSplit]), ["v1", { v1: 100 }]);
@@ -102,7 +102,7 @@ describe("the gate fails: nothing that is live moves (real engine, stand-in gate
         const before = await snapshot(stack);
         const up = await stack.run("up", "--yes", "--skip-preview");
         assert.notEqual(up.code, 0);
-        assert.match(up.stdout + up.stderr, /smoke check failed after [5-9] s of 5 s: version v2 .* could not be fetched: connect ECONNREFUSED/);
+        assert.match(up.stdout + up.stderr, /gate failed after [5-9] s of 5 s: version v2 .* could not be fetched: connect ECONNREFUSED/);
         assert.deepEqual(changedFiles(before.rendered, stack.rendered()), []);
         assert.deepEqual(liveWeights(stack), { v1: 100 });
         assert.equal((await outputs(stack)).activeVersion, "v1");
@@ -119,8 +119,8 @@ describe("the gate fails: nothing that is live moves (real engine, stand-in gate
         const up = await stack.run("up", "--yes", "--skip-preview");
         assert.notEqual(up.code, 0);
         const text = up.stdout + up.stderr;
-        assert.match(text, /smoke check: v2 try 1 \(\d+ s of 5 s\): could not be fetched: no answer within 5 s/);
-        assert.match(text, /smoke check failed after [5-9] s of 5 s: version v2 .* could not be fetched: no answer within/);
+        assert.match(text, /gate: v2 try 1 \(\d+ s of 5 s\): could not be fetched: no answer within 5 s/);
+        assert.match(text, /gate failed after [5-9] s of 5 s: version v2 .* could not be fetched: no answer within/);
         assert.deepEqual(liveWeights(stack), { v1: 100 });
         assert.deepEqual(stack.locks(), []);
         stack.remember(FAILED_SWITCH);
@@ -132,7 +132,7 @@ describe("the gate fails: nothing that is live moves (real engine, stand-in gate
         gateway.mode = "silent";
         await set(stack, "smokeCheckTimeout", "600");
         const before = await snapshot(stack);
-        const up = await stack.runUntil(/smoke check: v2 try 1 /, "up", "--yes", "--skip-preview");
+        const up = await stack.runUntil(/gate: v2 try 1 /, "up", "--yes", "--skip-preview");
         const plugins = descendants(up.pid);
         // What a terminal's Ctrl-C sends to the foreground process (Pulumi's plugins run in process
         // groups of their own). A minute is far below the gate's 600 s bound: the gate saw the
@@ -141,7 +141,7 @@ describe("the gate fails: nothing that is live moves (real engine, stand-in gate
         const output = up.output();
         assert.notEqual(code, undefined, `pulumi up did not stop within a minute of Ctrl-C:\n${output}`);
         assert.notEqual(code, 0);
-        assert.match(output, /smoke check stopped: the update was cancelled \(Ctrl-C\) after \d+ s of 600 s; the route was not changed/);
+        assert.match(output, /gate stopped: the update was cancelled \(Ctrl-C\) after \d+ s of 600 s; the route was not changed/);
         // The program and the plugins are closed by pulumi on its way out, or notice it is gone.
         await waitUntilGone(plugins, 15_000);
         const after = await snapshot(stack);

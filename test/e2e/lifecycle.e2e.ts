@@ -5,6 +5,7 @@
 // rendered versions. Each test brings the stack to the state it starts from (EngineStack.deploy), so
 // any one of them runs alone.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
@@ -17,6 +18,20 @@ const BASE_CONFIG = { ...NO_INSTALLS, activeVersion: "v1" };
 const liveSubsets = (stack: EngineStack): string[] =>
     stack.object("VirtualService", APP).object.spec.http[0].route.map((r: { destination: { subset: string } }) => r.destination.subset);
 const changes = plannedChanges;
+
+/**
+ * The refusal docs/operations.md promises under "Adding and retiring a version" when a first `--path`
+ * starts a new versions map that leaves out the live version: the fenced block after that paragraph,
+ * as the one line the CLI prints.
+ */
+function documentedRefusal(): string {
+    const doc = readFileSync(path.join(ROOT, "docs", "operations.md"), "utf8");
+    const paragraph = doc.indexOf("with the commands that declare");
+    const open = doc.indexOf("```\n", paragraph);
+    const close = doc.indexOf("\n```", open + 4);
+    assert.ok(paragraph >= 0 && open > paragraph && close > open, "the refusal under 'Adding and retiring a version' in docs/operations.md");
+    return doc.slice(open + 4, close).split("\n").join(" ");
+}
 
 before(requirePulumi);
 
@@ -69,6 +84,35 @@ describe("up, switch, roll back, refuse (real engine, rendered YAML)", () => {
     });
 });
 
+describe("a first --path on a stack that runs the Pulumi.yaml default versions (real engine)", () => {
+    let stack: EngineStack;
+
+    before(async () => {
+        // No versions of its own: the stack runs v1 and v2 of the Pulumi.yaml default, v1 live.
+        stack = await EngineStack.create({ config: { ...NO_INSTALLS } });
+    });
+    after(() => stack?.dispose());
+
+    it("is refused with the documented message (v1 takes live traffic, how to declare it again), not as an unknown activeVersion; nothing changes", async () => {
+        await stack.deploy();
+        const message = documentedRefusal();
+        assert.match(message, /^Invalid config versions: v1 takes live traffic now, .* Nothing was changed\.$/);
+        // The first command of "Adding and retiring a version" (docs/operations.md), typed on this stack.
+        await stack.pulumi("config", "set", "--path", "versions.v3.image", "registry.example.com/cowsay:v3");
+        await expectRefusal(stack, `error: ${message}`);
+        // The commands the message gives declare v1 again; with v3's expect text the update goes through.
+        for (const command of /\((pulumi config set .*)\), move/.exec(message)?.[1].split(" && ") ?? []) {
+            const args = command.replace(/^pulumi /, "").match(/'[^']*'|\S+/g)?.map((a) => a.replace(/^'(.*)'$/, "$1")) ?? [];
+            await stack.pulumi(...args);
+        }
+        await stack.pulumi("config", "set", "--path", "versions.v3.expect", "cowsay:v3");
+        await stack.up();
+        assert.deepEqual(liveSubsets(stack), ["v1"]);
+        assert.equal(stack.object("Deployment", `${APP}-v1`).object.spec.template.spec.containers[0].image, VERSIONS.v1.image);
+        assert.equal(stack.object("Deployment", `${APP}-v3`).object.spec.template.spec.containers[0].image, "registry.example.com/cowsay:v3");
+    });
+});
+
 describe("the gate before a switch (real engine, stand-in gateway)", () => {
     /** Where a switch to a broken v2 leaves the stack: v1 live, activeVersion v2 in config. */
     const FAILED_SWITCH = "a switch to a broken v2 failed";
@@ -101,7 +145,7 @@ describe("the gate before a switch (real engine, stand-in gateway)", () => {
         assert.ok(changes(steps).some((s) => URN.gate.test(s.urn)) && changes(steps).some((s) => URN.istioRoute.test(s.urn)));
         const up = await stack.run("up", "--yes", "--skip-preview", "--non-interactive");
         assert.notEqual(up.code, 0);
-        assert.match(up.stdout + up.stderr, new RegExp(`smoke check failed after \\d+ s of ${SHORT_GATE} s: version v2 \\(dougbtv/nginx-cowsay:v2\\)`));
+        assert.match(up.stdout + up.stderr, new RegExp(`gate failed after \\d+ s of ${SHORT_GATE} s: version v2 \\(dougbtv/nginx-cowsay:v2\\)`));
         assert.deepEqual(liveSubsets(stack), ["v1"]);
         assert.deepEqual(changedFiles(renderedBefore, stack.rendered()), []);
         assert.deepEqual(await routeState(), routeBefore, "the route's state is untouched");

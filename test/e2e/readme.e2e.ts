@@ -1,7 +1,9 @@
-// The README, executed: every block marked `<!-- e2e: <id> -->` runs with bash, exactly as written,
-// in README order, against the real Pulumi CLI. Stacks render YAML instead of reaching a cluster (three
-// lines added to each stack file: the render directory, no Istio and cert-manager installs), and
-// GATEWAY_ADDRESS points at a local stand-in for the gateway that routes with the rendered objects.
+// The README and the docs, executed: every block marked `<!-- e2e: <id> -->` in README.md and then in
+// the docs files test/readme.ts lists (README_SUITE_FILES, in story order) runs with bash, exactly as
+// written, in that order, against the real Pulumi CLI. Stacks render YAML instead of reaching a
+// cluster (three lines added to each stack file: the render directory, no Istio and cert-manager
+// installs), and GATEWAY_ADDRESS points at a local stand-in for the gateway that routes with the
+// rendered objects.
 // Before or after each block, this file sets up what the block is for (a bad value stuck in config,
 // a killed update, a gateway that is down) and checks what the block should have changed.
 //
@@ -20,7 +22,7 @@ import { COW, HEADER, HOST, HOTDOG, NO_INSTALLS, VERSIONS, configKey } from "../
 import { EngineStack, changedFiles, liveWeights, requirePulumi, replicasByVersion } from "../engine";
 import { StandInGateway, pageOf, type KubeObject } from "../gateway";
 import { descendants, waitUntilGone, type ProcessInfo } from "../processes";
-import { readmeBlocks, runBlock, type BlockResult, type ReadmeBlock } from "../readme";
+import { runBlock, storyBlocks, type BlockResult, type ReadmeBlock } from "../readme";
 
 // Never execFileSync a client of the stand-in: it runs in this process and could not answer.
 const run = promisify(execFile);
@@ -79,7 +81,7 @@ const STEPS: Record<string, Step> = {
         check(c, result) {
             assert.equal(fetched(c, "v1"), 1, "the new gate fetched the live version once");
             assert.ok(result.output.includes(COW), "the curl shows the cow");
-            assert.match(result.output, /smoke check: v1 answered with its own page \(try 1, /);
+            assert.match(result.output, /gate: v1 answered with its own page \(try 1, /);
         },
     },
     "walkthrough-2": {
@@ -101,7 +103,7 @@ const STEPS: Record<string, Step> = {
             // The preview plans the gate and the live route, nothing else.
             const planned = [...result.output.matchAll(/^ ([~+-]) +(\S+) +(\S+) +(update|create|delete|replace)/gm)].map((m) => `${m[1]} ${m[2]} ${m[3]}`);
             assert.deepEqual(planned.slice(0, 2), [
-                "~ pulumi-nodejs:dynamic/cowsay-bluegreen:SmokeCheck cowsay-smoke-check",
+                "~ pulumi-nodejs:dynamic/cowsay-bluegreen:Gate cowsay-gate",
                 "~ kubernetes:networking.istio.io/v1:VirtualService cowsay-route",
             ]);
             assert.equal((await outputs(c)).activeVersion, "v2");
@@ -229,7 +231,7 @@ function filesContaining(dir: string, needle: string): string[] {
 
 /** Starts `pulumi up`, waits for the gate's first try, and kills pulumi with SIGKILL. */
 async function killDuringGate(c: Context): Promise<{ gate: ProcessInfo; languageHost: ProcessInfo; others: ProcessInfo[] }> {
-    const up = await c.stack.runUntil(/smoke check: v2 try 1/, "up", "--yes", "--skip-preview");
+    const up = await c.stack.runUntil(/gate: v2 try 1/, "up", "--yes", "--skip-preview");
     const plugins = descendants(up.pid);
     await up.stop("SIGKILL");
     const gate = plugins.find((p) => p.command.includes("dynamic-provider"));
@@ -241,7 +243,7 @@ async function killDuringGate(c: Context): Promise<{ gate: ProcessInfo; language
 before(requirePulumi);
 
 describe("the README's commands, as written (real engine, rendered YAML, stand-in gateway)", () => {
-    const blocks = readmeBlocks();
+    const blocks = storyBlocks();
     let context: Context;
     /** How many blocks, from the first, have been played in this run. */
     let played = 0;
@@ -251,18 +253,18 @@ describe("the README's commands, as written (real engine, rendered YAML, stand-i
     /** Runs one block with its set-up and its checks; `asSetUp` when it only leads up to a later block. */
     async function play(block: ReadmeBlock, asSetUp: boolean): Promise<void> {
         const step = STEPS[block.id];
-        assert.ok(step !== undefined, `no checks for README block ${block.id}`);
+        assert.ok(step !== undefined, `${block.file}:${block.line}: no checks for the block ${block.id}`);
         const where = asSetUp ? `(set-up, played before a later block) ` : "";
         try {
             await step.before?.(context);
             context.requestsBefore = context.gateway.requests.length;
             context.renderedBefore = context.stack.rendered(renderDirOf(context, "blog"));
             const result = await runBlock(block, context.stack.dir, context.stack.env);
-            assert.equal(result.code, 0, `${where}README block ${block.id} failed:\n${show(block)}\n${result.output}`);
+            assert.equal(result.code, 0, `${where}${block.file}:${block.line}: block ${block.id} failed:\n${show(block)}\n${result.output}`);
             await step.check(context, result);
         } catch (err) {
             broken = block;
-            if (asSetUp && err instanceof Error) err.message = `${where}README block ${block.id}: ${err.message}`;
+            if (asSetUp && err instanceof Error) err.message = `${where}${block.file}:${block.line}: block ${block.id}: ${err.message}`;
             throw err;
         }
         played = blocks.indexOf(block) + 1;
@@ -289,8 +291,8 @@ describe("the README's commands, as written (real engine, rendered YAML, stand-i
     });
 
     for (const [index, block] of blocks.entries()) {
-        it(`README block "${block.id}" (README.md:${block.line}) runs and does what the README says`, async () => {
-            assert.equal(broken, undefined, `README block ${broken?.id ?? ""} failed above; the blocks after it start where it should have left the stacks. Run this test alone to play the story up to it from a fresh project.`);
+        it(`README block "${block.id}" (${block.file}:${block.line}) runs and does what the README says`, async () => {
+            assert.equal(broken, undefined, `the block ${broken?.id ?? ""} (${broken?.file ?? ""}:${broken?.line ?? 0}) failed above; the blocks after it start where it should have left the stacks. Run this test alone to play the story up to it from a fresh project.`);
             for (const earlier of blocks.slice(played, index)) await play(earlier, true);
             await play(block, false);
         });

@@ -22,7 +22,7 @@ export interface VersionCheck {
     readonly expect: string;
 }
 
-export interface SmokeCheckInputs {
+export interface GateInputs {
     /** Gateway base URL as seen from where `pulumi up` runs (http:// or https://); may be a secret. */
     readonly gatewayUrl: string;
     /** Host the gateway serves; sent as Host header and TLS server name. */
@@ -37,7 +37,7 @@ export interface SmokeCheckInputs {
     readonly intervalMs: number;
 }
 
-export interface SmokeCheckOutcome extends SmokeCheckInputs {
+export interface GateOutcome extends GateInputs {
     /** Versions that took live traffic just before the current ones: a switch back to them is not checked. */
     readonly rollbackTargets: readonly VersionCheck[];
     /** Versions this create or update actually fetched (the others were live already, or a rollback). */
@@ -53,9 +53,9 @@ export interface RunContext {
 }
 
 /** Which of `next` must be fetched, given what was live before (`previous`, from the resource's state). */
-export function plan(
+export function whatToFetch(
     next: readonly VersionCheck[],
-    previous: Pick<SmokeCheckOutcome, "checks" | "rollbackTargets"> | undefined,
+    previous: Pick<GateOutcome, "checks" | "rollbackTargets"> | undefined,
 ): { toCheck: VersionCheck[]; rollbackTargets: VersionCheck[] } {
     const same = (a: VersionCheck) => (b: VersionCheck) => a.version === b.version && a.image === b.image && a.expect === b.expect;
     const live = previous?.checks ?? [];
@@ -85,7 +85,7 @@ export function redactUrl(url: string): string {
  * Fetches every version in `checks` until its page contains its text, all within one deadline.
  * Self-contained (requires inside) because Pulumi serializes it into the dynamic provider.
  */
-export async function runSmokeChecks(inputs: SmokeCheckInputs, checks: readonly VersionCheck[], context: RunContext): Promise<void> {
+export async function runChecks(inputs: GateInputs, checks: readonly VersionCheck[], context: RunContext): Promise<void> {
     const http = require("node:http") as typeof import("node:http");
     const https = require("node:https") as typeof import("node:https");
     const base = new URL(inputs.gatewayUrl);
@@ -146,7 +146,7 @@ export async function runSmokeChecks(inputs: SmokeCheckInputs, checks: readonly 
             try {
                 const { status, body } = await get(check.version, bound);
                 if (status === 200 && body.includes(check.expect)) {
-                    context.report(`smoke check: ${check.version} answered with its own page (try ${attempt}, ${elapsed()})`);
+                    context.report(`gate: ${check.version} answered with its own page (try ${attempt}, ${elapsed()})`);
                     return "";
                 }
                 const hint = status >= 300 && status < 400 ? " (a redirect: with httpsRedirect on, use an https:// gatewayUrl)" : "";
@@ -158,7 +158,7 @@ export async function runSmokeChecks(inputs: SmokeCheckInputs, checks: readonly 
                 last = `could not be fetched: ${err instanceof Error ? err.message : String(err)}`;
             }
             if (stopped()) break;
-            context.report(`smoke check: ${check.version} try ${attempt} (${elapsed()}): ${last}`);
+            context.report(`gate: ${check.version} try ${attempt} (${elapsed()}): ${last}`);
             await pause(Math.min(inputs.intervalMs, Math.max(0, deadline - Date.now())));
         }
         return last;
@@ -167,13 +167,13 @@ export async function runSmokeChecks(inputs: SmokeCheckInputs, checks: readonly 
     const failures = (await Promise.all(checks.map(async (check) => ({ check, last: await checkOne(check) })))).filter((f) => f.last !== "");
     if (stopped()) {
         throw new Error(
-            `smoke check stopped: ${String(context.signal?.reason ?? "cancelled")} after ${elapsed()}; the route was not changed and traffic stays where it was`,
+            `gate stopped: ${String(context.signal?.reason ?? "cancelled")} after ${elapsed()}; the route was not changed and traffic stays where it was`,
         );
     }
     if (failures.length > 0) {
         const { check, last } = failures[0];
         throw new Error(
-            `smoke check failed after ${elapsed()}: version ${check.version} (${check.image}) at ${shownUrl} with ${inputs.header}: ${check.version} ${last}; ` +
+            `gate failed after ${elapsed()}: version ${check.version} (${check.image}) at ${shownUrl} with ${inputs.header}: ${check.version} ${last}; ` +
                 `the route was not changed and traffic stays where it was`,
         );
     }
@@ -183,7 +183,7 @@ export async function runSmokeChecks(inputs: SmokeCheckInputs, checks: readonly 
  * Inside the dynamic provider's process: an AbortSignal that fires when the engine cancels the
  * update (Ctrl-C) or goes away (pulumi killed); in the second case the process also exits, since
  * nothing will ever stop it (the SDK's dynamic provider has no health check). One per process,
- * installed on the provider's first call. Self-contained, like runSmokeChecks.
+ * installed on the provider's first call. Self-contained, like runChecks.
  *
  * The Node.js SDK's dynamic provider acknowledges the engine's Cancel call and does nothing else,
  * and the engine waits for in-flight operations; so this watches the provider's own gRPC server for
@@ -224,16 +224,16 @@ export function engineSignal(): AbortSignal {
     return controller.signal;
 }
 
-async function gate(inputs: SmokeCheckInputs, previous: SmokeCheckOutcome | undefined): Promise<SmokeCheckOutcome> {
-    const { toCheck, rollbackTargets } = plan(inputs.checks, previous);
+async function runGate(inputs: GateInputs, previous: GateOutcome | undefined): Promise<GateOutcome> {
+    const { toCheck, rollbackTargets } = whatToFetch(inputs.checks, previous);
     const report = (line: string) => console.error(line);
     const skipped = inputs.checks.filter((c) => !toCheck.includes(c)).map((c) => c.version);
-    if (skipped.length > 0) report(`smoke check: not fetching ${skipped.join(", ")}: live already, or live just before this switch (a rollback)`);
-    if (toCheck.length > 0) await runSmokeChecks(inputs, toCheck, { report, signal: engineSignal() });
+    if (skipped.length > 0) report(`gate: not fetching ${skipped.join(", ")}: live already, or live just before this switch (a rollback)`);
+    if (toCheck.length > 0) await runChecks(inputs, toCheck, { report, signal: engineSignal() });
     return { ...inputs, rollbackTargets, checked: toCheck.map((c) => c.version), checkedAt: new Date().toISOString() };
 }
 
-const provider: pulumi.dynamic.ResourceProvider<SmokeCheckInputs, SmokeCheckOutcome> = {
+const provider: pulumi.dynamic.ResourceProvider<GateInputs, GateOutcome> = {
     // The engine checks inputs first on every preview and update: the earliest moment to start
     // watching it, so that this process never outlives a killed `pulumi`.
     async check(_olds, news) {
@@ -241,21 +241,34 @@ const provider: pulumi.dynamic.ResourceProvider<SmokeCheckInputs, SmokeCheckOutc
         return Promise.resolve({ inputs: news });
     },
     async create(inputs) {
-        return { id: `smoke-${Date.now()}`, outs: await gate(inputs, undefined) };
+        return { id: `gate-${Date.now()}`, outs: await runGate(inputs, undefined) };
     },
     async update(_id, olds, news) {
-        return { outs: await gate(news, olds) };
+        return { outs: await runGate(news, olds) };
     },
 };
 
-export type SmokeCheckArgs = { readonly [K in keyof SmokeCheckInputs]: pulumi.Input<SmokeCheckInputs[K]> };
+export type GateArgs = { readonly [K in keyof GateInputs]: pulumi.Input<GateInputs[K]> };
+
+/** The gate's type token until it was named the gate, for the aliases of gates created before. */
+export const FORMER_GATE_TYPE = "pulumi-nodejs:dynamic/cowsay-bluegreen:SmokeCheck";
+
+/** How the gate reaches the versions, from the config. */
+export interface GateSettings {
+    /** Gateway base URL as seen from where `pulumi up` runs; a secret when the config is one. */
+    readonly gatewayUrl: pulumi.Input<string>;
+    /** The most time one `pulumi up` spends checking, in seconds. Default: 60. */
+    readonly timeoutSeconds?: number;
+    /** Pause between tries in milliseconds. Default: 2000. */
+    readonly intervalMs?: number;
+}
 
 /** Passes only when every version about to take traffic answers with its own page. */
-export class SmokeCheck extends pulumi.dynamic.Resource {
+export class Gate extends pulumi.dynamic.Resource {
     declare readonly checkedAt: pulumi.Output<string>;
     declare readonly checked: pulumi.Output<string[]>;
 
-    constructor(name: string, args: SmokeCheckArgs, opts?: pulumi.CustomResourceOptions) {
+    constructor(name: string, args: GateArgs, opts?: pulumi.CustomResourceOptions) {
         super(
             provider,
             name,
@@ -263,7 +276,7 @@ export class SmokeCheck extends pulumi.dynamic.Resource {
             // The URL may carry credentials; the state keeps it encrypted whenever the config does.
             { ...opts, additionalSecretOutputs: ["gatewayUrl"] },
             "cowsay-bluegreen",
-            "SmokeCheck",
+            "Gate",
         );
     }
 }

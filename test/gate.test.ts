@@ -1,4 +1,4 @@
-// The smoke check itself, against a local HTTP server that answers like the two versions (or not at
+// The gate itself, against a local HTTP server that answers like the two versions (or not at
 // all): what it fetches, how it reports, when it gives up or stops, what it never prints, and which
 // versions a switch makes it fetch.
 import assert from "node:assert/strict";
@@ -6,7 +6,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 
-import { plan, redactUrl, runSmokeChecks, type SmokeCheckInputs, type VersionCheck } from "../components/smokecheck";
+import { redactUrl, runChecks, whatToFetch, type GateInputs, type VersionCheck } from "../components/gate";
 
 const COW = "<pre>\n \\   ^__^\n  \\  (oo)\\_______\n</pre>";
 const HOTDOG = "<pre>\n  |O___O |\n</pre>";
@@ -14,7 +14,7 @@ const V1: VersionCheck = { version: "v1", image: "dougbtv/nginx-cowsay:v1", expe
 const V2: VersionCheck = { version: "v2", image: "dougbtv/nginx-cowsay:v2", expect: "O___O" };
 const V3: VersionCheck = { version: "v3", image: "registry.example.com/cowsay:v3", expect: "v3" };
 
-describe("runSmokeChecks", () => {
+describe("runChecks", () => {
     let server: Server;
     let silent: Server;
     const sockets = new Set<Socket>();
@@ -54,7 +54,7 @@ describe("runSmokeChecks", () => {
         silent.close();
     });
 
-    const inputs = (over: Partial<SmokeCheckInputs> = {}): SmokeCheckInputs => ({
+    const inputs = (over: Partial<GateInputs> = {}): GateInputs => ({
         gatewayUrl: url,
         host: "cowsay.example.com",
         header: "x-cowsay-version",
@@ -69,7 +69,7 @@ describe("runSmokeChecks", () => {
         Object.assign(pages, { v1: COW, v2: HOTDOG });
         seen.length = 0;
         const lines: string[] = [];
-        await runSmokeChecks(inputs(), [V1, V2], { report: (line) => lines.push(line) });
+        await runChecks(inputs(), [V1, V2], { report: (line) => lines.push(line) });
         assert.deepEqual(
             seen.map(({ host, version }) => ({ host, version })).sort((a, b) => String(a.version).localeCompare(String(b.version))),
             [
@@ -78,13 +78,13 @@ describe("runSmokeChecks", () => {
             ],
         );
         assert.equal(lines.length, 2);
-        assert.ok(lines.every((l) => /^smoke check: v[12] answered with its own page \(try 1, \d+ s of 5 s\)$/.test(l)), lines.join("\n"));
+        assert.ok(lines.every((l) => /^gate: v[12] answered with its own page \(try 1, \d+ s of 5 s\)$/.test(l)), lines.join("\n"));
     });
 
     it("fails, naming the version and what came back, when a version answers with another's page", async () => {
         Object.assign(pages, { v1: COW, v2: COW });
-        await assert.rejects(runSmokeChecks(inputs({ timeoutSeconds: 1 }), [V2], quiet), (err: Error) => {
-            assert.match(err.message, /^smoke check failed after \d+ s of 1 s: version v2 \(dougbtv\/nginx-cowsay:v2\) at http:\/\/127\.0\.0\.1:\d+ with x-cowsay-version: v2 answered 200 with a page that does not contain "O___O"/);
+        await assert.rejects(runChecks(inputs({ timeoutSeconds: 1 }), [V2], quiet), (err: Error) => {
+            assert.match(err.message, /^gate failed after \d+ s of 1 s: version v2 \(dougbtv\/nginx-cowsay:v2\) at http:\/\/127\.0\.0\.1:\d+ with x-cowsay-version: v2 answered 200 with a page that does not contain "O___O"/);
             assert.match(err.message, /the route was not changed and traffic stays where it was$/);
             return true;
         });
@@ -95,8 +95,8 @@ describe("runSmokeChecks", () => {
         seen.length = 0;
         answerOnly = 1; // the first try gets another's page; the second hangs until the deadline
         try {
-            await assert.rejects(runSmokeChecks(inputs({ timeoutSeconds: 1, intervalMs: 200 }), [V2], quiet), (err: Error) => {
-                assert.match(err.message, /^smoke check failed after 1 s of 1 s: version v2 .* answered 200 with a page that does not contain "O___O"/);
+            await assert.rejects(runChecks(inputs({ timeoutSeconds: 1, intervalMs: 200 }), [V2], quiet), (err: Error) => {
+                assert.match(err.message, /^gate failed after 1 s of 1 s: version v2 .* answered 200 with a page that does not contain "O___O"/);
                 assert.doesNotMatch(err.message, /no answer/);
                 return true;
             });
@@ -111,39 +111,39 @@ describe("runSmokeChecks", () => {
         notReadyFor = 2;
         seen.length = 0;
         const lines: string[] = [];
-        await runSmokeChecks(inputs(), [V2], { report: (line) => lines.push(line) });
+        await runChecks(inputs(), [V2], { report: (line) => lines.push(line) });
         assert.equal(seen.length, 3);
-        assert.match(lines[0], /^smoke check: v2 try 1 \(\d+ s of 5 s\): answered 503 with a page that does not contain "O___O": "no healthy upstream"$/);
-        assert.match(lines[1], /^smoke check: v2 try 2 /);
-        assert.match(lines[2], /^smoke check: v2 answered with its own page \(try 3, /);
+        assert.match(lines[0], /^gate: v2 try 1 \(\d+ s of 5 s\): answered 503 with a page that does not contain "O___O": "no healthy upstream"$/);
+        assert.match(lines[1], /^gate: v2 try 2 /);
+        assert.match(lines[2], /^gate: v2 answered with its own page \(try 3, /);
     });
 
     it("gives up at its deadline when the version never gets ready", async () => {
         notReadyFor = 1_000_000;
         const lines: string[] = [];
         await assert.rejects(
-            runSmokeChecks(inputs({ timeoutSeconds: 1, intervalMs: 200 }), [V1], { report: (line) => lines.push(line) }),
-            /^Error: smoke check failed after 1 s of 1 s: version v1 .* answered 503 with a page that does not contain/,
+            runChecks(inputs({ timeoutSeconds: 1, intervalMs: 200 }), [V1], { report: (line) => lines.push(line) }),
+            /^Error: gate failed after 1 s of 1 s: version v1 .* answered 503 with a page that does not contain/,
         );
         assert.ok(lines.length >= 2, "every try is reported");
         notReadyFor = 0;
     });
 
     it("gives up at its deadline when the gateway accepts connections and never answers", async () => {
-        await assert.rejects(runSmokeChecks(inputs({ gatewayUrl: silentUrl, timeoutSeconds: 1 }), [V1], quiet), /could not be fetched: no answer within 1 s/);
+        await assert.rejects(runChecks(inputs({ gatewayUrl: silentUrl, timeoutSeconds: 1 }), [V1], quiet), /could not be fetched: no answer within 1 s/);
     });
 
     it("stops at once, without another try, when its signal fires", async () => {
         const controller = new AbortController();
         const lines: string[] = [];
-        const run = runSmokeChecks(inputs({ gatewayUrl: silentUrl, timeoutSeconds: 600 }), [V1, V2], { report: (l) => lines.push(l), signal: controller.signal });
+        const run = runChecks(inputs({ gatewayUrl: silentUrl, timeoutSeconds: 600 }), [V1, V2], { report: (l) => lines.push(l), signal: controller.signal });
         setTimeout(() => controller.abort("the update was cancelled (Ctrl-C)"), 100);
-        await assert.rejects(run, /^Error: smoke check stopped: the update was cancelled \(Ctrl-C\) after 0 s of 600 s; the route was not changed/);
+        await assert.rejects(run, /^Error: gate stopped: the update was cancelled \(Ctrl-C\) after 0 s of 600 s; the route was not changed/);
         assert.deepEqual(lines, [], "no try was reported after the stop");
     });
 
     it("fails clearly when the gateway cannot be reached", async () => {
-        await assert.rejects(runSmokeChecks(inputs({ gatewayUrl: "http://127.0.0.1:1", timeoutSeconds: 1 }), [V1], quiet), /version v1 .* could not be fetched: connect ECONNREFUSED/);
+        await assert.rejects(runChecks(inputs({ gatewayUrl: "http://127.0.0.1:1", timeoutSeconds: 1 }), [V1], quiet), /version v1 .* could not be fetched: connect ECONNREFUSED/);
     });
 
     it("sends the credentials a gatewayUrl carries, and never prints them", async () => {
@@ -151,7 +151,7 @@ describe("runSmokeChecks", () => {
         seen.length = 0;
         const secretUrl = url.replace("http://", "http://ops:s3cr3t@") + "/?token=t0k3n";
         const lines: string[] = [];
-        await assert.rejects(runSmokeChecks(inputs({ gatewayUrl: secretUrl, timeoutSeconds: 1 }), [V2], { report: (l) => lines.push(l) }), (err: Error) => {
+        await assert.rejects(runChecks(inputs({ gatewayUrl: secretUrl, timeoutSeconds: 1 }), [V2], { report: (l) => lines.push(l) }), (err: Error) => {
             assert.ok(!/s3cr3t|t0k3n|ops:/.test(err.message), err.message);
             assert.match(err.message, / at http:\/\/127\.0\.0\.1:\d+ with /);
             return true;
@@ -187,7 +187,7 @@ describe("which versions a change makes the gate fetch", () => {
     ];
     for (const [what, previous, next, fetched, targets] of CASES) {
         it(what, () => {
-            const result = plan(next, previous);
+            const result = whatToFetch(next, previous);
             assert.deepEqual(versions(result.toCheck), fetched);
             assert.deepEqual(versions(result.rollbackTargets), targets);
         });
