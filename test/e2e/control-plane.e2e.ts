@@ -125,19 +125,22 @@ describe("scripts/cluster.sh: teardown", () => {
 });
 
 describe("scripts/cluster.sh: bad input is one line, and nothing is started or removed", () => {
-    const state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-bad-"));
-    const env = { ...process.env, COWSAY_CLUSTER_STATE: state };
+    // Made in a hook, not when the tests are declared (listing them, bench/alone.ts, runs no hook).
+    let state: string;
+    before(() => {
+        state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-bad-"));
+    });
     after(() => rmSync(state, { recursive: true, force: true }));
 
-    const cases: [string, string[], NodeJS.ProcessEnv, string][] = [
-        ["an unknown component", ["restart", "kube"], env, "unknown component 'kube'; allowed: etcd, apiserver, controller-manager, scheduler, kwok"],
-        ["an unknown option of down", ["down", "--force"], env, "down takes --keep-logs or nothing, not '--force'"],
-        ["a node count that is not a number", ["up"], { ...env, COWSAY_CLUSTER_NODES: "two" }, "COWSAY_CLUSTER_NODES is 'two'; allowed: a whole number of 1 or more"],
-        ["an unknown command", ["deploy"], env, "unknown command 'deploy'; allowed: build, built, up, down, env, status, crds, apply-crds, stop, start, restart, clean, help"],
+    const cases: [string, string[], Record<string, string>, string][] = [
+        ["an unknown component", ["restart", "kube"], {}, "unknown component 'kube'; allowed: etcd, apiserver, controller-manager, scheduler, kwok"],
+        ["an unknown option of down", ["down", "--force"], {}, "down takes --keep-logs or nothing, not '--force'"],
+        ["a node count that is not a number", ["up"], { COWSAY_CLUSTER_NODES: "two" }, "COWSAY_CLUSTER_NODES is 'two'; allowed: a whole number of 1 or more"],
+        ["an unknown command", ["deploy"], {}, "unknown command 'deploy'; allowed: build, built, up, down, env, status, crds, apply-crds, stop, start, restart, clean, help"],
     ];
-    for (const [what, args, caseEnv, message] of cases) {
+    for (const [what, args, extraEnv, message] of cases) {
         it(`refuses ${what}`, async () => {
-            const result = await runCommand(SCRIPT, args, { env: caseEnv });
+            const result = await runCommand(SCRIPT, args, { env: { ...process.env, COWSAY_CLUSTER_STATE: state, ...extraEnv } });
             assert.equal(result.code, 1);
             assert.equal(result.stderr, `[cluster] error: ${message}\n`);
             assert.deepEqual(readdirSync(state), []);
