@@ -1,0 +1,59 @@
+// The command line: usage, and the arguments refused before any stack (or pulumi) is reached.
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
+import { PassThrough } from "node:stream";
+import { describe, it } from "node:test";
+
+import { USAGE, main } from "../../fleet/cli";
+
+async function fleet(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+    const out = new PassThrough();
+    const err = new PassThrough() as unknown as NodeJS.WriteStream;
+    let outText = "";
+    let errText = "";
+    out.on("data", (c: Buffer) => (outText += c.toString()));
+    (err as unknown as PassThrough).on("data", (c: Buffer) => (errText += c.toString()));
+    // An empty directory and no pulumi on PATH: a refusal must come before either is needed.
+    const saved = process.env.PATH;
+    process.env.PATH = "";
+    try {
+        const code = await main(argv, { out, err, signal: new AbortController().signal }, mkdtempSync(path.join(tmpdir(), "fleet-cli-")));
+        return { code, out: outText, err: errText };
+    } finally {
+        process.env.PATH = saved;
+    }
+}
+
+describe("npm run fleet", () => {
+    it("prints the usage on --help (exit 0) and without a verb (exit 4)", async () => {
+        assert.deepEqual(await fleet("--help"), { code: 0, out: `${USAGE}\n`, err: "" });
+        assert.deepEqual(await fleet(), { code: 4, out: "", err: `${USAGE}\n` });
+    });
+
+    const REFUSALS: [string[], string][] = [
+        [["deploy"], 'error: unknown verb "deploy"; allowed: status, preview, switch, rollback'],
+        [["switch"], `error: switch needs a version (switch v2) or --split '{"v1":90,"v2":10}'`],
+        [["switch", "v2", "v3"], "error: switch takes one version, got v2 v3"],
+        [["switch", "v2", "--split", '{"v2":100}'], "error: switch takes a version or --split, not both"],
+        [["switch", "--split", "90/10"], `error: --split 90/10 is not JSON; allowed: an object such as '{"v1":90,"v2":10}'`],
+        [["switch", "v2", "--bake", "5"], "error: switch: unknown option --bake; allowed: --json (status), --split JSON (switch, preview)"],
+        [["switch", "--split"], "error: switch: Option '--split <value>' argument missing"],
+        [["status", "v2"], "error: status takes no arguments, got v2"],
+        [["rollback", "--json"], "error: --json is an option of status only"],
+        [["rollback", "--split", '{"v1":100}'], "error: --split is an option of switch and preview only"],
+    ];
+    for (const [argv, message] of REFUSALS) {
+        it(`refuses ${argv.join(" ") || "nothing"} in one line, exit 4`, async () => {
+            const result = await fleet(...argv);
+            assert.equal(result.code, 4);
+            assert.equal(result.err, `${message}\n`);
+            assert.equal(result.out, "");
+        });
+    }
+
+    it("says how to get pulumi when it is not on PATH", async () => {
+        assert.deepEqual(await fleet("status"), { code: 4, out: "", err: 'error: pulumi is not on PATH: install the Pulumi CLI, or run eval "$(scripts/engine.sh env)" (README)\n' });
+    });
+});
