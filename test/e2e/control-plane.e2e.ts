@@ -78,6 +78,27 @@ describe("scripts/cluster.sh on kwokctl: one cluster", () => {
     });
 });
 
+describe("scripts/cluster.sh: clusters started at once", () => {
+    it("three ups at once each get a cluster of their own, on ports of their own (kwokctl probes for free ports and binds them later)", async () => {
+        // Before cluster.sh held a machine-wide lock around `kwokctl create`, two of three failed here:
+        // all three took the same API server port.
+        const started = await Promise.allSettled([LocalCluster.up(), LocalCluster.up(), LocalCluster.up()]);
+        const clusters = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+        try {
+            assert.deepEqual(started.map((s) => s.status), ["fulfilled", "fulfilled", "fulfilled"], started.map((s) => (s.status === "rejected" ? String(s.reason) : "")).join("\n"));
+            const servers = await Promise.all(clusters.map(async (c) => (await c.kubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}")).stdout));
+            assert.equal(new Set(servers).size, 3, servers.join(", "));
+            for (const c of clusters) {
+                const nodes = await c.kubectl("get", "nodes", "-o", "name");
+                assert.equal(nodes.code, 0, nodes.stderr);
+                assert.equal(nodes.stdout.trim().split("\n").length, 2, nodes.stdout);
+            }
+        } finally {
+            await Promise.all(clusters.map((c) => c.down()));
+        }
+    });
+});
+
 describe("scripts/cluster.sh: teardown", () => {
     for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
         it(`${signal} to up while kwokctl starts the cluster: exit ${code}, every process it started stopped, the state directory removed`, async () => {
