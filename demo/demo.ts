@@ -1,35 +1,31 @@
 // `npm run demo`: the blog post's blue-green story on a machine with Node and Go and no cluster.
 // It builds what is missing (the engine, scripts/engine.sh; the control plane, scripts/cluster.sh),
-// starts a local control plane of its own, and walks the four steps of the README's walkthrough with
-// the real pulumi CLI, on a temporary copy of the program and a temporary file backend, against that
-// API server. The stand-in gateway (test/gateway.ts) answers for Istio's ingress gateway with the
-// objects it reads from the API server, so the gate really fetches each version before the switch,
-// and curl shows what a visitor sees. After each step it prints what a user would look at and checks
-// it; a step that does not do what it should fails the demo. Whatever happens (a failure, Ctrl-C,
-// SIGTERM), the control plane is stopped and every temporary directory removed.
-import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
-import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+// and runs the README's walkthrough blocks as written, with the real pulumi CLI, on a temporary copy
+// of the program and a temporary file backend, against a local API server of its own. It uses the
+// end-to-end suites' harness: the control plane is test/cluster.ts's LocalCluster, the project and its
+// environment test/engine.ts's EngineStack, the blocks are read and run by test/readme.ts, and the
+// stand-in gateway (test/gateway.ts) answers for Istio's ingress gateway with the objects it reads
+// from the API server, so the gate really fetches each version before the switch. What is its own is
+// the narration: after each block it prints the commands, the plan, the live route as the API server
+// has it, the pods, and what a visitor sees, and checks each; a step that does not do what it should
+// fails the demo. Whatever happens (a failure, Ctrl-C, SIGTERM), the control plane is stopped and
+// every temporary directory removed.
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 
 import { LocalCluster } from "../test/cluster";
-import { CommandError, EngineStack, liveWeights, plannedChanges, type PreviewStep } from "../test/engine";
+import { APP, APP_NAMESPACE, configKey, HEADER, HOST, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, VERSIONS } from "../test/constants";
+import { EngineStack, liveWeights } from "../test/engine";
 import { StandInGateway, type KubeObject } from "../test/gateway";
-import { processesMentioning, runCommand } from "../test/processes";
+import { descendants, processesIn, processesMentioning, runCommand, runToEnd, signalAll } from "../test/processes";
+import { readmeBlocks, runBlock, type ReadmeBlock } from "../test/readme";
 
-const ROOT = path.resolve(__dirname, "..", "..");
-const APP_NAMESPACE = "cowsay";
-const HOST = "cowsay.example.com";
-const HEADER = "x-cowsay-version";
 /** What the stand-in reads at every request, and what the demo shows: the app's routing objects. */
 const APP_KINDS = "deployments.apps,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io";
-/** The two versions of the blog post, as the README's walkthrough declares them. */
-const VERSIONS: Record<string, { image: string; expect: string; looks: string }> = {
-    v1: { image: "dougbtv/nginx-cowsay:v1", expect: "^__^", looks: "the cow" },
-    v2: { image: "dougbtv/nginx-cowsay:v2", expect: "O___O", looks: "the hotdog" },
-};
+/** How a visitor tells the versions apart. */
+const LOOKS: Record<string, string> = { v1: "the cow", v2: "the hotdog" };
 
 /** A step did not do what it should; the message says what was seen and what was expected. */
 class StepFailed extends Error {}
@@ -59,40 +55,7 @@ function onSignal(signal: NodeJS.Signals): void {
     const first = stopSignal === undefined;
     stopSignal ??= signal;
     if (first) say(`\n[demo] ${signal}: stopping after the command that runs now, then tearing down ...`);
-    if (signal === "SIGTERM") for (const pid of foregroundDescendants()) signalPid(pid, "SIGINT");
-}
-
-function foregroundDescendants(): number[] {
-    const table = readdirSync("/proc")
-        .filter((entry) => /^\d+$/.test(entry))
-        .map((entry) => {
-            try {
-                // Fields after the command name (which may hold spaces): state ppid pgrp ...
-                const fields = readFileSync(`/proc/${entry}/stat`, "utf8").replace(/^.*\) /s, "").split(" ");
-                return { pid: Number(entry), ppid: Number(fields[1]), pgrp: Number(fields[2]) };
-            } catch {
-                return undefined; // gone meanwhile
-            }
-        })
-        .filter((row) => row !== undefined);
-    const ownGroup = table.find((row) => row.pid === process.pid)?.pgrp;
-    const found: number[] = [];
-    const walk = (parent: number) => {
-        for (const row of table.filter((r) => r.ppid === parent)) {
-            if (row.pgrp === ownGroup) found.push(row.pid);
-            walk(row.pid);
-        }
-    };
-    walk(process.pid);
-    return found;
-}
-
-function signalPid(pid: number, signal: NodeJS.Signals): void {
-    try {
-        process.kill(pid, signal);
-    } catch {
-        // already gone
-    }
+    if (signal === "SIGTERM") signalAll(descendants(process.pid, { sameGroup: true }), "SIGINT");
 }
 
 function checkStop(): void {
@@ -101,113 +64,46 @@ function checkStop(): void {
 
 // ------------------------------------------------------------------------------------------- builds
 
-interface Build {
-    readonly what: string;
-    readonly script: string;
-    /** Pieces to build, each with its cold time in minutes on 2 cores (low, high); empty = cached. */
-    readonly missing: { readonly piece: string; readonly minutes: readonly [number, number] }[];
-    readonly cache: string;
+/** What a script's `built` verb says: cached, what it would build, or nothing it knows of. */
+async function cacheState(script: string): Promise<{ cached: boolean; toBuild: string[]; unknown?: string }> {
+    const result = await runCommand(path.join(ROOT, "scripts", script), ["built"], { env: process.env });
+    const toBuild = result.stdout.split("\n").filter((line) => line.trim() !== "");
+    if (result.code === 0) return { cached: true, toBuild: [] };
+    if (toBuild.length > 0) return { cached: false, toBuild };
+    // A script without the verb (or one that failed) says so on stderr; `build` will decide.
+    return { cached: false, toBuild: [], unknown: result.stderr.trim().split("\n").pop() ?? `exited ${result.code}` };
 }
 
-const coldTime = ([low, high]: readonly [number, number]) => (low === high ? `~${low} min` : `~${low}-${high} min`);
-const describeMissing = (b: Build) => b.missing.map((m) => `${m.piece} (cold: ${coldTime(m.minutes)})`).join("; ");
-
-/**
- * scripts/*.sh key their caches by versions and a hash of the Go sources under tools/<name>; this is
- * the same hash (`find … | LC_ALL=C sort | xargs sha256sum | sha256sum`), so the demo can say before it
- * starts what it will build. If the scripts change their key, only this message is wrong: they decide.
- */
-function sourceHash(dir: string): string {
-    const files: string[] = [];
-    const walk = (sub: string) => {
-        for (const entry of readdirSync(path.join(dir, sub), { withFileTypes: true })) {
-            const rel = `${sub}/${entry.name}`;
-            if (entry.isDirectory()) walk(rel);
-            else if (entry.isFile() && /(\.go|^go\.mod|^go\.sum)$/.test(entry.name)) files.push(rel);
-        }
-    };
-    walk(".");
-    files.sort();
-    const sums = files.map((f) => `${createHash("sha256").update(readFileSync(path.join(dir, f))).digest("hex")}  ${f}\n`).join("");
-    return createHash("sha256").update(sums).digest("hex").slice(0, 12);
-}
-
-function scriptVar(script: string, name: string): string {
-    const value = new RegExp(`^${name}=(\\S+)$`, "m").exec(readFileSync(path.join(ROOT, "scripts", script), "utf8"))?.[1];
-    if (value === undefined) throw new Error(`scripts/${script} no longer sets ${name}=`);
-    return value;
-}
-
-function executable(file: string): boolean {
-    try {
-        accessSync(file, constants.X_OK);
-        return true;
-    } catch {
-        return false;
-    }
-}
-
-function engineBuild(): Build {
-    const cache = process.env.COWSAY_ENGINE_CACHE ?? path.join(homedir(), ".cache", "cowsay-bluegreen", "engine");
-    const [cli, k8s] = [scriptVar("engine.sh", "PULUMI_VERSION"), scriptVar("engine.sh", "K8S_VERSION")];
-    const dir = path.join(cache, `pulumi-v${cli}_kubernetes-v${k8s}_src-${sourceHash(path.join(ROOT, "tools", "engine"))}`);
-    // A pulumi of the user's own on PATH is used as it is; the script then builds only the provider.
-    const ownCli =
-        process.env.COWSAY_ENGINE_BUILD_CLI === "1" ||
-        !(process.env.PATH ?? "").split(path.delimiter).some((d) => d !== "" && !d.startsWith(cache) && executable(path.join(d, "pulumi")));
-    const missing: Build["missing"] = [];
-    if (ownCli && !(executable(path.join(dir, "bin", "pulumi")) && executable(path.join(dir, "bin", "pulumi-language-nodejs")))) {
-        missing.push({ piece: `the Pulumi CLI v${cli}`, minutes: [6, 13] });
-    }
-    if (!executable(path.join(dir, "provider", "pulumi-resource-kubernetes"))) missing.push({ piece: `the Kubernetes provider v${k8s}`, minutes: [8, 11] });
-    return { what: "engine", script: "engine.sh", missing, cache: dir };
-}
-
-function clusterBuild(): Build {
-    const cache = process.env.COWSAY_CLUSTER_CACHE ?? path.join(homedir(), ".cache", "cowsay-bluegreen", "cluster");
-    const pins = JSON.parse(readFileSync(path.join(ROOT, "versions.json"), "utf8")) as { kubernetes: string; etcd: string; kwok: string };
-    const dir = path.join(cache, `k8s-v${pins.kubernetes}_etcd-v${pins.etcd}_kwok-v${pins.kwok}_src-${sourceHash(path.join(ROOT, "tools", "cluster"))}`);
-    const binaries = ["kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd", "kwok"].filter((b) => !executable(path.join(dir, "bin", b)));
-    const missing: Build["missing"] =
-        binaries.length === 0 && existsSync(path.join(dir, "share", "kwok-stages.yaml")) ? [] : [{ piece: binaries.join(", ") || "kwok's stages", minutes: [10, 22] }];
-    return { what: "control plane", script: "cluster.sh", missing, cache: dir };
-}
-
-/** Runs a script with the demo's stdio, so its progress shows as it goes. */
-function runScript(script: string, args: string[]): Promise<number> {
-    return new Promise((resolve) => {
-        const child = spawn(path.join(ROOT, "scripts", script), args, { stdio: ["ignore", "inherit", "inherit"] });
-        child.on("close", (code, signal) => resolve(code ?? (signal === null ? 1 : 128)));
-    });
-}
-
-/** Builds what is missing, saying up front what that is and how long it takes, then takes on the engine's environment. */
+/** Builds what is missing, saying up front what that is (the scripts' `built`), then takes on the engine's environment. */
 async function prepare(): Promise<void> {
-    const builds = [engineBuild(), clusterBuild()];
-    const pieces = builds.flatMap((b) => b.missing);
+    const builds = [
+        { what: "engine", script: "engine.sh" },
+        { what: "control plane", script: "cluster.sh" },
+    ];
     say("== Building what is missing");
-    for (const b of builds) say(b.missing.length === 0 ? `   ${b.what}: cached, reused (${b.cache})` : `   ${b.what}: to build: ${describeMissing(b)}`);
-    if (pieces.length > 0) {
-        const total: [number, number] = [pieces.reduce((t, p) => t + p.minutes[0], 0), pieces.reduce((t, p) => t + p.minutes[1], 0)];
-        say(`   That is ${coldTime(total)} on 2 cores with empty caches, compiled from the Go module proxy (Go 1.26 or`);
-        say("   newer); less if the Go build cache (~/.cache/cowsay-bluegreen/go) already holds the packages. Once built,");
-        say("   the next run reuses them. Ctrl-C stops a build.");
+    const states = await Promise.all(builds.map((b) => cacheState(b.script)));
+    for (const [i, b] of builds.entries()) {
+        const state = states[i];
+        if (state.cached) say(`   ${b.what}: cached, reused`);
+        else if (state.unknown !== undefined) say(`   ${b.what}: not known in advance (scripts/${b.script} built: ${state.unknown}); its build says what it does`);
+        else say(`   ${b.what}: to build: ${state.toBuild.join("; ")}`);
     }
-    for (const b of builds) {
+    if (states.some((s) => !s.cached)) {
+        say("   Builds compile from the Go module proxy (Go 1.26 or newer); less if the Go build cache");
+        say("   (~/.cache/cowsay-bluegreen/go) already holds the packages. Once built, the next run reuses them.");
+        say("   Ctrl-C stops a build.");
+    }
+    for (const [i, b] of builds.entries()) {
         checkStop();
-        if (b.missing.length > 0) say(`\n$ scripts/${b.script} build      # ${b.what}: ${describeMissing(b)}`);
-        const code = await runScript(b.script, ["build"]);
+        if (!states[i].cached) say(`\n$ scripts/${b.script} build      # ${b.what}`);
+        const code = await runToEnd(path.join(ROOT, "scripts", b.script), ["build"], { env: process.env, output: "inherit" });
         checkStop();
         if (code !== 0) throw new StepFailed(`scripts/${b.script} build exited ${code}; its messages are above`);
     }
     // `eval "$(scripts/engine.sh env)"`, done by bash, taken over into this process (a cache hit here).
-    const dump = await new Promise<string>((resolve, reject) => {
-        const child = spawn("bash", ["-c", 'eval "$("$0" env)" && env -0', path.join(ROOT, "scripts", "engine.sh")], { stdio: ["ignore", "pipe", "inherit"] });
-        let out = "";
-        child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
-        child.on("close", (code) => (code === 0 ? resolve(out) : reject(new StepFailed(`scripts/engine.sh env exited ${code}`))));
-    });
-    for (const entry of dump.split("\0")) {
+    const dump = await runCommand("bash", ["-c", 'eval "$("$0" env)" && env -0', path.join(ROOT, "scripts", "engine.sh")], { env: process.env });
+    if (dump.code !== 0) throw new StepFailed(`scripts/engine.sh env exited ${dump.code}: ${dump.stderr}`);
+    for (const entry of dump.stdout.split("\0")) {
         const eq = entry.indexOf("=");
         const [name, value] = [entry.slice(0, eq), entry.slice(eq + 1)];
         if (eq > 0 && /^(PATH|PULUMI_\w+|COWSAY_\w+)$/.test(name)) process.env[name] = value;
@@ -215,11 +111,6 @@ async function prepare(): Promise<void> {
 }
 
 // -------------------------------------------------------------------------------------- what we show
-
-/** `a b 'c d'`: arguments as a user types them in a POSIX shell. */
-function shellLine(args: readonly string[]): string {
-    return args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(" ");
-}
 
 /** Joins items with ", " into lines of at most `width` characters, each indented. */
 function wrap(items: string[], indent: string, width = 100): string[] {
@@ -236,30 +127,22 @@ function wrap(items: string[], indent: string, width = 100): string[] {
     return lines;
 }
 
-interface PlannedStep extends PreviewStep {
-    readonly newState?: { inputs?: { metadata?: { name?: string } } };
-    readonly oldState?: { inputs?: { metadata?: { name?: string } } };
-}
-
-const SYMBOL: Record<string, string> = { create: "+", update: "~", delete: "-", replace: "+-", "create-replacement": "+-", "delete-replaced": "-" };
-
 /**
- * "~ VirtualService cowsay-nginx (update)" for each step that changes something: Kubernetes objects by
- * kind and their name on the server, other resources by type and Pulumi name. The stack itself and the
- * default provider are left out (every first `up` creates them), as is the program's read of its own
- * outputs (op "read", plannedChanges).
+ * The plan of the block's `pulumi up`, from its own preview (the last "Previewing update" of the
+ * block's output): "~ VirtualService cowsay-route (update)" per resource that changes, by type and
+ * Pulumi name. The stack itself and the default provider are left out (every first `up` creates them).
  */
-function describePlan(steps: readonly PreviewStep[]): string[] {
-    return plannedChanges(steps)
-        .filter((s) => !/::pulumi:pulumi:Stack::|::pulumi:providers:/.test(s.urn))
-        .map((s) => {
-            const step = s as PlannedStep;
-            const [, , types = "", name = ""] = s.urn.split("::");
-            const kind = (types.split("$").pop() ?? "").split(":").pop() ?? "";
-            const kubeName = step.newState?.inputs?.metadata?.name ?? step.oldState?.inputs?.metadata?.name;
-            const label = types.split("$").pop()?.startsWith("kubernetes:") === true && kubeName !== undefined ? `${kind} ${kubeName}` : `${kind} ${name}`;
-            return `${SYMBOL[s.op] ?? "?"} ${label} (${s.op})`;
-        });
+function planOf(output: string): string[] {
+    const start = output.lastIndexOf("Previewing update");
+    if (start < 0) return [];
+    const end = output.indexOf("\nResources:", start);
+    const section = output.slice(start, end < 0 ? undefined : end);
+    const steps = new Map<string, string>();
+    for (const m of section.matchAll(/^ (\+-|[~+-]) +(\S+) +(\S+) +(create|update|delete|replace)(?=\s|$)/gm)) {
+        // A step that takes a moment is printed when it starts and again when it is done: once here.
+        if (!/^pulumi:(pulumi:Stack|providers:)/.test(m[2])) steps.set(`${m[2]} ${m[3]}`, `${m[1]} ${m[2].split(":").pop() ?? m[2]} ${m[3]} (${m[4]})`);
+    }
+    return [...steps.values()];
 }
 
 interface Pod {
@@ -275,7 +158,7 @@ async function appPods(cluster: LocalCluster): Promise<Pod[]> {
         status?: { conditions?: { type: string; status: string }[] };
     })[];
     return pods
-        .filter((p) => p.metadata.labels?.service === "cowsay-nginx")
+        .filter((p) => p.metadata.labels?.service === APP)
         .map((p) => ({
             name: p.metadata.name,
             uid: p.metadata.uid,
@@ -299,62 +182,67 @@ async function visit(gateway: StandInGateway, version?: string): Promise<{ comma
     const below = lines.findIndex((l) => /^ -+$/.test(l));
     const drawing = below < 0 ? [lines[0] ?? ""] : lines.slice(below + 1).filter((l) => l !== "" && l !== "</pre>");
     const looks = Object.entries(VERSIONS).find(([, v]) => page.includes(v.expect));
-    return { command: shellLine(["curl", ...args]), page, looks: looks === undefined ? "not a cowsay page" : `${looks[1].looks} (${looks[0]})`, drawing };
+    const header = version === undefined ? "" : `-H '${HEADER}: ${version}' `;
+    return { command: `curl -sk --connect-to ::${gateway.address} ${header}https://${HOST}/`, page, looks: looks === undefined ? "not a cowsay page" : `${LOOKS[looks[0]]} (${looks[0]})`, drawing };
 }
 
 // ------------------------------------------------------------------------------------------- steps
 
 interface Step {
+    /** The README block this step runs, as written. */
+    readonly block: string;
     readonly title: string;
     /** What the blog post did at this point. */
     readonly story: string;
-    /** `pulumi config set` arguments, as the README's walkthrough types them. */
-    readonly config: string[][];
     /** The live route the API server must have afterwards. */
     readonly route: Record<string, number>;
     /** Versions whose pods must all be Ready afterwards. */
     readonly versions: string[];
     /** Requests a visitor makes, and the version each must reach: undefined = no test-route header. */
     readonly visits: { header?: string; sees: string }[];
-    /** The plan must touch exactly these (sorted "op kind name" labels), when given. */
+    /** The plan must touch exactly these (sorted "op type name (op)" labels), when given. */
     readonly plan?: string[];
-    /** The versions the gate must fetch through the gateway during `pulumi up`, and why when none. */
+    /** The versions the gate must fetch through the gateway during the block, and why when none. */
     readonly gate: { fetches: string[]; why?: string };
     /** The pods must be the very ones from before the step (nothing restarted). */
     readonly samePods?: boolean;
 }
 
-const SWITCH_PLAN = ["~ Gate cowsay-gate (update)", "~ VirtualService cowsay-nginx (update)"];
+const SWITCH_PLAN = ["~ Gate cowsay-gate (update)", "~ VirtualService cowsay-route (update)"];
 
 const STEPS: Step[] = [
     {
+        block: "walkthrough-1",
         title: "Deploy version 1",
         story: "The post created a v1 Deployment and a route rule to v1.",
-        config: [
-            ["--path", "versions.v1.image", VERSIONS.v1.image],
-            ["--path", "versions.v1.expect", VERSIONS.v1.expect],
-        ],
+        route: { v1: 100 },
+        versions: ["v1"],
+        visits: [{ sees: "v1" }],
+        gate: { fetches: [], why: "gatewayUrl is not set yet, so only the Deployment's readiness gates the route" },
+    },
+    {
+        block: "walkthrough-gate",
+        title: "Tell the program where the gateway is",
+        story: "With the gateway's address, each version is fetched through it before it takes traffic; the live v1 once now.",
         route: { v1: 100 },
         versions: ["v1"],
         visits: [{ sees: "v1" }],
         gate: { fetches: ["v1"] },
+        samePods: true,
     },
     {
+        block: "walkthrough-2",
         title: "Add version 2, idle",
         story: "The post applied cowsay-v2.yaml; here v2 joins the DestinationRule and the test route, the live route stays on v1.",
-        config: [
-            ["--path", "versions.v2.image", VERSIONS.v2.image],
-            ["--path", "versions.v2.expect", VERSIONS.v2.expect],
-        ],
         route: { v1: 100 },
         versions: ["v1", "v2"],
         visits: [{ sees: "v1" }, { header: "v2", sees: "v2" }],
         gate: { fetches: [], why: "no version starts taking traffic" },
     },
     {
+        block: "walkthrough-3",
         title: "Go live with v2",
         story: "The post edited routerules.yaml and ran istioctl replace.",
-        config: [["activeVersion", "v2"]],
         route: { v2: 100 },
         versions: ["v1", "v2"],
         visits: [{ sees: "v2" }, { header: "v1", sees: "v1" }],
@@ -363,9 +251,9 @@ const STEPS: Step[] = [
         samePods: true,
     },
     {
+        block: "walkthrough-4",
         title: "Roll back to v1",
         story: '"HOLY GUACAMOLE, our hotdogs aren\'t READY FOR SALE": v1 never stopped, so the rollback is one route update.',
-        config: [["activeVersion", "v1"]],
         route: { v1: 100 },
         versions: ["v1", "v2"],
         visits: [{ sees: "v1" }, { header: "v2", sees: "v2" }],
@@ -379,43 +267,35 @@ interface Demo {
     readonly cluster: LocalCluster;
     readonly gateway: StandInGateway;
     readonly stack: EngineStack;
-}
-
-/** Runs `pulumi args...` in the stack's project, printed first as the user would type it. */
-async function pulumi(stack: EngineStack, ...args: string[]): Promise<void> {
-    checkStop();
-    say(`$ ${shellLine(["pulumi", ...args])}`);
-    await stack.pulumi(...args);
+    readonly blocks: ReadonlyMap<string, ReadmeBlock>;
 }
 
 async function runStep(demo: Demo, step: Step, n: number): Promise<void> {
     const { cluster, gateway, stack } = demo;
     const fail = (what: string) => new StepFailed(`step ${n} (${step.title}): ${what}`);
+    const block = demo.blocks.get(step.block);
+    if (block === undefined) throw fail(`the README has no block marked ${step.block}`);
     say(`\n== Step ${n}/${STEPS.length}: ${step.title}`);
     say(`   ${step.story}`);
     const podsBefore = await appPods(cluster);
     const routeBefore = n === 1 ? undefined : liveWeights(await cluster.get(APP_KINDS, APP_NAMESPACE));
 
-    for (const args of step.config) await pulumi(stack, "config", "set", ...args);
-
     checkStop();
-    say(`$ pulumi preview --diff --json --non-interactive`);
-    const preview = await stack.preview();
-    if (preview.result.code !== 0) throw new CommandError(["preview", "--diff", "--json", "--non-interactive"], preview.result);
-    const plan = describePlan(preview.steps);
-    say(`   plan (${plan.length}):`);
-    for (const line of wrap(plan, "     ")) say(line);
-    if (step.plan !== undefined && JSON.stringify([...plan].sort()) !== JSON.stringify(step.plan)) {
-        throw fail(`the preview plans ${plan.join(", ") || "nothing"}; expected exactly ${step.plan.join(", ")}`);
-    }
-
-    checkStop();
+    for (const line of block.script.split("\n")) say(`$ ${line}`);
     const from = gateway.requests.length;
-    say(`$ pulumi up --yes --skip-preview --non-interactive`);
     const start = performance.now();
-    await stack.up();
+    const result = await runBlock(block, stack.dir, stack.env);
+    checkStop();
+    if (result.code !== 0) throw fail(`the README's block ${step.block} exited ${result.code}:\n${result.output}`);
+    const plan = planOf(result.output);
+    say(`   plan of pulumi up (${plan.length}):`);
+    for (const line of wrap(plan, "     ")) say(line);
     say(`   done in ${seconds(performance.now() - start)}`);
-    const gate = gateway.requests.slice(from);
+    if (step.plan !== undefined && JSON.stringify([...plan].sort()) !== JSON.stringify(step.plan)) {
+        throw fail(`pulumi up planned ${plan.join(", ") || "nothing"}; expected exactly ${step.plan.join(", ")}`);
+    }
+    // The gate's requests, not the block's own curl (curl names itself; the gate sends no User-Agent).
+    const gate = gateway.requests.slice(from).filter((r) => r.userAgent?.startsWith("curl/") !== true);
     say(
         gate.length === 0
             ? `   the gate fetched nothing: ${step.gate.why ?? "?"}`
@@ -428,7 +308,7 @@ async function runStep(demo: Demo, step: Step, n: number): Promise<void> {
 
     // What the API server has now: the live route and the pods.
     const route = liveWeights(await cluster.get(APP_KINDS, APP_NAMESPACE));
-    say(`\n   live route, VirtualService ${APP_NAMESPACE}/cowsay-nginx on the API server: ${routeText(route)}${routeBefore === undefined ? "" : `   (before: ${routeText(routeBefore)})`}`);
+    say(`\n   live route, VirtualService ${APP_NAMESPACE}/${APP} on the API server: ${routeText(route)}${routeBefore === undefined ? "" : `   (before: ${routeText(routeBefore)})`}`);
     if (JSON.stringify(route) !== JSON.stringify(step.route)) throw fail(`the live route is ${routeText(route)}; expected ${routeText(step.route)}`);
     const pods = await appPods(cluster);
     say(`   pods in namespace ${APP_NAMESPACE}:`);
@@ -439,7 +319,7 @@ async function runStep(demo: Demo, step: Step, n: number): Promise<void> {
     }
     if (step.samePods === true) {
         const same = JSON.stringify(pods.map((p) => p.uid).sort()) === JSON.stringify(podsBefore.map((p) => p.uid).sort());
-        if (!same) throw fail("pods were replaced; a switch must only move the route");
+        if (!same) throw fail("pods were replaced; this step must only change routing");
         say(`     (the same ${pods.length} pods as before the step: none restarted)`);
     }
 
@@ -450,7 +330,7 @@ async function runStep(demo: Demo, step: Step, n: number): Promise<void> {
         say(`     ${seen.looks}:`);
         for (const line of seen.drawing) say(`       ${line}`);
         if (!seen.page.includes(VERSIONS[v.sees].expect)) {
-            throw fail(`${v.header === undefined ? "a visitor" : `a request with ${HEADER}: ${v.header}`} got ${seen.looks}; expected ${VERSIONS[v.sees].looks} (${v.sees})`);
+            throw fail(`${v.header === undefined ? "a visitor" : `a request with ${HEADER}: ${v.header}`} got ${seen.looks}; expected ${LOOKS[v.sees]} (${v.sees})`);
         }
     }
 }
@@ -459,6 +339,7 @@ async function runStep(demo: Demo, step: Step, n: number): Promise<void> {
 
 async function main(): Promise<number> {
     const started = performance.now();
+    const blocks = new Map(readmeBlocks().map((b) => [b.id, b]));
     await prepare();
     checkStop();
 
@@ -470,14 +351,11 @@ async function main(): Promise<number> {
         say("\n== Starting a local control plane of its own (kube-apiserver, etcd, scheduler, controller-manager, kwok)");
         let t = performance.now();
         say("$ scripts/cluster.sh up");
-        cluster = await LocalCluster.up();
-        checkStop();
         say("$ scripts/cluster.sh apply-crds");
-        await cluster.script("apply-crds");
         // A cluster that runs a mesh has its ingress namespace; the TLS Certificate goes there.
-        say("$ kubectl create namespace istio-ingress");
-        const ns = await cluster.kubectl("create", "namespace", "istio-ingress");
-        if (ns.code !== 0) throw new StepFailed(`kubectl create namespace istio-ingress: ${ns.stderr}`);
+        say(`$ kubectl create namespace ${INGRESS_NAMESPACE}`);
+        cluster = await LocalCluster.up({ crds: true, namespaces: [INGRESS_NAMESPACE] });
+        checkStop();
         say(`   ready in ${seconds(performance.now() - t)}, in a temporary state directory: KUBECONFIG=${cluster.env.KUBECONFIG ?? "?"}`);
         say("   Istio's and cert-manager's CRDs are applied, not their controllers: kwok's fake nodes make pods Ready");
         say("   without running them, and a stand-in answers for the Istio ingress gateway, routing each request with");
@@ -492,17 +370,13 @@ async function main(): Promise<number> {
         const plugins = path.join(process.env.PULUMI_HOME ?? "", "plugins");
         if (existsSync(plugins)) symlinkSync(plugins, path.join(home, "plugins"));
         else mkdirSync(path.join(home, "plugins"));
-        stack = EngineStack.project({ config: {}, target: "cluster", env: { ...cluster.env, PULUMI_HOME: home } });
-        const demo: Demo = { cluster, gateway, stack };
-
-        say(`\n== Setup: a copy of the program in ${stack.dir}, state in ${stack.env.PULUMI_BACKEND_URL ?? "?"}`);
-        t = performance.now();
-        await pulumi(stack, "stack", "init", "blog");
+        stack = EngineStack.project({ config: {}, target: "cluster", env: { ...cluster.env, PULUMI_HOME: home, GATEWAY_ADDRESS: gateway.address } });
         // The local cluster has Istio's and cert-manager's CRDs but not their charts (no internet here).
-        await pulumi(stack, "config", "set", "installIstio", "false");
-        await pulumi(stack, "config", "set", "installCertManager", "false");
-        await pulumi(stack, "config", "set", "gatewayUrl", `https://${gateway.address}`);
-        say(`   (${seconds(performance.now() - t)})`);
+        stack.writeStackFiles({ blog: Object.fromEntries(Object.entries(NO_INSTALLS).map(([key, value]) => [configKey(key), value])) });
+        say(`\n== Setup: a copy of the program in ${stack.dir}, state in ${stack.env.PULUMI_BACKEND_URL ?? "?"}`);
+        say(`   Pulumi.blog.yaml starts with ${Object.entries(NO_INSTALLS).map(([key, value]) => `${key}: ${value}`).join(", ")} (the charts cannot be fetched here);`);
+        say("   the steps are the README's walkthrough blocks, run as written with GATEWAY_ADDRESS set.");
+        const demo: Demo = { cluster, gateway, stack, blocks };
 
         for (const [i, step] of STEPS.entries()) {
             t = performance.now();
@@ -517,54 +391,30 @@ async function main(): Promise<number> {
     }
 }
 
-/**
- * Stops the control plane and removes every temporary directory. `cluster.sh down` runs in a session of
- * its own, so that a second Ctrl-C cannot cut it short and leave the control plane running.
- */
+/** Stops the control plane and removes every temporary directory, then says whether anything was left. */
 async function teardown(cluster?: LocalCluster, gateway?: StandInGateway, stack?: EngineStack, home?: string): Promise<void> {
     say("\n== Teardown");
     await gateway?.stop().catch(() => undefined);
     if (stack !== undefined) {
         // A pulumi stopped hard (a second Ctrl-C) leaves its plugins to exit on their own, the provider
         // within minutes; they run in the temporary project, which is how they are found.
-        for (const pid of processesIn(stack.dir)) signalPid(pid, "SIGKILL");
+        signalAll(processesIn(stack.dir), "SIGKILL");
         stack.dispose();
     }
     if (home !== undefined) rmSync(home, { recursive: true, force: true });
-    if (cluster !== undefined) {
-        const code = await new Promise<number>((resolve) => {
-            const child = spawn(path.join(ROOT, "scripts", "cluster.sh"), ["down"], { env: cluster.env, detached: true, stdio: ["ignore", "inherit", "inherit"] });
-            child.on("close", (c) => resolve(c ?? 1));
-        });
-        rmSync(cluster.state, { recursive: true, force: true });
-        if (code !== 0) say(`[demo] scripts/cluster.sh down exited ${code}`);
-    }
+    const code = (await cluster?.down({ output: "inherit" })) ?? 0;
+    if (code !== 0) say(`[demo] scripts/cluster.sh down exited ${code}`);
     // What a user would look for afterwards: a control plane or a plugin still running, a directory left.
     const dirs = [stack?.root, home, cluster?.state].filter((d): d is string => d !== undefined);
     const left = [
         ...dirs.filter((d) => existsSync(d)),
-        ...dirs.flatMap((d) => [...processesIn(d), ...processesMentioning(`${d}/`).map((p) => p.pid)]).map((pid) => `process ${pid}`),
-        ...foregroundDescendants().map((pid) => `process ${pid}`),
+        ...[...dirs.flatMap((d) => [...processesIn(d), ...processesMentioning(`${d}/`)]), ...descendants(process.pid, { sameGroup: true })].map((p) => `process ${p.pid} (${p.command})`),
     ];
     if (left.length === 0) say("   nothing left behind: the control plane is stopped, the temporary directories are removed");
     else {
         say(`[demo] left behind: ${[...new Set(left)].join(", ")}`);
         process.exitCode = 1;
     }
-}
-
-function processesIn(dir: string): number[] {
-    return readdirSync("/proc")
-        .filter((entry) => /^\d+$/.test(entry) && Number(entry) !== process.pid)
-        .filter((entry) => {
-            try {
-                const cwd = readlinkSync(`/proc/${entry}/cwd`);
-                return cwd === dir || cwd.startsWith(`${dir}/`);
-            } catch {
-                return false;
-            }
-        })
-        .map(Number);
 }
 
 process.on("SIGINT", onSignal);
@@ -578,7 +428,6 @@ main().then(
             process.exit(stopSignal === "SIGINT" ? 130 : 143);
         }
         if (err instanceof StepFailed) say(`\n[demo] FAILED: ${err.message}`);
-        else if (err instanceof CommandError) say(`\n[demo] FAILED: ${err.message}`);
         else say(`\n[demo] FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
         process.exit(1);
     },

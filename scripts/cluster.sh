@@ -463,6 +463,12 @@ cmd_up() {
         teardown
     fi
     log "kwokctl create cluster: kubernetes v$K8S_VERSION, etcd v$ETCD_VERSION, kwok v$KWOK_VERSION (~10 s) ..."
+    # kwokctl picks each port by probing for a free one, and the component binds it only later: two
+    # clusters created at once (the fleet's three, suites run side by side) took the same ports. One
+    # create at a time on this machine, until its components listen. fd 7 is closed for kwokctl, so no
+    # component inherits the lock.
+    exec 7>"$CACHE/create.lock"
+    flock -w $((TIMEOUT * 2)) 7 || die "another cluster.sh has held $CACHE/create.lock for $((TIMEOUT * 2)) s"
     kwokctl create cluster --config "$SRC/kwokctl.yaml" --runtime binary \
         --kubeconfig "" --timeout "${TIMEOUT}s" \
         --etcd-binary "$BIN/etcd" --kube-apiserver-binary "$BIN/kube-apiserver" \
@@ -470,8 +476,9 @@ cmd_up() {
         --kube-scheduler-binary "$BIN/kube-scheduler" --kwok-controller-binary "$BIN/kwok" \
         --extra-args "kube-controller-manager=cluster-signing-cert-file=$W/pki/ca.crt" \
         --extra-args "kube-controller-manager=cluster-signing-key-file=$W/pki/ca.key" \
-        || die "kwokctl create cluster failed"
+        7>&- || die "kwokctl create cluster failed"
     for c in "${COMPONENTS[@]}"; do wait_healthy "$c"; done
+    exec 7>&-
     log "kwokctl scale node --replicas $NODES ..."
     # Node addresses on loopback: the API server's log/exec calls to a node then fail at once.
     kwokctl scale node --replicas "$NODES" --param '.nodeIPs=["127.0.0.1"]' || die "kwokctl scale node failed"

@@ -15,6 +15,8 @@
 #
 # Usage:
 #   scripts/engine.sh build            build what is missing (prints where things are)
+#   scripts/engine.sh built            exit 0 if everything is cached; otherwise print what `build` would
+#                                      build, one line each with its cold time, and exit 1
 #   eval "$(scripts/engine.sh env)"    build if needed, then export PATH (the CLI, and Node 24 from
 #                                      node_modules/.bin), PULUMI_HOME, ... in this shell
 #   scripts/engine.sh exec CMD [ARGS]  run one command in that environment, e.g. `exec pulumi preview`
@@ -126,6 +128,14 @@ build_provider() {
     mv "$tmp/pulumi-resource-kubernetes" "$PROVIDER_BIN"
 }
 
+# What `build` would compile, one line each, nothing if all is cached (the plugin install is seconds).
+missing() {
+    if use_own_cli && ! [[ -x $BIN/pulumi && -x $BIN/pulumi-language-nodejs ]]; then
+        echo "the Pulumi CLI v${PULUMI_VERSION} and its Node.js language host (cold: 6-13 min on 2 cores)"
+    fi
+    [[ -x $PROVIDER_BIN ]] || echo "the Kubernetes provider v${K8S_VERSION} (cold: 8-11 min on 2 cores)"
+}
+
 pulumi_cmd() {
     if use_own_cli; then "$BIN/pulumi" "$@"; else pulumi "$@"; fi
 }
@@ -182,6 +192,11 @@ case "$cmd" in
         log "kubernetes plugin v${K8S_VERSION}: $PULUMI_HOME/plugins/resource-kubernetes-v${K8S_VERSION}"
         log "use: eval \"\$(scripts/engine.sh env)\""
         ;;
+    built)
+        todo=$(missing)
+        [[ -z $todo ]] || { printf '%s\n' "$todo"; exit 1; }
+        log "cached: $KEYDIR"
+        ;;
     env)
         ensure
         print_env
@@ -202,6 +217,6 @@ case "$cmd" in
         sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
         ;;
     *)
-        die "unknown command '$cmd' (try: build, env, exec, clean, help)"
+        die "unknown command '$cmd' (try: build, built, env, exec, clean, help)"
         ;;
 esac

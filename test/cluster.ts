@@ -1,5 +1,6 @@
 // A local control plane for one test file (or the demo): scripts/cluster.sh up in a temporary state
-// directory, the environment that points kubectl and the Kubernetes provider at it, and down. Needs the
+// directory (with the CRDs and namespaces the app expects, when asked), the environment that points
+// kubectl and the Kubernetes provider at it, and down. Needs the
 // control plane built (`scripts/cluster.sh build`; `up` builds what is missing).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -7,7 +8,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 
 import type { KubeObject } from "./gateway";
-import { runCommand, type CommandResult } from "./processes";
+import { runCommand, runToEnd, type CommandResult } from "./processes";
 
 const SCRIPT = path.resolve(__dirname, "..", "..", "scripts", "cluster.sh");
 
@@ -18,8 +19,24 @@ export class LocalCluster {
         readonly env: NodeJS.ProcessEnv,
     ) {}
 
-    /** Starts a cluster of its own; returns once the API server, the nodes and the default ServiceAccount are ready. */
-    static async up(): Promise<LocalCluster> {
+    /**
+     * Starts a cluster of its own; returns once the API server, the nodes and the default
+     * ServiceAccount are ready. With `crds`, Istio's, cert-manager's and the Gateway API's CRDs are
+     * applied (as a cluster that runs a mesh has them), and `namespaces` are created.
+     */
+    static async up(options: { crds?: boolean; namespaces?: readonly string[] } = {}): Promise<LocalCluster> {
+        const cluster = await LocalCluster.start();
+        try {
+            if (options.crds === true) await cluster.script("apply-crds");
+            for (const namespace of options.namespaces ?? []) await cluster.createNamespace(namespace);
+        } catch (err) {
+            await cluster.down();
+            throw err;
+        }
+        return cluster;
+    }
+
+    private static async start(): Promise<LocalCluster> {
         const state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-"));
         const base = { ...process.env, COWSAY_CLUSTER_STATE: state };
         // The cluster's processes outlive this one; if this process ends without down() (a failed
@@ -72,9 +89,21 @@ export class LocalCluster {
         return (JSON.parse(result.stdout) as { items: KubeObject[] }).items;
     }
 
-    /** Stops every process `up` started and removes the state directory. */
-    async down(): Promise<void> {
-        await runCommand(SCRIPT, ["down"], { env: this.env });
+    /** Creates a namespace unless it exists. */
+    async createNamespace(namespace: string): Promise<void> {
+        if ((await this.kubectl("get", "namespace", namespace, "--ignore-not-found", "-o", "name")).stdout.trim() !== "") return;
+        const created = await this.kubectl("create", "namespace", namespace);
+        if (created.code !== 0) throw new Error(`kubectl create namespace ${namespace} failed: ${created.stderr}`);
+    }
+
+    /**
+     * Stops every process `up` started and removes the state directory; resolves with the script's
+     * exit code. `cluster.sh down` runs in a session of its own, so that a second Ctrl-C in the
+     * terminal cannot cut it short and leave the control plane running.
+     */
+    async down(options: { output?: "inherit" } = {}): Promise<number> {
+        const code = await runToEnd(SCRIPT, ["down"], { env: this.env, output: options.output ?? "ignore", detached: true });
         rmSync(this.state, { recursive: true, force: true });
+        return code;
     }
 }

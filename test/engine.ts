@@ -6,13 +6,14 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 
-import { parseAllDocuments } from "yaml";
+import { parseAllDocuments, parseDocument } from "yaml";
 
-import { runCommand, type CommandResult } from "./processes";
+import { ROOT } from "./constants";
+import { runCommand, runUntil, type CommandResult, type RunningCommand } from "./processes";
 
 import type { KubeObject } from "./gateway";
 
-export const ROOT = path.resolve(__dirname, "..", "..");
+export { ROOT };
 /** What a copy of the program needs to run: the project files, not the tests. */
 export const PROGRAM_FILES = ["Pulumi.yaml", "Pulumi.dev.yaml", "index.ts", "components", "package.json", "tsconfig.json", "versions.json"];
 
@@ -65,6 +66,15 @@ export interface StackOptions {
     readonly target?: "render" | "cluster";
 }
 
+/** A stack's config as its stack file holds it (keys with their prefix). */
+type StackFileConfig = Record<string, unknown>;
+
+/** A stack's config and state at one moment. */
+interface StackMark {
+    readonly config: string;
+    readonly checkpoint: string;
+}
+
 /** One project directory, one stack, one state backend, one render directory, all temporary. */
 export class EngineStack {
     readonly dir: string;
@@ -72,6 +82,16 @@ export class EngineStack {
     readonly target: "render" | "cluster";
     /** The environment every pulumi command (and every README block) runs with. */
     readonly env: NodeJS.ProcessEnv;
+    /** The project's name (Pulumi.yaml), which prefixes its config keys. */
+    readonly project: string;
+    /** The stack `create` made; deploy() and configure() work on it. */
+    private readonly stackName = "e2e";
+    /** The config `create` was given: what deploy() starts from. */
+    private readonly baseConfig: Record<string, string>;
+    /** The stack's config and state right after each successful up(), oldest first (see deploy). */
+    private readonly ups: StackMark[] = [];
+    /** Places remember() named. */
+    private readonly places = new Map<string, StackMark>();
 
     private constructor(readonly root: string, options: StackOptions) {
         this.dir = path.join(root, "project");
@@ -87,12 +107,11 @@ export class EngineStack {
                 writeFileSync(path.join(this.dir, "Pulumi.yaml"), project.replace(/^    packagemanager: npm$/m, "    packagemanager: npm\n    typescript: false"));
             }
         } else {
-            for (const [file, content] of Object.entries(options.files)) {
-                mkdirSync(path.dirname(path.join(this.dir, file)), { recursive: true });
-                writeFileSync(path.join(this.dir, file), content);
-            }
+            this.useProgram(options.files);
         }
         symlinkSync(path.join(ROOT, "node_modules"), path.join(this.dir, "node_modules"));
+        this.project = (parseDocument(readFileSync(path.join(this.dir, "Pulumi.yaml"), "utf8")).toJS() as { name: string }).name;
+        this.baseConfig = options.config;
         this.target = options.target ?? "render";
         this.env = {
             ...process.env,
@@ -113,14 +132,151 @@ export class EngineStack {
         return new EngineStack(mkdtempSync(path.join(tmpdir(), "cowsay-e2e-")), options);
     }
 
-    /** A new stack `e2e` rendering to its own directory, with `config` set. */
+    /**
+     * A new stack `e2e` rendering to its own directory, with `config` set. The config is written into
+     * the stack file directly, as `pulumi config set` would write it (plain values), a command less per
+     * key; the tests that are about `pulumi config` run it themselves.
+     */
     static async create(options: StackOptions): Promise<EngineStack> {
         const stack = EngineStack.project(options);
-        await stack.pulumi("stack", "init", "e2e");
-        if (stack.target === "render") await stack.pulumi("config", "set", "kubernetes:renderYamlToDirectory", stack.renderDir);
-        const project = (readFileSync(path.join(stack.dir, "Pulumi.yaml"), "utf8").match(/^name: (\S+)/m) ?? [])[1];
-        for (const [key, value] of Object.entries(options.config)) await stack.pulumi("config", "set", `${project}:${key}`, "--", value);
+        await stack.pulumi("stack", "init", stack.stackName);
+        stack.writeStackConfig(stack.stackName, {
+            ...(stack.target === "render" ? { "kubernetes:renderYamlToDirectory": stack.renderDir } : {}),
+            ...Object.fromEntries(Object.entries(options.config).map(([key, value]) => [`${stack.project}:${key}`, value])),
+        });
         return stack;
+    }
+
+    private stackFile(stack = this.stackName): string {
+        return path.join(this.dir, `Pulumi.${stack}.yaml`);
+    }
+
+    /**
+     * Adds config to named stack files (stack name -> keys with their prefix -> value), before or
+     * after `pulumi stack init`, keeping what the file holds (the README's stacks get their render
+     * directory this way, in the example stack file the program ships too).
+     */
+    writeStackFiles(files: Record<string, Record<string, string>>): void {
+        for (const [stack, config] of Object.entries(files)) this.writeStackConfig(stack, config);
+    }
+
+    /** Sets (a string) or removes (undefined) keys of a stack file's config, keeping the rest of the file. */
+    private writeStackConfig(stack: string, config: Record<string, string | undefined>): void {
+        const file = this.stackFile(stack);
+        const doc = parseDocument(existsSync(file) ? readFileSync(file, "utf8") : "");
+        if (!doc.has("config")) doc.set("config", doc.createNode({}));
+        for (const [key, value] of Object.entries(config)) {
+            if (value === undefined) doc.deleteIn(["config", key]);
+            else doc.setIn(["config", key], value);
+        }
+        writeFileSync(file, String(doc));
+    }
+
+    /** The stack file's config (keys with their prefix): strings, objects set with --path, `{ secure }` secrets. */
+    private stackConfig(): StackFileConfig {
+        const file = this.stackFile();
+        return existsSync(file) ? (((parseDocument(readFileSync(file, "utf8")).toJS() as { config?: StackFileConfig } | null)?.config) ?? {}) : {};
+    }
+
+    /**
+     * The stack's config once configure(changes) has run: what `create` was given with `changes` on
+     * top (undefined removes a key), every other key of the project removed, other keys kept.
+     */
+    private configAfter(changes: Record<string, string | undefined>): StackFileConfig {
+        const wanted: Record<string, string | undefined> = { ...this.baseConfig, ...changes };
+        const config: StackFileConfig = Object.fromEntries(Object.entries(this.stackConfig()).filter(([key]) => !key.startsWith(`${this.project}:`) || wanted[key.slice(this.project.length + 1)] !== undefined));
+        for (const [key, value] of Object.entries(wanted)) if (value !== undefined) config[`${this.project}:${key}`] = value;
+        return config;
+    }
+
+    /**
+     * Sets the stack's config to configAfter(changes): whatever an earlier test left, a test that
+     * calls this starts from the config it names. Only a file that differs is written.
+     */
+    configure(changes: Record<string, string | undefined> = {}): void {
+        const current = this.stackConfig();
+        const wanted = this.configAfter(changes);
+        const edits: Record<string, string | undefined> = {};
+        for (const key of Object.keys(current)) if (!(key in wanted)) edits[key] = undefined;
+        for (const [key, value] of Object.entries(wanted)) if (current[key] !== value) edits[key] = value as string;
+        if (Object.keys(edits).length > 0) this.writeStackConfig(this.stackName, edits);
+    }
+
+    /**
+     * A test's fixture: the stack deployed with each of `steps` in turn (configure, then up; with no
+     * steps, the base config), so that it ends in the state the last step names and has the history
+     * the earlier ones give it (a rollback is a switch back to the version live before).
+     * Steps that the last successful up()s already took, with nothing changed since (no other
+     * update, refresh, killed run or README block), are not run again: a test that follows the one
+     * that got the stack there starts at once; a test run alone runs them all.
+     */
+    async deploy(...steps: Record<string, string | undefined>[]): Promise<void> {
+        const path = steps.length === 0 ? [{}] : steps;
+        const targets = path.map((step) => canonical(this.configAfter(step)));
+        const unchanged = this.ups.length > 0 && this.ups[this.ups.length - 1].checkpoint === this.checkpoint();
+        // The longest start of the path that the last ups took, in order, ending with the newest.
+        let done = 0;
+        if (unchanged) {
+            for (let k = Math.min(targets.length, this.ups.length); k > 0 && done === 0; k--) {
+                const recent = this.ups.slice(-k);
+                if (recent.every((up, i) => up.config === targets[i])) done = k;
+            }
+        }
+        if (done === path.length) {
+            this.configure(path[path.length - 1]);
+            return;
+        }
+        for (const step of path.slice(done)) {
+            this.configure(step);
+            await this.up();
+        }
+    }
+
+    /** The stack's config and state now, to tell later whether anything changed since. */
+    private mark(): StackMark {
+        return { config: canonical(this.stackConfig()), checkpoint: this.checkpoint() };
+    }
+
+    private isAt(mark: StackMark): boolean {
+        const now = this.mark();
+        return now.config === mark.config && now.checkpoint === mark.checkpoint;
+    }
+
+    /**
+     * Names where the stack is now (its config and state), for a later reach(name): a test that
+     * ends where the next one starts says so, and the next one starts at once.
+     */
+    remember(name: string): void {
+        this.places.set(name, this.mark());
+    }
+
+    /**
+     * A test's fixture for a state deploy() cannot name (a failed switch, an update with --exclude):
+     * runs `steps` to get there, unless the stack is still exactly where remember(name) saw it.
+     */
+    async reach(name: string, steps: () => Promise<void>): Promise<void> {
+        const place = this.places.get(name);
+        if (place !== undefined && this.isAt(place)) return;
+        await steps();
+        this.remember(name);
+    }
+
+    /**
+     * The stack's state as the file backend holds it, without what changes on every write (times,
+     * the manifest): equal checkpoints mean no update changed anything in between.
+     */
+    private checkpoint(): string {
+        const file = path.join(this.root, "state", ".pulumi", "stacks", this.project, `${this.stackName}.json`);
+        if (!existsSync(file)) return "";
+        const saved = JSON.parse(readFileSync(file, "utf8")) as { checkpoint?: { latest?: { manifest?: unknown; resources?: Record<string, unknown>[] } } };
+        const latest = saved.checkpoint?.latest ?? {};
+        const resources = (latest.resources ?? []).map(({ created: _c, modified: _m, ...rest }) => rest);
+        return JSON.stringify({ ...latest, manifest: undefined, resources });
+    }
+
+    /** Starts `pulumi args...` in the project and resolves once its output matches `line` (see runUntil). */
+    runUntil(line: RegExp, ...args: string[]): Promise<RunningCommand> {
+        return runUntil("pulumi", args, { cwd: this.dir, env: this.env }, line);
     }
 
     /** Puts the program as it is in the tree in the project, in place of the one there (an older one); the stack and its config stay. */
@@ -128,6 +284,15 @@ export class EngineStack {
         for (const file of PROGRAM_FILES) {
             rmSync(path.join(this.dir, file), { recursive: true, force: true });
             if (existsSync(path.join(ROOT, file))) cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
+        }
+    }
+
+    /** Puts `files` (path -> content, e.g. the program at an older commit) in the project in place of the program there; the stack and its config stay. */
+    useProgram(files: Record<string, string>): void {
+        for (const file of PROGRAM_FILES) rmSync(path.join(this.dir, file), { recursive: true, force: true });
+        for (const [file, content] of Object.entries(files)) {
+            mkdirSync(path.dirname(path.join(this.dir, file)), { recursive: true });
+            writeFileSync(path.join(this.dir, file), content);
         }
     }
 
@@ -143,8 +308,17 @@ export class EngineStack {
         return result;
     }
 
-    up(): Promise<CommandResult> {
-        return this.pulumi("up", "--yes", "--skip-preview", "--non-interactive");
+    /** `pulumi up` that is meant to fail here: rejects if it succeeds, resolves with its output. */
+    async upFails(): Promise<string> {
+        const up = await this.run("up", "--yes", "--skip-preview", "--non-interactive");
+        if (up.code === 0) throw new Error(`pulumi up succeeded; it must fail here:\n${up.stdout}`);
+        return up.stdout + up.stderr;
+    }
+
+    async up(): Promise<CommandResult> {
+        const result = await this.pulumi("up", "--yes", "--skip-preview", "--non-interactive");
+        this.ups.push(this.mark());
+        return result;
     }
 
     /** The steps `pulumi preview --json` plans, or the failed result. */
@@ -217,6 +391,13 @@ export class EngineStack {
 }
 
 type Spec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** JSON with the keys of every object sorted: equal values, equal text, whatever order they were written in. */
+function canonical(value: unknown): string {
+    return JSON.stringify(value, (_key, v: unknown) =>
+        v !== null && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : v,
+    );
+}
 
 /** The live VirtualService's weights by subset, from a list of objects. */
 export function liveWeights(objects: readonly KubeObject[]): Record<string, number> {

@@ -4,7 +4,8 @@
 // VirtualServices, or the Gateway API's HTTPRoutes when some are bound to a Gateway. It answers
 // with the page of the image the chosen version runs: the cow for dougbtv/nginx-cowsay:v1, the hotdog
 // for :v2. A version with no pods answers 503, as Envoy does. Tests can break a version's page, make
-// the gateway hang (accept and never answer) or take it down.
+// the gateway hang (accept and never answer), take it down and bring it back at the same address, and
+// reset it to serving before a test that needs it so.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
@@ -13,6 +14,8 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type { Duplex } from "node:stream";
+
+import { HEADER, VERSIONS } from "./constants";
 
 /** A Kubernetes object as the routing needs it. */
 export interface KubeObject {
@@ -29,9 +32,10 @@ export interface KubeObject {
 /** Where the stand-in reads the objects the program created. */
 export type ObjectSource = () => Promise<readonly KubeObject[]>;
 
+/** What the blog post's two images serve (the start of their pages). */
 export const PAGES: Readonly<Record<string, string>> = {
-    "dougbtv/nginx-cowsay:v1": "<pre>\n ______________\n< Hello OPNFV >\n --------------\n        \\   ^__^\n         \\  (oo)\\_______\n</pre>\n",
-    "dougbtv/nginx-cowsay:v2": "<pre>\n ______________\n< Hello OPNFV >\n --------------\n   \\   _______\n    \\ |O___O  |\n</pre>\n",
+    [VERSIONS.v1.image]: "<pre>\n ______________\n< Hello OPNFV >\n --------------\n        \\   ^__^\n         \\  (oo)\\_______\n</pre>\n",
+    [VERSIONS.v2.image]: "<pre>\n ______________\n< Hello OPNFV >\n --------------\n   \\   _______\n    \\ |O___O  |\n</pre>\n",
 };
 
 /** The page an image serves: the two cowsay pages, or one that names the image. */
@@ -42,12 +46,17 @@ export function pageOf(image: string): string {
 export type GatewayMode = "serving" | "silent";
 
 export class StandInGateway {
-    /** Requests seen, newest last: the version each was routed to (or the status it got). */
-    readonly requests: { header?: string; routedTo?: string; status: number }[] = [];
+    /**
+     * Requests seen, newest last: the test-route header, the version each was routed to (or the status
+     * it got), and the client's User-Agent (curl sends one; the gate sends none).
+     */
+    readonly requests: { header?: string; routedTo?: string; status: number; userAgent?: string }[] = [];
     /** Pages to serve instead of an image's own (image -> page): a broken release. */
     readonly overrides = new Map<string, string>();
     mode: GatewayMode = "serving";
     private readonly sockets = new Set<Duplex>();
+    /** The port it took at start, kept across down() and up(). */
+    private port = 0;
 
     private constructor(
         private readonly server: Server,
@@ -57,7 +66,7 @@ export class StandInGateway {
     ) {}
 
     /** Starts on a free loopback port. `header` is the test-route header in force. */
-    static async start(source: ObjectSource, header: () => string = () => "x-cowsay-version"): Promise<StandInGateway> {
+    static async start(source: ObjectSource, header: () => string = () => HEADER): Promise<StandInGateway> {
         const certDir = mkdtempSync(path.join(tmpdir(), "cowsay-gw-"));
         // A throwaway self-signed certificate, as the default issuer would give the real gateway.
         execFileSync("openssl", [
@@ -70,7 +79,7 @@ export class StandInGateway {
             if (gateway.mode === "silent") return; // never answers
             const host = String(req.headers.host ?? "").replace(/:\d+$/, "");
             void gateway.route(host, req.headers, req.method ?? "GET", req.url ?? "/").then(({ status, body, routedTo }) => {
-                gateway.requests.push({ header: req.headers[gateway.header()] as string | undefined, routedTo, status });
+                gateway.requests.push({ header: req.headers[gateway.header()] as string | undefined, routedTo, status, userAgent: req.headers["user-agent"] });
                 res.writeHead(status, { "content-type": "text/html" }).end(body);
             });
         });
@@ -79,12 +88,45 @@ export class StandInGateway {
             socket.on("close", () => gateway.sockets.delete(socket));
         });
         await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+        gateway.port = (server.address() as AddressInfo).port;
         return gateway;
     }
 
-    /** host:port, as the README's GATEWAY_ADDRESS. */
+    /** host:port, as the README's GATEWAY_ADDRESS (the same after down() and up()). */
     get address(): string {
-        return `127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+        return `127.0.0.1:${this.port}`;
+    }
+
+    /** Stops accepting and drops every connection: nothing answers at the address until up(). */
+    async down(): Promise<void> {
+        if (!this.server.listening) return;
+        const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+        for (const socket of this.sockets) socket.destroy();
+        await closed;
+    }
+
+    /** Listens again at the same address after down(). */
+    async up(): Promise<void> {
+        if (this.server.listening) return;
+        await new Promise<void>((resolve, reject) => {
+            this.server.once("error", reject);
+            this.server.listen(this.port, "127.0.0.1", () => {
+                this.server.off("error", reject);
+                resolve();
+            });
+        });
+    }
+
+    /** Makes `image` answer with a page that is not its own (the cow, by default): a broken release. */
+    serveWrongPage(image: string, page = pageOf(VERSIONS.v1.image)): void {
+        this.overrides.set(image, page);
+    }
+
+    /** Back to a gateway that is up and answers every version with its own page. */
+    async reset(): Promise<void> {
+        this.mode = "serving";
+        this.overrides.clear();
+        await this.up();
     }
 
     /** Requests routed to `version` since index `from`. */
@@ -128,10 +170,9 @@ export class StandInGateway {
         return { status: 200, body: this.overrides.get(image) ?? pageOf(image), routedTo: version };
     }
 
-    /** Stops accepting and drops every connection: the gateway is unreachable from here on. */
+    /** Stops for good (down, and its certificate removed). */
     async stop(): Promise<void> {
-        for (const socket of this.sockets) socket.destroy();
-        await new Promise<void>((resolve) => this.server.close(() => resolve()));
+        await this.down();
         rmSync(this.certDir, { recursive: true, force: true });
     }
 }

@@ -4,7 +4,8 @@ import * as path from "node:path";
 
 import * as pulumi from "@pulumi/pulumi";
 
-export const PROJECT = "cowsay-bluegreen";
+import { PROJECT } from "./constants";
+
 const ROOT = path.resolve(__dirname, "..");
 
 /** A resource as the program registered it. */

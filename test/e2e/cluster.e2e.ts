@@ -3,7 +3,9 @@
 // Deployment await, its ordering, its recovery. Istio's, cert-manager's and the Gateway API's CRDs are
 // applied by the test (the installs are off: their charts cannot be fetched here), so the server
 // validates every object against the real schemas and CEL rules. Assertions read what the API
-// server returns, not what the program meant to send.
+// server returns, not what the program meant to send. One control plane serves the suites that need
+// one (each stack in namespaces of its own), started by the first of them; each test brings its stack
+// to the state it starts from (EngineStack.deploy), so any one of them runs alone.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -12,21 +14,26 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { LocalCluster } from "../cluster";
-import { EngineStack, liveWeights, plannedChanges, requirePulumi, replicasByVersion, ROOT } from "../engine";
+import { APP_NAMESPACE as APP, configKey, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, URN, VERSIONS } from "../constants";
+import { EngineStack, liveWeights, plannedChanges, requirePulumi, replicasByVersion } from "../engine";
 import { StandInGateway, type KubeObject } from "../gateway";
 import { processesMentioning } from "../processes";
 import { runBlock, storyBlocks } from "../readme";
 
-const PROJECT = "cowsay-bluegreen";
-const APP = "cowsay";
-const ROUTE_URN = /VirtualService::cowsay-route$/;
-const GATE_URN = /Gate::cowsay-gate$/;
-const BASE = { installIstio: "false", installCertManager: "false", smokeCheckTimeout: "30" };
+const BASE = { ...NO_INSTALLS, smokeCheckTimeout: "30", activeVersion: "v1" };
 
 type Meta = { uid: string; generation?: number; resourceVersion: string };
 const meta = (o: KubeObject) => o.metadata as KubeObject["metadata"] & Meta;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 before(requirePulumi);
+
+// Starting a control plane takes seconds; the suites below share one, with the CRDs applied.
+let shared: Promise<LocalCluster> | undefined;
+const sharedCluster = (): Promise<LocalCluster> => (shared ??= LocalCluster.up({ crds: true }));
+after(async () => {
+    await shared?.then((cluster) => cluster.down(), () => undefined);
+});
 
 describe("against the API server (real engine, real Kubernetes provider, kwok nodes)", () => {
     let cluster: LocalCluster;
@@ -34,23 +41,31 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
     let gateway: StandInGateway;
     const app = () => cluster.get("deployments.apps,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io,poddisruptionbudgets.policy", APP);
     const pods = async () => (await cluster.get("pods", APP)).filter((p) => (p.metadata.labels ?? {}).service === "cowsay-nginx");
-    const set = (key: string, value: string) => stack.pulumi("config", "set", `${PROJECT}:${key}`, "--", value);
+    const set = (key: string, value: string) => stack.pulumi("config", "set", configKey(key), "--", value);
+    /** Stops kwok for `body` (new pods then never become ready) and starts it again whatever happens. */
+    const withoutKwok = async <T>(body: () => Promise<T>): Promise<T> => {
+        await cluster.script("stop", "kwok");
+        try {
+            return await body();
+        } finally {
+            await cluster.script("start", "kwok");
+        }
+    };
 
     before(async () => {
-        cluster = await LocalCluster.up();
-        await cluster.script("apply-crds");
+        cluster = await sharedCluster();
         // A cluster that already runs a mesh has its ingress namespace; the TLS Certificate goes there.
-        assert.equal((await cluster.kubectl("create", "namespace", "istio-ingress")).code, 0);
+        await cluster.createNamespace(INGRESS_NAMESPACE);
         gateway = await StandInGateway.start(() => app());
         stack = await EngineStack.create({ config: { ...BASE, gatewayUrl: `https://${gateway.address}` }, target: "cluster", env: cluster.env });
     });
     after(async () => {
         await gateway?.stop().catch(() => undefined);
         stack?.dispose();
-        await cluster?.down();
     });
 
     it("pulumi up with v1: both Deployments become Ready through the provider's await, the route on the server goes to v1, every declared object exists", async () => {
+        stack.configure();
         await stack.up();
         const objects = await app();
         assert.deepEqual(liveWeights(objects), { v1: 100 });
@@ -63,18 +78,26 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
         const exported = JSON.parse((await stack.pulumi("stack", "export")).stdout) as { deployment: { resources: { type: string; custom?: boolean; outputs?: { kind?: string; metadata?: { name: string; namespace?: string } } }[] } };
         const declared = exported.deployment.resources.filter((r) => r.type.startsWith("kubernetes:") && r.custom === true && r.outputs?.metadata !== undefined);
         assert.ok(declared.length >= 14, `${declared.length} objects`);
+        // One `kubectl get` per namespace (`-o name` prints <resource>.<group>/<name>, as built here).
+        const byNamespace = new Map<string | undefined, string[]>();
         for (const r of declared) {
             const { name, namespace } = r.outputs?.metadata ?? { name: "" };
             const kind = r.type.split(":")[2];
-            const group = r.type.split(":")[1].split("/")[0].replace(/^core$/, "").replace(/^apps$/, "apps");
-            const resource = `${kind.toLowerCase()}${group === "" ? "" : `.${group}`}`;
-            const got = await cluster.kubectl("get", resource, name, ...(namespace === undefined ? [] : ["-n", namespace]), "-o", "name");
-            assert.equal(got.code, 0, `${r.type} ${namespace ?? ""}/${name} is not on the server: ${got.stderr}`);
+            const group = r.type.split(":")[1].split("/")[0].replace(/^core$/, "");
+            byNamespace.set(namespace, [...(byNamespace.get(namespace) ?? []), `${kind.toLowerCase()}${group === "" ? "" : `.${group}`}/${name}`]);
+        }
+        for (const [namespace, objects] of byNamespace) {
+            const got = await cluster.kubectl("get", ...objects, ...(namespace === undefined ? [] : ["-n", namespace]), "-o", "name", "--ignore-not-found");
+            assert.equal(got.code, 0, got.stderr);
+            const found = new Set(got.stdout.trim().split("\n"));
+            assert.deepEqual(objects.filter((o) => !found.has(o)), [], `not on the server (namespace ${namespace ?? "none"}): ${got.stderr}`);
         }
     });
 
     for (const [from, to] of [["v1", "v2"], ["v2", "v1"]]) {
         it(`switching ${from} -> ${to}: the preview plans the route and the gate only; the server routes to ${to}; no pod restarted, no Deployment changed`, async () => {
+            // v2 live after v1, so that the way back is a rollback.
+            await stack.deploy(...(from === "v1" ? [{}] : [{}, { activeVersion: "v2" }]));
             const podsBefore = (await pods()).map((p) => meta(p).uid).sort();
             const generations = Object.fromEntries((await app()).filter((o) => o.kind === "Deployment").map((d) => [d.metadata.name, meta(d).generation]));
             await set("activeVersion", to);
@@ -82,7 +105,7 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
             assert.equal(result.code, 0, result.stderr);
             const planned = plannedChanges(steps);
             assert.deepEqual(planned.map((s) => s.op).sort(), ["update", "update"], JSON.stringify(planned));
-            assert.ok(planned.some((s) => ROUTE_URN.test(s.urn)) && planned.some((s) => GATE_URN.test(s.urn)));
+            assert.ok(planned.some((s) => URN.istioRoute.test(s.urn)) && planned.some((s) => URN.gate.test(s.urn)));
             await stack.up();
             const objects = await app();
             assert.deepEqual(liveWeights(objects), { [to]: 100 });
@@ -92,6 +115,7 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
     }
 
     it("activeVersion=v3 is refused; the server's objects and the stack state are unchanged", async () => {
+        await stack.deploy();
         const versions = (await app()).map((o) => `${o.kind}/${o.metadata.name}@${meta(o).resourceVersion}`).sort();
         const state = await stack.state();
         await set("activeVersion", "v3");
@@ -100,10 +124,10 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
         assert.match(up.stdout + up.stderr, /error: Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2\. Nothing was changed\./);
         assert.deepEqual((await app()).map((o) => `${o.kind}/${o.metadata.name}@${meta(o).resourceVersion}`).sort(), versions);
         assert.deepEqual(await stack.state(), state);
-        await set("activeVersion", "v1");
     });
 
     it("pulumi refresh shows a route edited by hand; pulumi up puts it back", async () => {
+        await stack.deploy();
         const patch = JSON.stringify([{ op: "replace", path: "/spec/http/0/route/0/destination/subset", value: "v2" }]);
         assert.equal((await cluster.kubectl("-n", APP, "patch", "virtualservices.networking.istio.io", "cowsay-nginx", "--type", "json", "-p", patch)).code, 0);
         assert.deepEqual(liveWeights(await app()), { v2: 100 });
@@ -116,24 +140,14 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
     });
 
     it("a pulumi killed while it waits on a Deployment: the documented recovery converges and loses nothing", async () => {
+        await stack.deploy();
         // Without kwok the new pods never become ready, so the provider's await keeps pulumi busy.
-        await cluster.script("stop", "kwok");
-        await set("replicas", "3");
-        const child = spawn("pulumi", ["up", "--yes", "--skip-preview"], { cwd: stack.dir, env: stack.env, stdio: ["ignore", "pipe", "pipe"] });
-        let output = "";
-        await new Promise<void>((resolve, reject) => {
-            const onData = (chunk: Buffer) => {
-                output += chunk.toString();
-                if (/Deployment +cowsay-v[12] +updating/.test(output)) resolve();
-            };
-            child.stdout.on("data", onData);
-            child.stderr.on("data", onData);
-            child.on("close", () => reject(new Error(`pulumi up ended before it waited on a Deployment:\n${output}`)));
+        await withoutKwok(async () => {
+            await set("replicas", "3");
+            const up = await stack.runUntil(/Deployment +cowsay-v[12] +updating/, "up", "--yes", "--skip-preview");
+            await sleep(2000);
+            await up.stop("SIGKILL");
         });
-        await new Promise((r) => setTimeout(r, 2000));
-        child.kill("SIGKILL");
-        await new Promise((resolve) => child.on("close", resolve));
-        await cluster.script("start", "kwok");
 
         const recovery = storyBlocks().find((b) => b.id === "recovery");
         assert.ok(recovery !== undefined, "the recovery block (docs/operations.md)");
@@ -151,25 +165,27 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
     });
 
     it("an API server restarted while an update waits on a Deployment: the next pulumi up converges", async () => {
-        await cluster.script("stop", "kwok");
-        await set("replicas", "2");
-        await set("versions", JSON.stringify({ v1: { image: "dougbtv/nginx-cowsay:v1", expect: "^__^", replicas: 4 }, v2: { image: "dougbtv/nginx-cowsay:v2", expect: "O___O" } }));
-        const child = spawn("pulumi", ["up", "--yes", "--skip-preview"], { cwd: stack.dir, env: stack.env, stdio: ["ignore", "pipe", "pipe"] });
-        let output = "";
-        const done = new Promise<number>((resolve) => child.on("close", (code) => resolve(code ?? 1)));
-        child.stdout.on("data", (c: Buffer) => (output += c.toString()));
-        child.stderr.on("data", (c: Buffer) => (output += c.toString()));
-        while (!/Deployment +cowsay-v1 +updating/.test(output)) {
-            assert.ok(child.exitCode === null, `pulumi up ended before it waited on a Deployment:\n${output}`);
-            await new Promise((r) => setTimeout(r, 200));
-        }
-        await cluster.script("restart", "apiserver");
-        await cluster.script("start", "kwok");
+        // Three pods per version, as the recovery above leaves them: this update changes both.
+        await stack.deploy({ replicas: "3" });
+        const up = await withoutKwok(async () => {
+            await set("replicas", "2");
+            await set("versions", JSON.stringify({ v1: { ...VERSIONS.v1, replicas: 4 }, v2: VERSIONS.v2 }));
+            const running = await stack.runUntil(/Deployment +cowsay-v1 +updating/, "up", "--yes", "--skip-preview");
+            await cluster.script("restart", "apiserver");
+            return running;
+        });
         // The provider's await may not notice that the pods became ready across the restart (its
-        // watch broke); a user who sees it wait presses Ctrl-C, and runs pulumi up again.
-        const code = await Promise.race([done, new Promise<null>((r) => setTimeout(() => r(null), 90_000))]);
-        if (code === null) child.kill("SIGINT");
-        if ((code ?? (await done)) !== 0) await stack.up();
+        // watch broke); a user who sees the pods ready and pulumi still waiting gives it a while,
+        // presses Ctrl-C, and runs pulumi up again. At most 90 s in all, as before the pods are seen.
+        const v1Ready = async () => (await app().catch(() => [])).some((d) => d.metadata.name === "cowsay-nginx-v1" && (d as unknown as { status?: { readyReplicas?: number } }).status?.readyReplicas === 4);
+        const deadline = Date.now() + 90_000;
+        let readySince: number | undefined;
+        while (!up.ended() && Date.now() < deadline && (readySince === undefined || Date.now() - readySince < 20_000)) {
+            if (readySince === undefined && (await v1Ready())) readySince = Date.now();
+            await sleep(1000);
+        }
+        const code = up.ended() ? await up.exited : await up.stop("SIGINT");
+        if (code !== 0) await stack.up();
         const objects = await app();
         assert.deepEqual(replicasByVersion(objects), { v1: 4, v2: 2 });
         assert.equal((objects.find((d) => d.metadata.name === "cowsay-nginx-v1") as unknown as { status: { readyReplicas?: number } }).status.readyReplicas, 4);
@@ -177,6 +193,8 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
     });
 
     it("pulumi destroy leaves nothing of the app behind", async () => {
+        // Any deployed state will do; one is made only when there is none.
+        if (((await stack.state()) as unknown[]).length === 0) await stack.deploy();
         await stack.pulumi("destroy", "--yes");
         const gone = async () => (await cluster.kubectl("get", "namespace", APP, "--ignore-not-found", "-o", "name")).stdout.trim() === "";
         for (let i = 0; i < 120 && !(await gone()); i++) await new Promise((r) => setTimeout(r, 500));
@@ -189,48 +207,50 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
 });
 
 describe("routingApi gateway-api against the API server (real engine, real Kubernetes provider, kwok nodes)", () => {
+    // Namespaces of its own, beside the Istio suite's on the same control plane.
+    const ns = { app: `${APP}-gateway-api`, ingress: `${INGRESS_NAMESPACE}-gateway-api` };
     let cluster: LocalCluster;
     let stack: EngineStack;
     let gateway: StandInGateway;
     // The stand-in reads the Gateway API objects (the Gateway is in the ingress namespace) and the pods' Deployments.
     const objects = async () => [
-        ...(await cluster.get("httproutes.gateway.networking.k8s.io,services,deployments.apps", APP)),
-        ...(await cluster.get("gateways.gateway.networking.k8s.io", "istio-ingress")),
+        ...(await cluster.get("httproutes.gateway.networking.k8s.io,services,deployments.apps", ns.app)),
+        ...(await cluster.get("gateways.gateway.networking.k8s.io", ns.ingress)),
     ];
     const backends = async (name: string) => {
-        const route = (await cluster.get("httproutes.gateway.networking.k8s.io", APP)).find((r) => r.metadata.name === name);
+        const route = (await cluster.get("httproutes.gateway.networking.k8s.io", ns.app)).find((r) => r.metadata.name === name);
         return ((route?.spec as { rules: { backendRefs: { name: string; weight?: number }[] }[] }).rules[0].backendRefs).map((b) => [b.name, b.weight]);
     };
-    const podUids = async () => (await cluster.get("pods", APP)).map((p) => meta(p).uid).sort();
+    const podUids = async () => (await cluster.get("pods", ns.app)).map((p) => meta(p).uid).sort();
 
     before(async () => {
-        cluster = await LocalCluster.up();
-        await cluster.script("apply-crds");
-        assert.equal((await cluster.kubectl("create", "namespace", "istio-ingress")).code, 0);
+        cluster = await sharedCluster();
+        await cluster.createNamespace(ns.ingress);
         gateway = await StandInGateway.start(objects);
-        // The cluster has the Gateway API CRDs (applied above), as a cluster with a mesh would.
+        // The cluster has the Gateway API CRDs (applied by sharedCluster), as a cluster with a mesh would.
         stack = await EngineStack.create({
-            config: { ...BASE, routingApi: "gateway-api", gatewayApiCrds: "none", gatewayUrl: `https://${gateway.address}` },
+            config: { ...BASE, routingApi: "gateway-api", gatewayApiCrds: "none", gatewayUrl: `https://${gateway.address}`, appNamespace: ns.app, ingressNamespace: ns.ingress },
             target: "cluster",
             env: cluster.env,
         });
-        await stack.up();
     });
     after(async () => {
         await gateway?.stop().catch(() => undefined);
         stack?.dispose();
-        await cluster?.down();
     });
 
     it("pulumi up with v1: the HTTPRoutes on the server (gateway and mesh) send everything to v1's Service", async () => {
+        await stack.deploy();
         assert.deepEqual(await backends("cowsay-nginx"), [["cowsay-nginx-v1", 100]]);
         assert.deepEqual(await backends("cowsay-nginx-mesh"), [["cowsay-nginx-v1", 100]]);
     });
 
     for (const [from, to] of [["v1", "v2"], ["v2", "v1"]]) {
         it(`switching ${from} -> ${to}: only the two live HTTPRoutes and the gate change; the same pods keep running`, async () => {
+            // v2 live after v1, so that the way back is a rollback.
+            await stack.deploy(...(from === "v1" ? [{}] : [{}, { activeVersion: "v2" }]));
             const pods = await podUids();
-            await stack.pulumi("config", "set", `${PROJECT}:activeVersion`, to);
+            await stack.pulumi("config", "set", configKey("activeVersion"), to);
             const planned = plannedChanges((await stack.preview()).steps);
             assert.deepEqual(planned.map((s) => s.urn.split("::").pop()).sort(), ["cowsay-gate", "cowsay-mesh-route", "cowsay-route"]);
             assert.ok(planned.every((s) => s.op === "update"), JSON.stringify(planned));
@@ -245,35 +265,33 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
     }
 
     it("activeVersion=v3 is refused; the server's HTTPRoutes and the state are unchanged", async () => {
-        const routes = (await cluster.get("httproutes.gateway.networking.k8s.io", APP)).map((r) => `${r.metadata.name}@${meta(r).resourceVersion}`).sort();
+        await stack.deploy();
+        const routes = (await cluster.get("httproutes.gateway.networking.k8s.io", ns.app)).map((r) => `${r.metadata.name}@${meta(r).resourceVersion}`).sort();
         const state = await stack.state();
-        await stack.pulumi("config", "set", `${PROJECT}:activeVersion`, "v3");
+        await stack.pulumi("config", "set", configKey("activeVersion"), "v3");
         const up = await stack.run("up", "--yes", "--skip-preview");
         assert.notEqual(up.code, 0);
         assert.match(up.stdout + up.stderr, /error: Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2\. Nothing was changed\./);
-        assert.deepEqual((await cluster.get("httproutes.gateway.networking.k8s.io", APP)).map((r) => `${r.metadata.name}@${meta(r).resourceVersion}`).sort(), routes);
+        assert.deepEqual((await cluster.get("httproutes.gateway.networking.k8s.io", ns.app)).map((r) => `${r.metadata.name}@${meta(r).resourceVersion}`).sort(), routes);
         assert.deepEqual(await stack.state(), state);
     });
 });
 
 describe("server-side validation of what the program emits (API server with the real CRDs)", () => {
     let cluster: LocalCluster;
-    const cow = { image: "dougbtv/nginx-cowsay:v1", expect: "^__^" };
-    const hotdog = { image: "dougbtv/nginx-cowsay:v2", expect: "O___O" };
     const STACKS: Record<string, Record<string, string>> = {
         default: {},
         "a 90/10 split": { trafficSplit: '{"v1":90,"v2":10}' },
-        "v3 declared, idle at 0": { versions: JSON.stringify({ v1: cow, v2: hotdog, v3: { image: "registry.example.com/cowsay:v3", expect: "v3" } }), idleReplicas: "0" },
+        "v3 declared, idle at 0": { versions: JSON.stringify({ ...VERSIONS, v3: { image: "registry.example.com/cowsay:v3", expect: "v3" } }), idleReplicas: "0" },
         "test routes off": { testRouteHeader: "", smokeCheck: "false" },
         "the Gateway API": { routingApi: "gateway-api", gatewayApiCrds: "none" },
     };
 
     before(async () => {
-        cluster = await LocalCluster.up();
-        await cluster.script("apply-crds");
-        for (const ns of ["istio-ingress", APP]) assert.equal((await cluster.kubectl("create", "namespace", ns)).code, 0);
+        cluster = await sharedCluster();
+        // Dry runs need the namespaces (a dry run does not create the app's own).
+        for (const ns of [INGRESS_NAMESPACE, APP]) await cluster.createNamespace(ns);
     });
-    after(async () => cluster?.down());
 
     for (const [name, config] of Object.entries(STACKS)) {
         it(`every object of the stack "${name}" passes kubectl apply --dry-run=server`, async () => {
@@ -331,9 +349,14 @@ describe("scripts/cluster.sh up when a component is slow to start", () => {
     // and left the component running after `down` (seen once in CI). A thousand inherited descriptors
     // widen that window to tens of milliseconds, enough to fail every time before the fix.
     const script = path.join(ROOT, "scripts", "cluster.sh");
-    const state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-slow-"));
-    const env = { ...process.env, COWSAY_CLUSTER_STATE: state };
+    let state: string;
+    let env: NodeJS.ProcessEnv;
+    before(() => {
+        state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-slow-"));
+        env = { ...process.env, COWSAY_CLUSTER_STATE: state };
+    });
     after(() => {
+        if (state === undefined) return;
         spawnSync(script, ["down"], { env, stdio: "ignore" });
         rmSync(state, { recursive: true, force: true });
     });

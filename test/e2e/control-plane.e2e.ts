@@ -78,6 +78,27 @@ describe("scripts/cluster.sh on kwokctl: one cluster", () => {
     });
 });
 
+describe("scripts/cluster.sh: clusters started at once", () => {
+    it("three ups at once each get a cluster of their own, on ports of their own (kwokctl probes for free ports and binds them later)", async () => {
+        // Before cluster.sh held a machine-wide lock around `kwokctl create`, two of three failed here:
+        // all three took the same API server port.
+        const started = await Promise.allSettled([LocalCluster.up(), LocalCluster.up(), LocalCluster.up()]);
+        const clusters = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
+        try {
+            assert.deepEqual(started.map((s) => s.status), ["fulfilled", "fulfilled", "fulfilled"], started.map((s) => (s.status === "rejected" ? String(s.reason) : "")).join("\n"));
+            const servers = await Promise.all(clusters.map(async (c) => (await c.kubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}")).stdout));
+            assert.equal(new Set(servers).size, 3, servers.join(", "));
+            for (const c of clusters) {
+                const nodes = await c.kubectl("get", "nodes", "-o", "name");
+                assert.equal(nodes.code, 0, nodes.stderr);
+                assert.equal(nodes.stdout.trim().split("\n").length, 2, nodes.stdout);
+            }
+        } finally {
+            await Promise.all(clusters.map((c) => c.down()));
+        }
+    });
+});
+
 describe("scripts/cluster.sh: teardown", () => {
     for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
         it(`${signal} to up while kwokctl starts the cluster: exit ${code}, every process it started stopped, the state directory removed`, async () => {
@@ -125,19 +146,22 @@ describe("scripts/cluster.sh: teardown", () => {
 });
 
 describe("scripts/cluster.sh: bad input is one line, and nothing is started or removed", () => {
-    const state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-bad-"));
-    const env = { ...process.env, COWSAY_CLUSTER_STATE: state };
+    // Made in a hook, not when the tests are declared (listing them, bench/alone.ts, runs no hook).
+    let state: string;
+    before(() => {
+        state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-bad-"));
+    });
     after(() => rmSync(state, { recursive: true, force: true }));
 
-    const cases: [string, string[], NodeJS.ProcessEnv, string][] = [
-        ["an unknown component", ["restart", "kube"], env, "unknown component 'kube'; allowed: etcd, apiserver, controller-manager, scheduler, kwok"],
-        ["an unknown option of down", ["down", "--force"], env, "down takes --keep-logs or nothing, not '--force'"],
-        ["a node count that is not a number", ["up"], { ...env, COWSAY_CLUSTER_NODES: "two" }, "COWSAY_CLUSTER_NODES is 'two'; allowed: a whole number of 1 or more"],
-        ["an unknown command", ["deploy"], env, "unknown command 'deploy'; allowed: build, built, up, down, env, status, crds, apply-crds, stop, start, restart, clean, help"],
+    const cases: [string, string[], Record<string, string>, string][] = [
+        ["an unknown component", ["restart", "kube"], {}, "unknown component 'kube'; allowed: etcd, apiserver, controller-manager, scheduler, kwok"],
+        ["an unknown option of down", ["down", "--force"], {}, "down takes --keep-logs or nothing, not '--force'"],
+        ["a node count that is not a number", ["up"], { COWSAY_CLUSTER_NODES: "two" }, "COWSAY_CLUSTER_NODES is 'two'; allowed: a whole number of 1 or more"],
+        ["an unknown command", ["deploy"], {}, "unknown command 'deploy'; allowed: build, built, up, down, env, status, crds, apply-crds, stop, start, restart, clean, help"],
     ];
-    for (const [what, args, caseEnv, message] of cases) {
+    for (const [what, args, extraEnv, message] of cases) {
         it(`refuses ${what}`, async () => {
-            const result = await runCommand(SCRIPT, args, { env: caseEnv });
+            const result = await runCommand(SCRIPT, args, { env: { ...process.env, COWSAY_CLUSTER_STATE: state, ...extraEnv } });
             assert.equal(result.code, 1);
             assert.equal(result.stderr, `[cluster] error: ${message}\n`);
             assert.deepEqual(readdirSync(state), []);

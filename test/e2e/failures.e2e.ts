@@ -1,23 +1,25 @@
 // The failure paths, on the real CLI, and what each leaves behind: the rendered objects, the stack's
-// state and outputs, locks, processes. A rollback happens on a bad day; these are the bad days.
+// state and outputs, locks, processes. A rollback happens on a bad day; these are the bad days. Each
+// test brings the stack (and the stand-in gateway) to the state it starts from, so any one of them
+// runs alone.
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
+import { configKey, NO_INSTALLS, PROJECT, SHORT_GATE, VERSIONS } from "../constants";
 import { EngineStack, changedFiles, liveWeights as weightsOf, requirePulumi, replicasByVersion } from "../engine";
 import { StandInGateway } from "../gateway";
 import { descendants, runCommand, waitUntilGone, type CommandResult } from "../processes";
 
-const PROJECT = "cowsay-bluegreen";
-const BASE = { installIstio: "false", installCertManager: "false", smokeCheckTimeout: "5" };
+const BASE = { ...NO_INSTALLS, smokeCheckTimeout: SHORT_GATE };
 
 const liveWeights = (stack: EngineStack) => weightsOf(stack.objects());
 const replicas = (stack: EngineStack) => replicasByVersion(stack.objects());
 const outputs = async (stack: EngineStack) => JSON.parse((await stack.pulumi("stack", "output", "--json")).stdout) as Record<string, unknown>;
-const set = (stack: EngineStack, key: string, value: string) => stack.pulumi("config", "set", `${PROJECT}:${key}`, "--", value);
+const set = (stack: EngineStack, key: string, value: string) => stack.pulumi("config", "set", configKey(key), "--", value);
 /** A snapshot of everything a failed command must leave as it was. */
 async function snapshot(stack: EngineStack) {
     return { state: await stack.state(), rendered: stack.rendered(), outputs: await outputs(stack) };
@@ -47,11 +49,29 @@ describe("the gate fails: nothing that is live moves (real engine, stand-in gate
     let stack: EngineStack;
     let gateway: StandInGateway;
 
-    before(async () => {
-        gateway = await StandInGateway.start(() => Promise.resolve(stack.objects()));
-        stack = await EngineStack.create({ config: { ...BASE, gatewayUrl: `https://${gateway.address}`, idleReplicas: "0" } });
-        await stack.up();
+    /** Each test's start: v1 live with idle capacity 0, the gateway up and serving. */
+    const v1Live = async () => {
+        await gateway.reset();
+        await stack.deploy();
         assert.deepEqual(replicas(stack), { v1: 2, v2: 0 });
+    };
+    /**
+     * Where a switch to v2 that failed at the gate leaves the stack: v2 scaled up for the check, v1
+     * live with its pods, activeVersion v2 in config. A second failure must change nothing more.
+     */
+    const FAILED_SWITCH = "a switch to v2 failed at the gate";
+    const afterFailedSwitch = () =>
+        stack.reach(FAILED_SWITCH, async () => {
+            await v1Live();
+            await set(stack, "activeVersion", "v2");
+            await gateway.down();
+            await stack.upFails();
+            await gateway.reset();
+        });
+
+    before(async () => {
+        gateway = await StandInGateway.start(() => Promise.resolve(stack?.objects() ?? []));
+        stack = await EngineStack.create({ config: { ...BASE, gatewayUrl: `https://${gateway.address}`, idleReplicas: "0", activeVersion: "v1" } });
     });
     after(async () => {
         await gateway?.stop().catch(() => undefined);
@@ -59,7 +79,8 @@ describe("the gate fails: nothing that is live moves (real engine, stand-in gate
     });
 
     it("with idle capacity 0, a switch to a broken v2 fails and v1 keeps its pods, its route and the outputs", async () => {
-        gateway.overrides.set("dougbtv/nginx-cowsay:v2", "<pre>500 oops</pre>");
+        await v1Live();
+        gateway.serveWrongPage(VERSIONS.v2.image, "<pre>500 oops</pre>");
         const stateBefore = await stack.state();
         await set(stack, "activeVersion", "v2");
         const up = await stack.run("up", "--yes", "--skip-preview");
@@ -71,11 +92,13 @@ describe("the gate fails: nothing that is live moves (real engine, stand-in gate
         const routeState = (state: unknown) => (state as { urn: string }[]).find((r) => r.urn.endsWith("VirtualService::cowsay-route"));
         assert.deepEqual(routeState(await stack.state()), routeState(stateBefore));
         assert.deepEqual(stack.locks(), []);
-        gateway.overrides.clear();
+        stack.remember(FAILED_SWITCH);
     });
 
     it("an unreachable gateway fails the switch within smokeCheckTimeout; the rollback to v1 needs no gateway", async () => {
-        await gateway.stop();
+        await afterFailedSwitch();
+        await gateway.reset();
+        await gateway.down();
         const before = await snapshot(stack);
         const up = await stack.run("up", "--yes", "--skip-preview");
         assert.notEqual(up.code, 0);
@@ -87,12 +110,10 @@ describe("the gate fails: nothing that is live moves (real engine, stand-in gate
         await set(stack, "activeVersion", "v1");
         await stack.up();
         assert.deepEqual(replicas(stack), { v1: 2, v2: 0 }, "v2 goes back to idle");
-        gateway = await StandInGateway.start(() => Promise.resolve(stack.objects()));
-        await set(stack, "gatewayUrl", `https://${gateway.address}`);
-        await stack.up();
     });
 
     it("a gateway that accepts and never answers fails the switch within smokeCheckTimeout, each try reported", async () => {
+        await v1Live();
         gateway.mode = "silent";
         await set(stack, "activeVersion", "v2");
         const up = await stack.run("up", "--yes", "--skip-preview");
@@ -102,39 +123,23 @@ describe("the gate fails: nothing that is live moves (real engine, stand-in gate
         assert.match(text, /gate failed after [5-9] s of 5 s: version v2 .* could not be fetched: no answer within/);
         assert.deepEqual(liveWeights(stack), { v1: 100 });
         assert.deepEqual(stack.locks(), []);
+        stack.remember(FAILED_SWITCH);
     });
 
     it("Ctrl-C during the gate stops it at once: the route stays, nothing is locked, no plugin is left running", async () => {
+        await afterFailedSwitch();
+        await gateway.reset();
         gateway.mode = "silent";
         await set(stack, "smokeCheckTimeout", "600");
         const before = await snapshot(stack);
-        const child = spawn("pulumi", ["up", "--yes", "--skip-preview"], { cwd: stack.dir, env: stack.env, stdio: ["ignore", "pipe", "pipe"] });
-        let output = "";
-        const firstTry = new Promise<void>((resolve, reject) => {
-            const onData = (chunk: Buffer) => {
-                output += chunk.toString();
-                if (/gate: v2 try 1 /.test(output)) resolve();
-            };
-            child.stdout.on("data", onData);
-            child.stderr.on("data", onData);
-            child.on("close", () => reject(new Error(`pulumi up ended before the gate's first try:\n${output}`)));
-        });
-        await firstTry;
-        const plugins = descendants(child.pid as number);
-        // What a terminal's Ctrl-C sends to the foreground process (Pulumi's plugins run in process groups of their own).
-        child.kill("SIGINT");
-        const code = await new Promise<number | null>((resolve) => {
-            // Far below the gate's 600 s bound: the gate saw the engine's cancel and gave up.
-            const timer = setTimeout(() => {
-                child.kill("SIGKILL");
-                resolve(null);
-            }, 60_000);
-            child.on("close", (c) => {
-                clearTimeout(timer);
-                resolve(c);
-            });
-        });
-        assert.notEqual(code, null, `pulumi up did not stop within a minute of Ctrl-C:\n${output}`);
+        const up = await stack.runUntil(/gate: v2 try 1 /, "up", "--yes", "--skip-preview");
+        const plugins = descendants(up.pid);
+        // What a terminal's Ctrl-C sends to the foreground process (Pulumi's plugins run in process
+        // groups of their own). A minute is far below the gate's 600 s bound: the gate saw the
+        // engine's cancel and gave up.
+        const code = await up.stop("SIGINT", 60_000);
+        const output = up.output();
+        assert.notEqual(code, undefined, `pulumi up did not stop within a minute of Ctrl-C:\n${output}`);
         assert.notEqual(code, 0);
         assert.match(output, /gate stopped: the update was cancelled \(Ctrl-C\) after \d+ s of 600 s; the route was not changed/);
         // The program and the plugins are closed by pulumi on its way out, or notice it is gone.
@@ -143,9 +148,6 @@ describe("the gate fails: nothing that is live moves (real engine, stand-in gate
         assert.deepEqual(changedFiles(before.rendered, after.rendered), []);
         assert.deepEqual(after.outputs, before.outputs);
         assert.deepEqual(stack.locks(), []);
-        gateway.mode = "serving";
-        await set(stack, "smokeCheckTimeout", "5");
-        await set(stack, "activeVersion", "v1");
     });
 });
 
@@ -154,7 +156,6 @@ describe("bad input through the CLI: one line, nothing changed (real engine)", (
 
     before(async () => {
         stack = await EngineStack.create({ config: { ...BASE, smokeCheck: "false" } });
-        await stack.up();
     });
     after(() => stack?.dispose());
 
@@ -173,18 +174,17 @@ describe("bad input through the CLI: one line, nothing changed (real engine)", (
 
     for (const [what, commands, message] of CASES) {
         it(`refuses ${what}: preview and up fail with one line, and state, outputs and rendered files stay`, async () => {
+            await stack.deploy();
             const before = await snapshot(stack);
-            const config = (await stack.pulumi("config", "--json")).stdout;
             for (const args of commands) await stack.pulumi("config", ...args);
             assertOneLineError(await stack.run("preview"), message);
             assertOneLineError(await stack.run("up", "--yes", "--skip-preview"), message);
             await assertUnchanged(stack, before);
-            // Put the stack's config back as it was.
-            await restoreConfig(stack, JSON.parse(config) as Record<string, ConfigEntry>);
         });
     }
 
     it("refuses a Node.js older than 22 with one line that says how to get a newer one", async () => {
+        await stack.deploy();
         const old = oldNode();
         const preview = await runCommand("pulumi", ["preview"], { cwd: stack.dir, env: { ...stack.env, PATH: `${path.dirname(old)}${path.delimiter}${stack.env.PATH ?? ""}` } });
         const version = execFileSync(old, ["--version"], { encoding: "utf8" }).trim();
@@ -194,22 +194,6 @@ describe("bad input through the CLI: one line, nothing changed (real engine)", (
         );
     });
 });
-
-interface ConfigEntry {
-    readonly value?: string;
-    readonly objectValue?: unknown;
-    readonly secret: boolean;
-}
-
-/** Puts back a stack's config as `pulumi config --json` printed it. */
-async function restoreConfig(stack: EngineStack, config: Record<string, ConfigEntry>): Promise<void> {
-    const now = JSON.parse((await stack.pulumi("config", "--json")).stdout) as Record<string, unknown>;
-    for (const key of Object.keys(now)) if (!(key in config)) await stack.pulumi("config", "rm", key);
-    for (const [key, entry] of Object.entries(config)) {
-        const value = entry.objectValue !== undefined ? JSON.stringify(entry.objectValue) : (entry.value ?? "");
-        await stack.pulumi("config", "set", ...(entry.secret ? ["--secret"] : []), key, "--", value);
-    }
-}
 
 /** A node older than 22: the system's, or Node 20 from the npm registry. */
 function oldNode(): string {

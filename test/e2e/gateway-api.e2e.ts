@@ -2,7 +2,8 @@
 // switch, preview, roll back, refuse a bad value) against a stack whose Kubernetes provider renders
 // YAML to a directory, Istio and cert-manager installs off. Then the gate and plain requests through
 // the stand-in gateway, which routes with the rendered HTTPRoutes; and the CRD install from a local
-// file, which stays in the cluster when the stack stops installing it.
+// file, which stays in the cluster when the stack stops installing it. Each test brings its stack to
+// the state it starts from (EngineStack.deploy), so any one of them runs alone.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:https";
@@ -10,13 +11,16 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { EngineStack, changedFiles, expectRefusal, plannedChanges, requirePulumi, ROOT } from "../engine";
+import { configKey, COW, HEADER, HOST, HOTDOG, NO_INSTALLS, ROOT, SHORT_GATE, URN, VERSIONS } from "../constants";
+import { EngineStack, changedFiles, expectRefusal, plannedChanges, requirePulumi } from "../engine";
 import { StandInGateway } from "../gateway";
 
-const ROUTE_URN = /[:$]kubernetes:gateway\.networking\.k8s\.io\/v1:HTTPRoute::cowsay-route$/;
-const MESH_URN = /[:$]kubernetes:gateway\.networking\.k8s\.io\/v1:HTTPRoute::cowsay-mesh-route$/;
-const GATE_URN = /[:$]pulumi-nodejs:dynamic\/cowsay-bluegreen:Gate::cowsay-gate$/;
-const BASE_CONFIG = { routingApi: "gateway-api", installIstio: "false", installCertManager: "false", activeVersion: "v1" };
+const ROUTE_URN = URN.httpRoute;
+const MESH_URN = URN.meshRoute;
+const GATE_URN = URN.gate;
+const BASE_CONFIG = { ...NO_INSTALLS, routingApi: "gateway-api", activeVersion: "v1" };
+/** Whether a page shows `marker` (COW or HOTDOG); fails with the page otherwise. */
+const assertShows = (page: { body: string }, marker: string, message?: string) => assert.ok(page.body.includes(marker), `${message ?? ""}\n${page.body}`);
 
 type Route = { spec: { rules: { backendRefs: { name: string; weight?: number }[] }[] } };
 const backendsOf = (stack: EngineStack, name: string): string[] =>
@@ -35,21 +39,24 @@ describe("gateway-api: up, switch, roll back, refuse (real engine, rendered YAML
     after(() => stack?.dispose());
 
     it("pulumi up with activeVersion=v1 renders the Gateway, a Service per version and routes to v1", async () => {
+        stack.configure();
         await stack.up();
         assert.deepEqual(backendsOf(stack, "cowsay-nginx"), ["cowsay-nginx-v1"]);
         assert.deepEqual(backendsOf(stack, "cowsay-nginx-mesh"), ["cowsay-nginx-v1"]);
         assert.equal(stack.object("Gateway", "cowsay-nginx-gateway").object.spec.gatewayClassName, "istio");
         for (const version of ["v1", "v2"]) {
             assert.deepEqual(stack.object("Service", `cowsay-nginx-${version}`).object.spec.selector, { service: "cowsay-nginx", version });
-            assert.equal(stack.object("Deployment", `cowsay-nginx-${version}`).object.spec.template.spec.containers[0].image, `dougbtv/nginx-cowsay:${version}`);
+            assert.equal(stack.object("Deployment", `cowsay-nginx-${version}`).object.spec.template.spec.containers[0].image, VERSIONS[version].image);
         }
         assert.deepEqual(stack.objects().filter((o) => o.kind === "VirtualService"), []);
     });
 
     for (const [from, to] of [["v1", "v2"], ["v2", "v1"]]) {
         it(`switching ${from} -> ${to}: the preview plans two updates, the live and mesh routes, and up changes only their files`, async (t) => {
+            // v2 live after v1, so that the way back is a rollback.
+            await stack.deploy(...(from === "v1" ? [{}] : [{}, { activeVersion: "v2" }]));
             const renderedBefore = stack.rendered();
-            await stack.pulumi("config", "set", "cowsay-bluegreen:activeVersion", to);
+            await stack.pulumi("config", "set", configKey("activeVersion"), to);
             const { steps, result } = await stack.preview();
             assert.equal(result.code, 0, result.stderr);
             const planned = changes(steps);
@@ -65,23 +72,23 @@ describe("gateway-api: up, switch, roll back, refuse (real engine, rendered YAML
     }
 
     it("a 90/10 split changes the same two files, nothing else", async () => {
+        await stack.deploy();
         const renderedBefore = stack.rendered();
-        await stack.pulumi("config", "set", "cowsay-bluegreen:trafficSplit", '{"v1":90,"v2":10}');
+        await stack.pulumi("config", "set", configKey("trafficSplit"), '{"v1":90,"v2":10}');
         await stack.up();
         const weights = (stack.object("HTTPRoute", "cowsay-nginx").object as Route).spec.rules[0].backendRefs.map((b) => [b.name, b.weight]);
         assert.deepEqual(weights, [["cowsay-nginx-v1", 90], ["cowsay-nginx-v2", 10]]);
         assert.deepEqual(changedFiles(renderedBefore, stack.rendered()), routeFiles(stack));
-        await stack.pulumi("config", "rm", "cowsay-bluegreen:trafficSplit");
-        await stack.up();
     });
 
     it("activeVersion=v3 fails preview and up with the program's message; state and rendered files are unchanged", async () => {
-        await stack.pulumi("config", "set", "cowsay-bluegreen:activeVersion", "v3");
+        await stack.deploy();
+        await stack.pulumi("config", "set", configKey("activeVersion"), "v3");
         await expectRefusal(stack, 'error: Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2. Nothing was changed.');
-        await stack.pulumi("config", "set", "cowsay-bluegreen:activeVersion", "v1");
     });
 
     it("passes the policy pack", async () => {
+        stack.configure();
         const { result } = await stack.preview("--policy-pack", path.join(ROOT, "policy"));
         assert.equal(result.code, 0, result.stdout + result.stderr);
     });
@@ -96,9 +103,9 @@ function fetchPage(gateway: StandInGateway, version?: string): Promise<{ status:
                 host,
                 port: Number(port),
                 path: "/",
-                servername: "cowsay.example.com",
+                servername: HOST,
                 rejectUnauthorized: false,
-                headers: { host: "cowsay.example.com", ...(version === undefined ? {} : { "x-cowsay-version": version }) },
+                headers: { host: HOST, ...(version === undefined ? {} : { [HEADER]: version }) },
             },
             (res) => {
                 let body = "";
@@ -115,12 +122,19 @@ describe("gateway-api: the gate and requests through the stand-in gateway (real 
     let stack: EngineStack;
     let gateway: StandInGateway;
 
+    /** Where a switch to a broken v2 leaves the stack: v1 live, activeVersion v2 in config. */
+    const FAILED_SWITCH = "a switch to a broken v2 failed";
+    /** Each test's start: v1 live, the gateway serving every version's own page. */
+    const v1Live = async () => {
+        await gateway.reset();
+        await stack.deploy();
+    };
+
     before(async () => {
         // The stand-in reads what the stack rendered, at every request.
         gateway = await StandInGateway.start(() => Promise.resolve(stack?.objects() ?? []));
-        // A short gate: the broken release below is refused after 10 s instead of the default 60.
-        stack = await EngineStack.create({ config: { ...BASE_CONFIG, gatewayUrl: `https://${gateway.address}`, smokeCheckTimeout: "10" } });
-        await stack.up();
+        // The shortest gate: the broken release below is refused after 5 s instead of the default 60.
+        stack = await EngineStack.create({ config: { ...BASE_CONFIG, gatewayUrl: `https://${gateway.address}`, smokeCheckTimeout: SHORT_GATE } });
     });
     after(async () => {
         stack?.dispose();
@@ -128,16 +142,18 @@ describe("gateway-api: the gate and requests through the stand-in gateway (real 
     });
 
     it("serves the live version without the header and any version with it, through the rendered HTTPRoutes", async () => {
-        assert.match((await fetchPage(gateway)).body, /\^__\^/);
-        assert.match((await fetchPage(gateway, "v2")).body, /O___O/, "the idle v2 through its test route");
-        assert.match((await fetchPage(gateway, "v1")).body, /\^__\^/);
+        await v1Live();
+        assertShows(await fetchPage(gateway), COW);
+        assertShows(await fetchPage(gateway, "v2"), HOTDOG, "the idle v2 through its test route");
+        assertShows(await fetchPage(gateway, "v1"), COW);
     });
 
     it("a switch to a v2 that serves the wrong page fails up and leaves both routes and the state as they were", async () => {
-        gateway.overrides.set("dougbtv/nginx-cowsay:v2", "<pre>^__^ a cow where the hotdog should be</pre>");
+        await v1Live();
+        gateway.serveWrongPage(VERSIONS.v2.image);
         const stateBefore = await stack.state();
         const renderedBefore = stack.rendered();
-        await stack.pulumi("config", "set", "cowsay-bluegreen:activeVersion", "v2");
+        await stack.pulumi("config", "set", configKey("activeVersion"), "v2");
         const { steps } = await stack.preview();
         const planned = changes(steps);
         assert.deepEqual(planned.map((s) => s.op), ["update", "update", "update"]);
@@ -149,16 +165,23 @@ describe("gateway-api: the gate and requests through the stand-in gateway (real 
         assert.deepEqual(backendsOf(stack, "cowsay-nginx"), ["cowsay-nginx-v1"]);
         const routes = (state: unknown) => (state as { urn: string }[]).filter((r) => ROUTE_URN.test(r.urn) || MESH_URN.test(r.urn));
         assert.deepEqual(routes(await stack.state()), routes(stateBefore));
-        assert.match((await fetchPage(gateway)).body, /\^__\^/, "traffic stays on v1");
+        assertShows(await fetchPage(gateway), COW, "traffic stays on v1");
+        stack.remember(FAILED_SWITCH);
     });
 
     it("once v2 serves its own page, the same up switches both routes, and plain requests get the hotdog", async () => {
-        gateway.overrides.clear();
+        await stack.reach(FAILED_SWITCH, async () => {
+            await v1Live();
+            gateway.serveWrongPage(VERSIONS.v2.image);
+            await stack.pulumi("config", "set", configKey("activeVersion"), "v2");
+            await stack.upFails();
+        });
+        await gateway.reset();
         await stack.up();
         assert.deepEqual(backendsOf(stack, "cowsay-nginx"), ["cowsay-nginx-v2"]);
         assert.deepEqual(backendsOf(stack, "cowsay-nginx-mesh"), ["cowsay-nginx-v2"]);
-        assert.match((await fetchPage(gateway)).body, /O___O/);
-        assert.match((await fetchPage(gateway, "v1")).body, /\^__\^/, "v1 stays reachable for the rollback check");
+        assertShows(await fetchPage(gateway), HOTDOG);
+        assertShows(await fetchPage(gateway, "v1"), COW, "v1 stays reachable for the rollback check");
     });
 });
 
@@ -196,6 +219,7 @@ describe("gateway-api: the CRD install from a local file (real engine)", () => {
     });
 
     it("renders the CRDs before the objects that need them", async () => {
+        stack.configure();
         await stack.up();
         const crd = stack.object("CustomResourceDefinition", "httproutes.gateway.networking.k8s.io");
         assert.match(crd.file, /^0-crd\//);
@@ -203,8 +227,9 @@ describe("gateway-api: the CRD install from a local file (real engine)", () => {
     });
 
     it("leaves the CRDs in place when the stack stops installing them (gatewayApiCrds none)", async () => {
+        await stack.deploy();
         const crdFile = stack.object("CustomResourceDefinition", "httproutes.gateway.networking.k8s.io").file;
-        await stack.pulumi("config", "set", "cowsay-bluegreen:gatewayApiCrds", "none");
+        await stack.pulumi("config", "set", configKey("gatewayApiCrds"), "none");
         const { steps } = await stack.preview();
         assert.ok(changes(steps).some((s) => s.op === "delete" && /CustomResourceDefinition/.test(s.urn)), JSON.stringify(changes(steps)));
         await stack.up();
@@ -216,8 +241,8 @@ describe("gateway-api: the CRD install from a local file (real engine)", () => {
 
 /** Brings a stack up on the Istio APIs, then sets its config to `routingApi gateway-api` (not yet applied). */
 async function upThenSetGatewayApi(stack: EngineStack): Promise<void> {
-    await stack.up();
-    await stack.pulumi("config", "set", "cowsay-bluegreen:routingApi", "gateway-api");
+    await stack.deploy();
+    await stack.pulumi("config", "set", configKey("routingApi"), "gateway-api");
 }
 
 describe("changing routingApi from istio to gateway-api (real engine)", () => {
@@ -227,11 +252,11 @@ describe("changing routingApi from istio to gateway-api (real engine)", () => {
 
     before(async () => {
         stack = await EngineStack.create({ config: { ...BASE_CONFIG, routingApi: "istio", smokeCheck: "false" } });
-        await upThenSetGatewayApi(stack);
     });
     after(() => stack?.dispose());
 
     it("one up creates every Gateway API object first and deletes the Istio ones last, the Istio Gateway after its routes", async () => {
+        await upThenSetGatewayApi(stack);
         const { steps } = await stack.preview();
         // The routing component of each API comes and goes with its objects.
         const components = changes(steps).filter((s) => ROUTING_COMPONENT.test(s.urn));
@@ -257,16 +282,20 @@ describe("changing routingApi from istio to gateway-api (real engine)", () => {
 
 describe("changing routingApi without a gap: create with --exclude, then delete (real engine)", () => {
     let stack: EngineStack;
+    /** Where the first of the two updates leaves the stack: the Gateway API objects created beside the Istio ones. */
+    const CREATED_BESIDE = "the Gateway API objects created beside the Istio ones";
+    const upExcludingIstio = () => stack.pulumi("up", "--yes", "--skip-preview", "--non-interactive", "--exclude", "**networking.istio.io**");
 
     before(async () => {
         stack = await EngineStack.create({ config: { ...BASE_CONFIG, routingApi: "istio", smokeCheck: "false" } });
-        await upThenSetGatewayApi(stack);
     });
     after(() => stack?.dispose());
 
     it("pulumi up --exclude '**networking.istio.io**' creates the Gateway API objects and deletes nothing", async () => {
+        await upThenSetGatewayApi(stack);
         const renderedBefore = stack.rendered();
-        const up = await stack.pulumi("up", "--yes", "--skip-preview", "--non-interactive", "--exclude", "**networking.istio.io**");
+        const up = await upExcludingIstio();
+        stack.remember(CREATED_BESIDE);
         assert.doesNotMatch(up.stdout, / deleted /);
         const changed = changedFiles(renderedBefore, stack.rendered());
         assert.ok(changed.every((file) => !renderedBefore.has(file)), `only new files: ${changed.join(", ")}`);
@@ -276,6 +305,10 @@ describe("changing routingApi without a gap: create with --exclude, then delete 
     });
 
     it("the next pulumi up deletes the four Istio routing objects and changes nothing else", async () => {
+        await stack.reach(CREATED_BESIDE, async () => {
+            await upThenSetGatewayApi(stack);
+            await upExcludingIstio();
+        });
         const renderedBefore = stack.rendered();
         await stack.up();
         const changed = changedFiles(renderedBefore, stack.rendered());

@@ -6,23 +6,26 @@
 // rendered objects.
 // Before or after each block, this file sets up what the block is for (a bad value stuck in config,
 // a killed update, a gateway that is down) and checks what the block should have changed.
+//
+// The blocks are one story, in order: each starts where the ones before it left the stacks (the
+// walkthrough's v2 exists because walkthrough-2 added it). So a test run alone, or after a filter,
+// first plays the blocks before its own, each with its set-up and checks, as the whole suite would;
+// in a full run they have just been played, and nothing is repeated.
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
-import { appendFileSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 
+import { COW, HEADER, HOST, HOTDOG, NO_INSTALLS, VERSIONS, configKey } from "../constants";
 import { EngineStack, changedFiles, liveWeights, requirePulumi, replicasByVersion } from "../engine";
 import { StandInGateway, pageOf, type KubeObject } from "../gateway";
 import { descendants, waitUntilGone, type ProcessInfo } from "../processes";
 import { runBlock, storyBlocks, type BlockResult, type ReadmeBlock } from "../readme";
 
-const PROJECT = "cowsay-bluegreen";
 // Never execFileSync a client of the stand-in: it runs in this process and could not answer.
 const run = promisify(execFile);
-const COW = "^__^";
-const HOTDOG = "O___O";
 const TOKEN = "e2e-t0k3n-never-printed";
 
 type Spec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -52,7 +55,7 @@ const replicas = replicasByVersion;
 const outputs = async (c: Context): Promise<Record<string, unknown>> => JSON.parse((await c.stack.pulumi("stack", "output", "--json")).stdout) as Record<string, unknown>;
 /** Requests the stand-in routed to `version` through its test header since the block started. */
 const fetched = (c: Context, version: string) => c.gateway.requests.slice(c.requestsBefore).filter((r) => r.header === version).length;
-const setConfig = (c: Context, key: string, value: string) => c.stack.pulumi("config", "set", `${PROJECT}:${key}`, "--", value);
+const setConfig = (c: Context, key: string, value: string) => c.stack.pulumi("config", "set", configKey(key), "--", value);
 const upFails = async (c: Context): Promise<string> => {
     const up = await c.stack.run("up", "--yes", "--skip-preview");
     assert.notEqual(up.code, 0, "pulumi up must fail here");
@@ -96,7 +99,7 @@ const STEPS: Record<string, Step> = {
         async check(c, result) {
             assert.deepEqual(liveWeights(objects(c)), { v2: 100 });
             assert.equal(fetched(c, "v2"), 1, "the gate fetched v2 before the switch");
-            assert.ok(result.output.trimEnd().endsWith(pageOf("dougbtv/nginx-cowsay:v2").trimEnd()), "the last curl shows the hotdog");
+            assert.ok(result.output.trimEnd().endsWith(pageOf(VERSIONS.v2.image).trimEnd()), "the last curl shows the hotdog");
             // The preview plans the gate and the live route, nothing else.
             const planned = [...result.output.matchAll(/^ ([~+-]) +(\S+) +(\S+) +(update|create|delete|replace)/gm)].map((m) => `${m[1]} ${m[2]} ${m[3]}`);
             assert.deepEqual(planned.slice(0, 2), [
@@ -126,7 +129,7 @@ const STEPS: Record<string, Step> = {
             assert.deepEqual(replicas(list), { v1: 2, v2: 2, v3: 2 }, "v3 joins; v1 and v2 stay");
             assert.deepEqual(liveWeights(list), { v2: 100 });
             // The stand-in reaches v3 through its header, as a user would before going live.
-            const { stdout } = await run("curl", ["-sk", "--max-time", "10", "--connect-to", `::${c.gateway.address}`, "-H", "x-cowsay-version: v3", "https://cowsay.example.com/"]);
+            const { stdout } = await run("curl", ["-sk", "--max-time", "10", "--connect-to", `::${c.gateway.address}`, "-H", `${HEADER}: v3`, `https://${HOST}/`]);
             assert.ok(stdout.includes("cowsay:v3"), stdout);
         },
     },
@@ -145,16 +148,13 @@ const STEPS: Record<string, Step> = {
     },
     "gateway-down": {
         async before(c) {
-            await c.gateway.stop(); // nothing answers at GATEWAY_ADDRESS any more
+            await c.gateway.down(); // nothing answers at GATEWAY_ADDRESS any more
         },
         async check(c) {
             assert.deepEqual(liveWeights(objects(c)), { v1: 100 }, "the rollback went through with the gateway down");
             assert.equal((await outputs(c)).activeVersion, "v1");
-            // The gateway is back for the blocks that follow, at a new address.
-            c.gateway = await StandInGateway.start(() => Promise.resolve(objects(c)));
-            c.stack.env.GATEWAY_ADDRESS = c.gateway.address;
-            await setConfig(c, "gatewayUrl", `https://${c.gateway.address}`);
-            await c.stack.pulumi("up", "--yes", "--skip-preview");
+            // The gateway is back, at the same address, for the blocks that follow.
+            await c.gateway.up();
         },
     },
     secrets: {
@@ -231,20 +231,9 @@ function filesContaining(dir: string, needle: string): string[] {
 
 /** Starts `pulumi up`, waits for the gate's first try, and kills pulumi with SIGKILL. */
 async function killDuringGate(c: Context): Promise<{ gate: ProcessInfo; languageHost: ProcessInfo; others: ProcessInfo[] }> {
-    const child = spawn("pulumi", ["up", "--yes", "--skip-preview"], { cwd: c.stack.dir, env: c.stack.env, stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    await new Promise<void>((resolve, reject) => {
-        const onData = (chunk: Buffer) => {
-            output += chunk.toString();
-            if (/gate: v2 try 1/.test(output)) resolve();
-        };
-        child.stdout.on("data", onData);
-        child.stderr.on("data", onData);
-        child.on("close", () => reject(new Error(`pulumi up ended before the gate's first try:\n${output}`)));
-    });
-    const plugins = descendants(child.pid as number);
-    child.kill("SIGKILL");
-    await new Promise((resolve) => child.on("close", resolve));
+    const up = await c.stack.runUntil(/gate: v2 try 1/, "up", "--yes", "--skip-preview");
+    const plugins = descendants(up.pid);
+    await up.stop("SIGKILL");
     const gate = plugins.find((p) => p.command.includes("dynamic-provider"));
     const languageHost = plugins.find((p) => p.command.includes("pulumi-language-nodejs"));
     assert.ok(gate !== undefined && languageHost !== undefined, plugins.map((p) => p.command).join("\n"));
@@ -256,19 +245,39 @@ before(requirePulumi);
 describe("the README's commands, as written (real engine, rendered YAML, stand-in gateway)", () => {
     const blocks = storyBlocks();
     let context: Context;
+    /** How many blocks, from the first, have been played in this run. */
+    let played = 0;
+    /** The block that failed, if one did: the story cannot go on past it in this run. */
+    let broken: ReadmeBlock | undefined;
+
+    /** Runs one block with its set-up and its checks; `asSetUp` when it only leads up to a later block. */
+    async function play(block: ReadmeBlock, asSetUp: boolean): Promise<void> {
+        const step = STEPS[block.id];
+        assert.ok(step !== undefined, `${block.file}:${block.line}: no checks for the block ${block.id}`);
+        const where = asSetUp ? `(set-up, played before a later block) ` : "";
+        try {
+            await step.before?.(context);
+            context.requestsBefore = context.gateway.requests.length;
+            context.renderedBefore = context.stack.rendered(renderDirOf(context, "blog"));
+            const result = await runBlock(block, context.stack.dir, context.stack.env);
+            assert.equal(result.code, 0, `${where}${block.file}:${block.line}: block ${block.id} failed:\n${show(block)}\n${result.output}`);
+            await step.check(context, result);
+        } catch (err) {
+            broken = block;
+            if (asSetUp && err instanceof Error) err.message = `${where}${block.file}:${block.line}: block ${block.id}: ${err.message}`;
+            throw err;
+        }
+        played = blocks.indexOf(block) + 1;
+    }
 
     before(async () => {
         const stack = EngineStack.project({ config: {}, env: { GATEWAY_TOKEN: TOKEN } });
         // The render-mode substitution, in the stack files the README's stacks will use.
-        const renderLines = (name: string) =>
-            [
-                `  kubernetes:renderYamlToDirectory: ${path.join(stack.root, "rendered", name)}`,
-                `  ${PROJECT}:installIstio: "false"`,
-                `  ${PROJECT}:installCertManager: "false"`,
-                "",
-            ].join("\n");
-        appendFileSync(path.join(stack.dir, "Pulumi.dev.yaml"), renderLines("dev"));
-        writeFileSync(path.join(stack.dir, "Pulumi.blog.yaml"), `config:\n${renderLines("blog")}`);
+        const renderLines = (name: string) => ({
+            "kubernetes:renderYamlToDirectory": path.join(stack.root, "rendered", name),
+            ...Object.fromEntries(Object.entries(NO_INSTALLS).map(([key, value]) => [configKey(key), value])),
+        });
+        stack.writeStackFiles({ dev: renderLines("dev"), blog: renderLines("blog") });
         context = { stack, gateway: await StandInGateway.start(() => Promise.resolve(objects(context))), requestsBefore: 0, renderedBefore: new Map() };
         stack.env.GATEWAY_ADDRESS = context.gateway.address;
     });
@@ -281,16 +290,11 @@ describe("the README's commands, as written (real engine, rendered YAML, stand-i
         assert.deepEqual(blocks.map((b) => b.id), Object.keys(STEPS));
     });
 
-    for (const block of blocks) {
+    for (const [index, block] of blocks.entries()) {
         it(`README block "${block.id}" (${block.file}:${block.line}) runs and does what the README says`, async () => {
-            const step = STEPS[block.id];
-            assert.ok(step !== undefined, `${block.file}:${block.line}: no checks for the block ${block.id}`);
-            await step.before?.(context);
-            context.requestsBefore = context.gateway.requests.length;
-            context.renderedBefore = context.stack.rendered(renderDirOf(context, "blog"));
-            const result = await runBlock(block, context.stack.dir, context.stack.env);
-            assert.equal(result.code, 0, `${block.file}:${block.line}: block ${block.id} failed:\n${show(block)}\n${result.output}`);
-            await step.check(context, result);
+            assert.equal(broken, undefined, `the block ${broken?.id ?? ""} (${broken?.file ?? ""}:${broken?.line ?? 0}) failed above; the blocks after it start where it should have left the stacks. Run this test alone to play the story up to it from a fresh project.`);
+            for (const earlier of blocks.slice(played, index)) await play(earlier, true);
+            await play(block, false);
         });
     }
 });

@@ -11,16 +11,19 @@
 // commit before issue 16 moved the routing objects, the mesh security objects and the gate; move it
 // forward only to a commit whose resource tree the aliases of that time still have to reach, and
 // keep the old one as a second case while stacks deployed with it may exist.
+//
+// Each test starts from the stack as the program at FROM deployed it (deployedAtFrom), so any one of
+// them runs alone; run in order, the first deploys it and the others find it there.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 
 import { LocalCluster } from "../cluster";
+import { configKey, NO_INSTALLS } from "../constants";
 import { EngineStack, PROGRAM_FILES, ROOT, requirePulumi, type PreviewStep } from "../engine";
 import { StandInGateway, type KubeObject } from "../gateway";
 
 const FROM = "39520e0";
-const PROJECT = "cowsay-bluegreen";
 /** Operations that would disturb a running object: a new one, a deleted one, a replacement. */
 const DISTURBING = ["create", "delete", "replace", "create-replacement", "delete-replaced", "discard", "import"];
 
@@ -57,8 +60,7 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
     const old = programAt(FROM);
 
     before(async () => {
-        cluster = await LocalCluster.up();
-        await cluster.script("apply-crds");
+        cluster = await LocalCluster.up({ crds: true });
     });
     after(async () => {
         await cluster?.down();
@@ -68,7 +70,8 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
         describe(`routingApi ${routingApi}`, () => {
             let stack: EngineStack;
             let gateway: StandInGateway;
-            let oldState: StateResource[];
+            /** The state the program at FROM left, read when it deployed the stack. */
+            let oldState: StateResource[] = [];
             const objects = async (): Promise<KubeObject[]> => [
                 ...(await cluster.get("deployments.apps,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,httproutes.gateway.networking.k8s.io", appNamespace)),
                 ...(await cluster.get("gateways.gateway.networking.k8s.io", ingressNamespace)),
@@ -80,9 +83,22 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
             const uids = (state: StateResource[]) =>
                 Object.fromEntries(state.filter((r) => isKubernetesObject(r.urn)).map((r) => [`${typeOf(r.urn)} ${r.outputs?.metadata?.namespace ?? ""}/${r.outputs?.metadata?.name ?? ""}`, r.outputs?.metadata?.uid]));
 
+            /**
+             * The stack as the program at FROM deploys it, unless it is still as it left it (an
+             * upgraded stack is destroyed first: the old program deploys it afresh).
+             */
+            const DEPLOYED_AT_FROM = `deployed by the program at ${FROM}`;
+            const deployedAtFrom = () =>
+                stack.reach(DEPLOYED_AT_FROM, async () => {
+                    if ((await exported()).length > 0) await stack.pulumi("destroy", "--yes", "--skip-preview");
+                    stack.useProgram(old);
+                    await stack.up();
+                    oldState = await exported();
+                });
+
             before(async () => {
                 // A cluster that already runs a mesh has its ingress namespace; the TLS Certificate goes there.
-                assert.equal((await cluster.kubectl("create", "namespace", ingressNamespace)).code, 0);
+                await cluster.createNamespace(ingressNamespace);
                 gateway = await StandInGateway.start(objects);
                 stack = await EngineStack.create({
                     files: old,
@@ -93,8 +109,7 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
                         appNamespace,
                         ingressNamespace,
                         hostname: `${appNamespace}.example.com`,
-                        installIstio: "false",
-                        installCertManager: "false",
+                        ...NO_INSTALLS,
                         gatewayApiCrds: "none",
                         smokeCheckTimeout: "30",
                         gatewayUrl: `https://${gateway.address}`,
@@ -107,14 +122,14 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
             });
 
             it(`the program at ${FROM} deploys the stack, its gate fetching v1`, async () => {
-                await stack.up();
-                oldState = await exported();
+                await deployedAtFrom();
                 assert.ok(oldState.filter((r) => isKubernetesObject(r.urn)).length >= 10, "the stack runs its objects");
                 assert.ok(oldState.some((r) => GATE_TYPES.includes(r.type)), "the stack has a gate");
                 assert.ok(gateway.routedTo("v1") >= 1, "the gate fetched v1 through the stand-in");
             });
 
             it("the program as it is now previews no Kubernetes object created, deleted or replaced, and no new gate", async () => {
+                await deployedAtFrom();
                 stack.useCurrentProgram();
                 const { steps, result } = await stack.preview();
                 assert.equal(result.code, 0, result.stdout + result.stderr);
@@ -130,6 +145,8 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
             });
 
             it("pulumi up with it keeps every object on the server (same uid), fetches nothing, and a second preview plans nothing", async () => {
+                await deployedAtFrom();
+                stack.useCurrentProgram();
                 const requestsBefore = gateway.requests.length;
                 await stack.up();
                 const newState = await exported();
@@ -143,7 +160,7 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
                 assert.ok(onServer.some((o) => o.kind === "Deployment" && o.metadata.name === "cowsay-nginx-v1"));
                 const { steps } = await stack.preview();
                 assert.deepEqual(steps.filter((s) => s.op !== "same" && s.op !== "read").map((s) => `${s.op} ${s.urn}`), []);
-                await stack.pulumi("config", "set", `${PROJECT}:activeVersion`, "v2");
+                await stack.pulumi("config", "set", configKey("activeVersion"), "v2");
                 await stack.up();
                 assert.ok(gateway.routedTo("v2") >= 1, "the gate, carried over, checks the next switch");
             });
