@@ -16,6 +16,8 @@ export interface CommandResult {
 export interface CommandOptions {
     readonly cwd?: string;
     readonly env: NodeJS.ProcessEnv;
+    /** In a process group of its own (runUntil), so that a test can signal the whole group as a terminal does. */
+    readonly detached?: boolean;
 }
 
 /** Runs `file args...` to the end; resolves with its exit code and output, never rejects. */

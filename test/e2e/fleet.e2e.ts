@@ -11,7 +11,8 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { ROOT, plannedChanges, replicasByVersion, requirePulumi, type PreviewStep } from "../engine";
-import { FleetOfClusters, PROJECT } from "../fleet/harness";
+import { configKey } from "../constants";
+import { FleetOfClusters } from "../fleet/harness";
 import { descendants, waitUntilGone } from "../processes";
 import { readmeBlocks, runBlock } from "../readme";
 
@@ -29,15 +30,6 @@ interface HistoryEntry {
     readonly endTime: string;
 }
 
-/** Waits until `output()` matches every pattern, or fails with what it printed. */
-async function waitFor(output: () => string, patterns: readonly RegExp[], ms: number): Promise<void> {
-    const deadline = Date.now() + ms;
-    while (!patterns.every((p) => p.test(output()))) {
-        assert.ok(Date.now() < deadline, `waited ${ms / 1000} s for ${patterns.join(", ")}; the fleet printed:\n${output()}`);
-        await new Promise((r) => setTimeout(r, 200));
-    }
-}
-
 before(requirePulumi);
 
 describe("a fleet of three clusters (real engine, three API servers, a stand-in gateway each)", () => {
@@ -50,7 +42,7 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
         assert.ok(found !== undefined, `docs/fleet.md has the block ${id}`);
         return runBlock(found, fleet.dir, fleet.project.env);
     };
-    const setSmokeCheckTimeout = (stack: string, seconds: string) => fleet.pulumi(stack, "config", "set", `${PROJECT}:smokeCheckTimeout`, seconds);
+    const setSmokeCheckTimeout = (stack: string, seconds: string) => fleet.pulumi(stack, "config", "set", configKey("smokeCheckTimeout"), seconds);
     const endMidWave = async () => {
         fleet.member("eu").gateway.mode = "serving";
         await setSmokeCheckTimeout("eu", "5");
@@ -64,15 +56,13 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
         writeFileSync(path.join(fleet.dir, "fleet.yaml"), fleetFile("rollback", 2));
         await setSmokeCheckTimeout("eu", "60");
         fleet.member("eu").gateway.mode = "silent";
-        const run = fleet.startFleet("switch", "v2");
         try {
-            await waitFor(run.output, [/^\[us +\] switched$/m, /^\[eu +\] gate: v2 try 1/m], 180_000);
+            // Both lines, in either order: us has switched, and eu waits in its gate.
+            return await fleet.startFleet(/^(?=[\s\S]*^\[us +\] switched$)(?=[\s\S]*^\[eu +\] gate: v2 try 1)/m, "switch", "v2");
         } catch (err) {
-            process.kill(-(run.child.pid as number), "SIGKILL");
             await endMidWave();
             throw err;
         }
-        return run;
     };
 
     before(async () => {
@@ -153,8 +143,8 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
         const run = await midWave();
         try {
             // What a closed laptop or a CI runner's timeout does: the whole process group, at once.
-            process.kill(-(run.child.pid as number), "SIGKILL");
-            assert.equal(await run.exit, null, "killed");
+            process.kill(-run.pid, "SIGKILL");
+            assert.equal(await run.exited, 128 + 9, "killed");
             fleet.member("eu").gateway.mode = "serving";
             assert.ok(fleet.project.locks().length > 0, "the killed update left its lock");
             assert.deepEqual(await routes(), { staging: { v2: 100 }, eu: { v1: 100 }, us: { v2: 100 } });
@@ -181,10 +171,10 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
     it("Ctrl-C mid-wave: no stack starts, eu's update is cancelled through the engine, each stack is left on v1 or v2, unlocked (exit 130)", async () => {
         const run = await midWave();
         try {
-            const started = descendants(run.child.pid as number);
+            const started = descendants(run.pid);
             // What a terminal's Ctrl-C sends: SIGINT to the foreground group, the pulumi processes included.
-            process.kill(-(run.child.pid as number), "SIGINT");
-            const code = await Promise.race([run.exit, new Promise<string>((r) => setTimeout(() => r("still running"), 60_000))]);
+            process.kill(-run.pid, "SIGINT");
+            const code = await Promise.race([run.exited, new Promise<string>((r) => setTimeout(() => r("still running"), 60_000))]);
             assert.equal(code, 130, run.output());
             assert.match(run.output(), /^\[eu +\] cancelled: /m);
             assert.match(run.output(), /^staging +canary +runs v2; switched$/m);
@@ -207,11 +197,11 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
         const files = stackFiles();
         const copies = () => readdirSync(tmpdir()).filter((n) => n.startsWith("fleet-preview-"));
         const copiesBefore = copies();
-        const run = fleet.startFleet("preview", "v2");
-        await waitFor(run.output, STACKS.map((s) => new RegExp(`^\\[${s} *\\] previewing a switch to v2$`, "m")), 60_000);
+        const previewing = STACKS.map((s) => `(?=[\\s\\S]*^\\[${s} *\\] previewing a switch to v2$)`).join("");
+        const run = await fleet.startFleet(new RegExp(`^${previewing}`, "m"), "preview", "v2");
         await new Promise((r) => setTimeout(r, 1500)); // into the previews' program runs
-        process.kill(-(run.child.pid as number), "SIGINT");
-        assert.equal(await run.exit, 130, run.output());
+        process.kill(-run.pid, "SIGINT");
+        assert.equal(await run.exited, 130, run.output());
         assert.match(run.output(), /fleet: preview interrupted; no stack file was written/);
         assert.doesNotMatch(run.output(), /## Fleet preview/, "no report for an interrupted preview");
         assert.deepEqual(stackFiles(), files);

@@ -2,17 +2,15 @@
 // per cluster in one file backend (test/engine.ts), each stack reaching its cluster only through its
 // own kubernetes:kubeconfig config, and a stand-in gateway per cluster (test/gateway.ts). Used by the
 // fleet's end-to-end suite and by bench/fleet.ts. Needs `pulumi` on PATH and the control plane built.
-import { spawn, type ChildProcess } from "node:child_process";
 import { cpSync, readFileSync, rmSync } from "node:fs";
 import * as path from "node:path";
 
 import { LocalCluster } from "../cluster";
+import { APP_NAMESPACE, INGRESS_NAMESPACE, NO_INSTALLS, SHORT_GATE, URN, configKey } from "../constants";
 import { EngineStack, ROOT, liveWeights } from "../engine";
 import { StandInGateway, type KubeObject } from "../gateway";
-import { runCommand, type CommandResult } from "../processes";
+import { runCommand, runUntil, type CommandResult, type RunningCommand } from "../processes";
 
-export const PROJECT = "cowsay-bluegreen";
-const APP = "cowsay";
 const APP_KINDS = "deployments.apps,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io";
 /** The compiled fleet command (npm run test:e2e and the benchmark build it first). */
 const FLEET_CLI = path.join(ROOT, "bin", "fleet", "cli.js");
@@ -39,17 +37,15 @@ export class FleetOfClusters {
         const gateways: StandInGateway[] = [];
         let project: EngineStack | undefined;
         try {
-            // One after the other: kwokctl picks each component's port by scanning down from 32767 for a
-            // free one, and clusters started at the same moment pick the same ports.
-            for (let i = 0; i < stacks.length; i++) clusters.push(await LocalCluster.up());
+            for (const cluster of await Promise.all(stacks.map(() => LocalCluster.up()))) clusters.push(cluster);
             await Promise.all(
                 clusters.map(async (cluster) => {
                     await cluster.script("apply-crds");
-                    const ns = await cluster.kubectl("create", "namespace", "istio-ingress");
-                    if (ns.code !== 0) throw new Error(`kubectl create namespace istio-ingress: ${ns.stderr}`);
+                    const ns = await cluster.kubectl("create", "namespace", INGRESS_NAMESPACE);
+                    if (ns.code !== 0) throw new Error(`kubectl create namespace ${INGRESS_NAMESPACE}: ${ns.stderr}`);
                 }),
             );
-            for (const cluster of clusters) gateways.push(await StandInGateway.start(() => cluster.get(APP_KINDS, APP)));
+            for (const cluster of clusters) gateways.push(await StandInGateway.start(() => cluster.get(APP_KINDS, APP_NAMESPACE)));
             // No KUBECONFIG in the environment: each stack must reach its cluster through its own config.
             project = EngineStack.project({ config: {}, target: "cluster", env: { KUBECONFIG: undefined } });
             // `npm run fleet` in the copy builds and runs the copy's own fleet, as in a checkout.
@@ -60,16 +56,15 @@ export class FleetOfClusters {
                 await project.pulumi("stack", "init", m.stack);
                 const settings = {
                     activeVersion: "v1",
-                    installIstio: "false",
-                    installCertManager: "false",
-                    smokeCheckTimeout: "5",
+                    ...NO_INSTALLS,
+                    smokeCheckTimeout: SHORT_GATE,
                     gatewayUrl: `https://${m.gateway.address}`,
                     ...config,
                 };
                 await project.pulumi(
                     "config", "set-all", "--stack", m.stack,
                     "--plaintext", `kubernetes:kubeconfig=${m.cluster.env.KUBECONFIG ?? ""}`,
-                    ...Object.entries(settings).flatMap(([k, v]) => ["--plaintext", `${PROJECT}:${k}=${v}`]),
+                    ...Object.entries(settings).flatMap(([k, v]) => ["--plaintext", `${configKey(k)}=${v}`]),
                 );
             }
             await Promise.all(members.map((m) => fleet.pulumi(m.stack, "up", "--yes", "--skip-preview")));
@@ -104,7 +99,7 @@ export class FleetOfClusters {
 
     /** The app's objects on the stack's API server. */
     objects(stack: string): Promise<KubeObject[]> {
-        return this.member(stack).cluster.get(APP_KINDS, APP);
+        return this.member(stack).cluster.get(APP_KINDS, APP_NAMESPACE);
     }
 
     /** The live VirtualService's weights, as the stack's API server has them. */
@@ -122,16 +117,12 @@ export class FleetOfClusters {
     }
 
     /**
-     * Starts the fleet command in a process group of its own, as a terminal runs a foreground job,
-     * so that a test can send the group what a terminal's Ctrl-C (or a closed laptop) sends.
+     * Starts the fleet command and resolves once its output matches `line`, with the command still
+     * running, in a process group of its own as a terminal runs a foreground job: a test can then send
+     * the group what a terminal's Ctrl-C (or a closed laptop) sends, with signalGroup.
      */
-    startFleet(...args: string[]): { child: ChildProcess; output: () => string; exit: Promise<number | null> } {
-        const child = spawn(process.execPath, [FLEET_CLI, ...args], { cwd: this.dir, env: this.project.env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
-        let output = "";
-        child.stdout?.on("data", (c: Buffer) => (output += c.toString()));
-        child.stderr?.on("data", (c: Buffer) => (output += c.toString()));
-        const exit = new Promise<number | null>((resolve) => child.on("close", (code, signal) => resolve(signal === null ? code : null)));
-        return { child, output: () => output, exit };
+    startFleet(line: RegExp, ...args: string[]): Promise<RunningCommand> {
+        return runUntil(process.execPath, [FLEET_CLI, ...args], { cwd: this.dir, env: this.project.env, detached: true }, line);
     }
 
     /**
@@ -151,8 +142,8 @@ export class FleetOfClusters {
                 const file = this.stackFile(m.stack);
                 const onV1 = JSON.stringify(outputs.trafficSplit) === '{"v1":100}' && /:activeVersion: v1$/m.test(file) && !/:trafficSplit:/.test(file);
                 if (!onV1) {
-                    await this.pulumi(m.stack, "config", "set", `${PROJECT}:activeVersion`, "v1");
-                    await this.project.run("config", "rm", `${PROJECT}:trafficSplit`, "--stack", m.stack);
+                    await this.pulumi(m.stack, "config", "set", configKey("activeVersion"), "v1");
+                    await this.project.run("config", "rm", configKey("trafficSplit"), "--stack", m.stack);
                     await this.pulumi(m.stack, "up", "--yes", "--skip-preview");
                 }
                 // The program's gate trusts a version that took traffic just before the current one
@@ -170,7 +161,7 @@ export class FleetOfClusters {
     /** Versions the stack's gate would not fetch on a switch to them (its rollbackTargets). */
     async gateTrusts(stack: string): Promise<string[]> {
         const exported = JSON.parse((await this.pulumi(stack, "stack", "export")).stdout) as { deployment: { resources: { urn: string; outputs?: { rollbackTargets?: { version: string }[] } }[] } };
-        const gate = exported.deployment.resources.find((r) => r.urn.endsWith("Gate::cowsay-gate"));
+        const gate = exported.deployment.resources.find((r) => URN.gate.test(r.urn));
         return (gate?.outputs?.rollbackTargets ?? []).map((t) => t.version);
     }
 
