@@ -37,7 +37,11 @@ export class FleetOfClusters {
         const gateways: StandInGateway[] = [];
         let project: EngineStack | undefined;
         try {
-            for (const cluster of await Promise.all(stacks.map(() => LocalCluster.up()))) clusters.push(cluster);
+            // Every cluster that came up is torn down below, also when another one failed.
+            const started = await Promise.allSettled(stacks.map(() => LocalCluster.up()));
+            for (const result of started) if (result.status === "fulfilled") clusters.push(result.value);
+            const failed = started.find((r) => r.status === "rejected");
+            if (failed !== undefined) throw failed.reason;
             await Promise.all(
                 clusters.map(async (cluster) => {
                     await cluster.script("apply-crds");
