@@ -77,7 +77,8 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
                 ...(await cluster.get("gateways.gateway.networking.k8s.io", ingressNamespace)),
             ];
             const exported = async (): Promise<StateResource[]> =>
-                (JSON.parse((await stack.pulumi("stack", "export")).stdout) as { deployment: { resources: StateResource[] } }).deployment.resources.filter(
+                // A stack that was never deployed exports no resources list at all.
+                ((JSON.parse((await stack.pulumi("stack", "export")).stdout) as { deployment: { resources?: StateResource[] } }).deployment.resources ?? []).filter(
                     (r) => r.external !== true,
                 );
             const uids = (state: StateResource[]) =>
