@@ -22,10 +22,12 @@ export class LocalCluster {
     /**
      * Starts a cluster of its own; returns once the API server, the nodes and the default
      * ServiceAccount are ready. With `crds`, Istio's, cert-manager's and the Gateway API's CRDs are
-     * applied (as a cluster that runs a mesh has them), and `namespaces` are created.
+     * applied (as a cluster that runs a mesh has them), and `namespaces` are created. With `istiod`,
+     * `up` applies the CRDs and starts istiod too (COWSAY_CLUSTER_ISTIOD=1), and `env` carries
+     * COWSAY_XDS_ADDRESS, istiod's plaintext xDS address, which cowsay-xds (on the PATH) reads.
      */
-    static async up(options: { crds?: boolean; namespaces?: readonly string[] } = {}): Promise<LocalCluster> {
-        const cluster = await LocalCluster.start();
+    static async up(options: { crds?: boolean; istiod?: boolean; namespaces?: readonly string[] } = {}): Promise<LocalCluster> {
+        const cluster = await LocalCluster.start(options.istiod === true);
         try {
             if (options.crds === true) await cluster.script("apply-crds");
             for (const namespace of options.namespaces ?? []) await cluster.createNamespace(namespace);
@@ -36,9 +38,9 @@ export class LocalCluster {
         return cluster;
     }
 
-    private static async start(): Promise<LocalCluster> {
+    private static async start(istiod: boolean): Promise<LocalCluster> {
         const state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-"));
-        const base = { ...process.env, COWSAY_CLUSTER_STATE: state };
+        const base = { ...process.env, COWSAY_CLUSTER_STATE: state, COWSAY_CLUSTER_ISTIOD: istiod ? "1" : "0" };
         // The cluster's processes outlive this one; if this process ends without down() (a failed
         // hook, Ctrl-C, a test runner's SIGTERM), stop them on the way out.
         const downOnExit = () => {
@@ -65,8 +67,9 @@ export class LocalCluster {
         const value = (name: string) => (new RegExp(`^export ${name}=(\\S+?)(?:"\\$\\{PATH:\\+:\\$PATH\\}")?$`, "m").exec(exports) ?? [])[1];
         const kubeconfig = value("KUBECONFIG");
         const bin = value("PATH");
-        if (kubeconfig === undefined || bin === undefined) throw new Error(`unexpected output of scripts/cluster.sh env:\n${exports}`);
-        return new LocalCluster(state, { ...base, KUBECONFIG: kubeconfig, PATH: [bin, process.env.PATH ?? ""].join(path.delimiter) });
+        const xds = value("COWSAY_XDS_ADDRESS");
+        if (kubeconfig === undefined || bin === undefined || istiod !== (xds !== undefined)) throw new Error(`unexpected output of scripts/cluster.sh env:\n${exports}`);
+        return new LocalCluster(state, { ...base, KUBECONFIG: kubeconfig, PATH: [bin, process.env.PATH ?? ""].join(path.delimiter), ...(xds === undefined ? {} : { COWSAY_XDS_ADDRESS: xds }) });
     }
 
     /** Runs scripts/cluster.sh with this cluster's state directory. */
