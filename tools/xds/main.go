@@ -599,13 +599,20 @@ func main() {
 	fs.StringVar(&o.pod, "pod", "", "the proxy's pod name (default: cowsay-xds-<role>-0)")
 	fs.StringVar(&o.ip, "ip", "127.0.0.1", "the proxy's IP")
 	fs.Var(pairs(o.labels), "labels", "the proxy's labels, k=v[,k=v]")
-	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "dump, wait: give up after this long; watch: run this long (0: until killed)")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "dump, wait: give up after this long; watch: run this long (default for watch: 0, until killed)")
 	fs.StringVar(&o.host, "host", "", "wait: the request's Host")
 	fs.UintVar(&o.port, "port", 0, "wait: the Service port the request arrives on (80, 443)")
 	fs.StringVar(&o.path, "path", "/", "wait: the request's path")
 	fs.Var(pairs(o.headers), "header", "wait: a request header k=v (repeatable)")
 	fs.StringVar(&o.clusterContains, "cluster-contains", "", "wait: text the chosen route's cluster name must contain")
 	_ = fs.Parse(os.Args[2:])
+	if cmd == "watch" {
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "timeout" })
+		if !set {
+			o.timeout = 0
+		}
+	}
 	if fs.NArg() > 0 {
 		fail("unexpected argument '%s'", fs.Arg(0))
 	}
