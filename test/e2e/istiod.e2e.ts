@@ -63,7 +63,7 @@ const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.flo
 describe("istiod in the local control plane", () => {
     let cluster: LocalCluster;
     before(async () => {
-        cluster = await LocalCluster.up({ istiod: true, namespaces: ["cowsay", "istio-ingress"] });
+        cluster = await LocalCluster.up({ istiod: true, namespaces: ["cowsay", "istio-ingress", "cowsay-client"] });
     });
     after(async () => cluster?.down());
 
@@ -87,6 +87,13 @@ describe("istiod in the local control plane", () => {
         assert.match(state.node, /^router~127\.0\.0\.1~[^~]+\.istio-ingress~istio-ingress\.svc\.cluster\.local$/);
         const vhost = state.routeConfigs.flatMap((r) => r.virtualHosts).find((v) => v.domains.includes(HOST));
         assert.deepEqual(vhost?.routes.at(-1)?.clusters?.map((c) => c.name), ["outbound|9080|v1|cowsay-nginx.cowsay.svc.cluster.local"], dump.stdout);
+
+        // As a sidecar in a client namespace: the gateway's VirtualService does not apply in the mesh,
+        // so the Service's own default route (no subset).
+        const sidecar = ["--role", "sidecar", "--namespace", "cowsay-client", "--labels", "app=client"];
+        const mesh = await runCommand("cowsay-xds", ["wait", ...sidecar, "--host", "cowsay-nginx.cowsay.svc.cluster.local", "--port", "9080", "--cluster-contains", "outbound|9080||cowsay-nginx.cowsay.", "--timeout", `${PUSH_BOUND_S}s`], { env: cluster.env });
+        assert.equal(mesh.code, 0, mesh.stderr);
+        assert.match(mesh.stderr, /^cowsay-xds: cowsay-nginx\.cowsay\.svc\.cluster\.local:9080\/: clusters /m);
     });
 
     it("a VirtualService switch reaches the gateway's route within the bound, every time (median printed)", async () => {
