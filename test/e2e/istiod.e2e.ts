@@ -204,6 +204,29 @@ describe("istiod in the local control plane", () => {
     });
 });
 
+describe("cowsay-xds: bad input is one line", () => {
+    const cases: [string, string[], string][] = [
+        ["an unknown role", ["dump", "--address", "127.0.0.1:1", "--role", "proxy", "--namespace", "x"], "--role is 'proxy'; allowed: gateway, sidecar"],
+        ["no namespace", ["dump", "--address", "127.0.0.1:1"], "--namespace is empty; allowed: the proxy's namespace, a DNS label"],
+        ["a wait without its target", ["wait", "--address", "127.0.0.1:1", "--namespace", "x", "--host", "h"], "wait needs --host, --port (1-65535) and --cluster-contains; got host 'h', port 0, cluster-contains ''"],
+        ["a label without a value", ["dump", "--address", "127.0.0.1:1", "--namespace", "x", "--labels", "istio"], "invalid value \"istio\" for flag -labels: 'istio' is not name=value"],
+    ];
+    let env: NodeJS.ProcessEnv;
+    before(async () => {
+        // cowsay-xds from the build, without starting a cluster: `env` prints the PATH before any `up`.
+        const exports = (await runCommand(path.resolve(__dirname, "..", "..", "..", "scripts", "cluster.sh"), ["env"], { env: { ...process.env, COWSAY_CLUSTER_STATE: "/nonexistent" } })).stdout;
+        const bin = /^export PATH=(\S+?)"/m.exec(exports)?.[1] ?? "";
+        env = { ...process.env, PATH: [bin, process.env.PATH ?? ""].join(path.delimiter), COWSAY_XDS_ADDRESS: "" };
+    });
+    for (const [what, args, message] of cases) {
+        it(`refuses ${what}`, async () => {
+            const result = await runCommand("cowsay-xds", args, { env });
+            assert.equal(result.code, 2, result.stderr);
+            assert.equal(result.stderr, `cowsay-xds: ${message}\n`);
+        });
+    }
+});
+
 describe("istiod: three clusters at once", () => {
     it("three ups with istiod each get istiod on ports of their own", async () => {
         const started = await Promise.allSettled([0, 1, 2].map(() => LocalCluster.up({ istiod: true })));

@@ -591,8 +591,9 @@ func main() {
 	}
 	cmd := os.Args[1]
 	o := &options{labels: pairs{}, headers: pairs{}}
-	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
-	fs.Usage = usage
+	// Parse errors are ours to print: one line, no usage text after it.
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.address, "address", os.Getenv("COWSAY_XDS_ADDRESS"), "istiod's plaintext xDS address (default $COWSAY_XDS_ADDRESS)")
 	fs.StringVar(&o.role, "role", "gateway", "gateway (a router node) or sidecar")
 	fs.StringVar(&o.namespace, "namespace", "", "the proxy's namespace")
@@ -605,7 +606,12 @@ func main() {
 	fs.StringVar(&o.path, "path", "/", "wait: the request's path")
 	fs.Var(pairs(o.headers), "header", "wait: a request header k=v (repeatable)")
 	fs.StringVar(&o.clusterContains, "cluster-contains", "", "wait: text the chosen route's cluster name must contain")
-	_ = fs.Parse(os.Args[2:])
+	if err := fs.Parse(os.Args[2:]); errors.Is(err, flag.ErrHelp) {
+		usage()
+		return
+	} else if err != nil {
+		fail("%v", err)
+	}
 	if cmd == "watch" {
 		set := false
 		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "timeout" })
