@@ -14,7 +14,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { LocalCluster } from "../cluster";
-import { APP_NAMESPACE as APP, configKey, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, URN, VERSIONS } from "../constants";
+import { APP_NAMESPACE as APP, configKey, INGRESS_NAMESPACE, NO_INSTALLS, NO_ROUTE_STATUS, ROOT, URN, VERSIONS } from "../constants";
 import { EngineStack, liveWeights, plannedChanges, requirePulumi, replicasByVersion } from "../engine";
 import { StandInGateway, type KubeObject } from "../gateway";
 import { processesMentioning } from "../processes";
@@ -229,7 +229,7 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
         gateway = await StandInGateway.start(objects);
         // The cluster has the Gateway API CRDs (applied by sharedCluster), as a cluster with a mesh would.
         stack = await EngineStack.create({
-            config: { ...BASE, routingApi: "gateway-api", gatewayApiCrds: "none", gatewayUrl: `https://${gateway.address}`, appNamespace: ns.app, ingressNamespace: ns.ingress },
+            config: { ...BASE, ...NO_ROUTE_STATUS, routingApi: "gateway-api", gatewayApiCrds: "none", gatewayUrl: `https://${gateway.address}`, appNamespace: ns.app, ingressNamespace: ns.ingress },
             target: "cluster",
             env: cluster.env,
         });

@@ -19,7 +19,7 @@ import { execFileSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 
 import { LocalCluster } from "../cluster";
-import { configKey, NO_INSTALLS } from "../constants";
+import { configKey, NO_INSTALLS, NO_ROUTE_STATUS } from "../constants";
 import { EngineStack, PROGRAM_FILES, ROOT, requirePulumi, type PreviewStep } from "../engine";
 import { StandInGateway, type KubeObject } from "../gateway";
 
@@ -122,6 +122,17 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
                 stack?.dispose();
             });
 
+            /**
+             * The program as it is now, on this stack. The program at FROM refuses keys it does not know,
+             * so the wait for Istio's route status (no istiod here writes it) is turned off only now.
+             */
+            const useToday = async () => {
+                stack.useCurrentProgram();
+                if (routingApi === "gateway-api") {
+                    for (const [key, value] of Object.entries(NO_ROUTE_STATUS)) await stack.pulumi("config", "set", configKey(key), value);
+                }
+            };
+
             it(`the program at ${FROM} deploys the stack, its gate fetching v1`, async () => {
                 await deployedAtFrom();
                 assert.ok(oldState.filter((r) => isKubernetesObject(r.urn)).length >= 10, "the stack runs its objects");
@@ -131,7 +142,7 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
 
             it("the program as it is now previews no Kubernetes object created, deleted or replaced, and no new gate", async () => {
                 await deployedAtFrom();
-                stack.useCurrentProgram();
+                await useToday();
                 const { steps, result } = await stack.preview();
                 assert.equal(result.code, 0, result.stdout + result.stderr);
                 // `preview --json` lists the steps that do something; an object matched by its alias and
@@ -147,7 +158,7 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
 
             it("pulumi up with it keeps every object on the server (same uid), fetches nothing, and a second preview plans nothing", async () => {
                 await deployedAtFrom();
-                stack.useCurrentProgram();
+                await useToday();
                 const requestsBefore = gateway.requests.length;
                 await stack.up();
                 const newState = await exported();
