@@ -99,17 +99,21 @@ describe("istiod in the local control plane", () => {
     it("a VirtualService switch reaches the gateway's route within the bound, every time (median printed)", async () => {
         await apply(cluster, objects("v1"));
         const times: number[] = [];
+        const afterWrite: number[] = [];
         for (const [from, to] of [["v1", "v2"], ["v2", "v1"], ["v1", "v2"], ["v2", "v1"], ["v1", "v2"]] as const) {
             const args = ["wait", ...GATEWAY, "--host", HOST, "--port", "80", "--cluster-contains", `|${to}|`, "--timeout", `${PUSH_BOUND_S + 5}s`];
             // The first stderr line says it is connected and shows the route before the switch.
             const waiting = await runUntil("cowsay-xds", args, { env: cluster.env }, new RegExp(`clusters .*\\|${from}\\|`), 15_000);
             const start = performance.now();
             const patched = await cluster.kubectl("patch", "virtualservice", "cowsay", "-n", "cowsay", "--type=json", "-p", JSON.stringify([{ op: "replace", path: "/spec/http/0/route/0/destination/subset", value: to }]));
+            const written = performance.now();
             assert.equal(patched.code, 0, patched.stderr);
             assert.equal(await waiting.exited, 0, waiting.output());
             times.push((performance.now() - start) / 1000);
+            afterWrite.push((performance.now() - written) / 1000);
         }
         console.log(`switch (kubectl patch started) to istiod's push at the gateway client: median ${median(times).toFixed(3)} s of ${times.map((t) => t.toFixed(3)).join(", ")}`);
+        console.log(`of which after kubectl patch returned (istiod's share, upper bound): median ${median(afterWrite).toFixed(3)} s of ${afterWrite.map((t) => t.toFixed(3)).join(", ")}`);
         for (const t of times) assert.ok(t < PUSH_BOUND_S, `${t} s`);
     });
 

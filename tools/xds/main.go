@@ -667,11 +667,20 @@ func main() {
 			}
 			return false
 		default: // wait
-			_, r := choose(st, o.host, uint32(o.port), o.path, headers)
+			vh, r := choose(st, o.host, uint32(o.port), o.path, headers)
 			// On stderr, each time the chosen route changes: the first line says the client is connected
 			// and what the route is now (a caller timing a switch starts its clock after it).
 			now := "no route"
-			if r != nil {
+			switch {
+			case vh != nil && vh.RequireTLS != "":
+				// Envoy redirects plain HTTP to https before it looks at any route (httpsRedirect).
+				now, r = "requireTls "+vh.RequireTLS+": redirected to https", nil
+			case r != nil && r.Redirect != nil:
+				b, _ := json.Marshal(r.Redirect)
+				now = "redirect " + string(b)
+			case r != nil && r.DirectResponse != nil:
+				now = fmt.Sprintf("direct response %d", r.DirectResponse.Status)
+			case r != nil:
 				b, _ := json.Marshal(r.Clusters)
 				now = "clusters " + string(b)
 			}
