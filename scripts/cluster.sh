@@ -546,6 +546,8 @@ cmd_stop_start() {   # cmd_stop_start stop|start|restart COMPONENT
     lock_state
     if [[ $name == istiod ]]; then
         [[ $action == start ]] || { log "stopping istiod ..."; istiod_sh stop; }
+        # A cluster `up` started without istiod lacks the CRDs istiod needs.
+        [[ $action == stop || -d $W/istiod ]] || cmd_apply_crds
         [[ $action == stop ]] || istiod_sh start
         return 0
     fi
