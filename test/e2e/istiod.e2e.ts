@@ -5,8 +5,8 @@
 // what the CRD schema lets through, also after `restart istiod`; it writes the Gateway API's status;
 // three clusters with istiod run side by side. Needs the control plane built (`scripts/cluster.sh build`).
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
@@ -57,6 +57,10 @@ async function apply(cluster: LocalCluster, manifest: string): Promise<void> {
 function istiodPid(cluster: LocalCluster): number {
     return Number(readFileSync(path.join(cluster.state, "clusters", "cowsay", "istiod", "pid"), "utf8"));
 }
+
+const SCRIPT = path.resolve(__dirname, "..", "..", "..", "scripts", "cluster.sh");
+/** Whether a port is reserved for some cluster's istiod (scripts/istiod.sh keeps a link per port in the cache). */
+const reserved = (port: string) => existsSync(path.join(process.env.COWSAY_CLUSTER_CACHE ?? path.join(homedir(), ".cache", "cowsay-bluegreen", "cluster"), "ports", port));
 
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -136,7 +140,7 @@ describe("istiod in the local control plane", () => {
         const address = cluster.env.COWSAY_XDS_ADDRESS;
         await cluster.script("restart", "istiod");
         assert.notEqual(istiodPid(cluster), before);
-        assert.equal((await runCommand(path.resolve(__dirname, "..", "..", "..", "scripts", "cluster.sh"), ["env"], { env: cluster.env })).stdout.match(/COWSAY_XDS_ADDRESS=(\S+)/)?.[1], address);
+        assert.equal((await runCommand(SCRIPT, ["env"], { env: cluster.env })).stdout.match(/COWSAY_XDS_ADDRESS=(\S+)/)?.[1], address);
         await refused();
         // Fail-close: with istiod stopped, Istio objects are refused rather than let through unchecked.
         await cluster.script("stop", "istiod");
@@ -198,13 +202,36 @@ describe("istiod in the local control plane", () => {
         const pid = istiodPid(cluster);
         const ports = [...readFileSync(path.join(state, "clusters", "cowsay", "istiod", "ports"), "utf8").matchAll(/=(\d+)$/gm)].map((m) => m[1]);
         assert.equal(ports.length, 3);
-        const reserved = (port: string) => existsSync(path.join(process.env.COWSAY_CLUSTER_CACHE ?? path.join(homedir(), ".cache", "cowsay-bluegreen", "cluster"), "ports", port));
         assert.deepEqual(ports.map(reserved), [true, true, true]);
         assert.equal(await cluster.down(), 0);
         assert.deepEqual(ports.map(reserved), [false, false, false]);
         // Gone, or a zombie nobody reaps (it was reparented): its command line is then empty.
         assert.equal(existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/cmdline`, "utf8") !== "", false);
         assert.deepEqual(processesMentioning(`${state}/`), []);
+    });
+});
+
+describe("istiod: teardown", () => {
+    it("SIGINT to up while istiod starts: exit 130, istiod stopped with the rest, its ports released, the state directory removed", async () => {
+        const state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-istiod-interrupted-"));
+        const env = { ...process.env, COWSAY_CLUSTER_STATE: state, COWSAY_CLUSTER_ISTIOD: "1" };
+        try {
+            const up = await runUntil(SCRIPT, ["up"], { env }, /starting istiod/, 180_000);
+            const istiod = path.join(state, "clusters", "cowsay", "bin", "pilot-discovery");
+            while (!processesMentioning(istiod).some((p) => p.command.startsWith(`${istiod} `))) {
+                assert.equal(up.ended(), false, up.output());
+                await new Promise((r) => setTimeout(r, 50));
+            }
+            const ports = [...up.output().matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => m[1]);
+            assert.equal(await up.stop("SIGINT", 60_000), 130, up.output());
+            assert.deepEqual(processesMentioning(`${state}/`), []);
+            assert.equal(existsSync(state), false, up.output());
+            assert.equal(ports.length, 3, up.output());
+            assert.deepEqual(ports.map(reserved), [false, false, false]);
+        } finally {
+            await runCommand(SCRIPT, ["down"], { env });
+            rmSync(state, { recursive: true, force: true });
+        }
     });
 });
 
@@ -218,7 +245,7 @@ describe("cowsay-xds: bad input is one line", () => {
     let env: NodeJS.ProcessEnv;
     before(async () => {
         // cowsay-xds from the build, without starting a cluster: `env` prints the PATH before any `up`.
-        const exports = (await runCommand(path.resolve(__dirname, "..", "..", "..", "scripts", "cluster.sh"), ["env"], { env: { ...process.env, COWSAY_CLUSTER_STATE: "/nonexistent" } })).stdout;
+        const exports = (await runCommand(SCRIPT, ["env"], { env: { ...process.env, COWSAY_CLUSTER_STATE: "/nonexistent" } })).stdout;
         const bin = /^export PATH=(\S+?)"/m.exec(exports)?.[1] ?? "";
         env = { ...process.env, PATH: [bin, process.env.PATH ?? ""].join(path.delimiter), COWSAY_XDS_ADDRESS: "" };
     });
