@@ -3,13 +3,8 @@
 # tests and demo: a thin wrapper around kwok's own `kwokctl --runtime binary`.
 #
 # The machines this project runs on reach package registries only (no Docker, no GitHub downloads), so
-# kind/k3d/minikube are out, and so are kwokctl's downloads. This script builds, from the Go module proxy
-# (wrapper modules under tools/cluster/, versions pinned in versions.json), into a cache outside git:
-#   - kube-apiserver, kube-controller-manager, kube-scheduler and kubectl   k8s.io/kubernetes
-#   - etcd                                                                   go.etcd.io/etcd/server/v3
-#   - kwok (fake nodes) and kwokctl (runs the cluster)                      sigs.k8s.io/kwok
-#   - istiod (pilot-discovery) and cowsay-xds, our xDS client (tools/xds)    istio.io/istio
-# and downloads the CRD source modules (Istio, cert-manager, Gateway API) at the pinned versions.
+# kind/k3d/minikube are out, and so are kwokctl's downloads: scripts/cluster-build.sh builds the
+# components (Kubernetes, etcd, kwok, kwokctl, istiod) from the Go module proxy into a cache outside git.
 #
 # `up` is `kwokctl create cluster` with those binaries (plain paths: kwokctl links them, downloads
 # nothing) and tools/cluster/kwokctl.yaml (the few flags the tests need, each with its reason; the CA
@@ -78,25 +73,10 @@ for v in NODES TIMEOUT JOBS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "COWSAY_CLUSTER_$v is '${!v}'; allowed: a whole number of 1 or more"
 done
 [[ $ISTIOD == [01] ]] || die "COWSAY_CLUSTER_ISTIOD is '$ISTIOD'; allowed: 0 or 1"
-command -v jq >/dev/null || die "jq is required (apt-get install jq)"
-# One jq call for all pins; a missing key fails here.
-if ! IFS=$'\t' read -r K8S_VERSION ETCD_VERSION KWOK_VERSION ISTIO_VERSION CERT_MANAGER_VERSION GATEWAY_API_VERSION ISTIOD_VERSION \
-    < <(jq -r '[.kubernetes, .etcd, .kwok, .istio, .certManager, .gatewayApi, .istiod]
-               | if any(type != "string" or . == "") then error("missing") else @tsv end' "$ROOT/versions.json"); then
-    die "versions.json needs the strings kubernetes, etcd, kwok, istio, certManager, gatewayApi, istiod"
-fi
-
-# The cache key: versions plus a hash of our Go sources, so editing tools/cluster's modules rebuilds.
-source_hash() {   # source_hash DIR
-    (cd "$1" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) \
-        | LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -c1-12
-}
-KEY="k8s-v${K8S_VERSION}_etcd-v${ETCD_VERSION}_kwok-v${KWOK_VERSION}_src-$(source_hash "$SRC")"
-KEYDIR=$CACHE/$KEY
-BIN=$KEYDIR/bin
-# istiod and the xDS client have a key of their own, so a new Istio does not rebuild the control plane.
-ISTIOD_KEYDIR=$CACHE/istiod-${ISTIOD_VERSION}_src-$(source_hash "$ROOT/tools/xds")
-ISTIOD_BIN=$ISTIOD_KEYDIR/bin
+# The pinned versions, the cache keys and the build (BIN, ISTIOD_BIN, ensure, cmd_built, crd_files):
+# scripts/cluster-build.sh, which kwokctl cannot do for us here.
+# shellcheck source=scripts/cluster-build.sh
+source "$ROOT/scripts/cluster-build.sh"
 KUBECTL=("$BIN/kubectl" "--kubeconfig=$W/kubeconfig.yaml" --request-timeout=10s)
 
 # Long commands run in the background and are waited for, so that a signal to this script alone (not to
@@ -111,172 +91,6 @@ run_child() {
     return "$rc"
 }
 kill_child() { [[ -n $CHILD ]] && kill "$CHILD" 2>/dev/null; return 0; }
-
-# ---------------------------------------------------------------------------------------------- build
-
-# What `build` builds, in this order (later ones reuse packages the earlier ones compiled), with the time
-# each takes from an empty Go build cache: the low end on 2 idle cores, the high end while other builds
-# share them. Fields: binary, module under tools/cluster (../xds: tools/xds), package, estimate.
-BUILDS=(
-    "kube-apiserver kubernetes k8s.io/kubernetes/cmd/kube-apiserver 4-11 min on 2 cores"
-    "kube-controller-manager kubernetes k8s.io/kubernetes/cmd/kube-controller-manager 1-3.5 min"
-    "kube-scheduler kubernetes k8s.io/kubernetes/cmd/kube-scheduler ~15 s"
-    "kubectl kubernetes k8s.io/kubernetes/cmd/kubectl 1-1.5 min"
-    "etcd etcd go.etcd.io/etcd/server/v3 0.5-2 min"
-    "kwok kwok sigs.k8s.io/kwok/cmd/kwok 1-4 min"
-    "kwokctl kwok sigs.k8s.io/kwok/cmd/kwokctl 20-30 s"
-    "pilot-discovery ../xds istio.io/istio/pilot/cmd/pilot-discovery 5-12 min"
-    "cowsay-xds ../xds . ~10 s"
-)
-bin_dir() { if [[ $1 == ../xds ]]; then echo "$ISTIOD_BIN"; else echo "$BIN"; fi; }
-
-go_env() {
-    command -v go >/dev/null || die "Go is required to build the control plane (go 1.26 or newer)."
-    export GOMODCACHE=$GO_CACHE/mod GOCACHE=$GO_CACHE/build
-    export GOFLAGS="-buildvcs=false -mod=readonly" CGO_ENABLED=0 GOWORK=off
-    export GOPROXY=${GOPROXY:-https://proxy.golang.org,direct}
-}
-
-# The wrapper go.mod files cannot read versions.json: check they say the same, so one pin is the truth.
-check_pins() {
-    local mod got
-    required() { sed -nE "s#^[[:space:]]*(require[[:space:]]+)?$2[[:space:]]+(v[^[:space:]]+).*#\2#p" "$1"; }
-    got=$(required "$SRC/kubernetes/go.mod" k8s.io/kubernetes)
-    [[ $got == "v$K8S_VERSION" ]] || die "tools/cluster/kubernetes/go.mod requires k8s.io/kubernetes $got, versions.json pins $K8S_VERSION: update the require and every 'replace k8s.io/... => k8s.io/... v0.x.y' line there, then run 'go mod tidy' in that directory (see tools/cluster/README.md)"
-    got=$(sed -nE 's#^[[:space:]]*(k8s\.io/[^[:space:]]+) => [^[:space:]]+ (v[^[:space:]]+)$#\2#p' "$SRC/kubernetes/go.mod" | sort -u)
-    [[ $got == "v0.${K8S_VERSION#1.}" ]] || die "tools/cluster/kubernetes/go.mod replaces staging modules with '${got//$'\n'/ }', expected v0.${K8S_VERSION#1.} for Kubernetes $K8S_VERSION"
-    for mod in server api client/pkg client pkg; do
-        got=$(required "$SRC/etcd/go.mod" "go.etcd.io/etcd/$mod/v3")
-        [[ $got == "v$ETCD_VERSION" ]] || die "tools/cluster/etcd/go.mod requires go.etcd.io/etcd/$mod/v3 $got, versions.json pins $ETCD_VERSION: update all five etcd requires, then 'go mod tidy' there"
-    done
-    got=$(required "$SRC/kwok/go.mod" sigs.k8s.io/kwok)
-    [[ $got == "v$KWOK_VERSION" ]] || die "tools/cluster/kwok/go.mod requires sigs.k8s.io/kwok $got, versions.json pins $KWOK_VERSION: update it, then 'go mod tidy' there"
-    got=$(required "$ROOT/tools/xds/go.mod" istio.io/istio)
-    [[ $got == "$ISTIOD_VERSION" ]] || die "tools/xds/go.mod requires istio.io/istio $got, versions.json pins istiod $ISTIOD_VERSION: update it, then 'go mod tidy' there"
-}
-
-ldflags() {   # version stamps, as the projects' release builds set them
-    local pkg
-    case $1 in
-        kubernetes)   # as Kubernetes' hack/lib/version.sh (kubectl reads client-go's)
-            for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-                printf -- '-X %s.gitVersion=v%s -X %s.gitMajor=%s -X %s.gitMinor=%s -X %s.gitTreeState=clean ' \
-                    "$pkg" "$K8S_VERSION" "$pkg" "${K8S_VERSION%%.*}" "$pkg" "$(cut -d. -f2 <<<"$K8S_VERSION")" "$pkg"
-            done ;;
-        etcd) printf -- '-X go.etcd.io/etcd/api/v3/version.GitSHA=v%s' "$ETCD_VERSION" ;;
-        kwok) printf -- '-X sigs.k8s.io/kwok/pkg/consts.Version=v%s -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=v%s' "$KWOK_VERSION" "$K8S_VERSION" ;;
-        ../xds) printf -- '-X istio.io/istio/pkg/version.buildVersion=%s -X istio.io/istio/pkg/version.buildStatus=Clean' "$ISTIOD_VERSION" ;;
-    esac
-}
-
-module_dir() {   # module_dir PATH VERSION: the extracted module in GOMODCACHE, downloaded if missing
-    local dir=$GO_CACHE/mod/$1@$2
-    if [[ ! -d $dir ]]; then
-        go_env
-        mkdir -p "$CACHE"
-        log "downloading $1@$2 ..."
-        GOFLAGS=-mod=mod go -C "$CACHE" mod download "$1@$2" >&2 \
-            || die "go mod download $1@$2 failed (is the Go module proxy reachable?)"
-    fi
-    [[ -d $dir ]] || die "$1@$2 is not at $dir after go mod download"
-    printf '%s\n' "$dir"
-}
-
-crd_module() {   # crd_module NAME: "module version" of a CRD set
-    case "$1" in
-        istio) echo "istio.io/api v$ISTIO_VERSION" ;;
-        cert-manager) echo "github.com/cert-manager/cert-manager $CERT_MANAGER_VERSION" ;;
-        gateway-api) echo "sigs.k8s.io/gateway-api $GATEWAY_API_VERSION" ;;
-        *) die "unknown CRD set '$1' (istio, cert-manager, gateway-api)" ;;
-    esac
-}
-
-crd_files() {   # crd_files NAME: the CRD YAML files of one pinned project
-    local dir
-    # shellcheck disable=SC2046 # two words on purpose
-    dir=$(module_dir $(crd_module "$1")) || return 1
-    case "$1" in
-        istio) printf '%s\n' "$dir/kubernetes/customresourcedefinitions.gen.yaml" ;;
-        cert-manager) printf '%s\n' "$dir"/deploy/crds/*.yaml ;;
-        # The standard channel, as its standard-install.yaml (a safe-upgrade VAP included).
-        gateway-api) printf '%s\n' "$dir"/config/crd/standard/*.yaml | grep -v '/kustomization\.yaml$' ;;
-    esac
-}
-
-crd_bundle() {   # crd_bundle NAME: one file with all of a set's manifests (like a release's install.yaml)
-    local files f out
-    out=$CACHE/crds/$1-$(crd_module "$1" | cut -d' ' -f2).yaml
-    if [[ ! -s $out ]]; then
-        files=$(crd_files "$1") || return 1
-        mkdir -p "$CACHE/crds"
-        while read -r f; do
-            printf -- '---\n# Source: %s\n' "${f#"$GO_CACHE/mod/"}"
-            sed -e '1{/^---$/d}' "$f"
-        done <<<"$files" >"$out.tmp"
-        mv "$out.tmp" "$out"
-    fi
-    printf '%s\n' "$out"
-}
-
-missing_binaries() {   # the BUILDS lines whose binary is not in the cache
-    local line name mod
-    for line in "${BUILDS[@]}"; do
-        read -r name mod _ <<<"$line"
-        [[ -x $(bin_dir "$mod")/$name ]] || printf '%s\n' "$line"
-    done
-}
-
-ensure() {   # build what is missing, download the CRD modules
-    local line name mod pkg estimate start set d missing
-    missing=$(missing_binaries)
-    if [[ -n $missing ]]; then
-        mkdir -p "$CACHE"
-        # One build at a time per cache (tests may start several clusters at once on a cold cache); the
-        # lock is released before anything is started, so no component inherits it.
-        exec 8>"$CACHE/build.lock"
-        flock 8
-        check_pins
-        go_env
-        log "downloading Go modules for the control plane (cold: ~1 min) ..."
-        for mod in kubernetes etcd kwok ../xds; do
-            run_child go -C "$SRC/$mod" mod download || die "go mod download failed in tools/cluster/$mod (is the Go module proxy reachable?)"
-        done
-        mkdir -p "$KEYDIR/tmp" "$BIN" "$ISTIOD_BIN"
-        while read -r name mod pkg estimate; do
-            log "building $name (cold: $estimate) ..."
-            start=$SECONDS
-            run_child go -C "$SRC/$mod" build -p "$JOBS" -trimpath -ldflags "-s -w $(ldflags "$mod")" -o "$KEYDIR/tmp/$name" "$pkg" \
-                || die "building $name failed (is the Go module proxy reachable? go: $(go version))"
-            mv "$KEYDIR/tmp/$name" "$(bin_dir "$mod")/$name"
-            log "built $name in $((SECONDS - start)) s"
-        done <<<"$missing"
-        rm -rf "$KEYDIR/tmp"
-        exec 8>&-
-    fi
-    for set in istio cert-manager gateway-api; do crd_files "$set" >/dev/null; done
-    # Drop builds for other keys (~400 MB each); the Go caches stay, so going back is a relink. istiod's
-    # key follows tools/xds, which worktrees of this repository on one machine (one cache) may hold in
-    # different versions: its other builds go once unused for a day, not while another checkout uses them.
-    touch -c "$ISTIOD_KEYDIR"
-    for d in "$CACHE"/k8s-v*_etcd-v*_kwok-v*_src-* $(find "$CACHE" -maxdepth 1 -name 'istiod-*_src-*' -mmin +1440); do
-        [[ -d $d && $d != "$KEYDIR" && $d != "$ISTIOD_KEYDIR" ]] || continue
-        log "removing stale build $(basename "$d")"
-        rm -rf "$d"
-    done
-}
-
-cmd_built() {   # what `build` would do, one "<piece> (cold: <estimate>)" line each on stdout; exit 1 if anything
-    local name estimate set mod version missing=0
-    while read -r name _ _ estimate; do
-        [[ -n $name ]] && { printf '%s (cold: %s)\n' "$name" "$estimate"; missing=1; }
-    done <<<"$(missing_binaries)"
-    for set in istio cert-manager gateway-api; do
-        read -r mod version <<<"$(crd_module "$set")"
-        [[ -d $GO_CACHE/mod/$mod@$version ]] || { printf '%s CRDs, %s@%s (cold: ~10 s download)\n' "$set" "$mod" "$version"; missing=1; }
-    done
-    ((missing == 0)) && log "everything is built: $BIN, $ISTIOD_BIN"
-    return "$missing"
-}
 
 # ------------------------------------------------------------------------------------------ kwokctl
 
