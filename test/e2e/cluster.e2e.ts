@@ -17,6 +17,7 @@ import { LocalCluster } from "../cluster";
 import { APP_NAMESPACE as APP, configKey, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, URN, VERSIONS } from "../constants";
 import { EngineStack, liveWeights, plannedChanges, requirePulumi, replicasByVersion } from "../engine";
 import { StandInGateway, type KubeObject } from "../gateway";
+import { renderedRoutes } from "../rendered-routes";
 import { processesMentioning } from "../processes";
 import { runBlock, storyBlocks } from "../readme";
 
@@ -56,7 +57,7 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
         cluster = await sharedCluster();
         // A cluster that already runs a mesh has its ingress namespace; the TLS Certificate goes there.
         await cluster.createNamespace(INGRESS_NAMESPACE);
-        gateway = await StandInGateway.start(() => app());
+        gateway = await StandInGateway.start(renderedRoutes(() => app()));
         stack = await EngineStack.create({ config: { ...BASE, gatewayUrl: `https://${gateway.address}` }, target: "cluster", env: cluster.env });
     });
     after(async () => {
@@ -226,7 +227,7 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
     before(async () => {
         cluster = await sharedCluster();
         await cluster.createNamespace(ns.ingress);
-        gateway = await StandInGateway.start(objects);
+        gateway = await StandInGateway.start(renderedRoutes(objects));
         // The cluster has the Gateway API CRDs (applied by sharedCluster), as a cluster with a mesh would.
         stack = await EngineStack.create({
             config: { ...BASE, routingApi: "gateway-api", gatewayApiCrds: "none", gatewayUrl: `https://${gateway.address}`, appNamespace: ns.app, ingressNamespace: ns.ingress },

@@ -14,6 +14,7 @@ import { after, before, describe, it } from "node:test";
 import { configKey, COW, HEADER, HOST, HOTDOG, NO_INSTALLS, ROOT, SHORT_GATE, URN, VERSIONS } from "../constants";
 import { EngineStack, changedFiles, expectRefusal, plannedChanges, requirePulumi } from "../engine";
 import { StandInGateway } from "../gateway";
+import { renderedRoutes } from "../rendered-routes";
 
 const ROUTE_URN = URN.httpRoute;
 const MESH_URN = URN.meshRoute;
@@ -132,7 +133,7 @@ describe("gateway-api: the gate and requests through the stand-in gateway (real 
 
     before(async () => {
         // The stand-in reads what the stack rendered, at every request.
-        gateway = await StandInGateway.start(() => Promise.resolve(stack?.objects() ?? []));
+        gateway = await StandInGateway.start(renderedRoutes(() => Promise.resolve(stack?.objects() ?? [])));
         // The shortest gate: the broken release below is refused after 5 s instead of the default 60.
         stack = await EngineStack.create({ config: { ...BASE_CONFIG, gatewayUrl: `https://${gateway.address}`, smokeCheckTimeout: SHORT_GATE } });
     });

@@ -22,6 +22,7 @@ import { LocalCluster } from "../cluster";
 import { configKey, NO_INSTALLS } from "../constants";
 import { EngineStack, PROGRAM_FILES, ROOT, requirePulumi, type PreviewStep } from "../engine";
 import { StandInGateway, type KubeObject } from "../gateway";
+import { renderedRoutes } from "../rendered-routes";
 
 const FROM = "39520e0";
 /** Operations that would disturb a running object: a new one, a deleted one, a replacement. */
@@ -100,7 +101,7 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
             before(async () => {
                 // A cluster that already runs a mesh has its ingress namespace; the TLS Certificate goes there.
                 await cluster.createNamespace(ingressNamespace);
-                gateway = await StandInGateway.start(objects);
+                gateway = await StandInGateway.start(renderedRoutes(objects));
                 stack = await EngineStack.create({
                     files: old,
                     target: "cluster",
