@@ -1,6 +1,6 @@
 // A local control plane for one test file (or the demo): scripts/cluster.sh up in a temporary state
-// directory (with the CRDs and namespaces the app expects, when asked), the environment that points
-// kubectl and the Kubernetes provider at it, and down. Needs the
+// directory (with the CRDs and namespaces the app expects, when asked, and istiod when asked), the
+// environment that points kubectl, the Kubernetes provider and cowsay-xds at it, and down. Needs the
 // control plane built (`scripts/cluster.sh build`; `up` builds what is missing).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -22,12 +22,15 @@ export class LocalCluster {
     /**
      * Starts a cluster of its own; returns once the API server, the nodes and the default
      * ServiceAccount are ready. With `crds`, Istio's, cert-manager's and the Gateway API's CRDs are
-     * applied (as a cluster that runs a mesh has them), and `namespaces` are created.
+     * applied (as a cluster that runs a mesh has them), and `namespaces` are created. With `istiod`,
+     * the CRDs and istiod too (COWSAY_CLUSTER_ISTIOD=1): its xDS address is in `env`
+     * (COWSAY_XDS_ADDRESS, for cowsay-xds) and its validating webhook judges every Istio object.
      */
-    static async up(options: { crds?: boolean; namespaces?: readonly string[] } = {}): Promise<LocalCluster> {
-        const cluster = await LocalCluster.start();
+    static async up(options: { crds?: boolean; istiod?: boolean; namespaces?: readonly string[] } = {}): Promise<LocalCluster> {
+        const cluster = await LocalCluster.start(options.istiod === true);
         try {
-            if (options.crds === true) await cluster.script("apply-crds");
+            // cluster.sh up applies the CRDs itself before it starts istiod.
+            if (options.crds === true && options.istiod !== true) await cluster.script("apply-crds");
             for (const namespace of options.namespaces ?? []) await cluster.createNamespace(namespace);
         } catch (err) {
             await cluster.down();
@@ -36,9 +39,9 @@ export class LocalCluster {
         return cluster;
     }
 
-    private static async start(): Promise<LocalCluster> {
+    private static async start(istiod: boolean): Promise<LocalCluster> {
         const state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-"));
-        const base = { ...process.env, COWSAY_CLUSTER_STATE: state };
+        const base = { ...process.env, COWSAY_CLUSTER_STATE: state, COWSAY_CLUSTER_ISTIOD: istiod ? "1" : "0" };
         // The cluster's processes outlive this one; if this process ends without down() (a failed
         // hook, Ctrl-C, a test runner's SIGTERM), stop them on the way out.
         const downOnExit = () => {
@@ -65,8 +68,9 @@ export class LocalCluster {
         const value = (name: string) => (new RegExp(`^export ${name}=(\\S+?)(?:"\\$\\{PATH:\\+:\\$PATH\\}")?$`, "m").exec(exports) ?? [])[1];
         const kubeconfig = value("KUBECONFIG");
         const bin = value("PATH");
-        if (kubeconfig === undefined || bin === undefined) throw new Error(`unexpected output of scripts/cluster.sh env:\n${exports}`);
-        return new LocalCluster(state, { ...base, KUBECONFIG: kubeconfig, PATH: [bin, process.env.PATH ?? ""].join(path.delimiter) });
+        const xds = value("COWSAY_XDS_ADDRESS");
+        if (kubeconfig === undefined || bin === undefined || (istiod && xds === undefined)) throw new Error(`unexpected output of scripts/cluster.sh env:\n${exports}`);
+        return new LocalCluster(state, { ...base, KUBECONFIG: kubeconfig, PATH: [bin, process.env.PATH ?? ""].join(path.delimiter), ...(xds === undefined ? {} : { COWSAY_XDS_ADDRESS: xds }) });
     }
 
     /** Runs scripts/cluster.sh with this cluster's state directory. */

@@ -3,13 +3,14 @@
 // Host and Service port, the first matching route in the pushed order, weights, the redirect of
 // plain HTTP, direct answers, and the pods behind a cluster (503 with none ready). No istiod runs here.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
 
 import { ROOT } from "./constants";
 import type { GatewayRequest, KubeObject } from "./gateway";
-import { chooseRoute, parseCluster, pickWeighted, routeTable, type XdsDump, type XdsRequest } from "./xds";
+import { chooseRoute, parseCluster, pickWeighted, routeTable, XdsProxy, type XdsDump, type XdsRequest } from "./xds";
 import { podFor, routeWithXds } from "./xds-routes";
 
 const fixture = (name: string): XdsDump => JSON.parse(readFileSync(path.join(ROOT, "test", "fixtures", "xds", `${name}.json`), "utf8")) as XdsDump;
@@ -42,7 +43,8 @@ describe("chooseRoute: the gateway's route as istiod pushed it (Istio APIs)", ()
         assert.equal(picks.filter((c) => c === V2).length, 100);
     });
 
-    it("plain HTTP on port 80 is redirected to HTTPS with the pushed code, path kept", () => {
+    it("plain HTTP on port 80 is redirected to HTTPS (the virtual host requires TLS: Istio's httpsRedirect), path kept, before any route", () => {
+        assert.deepEqual(chooseRoute(dump, { host: HOST, port: 80, path: "/moo?x=1", headers: { "x-cowsay-version": "v2" } }), { kind: "redirect", status: 301, location: `https://${HOST}/moo?x=1` });
         assert.deepEqual(chooseRoute(dump, { host: HOST, port: 80, path: "/moo?x=1" }), { kind: "redirect", status: 301, location: `https://${HOST}/moo?x=1` });
     });
 
@@ -57,7 +59,7 @@ describe("chooseRoute: the gateway's route as istiod pushed it (Istio APIs)", ()
 
     it("routeTable prints the pushed order: header routes first, the split catch-all last", () => {
         assert.deepEqual(routeTable(dump, HOST, 443), ["/ x-cowsay-version=v1 -> v1", "/ x-cowsay-version=v2 -> v2", "/ -> v1:90 v2:10"]);
-        assert.deepEqual(routeTable(dump, HOST, 80), [`/ -> redirect 301 https://${HOST}/`]);
+        assert.deepEqual(routeTable(dump, HOST, 80), [`require TLS -> redirect 301 https://${HOST}/`]);
     });
 });
 
@@ -118,6 +120,7 @@ describe("the Gateway API and a sidecar (GAMMA)", () => {
         assert.equal(clusterOf(dump, https({ "x-cowsay-version": "v1" })), "outbound|9080||cowsay-nginx-v1.cowsay.svc.cluster.local");
         assert.equal(clusterOf(dump, https()), "outbound|9080||cowsay-nginx-v2.cowsay.svc.cluster.local");
         assert.deepEqual(chooseRoute(dump, { host: HOST, port: 80 }), { kind: "redirect", status: 301, location: `https://${HOST}/` });
+        assert.deepEqual(routeTable(dump, HOST, 80), [`/ -> redirect 301 https://${HOST}/`], "a route redirect (RequestRedirect), not require_tls");
         assert.deepEqual(routeTable(dump, HOST, 443), ["/ x-cowsay-version=v2 -> cowsay-nginx-v2", "/ x-cowsay-version=v1 -> cowsay-nginx-v1", "/ -> cowsay-nginx-v2"]);
     });
 
@@ -190,5 +193,51 @@ describe("the pods behind the chosen cluster (xds-routes)", () => {
         assert.deepEqual(asked, ["cowsay"], "the pods are read in the cluster's namespace");
         assert.deepEqual(await routeWithXds(dump, request(80), workloads), { status: 301, reason: `redirect to https://${HOST}/`, location: `https://${HOST}/` });
         assert.deepEqual(await routeWithXds(dump, { ...request(443), host: "nope.example.com" }, workloads), { status: 404, reason: "no virtual host for nope.example.com on port 443" });
+    });
+});
+
+describe("XdsProxy: how the suites ask cowsay-xds (a stand-in for it that replays fixtures)", () => {
+    let dir: string;
+    let env: NodeJS.ProcessEnv;
+    const proxy = () => new XdsProxy(env, { role: "gateway", namespace: "istio-ingress", labels: { istio: "ingressgateway", app: "gw" } });
+    const args = () => readFileSync(path.join(dir, "args"), "utf8").trim().split("\n");
+
+    before(() => {
+        dir = mkdtempSync(path.join(tmpdir(), "cowsay-xds-test-"));
+        // watch prints the catch-all-first table, then the Istio one, as two pushes; then keeps running.
+        const line = (name: string) => JSON.stringify(fixture(name));
+        writeFileSync(path.join(dir, "pushes"), `${line("gateway-catch-all-first")}\n${line("gateway-istio")}\n`);
+        writeFileSync(
+            path.join(dir, "cowsay-xds"),
+            `#!/bin/sh\necho "$*" >> "${dir}/args"\ncase "$1" in\n  dump) cat "${path.join(ROOT, "test", "fixtures", "xds", "gateway-api.json")}" ;;\n  watch) cat "${dir}/pushes"; exec sleep 30 ;;\n  *) exit 2 ;;\nesac\n`,
+        );
+        chmodSync(path.join(dir, "cowsay-xds"), 0o755);
+        env = { ...process.env, PATH: `${dir}${path.delimiter}${process.env.PATH ?? ""}`, COWSAY_XDS_ADDRESS: "127.0.0.1:15010" };
+    });
+    after(() => rmSync(dir, { recursive: true, force: true }));
+
+    it("dump passes the proxy's identity and reads the document", async () => {
+        const dump = await proxy().dump();
+        assert.equal(clusterOf(dump, https()), "outbound|9080||cowsay-nginx-v2.cowsay.svc.cluster.local");
+        assert.equal(args().at(-1), "dump --address 127.0.0.1:15010 --role gateway --namespace istio-ingress --labels istio=ingressgateway,app=gw");
+    });
+
+    it("waitForTable resolves at the push whose table is the expected one, not before", async () => {
+        const expected = ["/ x-cowsay-version=v1 -> v1", "/ x-cowsay-version=v2 -> v2", "/ -> v1:90 v2:10"];
+        const ms = await proxy().waitForTable(HOST, 443, expected, 5);
+        assert.ok(ms < 5000);
+        assert.match(args().at(-1) ?? "", /^watch --address 127\.0\.0\.1:15010 --role gateway /);
+    });
+
+    it("waitForTable fails at its bound with the expected table and the last one pushed", async () => {
+        await assert.rejects(proxy().waitForTable(HOST, 443, ["/ -> v2"], 1), (err: Error) => {
+            assert.match(err.message, /istiod did not push the expected route within 1 s \(gateway in istio-ingress, cowsay\.example\.com:443\)/);
+            assert.match(err.message, /last pushed \[\n "\/ x-cowsay-version=v1 -> v1"/);
+            return true;
+        });
+    });
+
+    it("without an istiod in the cluster's environment, says so", async () => {
+        await assert.rejects(new XdsProxy({ ...env, COWSAY_XDS_ADDRESS: undefined }, proxy().identity).dump(), /COWSAY_XDS_ADDRESS is not set/);
     });
 });

@@ -6,6 +6,9 @@
 // tables, not by the project's own reading of its objects. There is no Envoy here (no Docker, no
 // binary release reachable); this is the part of Envoy's route matching the program's routes use
 // (prefix/path/regex paths, exact/prefix/regex/present headers, weights, redirects), written out.
+import { spawn } from "node:child_process";
+import { isDeepStrictEqual } from "node:util";
+
 import { runCommand } from "./processes";
 
 /** A route's request match, as the contract prints it (absent fields are unset). */
@@ -37,6 +40,12 @@ export interface XdsVirtualHost {
     readonly name: string;
     readonly domains: readonly string[];
     readonly routes: readonly XdsRoute[];
+    /**
+     * Envoy's require_tls ("ALL", "EXTERNAL_ONLY"; absent or "NONE" when unset): Istio's Gateway
+     * `tls.httpsRedirect` is programmed this way, not as a route redirect. Every request on plain HTTP
+     * gets a 301 to https, before any route is looked at.
+     */
+    readonly requireTls?: string;
 }
 
 export interface XdsDump {
@@ -144,6 +153,9 @@ export function chooseRoute(dump: XdsDump, request: XdsRequest, point: number = 
     const hosts = routeConfigsFor(dump, request.port).flatMap((rc) => rc.virtualHosts);
     const vh = virtualHostFor(hosts, request.host, request.port);
     if (vh === undefined) return { kind: "none", status: 404, reason: `no virtual host for ${request.host} on port ${request.port}` };
+    // The request reached a plain-HTTP listener (the stand-in's port 80 side); the loopback client
+    // counts as external, so EXTERNAL_ONLY redirects too.
+    if (vh.requireTls !== undefined && vh.requireTls !== "NONE" && request.port !== 443) return { kind: "redirect", status: 301, location: `https://${request.host}${path}` };
     const route = vh.routes.find((r) => routeHolds(r.match, path, request.headers));
     if (route === undefined) return { kind: "none", status: 404, reason: `no route of ${vh.name} matches ${path}` };
     if (route.redirect !== undefined) {
@@ -186,6 +198,7 @@ export function routeTable(dump: XdsDump, host: string, port: number): string[] 
         port,
     );
     if (vh === undefined) return [];
+    if (vh.requireTls !== undefined && vh.requireTls !== "NONE" && port !== 443) return [`require TLS -> redirect 301 https://${host}/`];
     const short = (cluster: string) => {
         const parsed = parseCluster(cluster);
         return parsed === undefined ? cluster : parsed.subset !== "" ? parsed.subset : parsed.service;
@@ -221,7 +234,7 @@ export class XdsProxy {
         readonly identity: ProxyIdentity,
     ) {}
 
-    private args(verb: "dump" | "wait"): string[] {
+    private args(verb: "dump" | "wait" | "watch"): string[] {
         const address = this.env.COWSAY_XDS_ADDRESS;
         if (address === undefined || address === "") throw new Error("COWSAY_XDS_ADDRESS is not set: the cluster runs no istiod (LocalCluster.up({ istiod: true }))");
         const labels = Object.entries(this.identity.labels).map(([k, v]) => `${k}=${v}`).join(",");
@@ -262,5 +275,43 @@ export class XdsProxy {
             throw new Error(`istiod did not route ${request.host}:${request.port}${request.path ?? "/"} ${headers.join(" ")} to a cluster with "${clusterContains}" within ${timeoutSeconds} s (${this.identity.role} in ${this.identity.namespace}):\n${result.stderr}`);
         }
         return performance.now() - start;
+    }
+
+    /**
+     * Waits until the route table this proxy has for `host` and `port` (routeTable's lines) is
+     * `expected`, reading each push of `cowsay-xds watch`, at most `timeoutSeconds`; fails with the
+     * expected and the last table pushed otherwise. Resolves with the time it took (ms).
+     */
+    waitForTable(host: string, port: number, expected: readonly string[], timeoutSeconds = 10): Promise<number> {
+        const start = performance.now();
+        const child = spawn("cowsay-xds", this.args("watch"), { env: this.env, stdio: ["ignore", "pipe", "pipe"] });
+        let last: string[] | undefined;
+        let stderr = "";
+        let buffered = "";
+        return new Promise<number>((resolve, reject) => {
+            const finish = (outcome: () => void) => {
+                clearTimeout(timer);
+                child.removeAllListeners("close");
+                child.kill("SIGTERM");
+                outcome();
+            };
+            const failure = (why: string) =>
+                new Error(`${why} (${this.identity.role} in ${this.identity.namespace}, ${host}:${port}):\nexpected ${JSON.stringify(expected, null, 1)}\nlast pushed ${JSON.stringify(last, null, 1)}${stderr === "" ? "" : `\n${stderr}`}`);
+            const timer = setTimeout(() => finish(() => reject(failure(`istiod did not push the expected route within ${timeoutSeconds} s`))), timeoutSeconds * 1000);
+            child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+            child.stdout.on("data", (chunk: Buffer) => {
+                buffered += chunk.toString();
+                let newline: number;
+                while ((newline = buffered.indexOf("\n")) >= 0) {
+                    const line = buffered.slice(0, newline).trim();
+                    buffered = buffered.slice(newline + 1);
+                    if (line === "") continue;
+                    last = routeTable(JSON.parse(line) as XdsDump, host, port);
+                    if (isDeepStrictEqual(last, expected)) return finish(() => resolve(performance.now() - start));
+                }
+            });
+            child.on("error", (err) => finish(() => reject(err)));
+            child.on("close", (code) => finish(() => reject(failure(`cowsay-xds watch exited ${code ?? "on a signal"}`))));
+        });
     }
 }
