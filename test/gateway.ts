@@ -10,13 +10,13 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server as HttpServer } from "node:http";
-import { createServer, type Server } from "node:https";
+import { createServer, request, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type { Duplex } from "node:stream";
 
-import { HEADER, VERSIONS } from "./constants";
+import { HEADER, HOST, VERSIONS } from "./constants";
 
 /** A Kubernetes object as the routing needs it. */
 export interface KubeObject {
@@ -191,4 +191,28 @@ export class StandInGateway {
         await this.down();
         rmSync(this.certDir, { recursive: true, force: true });
     }
+}
+
+/** GET / through the stand-in's HTTPS side with the gateway host, optionally pinned to a version by the test header. */
+export function fetchPage(gateway: StandInGateway, version?: string, host: string = HOST): Promise<{ status: number; body: string }> {
+    const [address, port] = gateway.address.split(":");
+    return new Promise((resolve, reject) => {
+        const req = request(
+            {
+                host: address,
+                port: Number(port),
+                path: "/",
+                servername: host,
+                rejectUnauthorized: false,
+                headers: { host, ...(version === undefined ? {} : { [HEADER]: version }) },
+            },
+            (res) => {
+                let body = "";
+                res.on("data", (chunk: Buffer) => (body += chunk.toString()));
+                res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+            },
+        );
+        req.on("error", reject);
+        req.end();
+    });
 }

@@ -69,7 +69,7 @@ describe("chooseRoute follows Envoy's order, not the project's idea of it", () =
         assert.equal(clusterOf(dump, https({ "x-cowsay-version": "v2" })), V1);
     });
 
-    it("path and header matchers: exact path, prefix, full-match regex, header prefix, regex, presence and inversion", () => {
+    it("path and header matchers: exact path, prefix, full-match regex, separated prefix, case, header prefix, regex, presence and inversion", () => {
         const route = (match: object, cluster: string) => ({ name: cluster, match, clusters: [{ name: cluster, weight: 1 }] });
         const dump: XdsDump = {
             listeners: [{ name: "l", port: 8443, routeConfigs: ["r"] }],
@@ -83,6 +83,8 @@ describe("chooseRoute follows Envoy's order, not the project's idea of it", () =
                             routes: [
                                 route({ path: "/exact" }, "exact"),
                                 route({ regex: "/r[0-9]+" }, "regex"),
+                                route({ pathSeparatedPrefix: "/sep" }, "separated"),
+                                route({ path: "/CASE", caseInsensitive: true }, "case"),
                                 route({ prefix: "/p", headers: [{ name: "x-a", prefix: "ab" }] }, "header-prefix"),
                                 route({ prefix: "/p", headers: [{ name: "x-a", regex: "[a-z]+" }] }, "header-regex"),
                                 route({ prefix: "/p", headers: [{ name: "x-b", present: true }] }, "header-present"),
@@ -100,6 +102,10 @@ describe("chooseRoute follows Envoy's order, not the project's idea of it", () =
         assert.equal(to("/exact?q=1"), "exact", "the query string is not part of the path");
         assert.equal(to("/r42"), "regex");
         assert.equal(to("/r42x"), "rest", "regexes match the whole path");
+        assert.equal(to("/sep"), "separated");
+        assert.equal(to("/sep/x"), "separated");
+        assert.equal(to("/separate"), "rest", "a separated prefix stops at a /");
+        assert.equal(to("/case"), "case");
         assert.equal(to("/p", { "x-a": "abc" }), "header-prefix");
         assert.equal(to("/p", { "x-a": "xyz" }), "header-regex");
         assert.equal(to("/p", { "x-a": "XYZ", "x-b": "" }), "header-present");

@@ -16,6 +16,10 @@ export interface XdsMatch {
     readonly prefix?: string;
     readonly path?: string;
     readonly regex?: string;
+    /** The path itself or below it at a "/" (what Istio makes of a Gateway API PathPrefix). */
+    readonly pathSeparatedPrefix?: string;
+    /** Paths compare without case. */
+    readonly caseInsensitive?: boolean;
     readonly headers?: readonly XdsHeaderMatch[];
 }
 
@@ -122,9 +126,19 @@ function headerHolds(match: XdsHeaderMatch, headers: XdsRequest["headers"]): boo
 
 function routeHolds(match: XdsMatch, path: string, headers: XdsRequest["headers"]): boolean {
     // Envoy matches paths without the query string.
-    const bare = path.split("?")[0];
+    const fold = (text: string) => (match.caseInsensitive === true ? text.toLowerCase() : text);
+    const bare = fold(path.split("?")[0]);
+    const separated = match.pathSeparatedPrefix === undefined ? undefined : fold(match.pathSeparatedPrefix);
     const pathHolds =
-        match.path !== undefined ? bare === match.path : match.regex !== undefined ? fullMatch(match.regex, bare) : match.prefix !== undefined ? bare.startsWith(match.prefix) : true;
+        match.path !== undefined
+            ? bare === fold(match.path)
+            : match.regex !== undefined
+              ? fullMatch(match.regex, bare)
+              : match.prefix !== undefined
+                ? bare.startsWith(fold(match.prefix))
+                : separated !== undefined
+                  ? bare === separated || bare.startsWith(`${separated}/`)
+                  : true;
     return pathHolds && (match.headers ?? []).every((h) => headerHolds(h, headers));
 }
 
@@ -204,7 +218,7 @@ export function routeTable(dump: XdsDump, host: string, port: number): string[] 
         return parsed === undefined ? cluster : parsed.subset !== "" ? parsed.subset : parsed.service;
     };
     return vh.routes.map((r) => {
-        const path = r.match.path ?? (r.match.regex !== undefined ? `~${r.match.regex}` : (r.match.prefix ?? "/"));
+        const path = r.match.path ?? (r.match.regex !== undefined ? `~${r.match.regex}` : (r.match.prefix ?? (r.match.pathSeparatedPrefix === undefined ? "/" : `${r.match.pathSeparatedPrefix}/*`)));
         const headers = (r.match.headers ?? []).map((h) => `${h.name}${h.exact !== undefined ? `=${h.exact}` : h.prefix !== undefined ? `^=${h.prefix}` : h.regex !== undefined ? `~${h.regex}` : "?"}`);
         const what = [path, ...headers].join(" ");
         if (r.redirect !== undefined) {
