@@ -10,7 +10,7 @@ import { promisify } from "node:util";
 import type { LocalCluster } from "./cluster";
 import { HEADER, HOST } from "./constants";
 import { StandInGateway } from "./gateway";
-import { XdsProxy } from "./xds";
+import { lastRouteIs, routeTable, XdsProxy } from "./xds";
 import { xdsRoutes } from "./xds-routes";
 
 // Never execFileSync a client of the stand-in: it runs in this process and could not answer.
@@ -50,6 +50,16 @@ export class IstioRoutes {
         await this.ingress.waitForTable(this.host, 443, table, timeoutSeconds);
     }
 
+    /** Waits (bounded) until the gateway's HTTPS catch-all route for the host is `live` (whatever comes before it). */
+    async expectGatewayLive(live: string, timeoutSeconds = 15): Promise<void> {
+        await this.ingress.waitForTable(this.host, 443, lastRouteIs(`/ -> ${live}`), timeoutSeconds);
+    }
+
+    /** The gateway's HTTPS route table for the host, as istiod pushes it now. */
+    async gatewayTable(): Promise<string[]> {
+        return routeTable(await this.ingress.dump(), this.host, 443);
+    }
+
     /**
      * Plain HTTP requires TLS: istiod's table for port 80 is one redirect (Istio's require_tls, or the
      * Gateway API's redirect route), and a request on the stand-in's HTTP side gets a 301 to https.
@@ -66,6 +76,18 @@ export class IstioRoutes {
     async expectClient(service: string, port: number, table: readonly string[], timeoutSeconds = 15): Promise<void> {
         await this.client.waitForTable(service, port, table, timeoutSeconds);
     }
+}
+
+/**
+ * Makes `namespace` and in it the Service the gateway chart would create (the Helm install is off
+ * here): the Gateway API's Gateway names it as its address, and istiod finds the gateway's pods (the
+ * xDS client) by its selector.
+ */
+export async function createGatewayService(cluster: LocalCluster, namespace: string, selector: Readonly<Record<string, string>>): Promise<void> {
+    await cluster.createNamespace(namespace);
+    const service = await cluster.kubectl("-n", namespace, "create", "service", "clusterip", "istio-ingressgateway", "--tcp=80:8080,443:8443");
+    const selected = await cluster.kubectl("-n", namespace, "set", "selector", "service", "istio-ingressgateway", Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(","));
+    if (service.code !== 0 || selected.code !== 0) throw new Error(`the gateway Service in ${namespace}: ${service.stderr}${selected.stderr}`);
 }
 
 /** The Istio API's table on 443: the test routes (VirtualService created first), then the live route. */

@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 
 import { ROOT } from "./constants";
 import type { GatewayRequest, KubeObject } from "./gateway";
-import { chooseRoute, parseCluster, pickWeighted, routeTable, XdsProxy, type XdsDump, type XdsRequest } from "./xds";
+import { chooseRoute, lastRouteIs, parseCluster, pickWeighted, routeTable, XdsProxy, type XdsDump, type XdsRequest } from "./xds";
 import { podFor, routeWithXds } from "./xds-routes";
 
 const fixture = (name: string): XdsDump => JSON.parse(readFileSync(path.join(ROOT, "test", "fixtures", "xds", `${name}.json`), "utf8")) as XdsDump;
@@ -233,6 +233,11 @@ describe("XdsProxy: how the suites ask cowsay-xds (a stand-in for it that replay
         const ms = await proxy().waitForTable(HOST, 443, expected, 5);
         assert.ok(ms < 5000);
         assert.match(args().at(-1) ?? "", /^watch --address 127\.0\.0\.1:15010 --role gateway /);
+    });
+
+    it("waitForTable with a predicate: the first push whose catch-all is the one asked for", async () => {
+        assert.ok((await proxy().waitForTable(HOST, 443, lastRouteIs("/ -> v1:90 v2:10"), 5)) < 5000);
+        await assert.rejects(proxy().waitForTable(HOST, 443, lastRouteIs("/ -> v2"), 1), /expected a table ending with "\/ -> v2"/);
     });
 
     it("waitForTable fails at its bound with the expected table and the last one pushed", async () => {

@@ -231,6 +231,14 @@ export function routeTable(dump: XdsDump, host: string, port: number): string[] 
     });
 }
 
+/** A condition on a pushed route table, with the words a failure prints for it. */
+export type TablePredicate = ((table: readonly string[]) => boolean) & { readonly description: string };
+
+/** A table whose last route (the catch-all) is `line`. */
+export function lastRouteIs(line: string): TablePredicate {
+    return Object.assign((table: readonly string[]) => table.at(-1) === line, { description: `a table ending with ${JSON.stringify(line)}` });
+}
+
 /** Whom istiod should take a client for: the ingress gateway (a `router` node) or a sidecar. */
 export interface ProxyIdentity {
     readonly role: "gateway" | "sidecar";
@@ -293,10 +301,13 @@ export class XdsProxy {
 
     /**
      * Waits until the route table this proxy has for `host` and `port` (routeTable's lines) is
-     * `expected`, reading each push of `cowsay-xds watch`, at most `timeoutSeconds`; fails with the
-     * expected and the last table pushed otherwise. Resolves with the time it took (ms).
+     * `expected` (or satisfies it, given a predicate named by its `description`), reading each push of
+     * `cowsay-xds watch`, at most `timeoutSeconds`; fails with the expected and the last table pushed
+     * otherwise. Resolves with the time it took (ms).
      */
-    waitForTable(host: string, port: number, expected: readonly string[], timeoutSeconds = 10): Promise<number> {
+    waitForTable(host: string, port: number, expected: readonly string[] | TablePredicate, timeoutSeconds = 10): Promise<number> {
+        const holds = typeof expected === "function" ? expected : (table: readonly string[]) => isDeepStrictEqual(table, expected);
+        const wanted = typeof expected === "function" ? expected.description : JSON.stringify(expected, null, 1);
         const start = performance.now();
         const child = spawn("cowsay-xds", this.args("watch"), { env: this.env, stdio: ["ignore", "pipe", "pipe"] });
         let last: string[] | undefined;
@@ -310,7 +321,7 @@ export class XdsProxy {
                 outcome();
             };
             const failure = (why: string) =>
-                new Error(`${why} (${this.identity.role} in ${this.identity.namespace}, ${host}:${port}):\nexpected ${JSON.stringify(expected, null, 1)}\nlast pushed ${JSON.stringify(last, null, 1)}${stderr === "" ? "" : `\n${stderr}`}`);
+                new Error(`${why} (${this.identity.role} in ${this.identity.namespace}, ${host}:${port}):\nexpected ${wanted}\nlast pushed ${JSON.stringify(last, null, 1)}${stderr === "" ? "" : `\n${stderr}`}`);
             const timer = setTimeout(() => finish(() => reject(failure(`istiod did not push the expected route within ${timeoutSeconds} s`))), timeoutSeconds * 1000);
             child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
             child.stdout.on("data", (chunk: Buffer) => {
@@ -321,7 +332,7 @@ export class XdsProxy {
                     buffered = buffered.slice(newline + 1);
                     if (line === "") continue;
                     last = routeTable(JSON.parse(line) as XdsDump, host, port);
-                    if (isDeepStrictEqual(last, expected)) return finish(() => resolve(performance.now() - start));
+                    if (holds(last)) return finish(() => resolve(performance.now() - start));
                 }
             });
             child.on("error", (err) => finish(() => reject(err)));

@@ -4,7 +4,8 @@
 // stack with the program as it was at a fixed commit (taken from git, beside the tree), against the
 // local API server, then previews and updates it with the program as it is now: no Kubernetes object
 // may be created, deleted or replaced, and the gate may not be recreated (a new gate would fetch
-// every live version again).
+// every live version again). istiod runs beside the API server: the route it pushes to the gateway
+// is the same after the upgrade, and follows the next switch.
 //
 // KEEP THIS TEST for every later change of the resource tree (a new component, a resource moved to
 // another parent, a renamed resource or type): it is what proves the aliases right. FROM is the last
@@ -19,10 +20,10 @@ import { execFileSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 
 import { LocalCluster } from "../cluster";
-import { configKey, NO_INSTALLS } from "../constants";
+import { configKey, GATEWAY_SELECTOR, NO_INSTALLS } from "../constants";
 import { EngineStack, PROGRAM_FILES, ROOT, requirePulumi, type PreviewStep } from "../engine";
-import { StandInGateway, type KubeObject } from "../gateway";
-import { renderedRoutes } from "../rendered-routes";
+import type { StandInGateway, KubeObject } from "../gateway";
+import { createGatewayService, IstioRoutes } from "../istio-routes";
 
 const FROM = "39520e0";
 /** Operations that would disturb a running object: a new one, a deleted one, a replacement. */
@@ -61,7 +62,7 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
     const old = programAt(FROM);
 
     before(async () => {
-        cluster = await LocalCluster.up({ crds: true });
+        cluster = await LocalCluster.up({ crds: true, istiod: true });
     });
     after(async () => {
         await cluster?.down();
@@ -71,6 +72,9 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
         describe(`routingApi ${routingApi}`, () => {
             let stack: EngineStack;
             let gateway: StandInGateway;
+            let istio: IstioRoutes;
+            /** The live version's cluster as the gateway's route names it: a subset, or its own Service. */
+            const liveCluster = (version: string) => (routingApi === "istio" ? version : `cowsay-nginx-${version}`);
             /** The state the program at FROM left, read when it deployed the stack. */
             let oldState: StateResource[] = [];
             const objects = async (): Promise<KubeObject[]> => [
@@ -99,9 +103,10 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
                 });
 
             before(async () => {
-                // A cluster that already runs a mesh has its ingress namespace; the TLS Certificate goes there.
-                await cluster.createNamespace(ingressNamespace);
-                gateway = await StandInGateway.start(renderedRoutes(objects));
+                // A cluster that already runs a mesh has its ingress namespace and gateway Service; the TLS Certificate goes there.
+                await createGatewayService(cluster, ingressNamespace, GATEWAY_SELECTOR);
+                istio = new IstioRoutes(cluster, { ingressNamespace, selector: GATEWAY_SELECTOR, host: `${appNamespace}.example.com` });
+                gateway = await istio.startGateway();
                 stack = await EngineStack.create({
                     files: old,
                     target: "cluster",
@@ -128,6 +133,7 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
                 assert.ok(oldState.filter((r) => isKubernetesObject(r.urn)).length >= 10, "the stack runs its objects");
                 assert.ok(oldState.some((r) => GATE_TYPES.includes(r.type)), "the stack has a gate");
                 assert.ok(gateway.routedTo("v1") >= 1, "the gate fetched v1 through the stand-in");
+                await istio.expectGatewayLive(liveCluster("v1"));
             });
 
             it("the program as it is now previews no Kubernetes object created, deleted or replaced, and no new gate", async () => {
@@ -150,6 +156,8 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
                 await deployedAtFrom();
                 stack.useCurrentProgram();
                 const requestsBefore = gateway.requests.length;
+                await istio.expectGatewayLive(liveCluster("v1"));
+                const routes = await istio.gatewayTable();
                 await stack.up();
                 const newState = await exported();
                 assert.deepEqual(uids(newState), uids(oldState), "every Kubernetes object keeps its uid: none was recreated");
@@ -160,11 +168,13 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
                 assert.equal(gateway.requests.length, requestsBefore, "the gate was not recreated, so it fetched nothing");
                 const onServer = await objects();
                 assert.ok(onServer.some((o) => o.kind === "Deployment" && o.metadata.name === "cowsay-nginx-v1"));
+                assert.deepEqual(await istio.gatewayTable(), routes, "istiod pushes the gateway the same route after the upgrade");
                 const { steps } = await stack.preview();
                 assert.deepEqual(steps.filter((s) => s.op !== "same" && s.op !== "read").map((s) => `${s.op} ${s.urn}`), []);
                 await stack.pulumi("config", "set", configKey("activeVersion"), "v2");
                 await stack.up();
                 assert.ok(gateway.routedTo("v2") >= 1, "the gate, carried over, checks the next switch");
+                await istio.expectGatewayLive(liveCluster("v2"));
             });
         });
     }
