@@ -8,6 +8,7 @@
 #   - kube-apiserver, kube-controller-manager, kube-scheduler and kubectl   k8s.io/kubernetes
 #   - etcd                                                                   go.etcd.io/etcd/server/v3
 #   - kwok (fake nodes) and kwokctl (runs the cluster)                      sigs.k8s.io/kwok
+#   - istiod (pilot-discovery) and cowsay-xds, our xDS client (tools/xds)    istio.io/istio
 # and downloads the CRD source modules (Istio, cert-manager, Gateway API) at the pinned versions.
 #
 # `up` is `kwokctl create cluster` with those binaries (plain paths: kwokctl links them, downloads
@@ -24,8 +25,11 @@
 #   scripts/cluster.sh build                  build what is missing, download the CRD modules
 #   scripts/cluster.sh built                  exit 0 if everything is built; else print what `build`
 #                                             would build, one "<piece> (cold: <time>)" line each, exit 1
-#   scripts/cluster.sh up                     build if needed, start the cluster, wait until it is ready
-#   eval "$(scripts/cluster.sh env)"          export KUBECONFIG and PATH (the matching kubectl)
+#   scripts/cluster.sh up                     build if needed, start the cluster, wait until it is ready;
+#                                             with COWSAY_CLUSTER_ISTIOD=1 also apply the CRDs and start
+#                                             istiod (scripts/istiod.sh: xDS and its webhook on loopback)
+#   eval "$(scripts/cluster.sh env)"          export KUBECONFIG, PATH (the matching kubectl, cowsay-xds)
+#                                             and, with istiod, COWSAY_XDS_ADDRESS (its plaintext xDS)
 #   scripts/cluster.sh status                 what runs; exit 0 only if the cluster is up and ready
 #   scripts/cluster.sh crds [NAME...]         print the CRD files of the pinned versions, one per line
 #   scripts/cluster.sh crds --bundle [NAME...]  one file per set instead (all its files concatenated; for
@@ -34,7 +38,8 @@
 #                                             NAME: istio, cert-manager, gateway-api (default: all three)
 #   scripts/cluster.sh restart COMPONENT      stop one component and start it again (same port, same data)
 #   scripts/cluster.sh stop|start COMPONENT   the two halves, e.g. to keep the API server away a while
-#                                             COMPONENT: etcd, apiserver, controller-manager, scheduler, kwok
+#                                             COMPONENT: etcd, apiserver, controller-manager, scheduler, kwok,
+#                                             istiod (same ports: its webhook's URL stays valid)
 #   scripts/cluster.sh down [--keep-logs]     stop everything `up` started, remove the state directory
 #   scripts/cluster.sh clean [--go]           down the default cluster, delete the cache (--go: also the
 #                                             shared Go module and build caches)
@@ -48,6 +53,7 @@
 #   COWSAY_CLUSTER_JOBS     go build -p (default 2: the machines have 2 cores)
 #   COWSAY_CLUSTER_NODES    number of fake nodes (default 2)
 #   COWSAY_CLUSTER_TIMEOUT  seconds each step of `up` may take before it fails (default 90)
+#   COWSAY_CLUSTER_ISTIOD   1: `up` starts istiod too (default 0)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -59,6 +65,7 @@ STATE=$(realpath -ms -- "${COWSAY_CLUSTER_STATE:-$CACHE/run/default}")
 JOBS=${COWSAY_CLUSTER_JOBS:-2}
 NODES=${COWSAY_CLUSTER_NODES:-2}
 TIMEOUT=${COWSAY_CLUSTER_TIMEOUT:-90}
+ISTIOD=${COWSAY_CLUSTER_ISTIOD:-0}
 STOP_TIMEOUT=15                         # seconds between SIGTERM and SIGKILL when stopping one component
 NAME=cowsay                             # the kwokctl cluster; unique per state directory
 W=$STATE/clusters/$NAME                 # its directory: kwok.yaml, kubeconfig.yaml, pki, etcd, logs, pids, bin
@@ -70,22 +77,26 @@ die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
 for v in NODES TIMEOUT JOBS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "COWSAY_CLUSTER_$v is '${!v}'; allowed: a whole number of 1 or more"
 done
+[[ $ISTIOD == [01] ]] || die "COWSAY_CLUSTER_ISTIOD is '$ISTIOD'; allowed: 0 or 1"
 command -v jq >/dev/null || die "jq is required (apt-get install jq)"
 # One jq call for all pins; a missing key fails here.
-if ! IFS=$'\t' read -r K8S_VERSION ETCD_VERSION KWOK_VERSION ISTIO_VERSION CERT_MANAGER_VERSION GATEWAY_API_VERSION \
-    < <(jq -r '[.kubernetes, .etcd, .kwok, .istio, .certManager, .gatewayApi]
+if ! IFS=$'\t' read -r K8S_VERSION ETCD_VERSION KWOK_VERSION ISTIO_VERSION CERT_MANAGER_VERSION GATEWAY_API_VERSION ISTIOD_VERSION \
+    < <(jq -r '[.kubernetes, .etcd, .kwok, .istio, .certManager, .gatewayApi, .istiod]
                | if any(type != "string" or . == "") then error("missing") else @tsv end' "$ROOT/versions.json"); then
-    die "versions.json needs the strings kubernetes, etcd, kwok, istio, certManager, gatewayApi"
+    die "versions.json needs the strings kubernetes, etcd, kwok, istio, certManager, gatewayApi, istiod"
 fi
 
 # The cache key: versions plus a hash of our Go sources, so editing tools/cluster's modules rebuilds.
-source_hash() {
-    (cd "$SRC" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) \
+source_hash() {   # source_hash DIR
+    (cd "$1" && find . -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) \
         | LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -c1-12
 }
-KEY="k8s-v${K8S_VERSION}_etcd-v${ETCD_VERSION}_kwok-v${KWOK_VERSION}_src-$(source_hash)"
+KEY="k8s-v${K8S_VERSION}_etcd-v${ETCD_VERSION}_kwok-v${KWOK_VERSION}_src-$(source_hash "$SRC")"
 KEYDIR=$CACHE/$KEY
 BIN=$KEYDIR/bin
+# istiod and the xDS client have a key of their own, so a new Istio does not rebuild the control plane.
+ISTIOD_KEYDIR=$CACHE/istiod-${ISTIOD_VERSION}_src-$(source_hash "$ROOT/tools/xds")
+ISTIOD_BIN=$ISTIOD_KEYDIR/bin
 KUBECTL=("$BIN/kubectl" "--kubeconfig=$W/kubeconfig.yaml" --request-timeout=10s)
 
 # Long commands run in the background and are waited for, so that a signal to this script alone (not to
@@ -105,7 +116,7 @@ kill_child() { [[ -n $CHILD ]] && kill "$CHILD" 2>/dev/null; return 0; }
 
 # What `build` builds, in this order (later ones reuse packages the earlier ones compiled), with the time
 # each takes from an empty Go build cache: the low end on 2 idle cores, the high end while other builds
-# share them. Fields: binary, module under tools/cluster, package, estimate.
+# share them. Fields: binary, module under tools/cluster (../xds: tools/xds), package, estimate.
 BUILDS=(
     "kube-apiserver kubernetes k8s.io/kubernetes/cmd/kube-apiserver 4-11 min on 2 cores"
     "kube-controller-manager kubernetes k8s.io/kubernetes/cmd/kube-controller-manager 1-3.5 min"
@@ -114,7 +125,10 @@ BUILDS=(
     "etcd etcd go.etcd.io/etcd/server/v3 0.5-2 min"
     "kwok kwok sigs.k8s.io/kwok/cmd/kwok 1-4 min"
     "kwokctl kwok sigs.k8s.io/kwok/cmd/kwokctl 20-30 s"
+    "pilot-discovery ../xds istio.io/istio/pilot/cmd/pilot-discovery 5-12 min"
+    "cowsay-xds ../xds . ~10 s"
 )
+bin_dir() { if [[ $1 == ../xds ]]; then echo "$ISTIOD_BIN"; else echo "$BIN"; fi; }
 
 go_env() {
     command -v go >/dev/null || die "Go is required to build the control plane (go 1.26 or newer)."
@@ -137,6 +151,8 @@ check_pins() {
     done
     got=$(required "$SRC/kwok/go.mod" sigs.k8s.io/kwok)
     [[ $got == "v$KWOK_VERSION" ]] || die "tools/cluster/kwok/go.mod requires sigs.k8s.io/kwok $got, versions.json pins $KWOK_VERSION: update it, then 'go mod tidy' there"
+    got=$(required "$ROOT/tools/xds/go.mod" istio.io/istio)
+    [[ $got == "$ISTIOD_VERSION" ]] || die "tools/xds/go.mod requires istio.io/istio $got, versions.json pins istiod $ISTIOD_VERSION: update it, then 'go mod tidy' there"
 }
 
 ldflags() {   # version stamps, as the projects' release builds set them
@@ -149,6 +165,7 @@ ldflags() {   # version stamps, as the projects' release builds set them
             done ;;
         etcd) printf -- '-X go.etcd.io/etcd/api/v3/version.GitSHA=v%s' "$ETCD_VERSION" ;;
         kwok) printf -- '-X sigs.k8s.io/kwok/pkg/consts.Version=v%s -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=v%s' "$KWOK_VERSION" "$K8S_VERSION" ;;
+        ../xds) printf -- '-X istio.io/istio/pkg/version.buildVersion=%s -X istio.io/istio/pkg/version.buildStatus=Clean' "$ISTIOD_VERSION" ;;
     esac
 }
 
@@ -202,10 +219,10 @@ crd_bundle() {   # crd_bundle NAME: one file with all of a set's manifests (like
 }
 
 missing_binaries() {   # the BUILDS lines whose binary is not in the cache
-    local line name
+    local line name mod
     for line in "${BUILDS[@]}"; do
-        read -r name _ <<<"$line"
-        [[ -x $BIN/$name ]] || printf '%s\n' "$line"
+        read -r name mod _ <<<"$line"
+        [[ -x $(bin_dir "$mod")/$name ]] || printf '%s\n' "$line"
     done
 }
 
@@ -221,16 +238,16 @@ ensure() {   # build what is missing, download the CRD modules
         check_pins
         go_env
         log "downloading Go modules for the control plane (cold: ~1 min) ..."
-        for mod in kubernetes etcd kwok; do
+        for mod in kubernetes etcd kwok ../xds; do
             run_child go -C "$SRC/$mod" mod download || die "go mod download failed in tools/cluster/$mod (is the Go module proxy reachable?)"
         done
-        mkdir -p "$KEYDIR/tmp" "$BIN"
+        mkdir -p "$KEYDIR/tmp" "$BIN" "$ISTIOD_BIN"
         while read -r name mod pkg estimate; do
             log "building $name (cold: $estimate) ..."
             start=$SECONDS
             run_child go -C "$SRC/$mod" build -p "$JOBS" -trimpath -ldflags "-s -w $(ldflags "$mod")" -o "$KEYDIR/tmp/$name" "$pkg" \
                 || die "building $name failed (is the Go module proxy reachable? go: $(go version))"
-            mv "$KEYDIR/tmp/$name" "$BIN/$name"
+            mv "$KEYDIR/tmp/$name" "$(bin_dir "$mod")/$name"
             log "built $name in $((SECONDS - start)) s"
         done <<<"$missing"
         rm -rf "$KEYDIR/tmp"
@@ -238,8 +255,8 @@ ensure() {   # build what is missing, download the CRD modules
     fi
     for set in istio cert-manager gateway-api; do crd_files "$set" >/dev/null; done
     # Drop builds for other keys (~400 MB each); the Go caches stay, so going back is a relink.
-    for d in "$CACHE"/k8s-v*_etcd-v*_kwok-v*_src-*; do
-        [[ -d $d && $d != "$KEYDIR" ]] || continue
+    for d in "$CACHE"/k8s-v*_etcd-v*_kwok-v*_src-* "$CACHE"/istiod-*_src-*; do
+        [[ -d $d && $d != "$KEYDIR" && $d != "$ISTIOD_KEYDIR" ]] || continue
         log "removing stale build $(basename "$d")"
         rm -rf "$d"
     done
@@ -254,7 +271,7 @@ cmd_built() {   # what `build` would do, one "<piece> (cold: <estimate>)" line e
         read -r mod version <<<"$(crd_module "$set")"
         [[ -d $GO_CACHE/mod/$mod@$version ]] || { printf '%s CRDs, %s@%s (cold: ~10 s download)\n' "$set" "$mod" "$version"; missing=1; }
     done
-    ((missing == 0)) && log "everything is built: $BIN"
+    ((missing == 0)) && log "everything is built: $BIN, $ISTIOD_BIN"
     return "$missing"
 }
 
@@ -280,6 +297,12 @@ kwokctl_exec() {
 }
 kwokctl() { run_child kwokctl_exec "$@"; }
 
+# istiod runs beside kwokctl's components, from its own small script (scripts/istiod.sh); with no
+# descriptor of ours, so that it holds neither a caller's pipe nor a lock.
+istiod_sh() {
+    (close_fds; W=$W ISTIOD_BIN=$ISTIOD_BIN CACHE=$CACHE BIN=$BIN TIMEOUT=$TIMEOUT exec "$ROOT/scripts/istiod.sh" "$@")
+}
+
 component() {   # our component names (the verbs' and the tests') to kwokctl's; bad input ends here
     case $1 in
         etcd) echo etcd ;;
@@ -287,7 +310,8 @@ component() {   # our component names (the verbs' and the tests') to kwokctl's; 
         controller-manager | kube-controller-manager) echo kube-controller-manager ;;
         scheduler | kube-scheduler) echo kube-scheduler ;;
         kwok | kwok-controller) echo kwok-controller ;;
-        *) die "unknown component '$1'; allowed: etcd, apiserver, controller-manager, scheduler, kwok" ;;
+        istiod) echo istiod ;;
+        *) die "unknown component '$1'; allowed: etcd, apiserver, controller-manager, scheduler, kwok, istiod" ;;
     esac
 }
 
@@ -374,6 +398,7 @@ remove_state() {   # what kwokctl may have left, our lock, then the directory if
 }
 
 teardown() {
+    istiod_sh kill || true
     forget_stale_pids
     # --kubeconfig: the file kwokctl removes the cluster's context from (by default ~/.kube/config, which
     # `create --kubeconfig ""` left alone); it takes no empty value.
@@ -436,6 +461,7 @@ up_abort() {   # EXIT trap of `up`: stop whatever this run started
             remove_state
             log "interrupted: stopped everything this 'up' started and removed $STATE"
         else
+            istiod_sh stop || true
             forget_stale_pids
             kwokctl stop cluster || true
             wait_gone || true
@@ -455,6 +481,7 @@ cmd_up() {
     if cluster_ready; then
         log "already running and ready: $STATE (use 'down' first for a fresh one)"
         UP_DONE=1
+        ((ISTIOD == 0)) || istiod_sh pid >/dev/null || { cmd_apply_crds; istiod_sh start; }
         return 0
     fi
     UP_OWNS=1
@@ -487,6 +514,7 @@ cmd_up() {
     # The ServiceAccount admission plugin rejects pods until the controller manager has made this one.
     run_child "${KUBECTL[@]}" wait --for=create -n default serviceaccount/default --timeout="${TIMEOUT}s" >/dev/null \
         || { log_tail kube-controller-manager; die "no default ServiceAccount after ${TIMEOUT}s"; }
+    if ((ISTIOD)); then cmd_apply_crds; istiod_sh start; fi
     UP_DONE=1
     trap - EXIT INT TERM
     log "ready in $((SECONDS - start)) s: $("${KUBECTL[@]}" config view -o jsonpath='{.clusters[0].cluster.server}'), state $STATE"
@@ -513,6 +541,11 @@ cmd_stop_start() {   # cmd_stop_start stop|start|restart COMPONENT
     name=$(component "$2")
     [[ -s $W/kwok.yaml ]] || die "no cluster in $STATE (run 'up' first)"
     lock_state
+    if [[ $name == istiod ]]; then
+        [[ $action == start ]] || { log "stopping istiod ..."; istiod_sh stop; }
+        [[ $action == stop ]] || istiod_sh start
+        return 0
+    fi
     [[ $action == start ]] || { log "stopping $name ..."; stop_component "$name"; }
     if [[ $action != stop ]]; then
         component_pid "$name" >/dev/null && { log "$name is already running"; return 0; }
@@ -526,7 +559,8 @@ cmd_stop_start() {   # cmd_stop_start stop|start|restart COMPONENT
 print_env() {
     [[ -f $W/kubeconfig.yaml ]] || log "note: no cluster in $STATE yet (run 'scripts/cluster.sh up')"
     printf 'export KUBECONFIG=%q\n' "$W/kubeconfig.yaml"
-    printf 'export PATH=%q"${PATH:+:$PATH}"\n' "$BIN"
+    printf 'export PATH=%q:%q"${PATH:+:$PATH}"\n' "$BIN" "$ISTIOD_BIN"
+    istiod_sh env
 }
 
 cmd_status() {
@@ -540,6 +574,7 @@ cmd_status() {
         elif healthy "$c"; then log "  $c: running, healthy (pid $pid)"
         else log "  $c: running, NOT healthy (pid $pid)"; fi
     done
+    if pid=$(istiod_sh pid); then log "  istiod: running (pid $pid)"; elif [[ -d $W/istiod ]]; then log "  istiod: not running"; fi
     cluster_ready && ready=1
     ((ready)) || { log "not ready"; return 1; }
     "${KUBECTL[@]}" get nodes >&2 || true

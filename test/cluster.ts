@@ -1,6 +1,6 @@
 // A local control plane for one test file (or the demo): scripts/cluster.sh up in a temporary state
-// directory (with the CRDs and namespaces the app expects, when asked, and istiod when asked), the
-// environment that points kubectl, the Kubernetes provider and cowsay-xds at it, and down. Needs the
+// directory (with the CRDs and namespaces the app expects, when asked), the environment that points
+// kubectl and the Kubernetes provider at it, and down. Needs the
 // control plane built (`scripts/cluster.sh build`; `up` builds what is missing).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -23,14 +23,13 @@ export class LocalCluster {
      * Starts a cluster of its own; returns once the API server, the nodes and the default
      * ServiceAccount are ready. With `crds`, Istio's, cert-manager's and the Gateway API's CRDs are
      * applied (as a cluster that runs a mesh has them), and `namespaces` are created. With `istiod`,
-     * the CRDs and istiod too (COWSAY_CLUSTER_ISTIOD=1): its xDS address is in `env`
-     * (COWSAY_XDS_ADDRESS, for cowsay-xds) and its validating webhook judges every Istio object.
+     * `up` applies the CRDs and starts istiod too (COWSAY_CLUSTER_ISTIOD=1), and `env` carries
+     * COWSAY_XDS_ADDRESS, istiod's plaintext xDS address, which cowsay-xds (on the PATH) reads.
      */
     static async up(options: { crds?: boolean; istiod?: boolean; namespaces?: readonly string[] } = {}): Promise<LocalCluster> {
         const cluster = await LocalCluster.start(options.istiod === true);
         try {
-            // cluster.sh up applies the CRDs itself before it starts istiod.
-            if (options.crds === true && options.istiod !== true) await cluster.script("apply-crds");
+            if (options.crds === true) await cluster.script("apply-crds");
             for (const namespace of options.namespaces ?? []) await cluster.createNamespace(namespace);
         } catch (err) {
             await cluster.down();
@@ -69,7 +68,7 @@ export class LocalCluster {
         const kubeconfig = value("KUBECONFIG");
         const bin = value("PATH");
         const xds = value("COWSAY_XDS_ADDRESS");
-        if (kubeconfig === undefined || bin === undefined || (istiod && xds === undefined)) throw new Error(`unexpected output of scripts/cluster.sh env:\n${exports}`);
+        if (kubeconfig === undefined || bin === undefined || istiod !== (xds !== undefined)) throw new Error(`unexpected output of scripts/cluster.sh env:\n${exports}`);
         return new LocalCluster(state, { ...base, KUBECONFIG: kubeconfig, PATH: [bin, process.env.PATH ?? ""].join(path.delimiter), ...(xds === undefined ? {} : { COWSAY_XDS_ADDRESS: xds }) });
     }
 

@@ -154,7 +154,7 @@ describe("scripts/cluster.sh: bad input is one line, and nothing is started or r
     after(() => rmSync(state, { recursive: true, force: true }));
 
     const cases: [string, string[], Record<string, string>, string][] = [
-        ["an unknown component", ["restart", "kube"], {}, "unknown component 'kube'; allowed: etcd, apiserver, controller-manager, scheduler, kwok"],
+        ["an unknown component", ["restart", "kube"], {}, "unknown component 'kube'; allowed: etcd, apiserver, controller-manager, scheduler, kwok, istiod"],
         ["an unknown option of down", ["down", "--force"], {}, "down takes --keep-logs or nothing, not '--force'"],
         ["a node count that is not a number", ["up"], { COWSAY_CLUSTER_NODES: "two" }, "COWSAY_CLUSTER_NODES is 'two'; allowed: a whole number of 1 or more"],
         ["an unknown command", ["deploy"], {}, "unknown command 'deploy'; allowed: build, built, up, down, env, status, crds, apply-crds, stop, start, restart, clean, help"],
