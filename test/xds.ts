@@ -231,6 +231,14 @@ export function routeTable(dump: XdsDump, host: string, port: number): string[] 
     });
 }
 
+/** The shape of a push, for a failure message: listeners, their Service ports and route configs, the virtual hosts. */
+export function describeDump(dump: XdsDump | undefined): string {
+    if (dump === undefined) return "nothing pushed";
+    const listeners = dump.listeners.map((l) => `${l.name} (Service port ${servicePortOf(l)}) -> ${(l.routeConfigs ?? []).join(", ")}`);
+    const configs = dump.routeConfigs.map((rc) => `${rc.name}: ${rc.virtualHosts.map((vh) => vh.name).join(", ")}`);
+    return `listeners: ${listeners.join("; ") || "none"}\nroute configs: ${configs.join("; ") || "none"}`;
+}
+
 /** A condition on a pushed route table, with the words a failure prints for it. */
 export type TablePredicate = ((table: readonly string[]) => boolean) & { readonly description: string };
 
@@ -266,7 +274,7 @@ export class XdsProxy {
     /** What istiod pushes to this proxy now. */
     async dump(): Promise<XdsDump> {
         const result = await runCommand("cowsay-xds", this.args("dump"), { env: this.env });
-        if (result.code !== 0) throw new Error(`cowsay-xds dump (${this.identity.role} in ${this.identity.namespace}) exited ${result.code}: ${result.stderr}`);
+        if (result.code !== 0) throw new Error(`cowsay-xds dump (${this.identity.role} in ${this.identity.namespace}) exited ${result.code}: ${result.stderr}${result.stdout.slice(0, 500)}`);
         return JSON.parse(result.stdout) as XdsDump;
     }
 
@@ -309,8 +317,10 @@ export class XdsProxy {
         const holds = typeof expected === "function" ? expected : (table: readonly string[]) => isDeepStrictEqual(table, expected);
         const wanted = typeof expected === "function" ? expected.description : JSON.stringify(expected, null, 1);
         const start = performance.now();
-        const child = spawn("cowsay-xds", this.args("watch"), { env: this.env, stdio: ["ignore", "pipe", "pipe"] });
+        // The watch's own bound outlasts ours a little: killed by us as a rule, it cannot outlive a lost test.
+        const child = spawn("cowsay-xds", [...this.args("watch"), "--timeout", `${timeoutSeconds + 5}s`], { env: this.env, stdio: ["ignore", "pipe", "pipe"] });
         let last: string[] | undefined;
+        let lastDump: XdsDump | undefined;
         let stderr = "";
         let buffered = "";
         return new Promise<number>((resolve, reject) => {
@@ -321,7 +331,7 @@ export class XdsProxy {
                 outcome();
             };
             const failure = (why: string) =>
-                new Error(`${why} (${this.identity.role} in ${this.identity.namespace}, ${host}:${port}):\nexpected ${wanted}\nlast pushed ${JSON.stringify(last, null, 1)}${stderr === "" ? "" : `\n${stderr}`}`);
+                new Error(`${why} (${this.identity.role} in ${this.identity.namespace}, ${host}:${port}):\nexpected ${wanted}\nlast pushed ${JSON.stringify(last, null, 1)}\n${describeDump(lastDump)}${stderr === "" ? "" : `\n${stderr}`}`);
             const timer = setTimeout(() => finish(() => reject(failure(`istiod did not push the expected route within ${timeoutSeconds} s`))), timeoutSeconds * 1000);
             child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
             child.stdout.on("data", (chunk: Buffer) => {
@@ -331,7 +341,8 @@ export class XdsProxy {
                     const line = buffered.slice(0, newline).trim();
                     buffered = buffered.slice(newline + 1);
                     if (line === "") continue;
-                    last = routeTable(JSON.parse(line) as XdsDump, host, port);
+                    lastDump = JSON.parse(line) as XdsDump;
+                    last = routeTable(lastDump, host, port);
                     if (holds(last)) return finish(() => resolve(performance.now() - start));
                 }
             });
