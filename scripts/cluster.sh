@@ -254,8 +254,11 @@ ensure() {   # build what is missing, download the CRD modules
         exec 8>&-
     fi
     for set in istio cert-manager gateway-api; do crd_files "$set" >/dev/null; done
-    # Drop builds for other keys (~400 MB each); the Go caches stay, so going back is a relink.
-    for d in "$CACHE"/k8s-v*_etcd-v*_kwok-v*_src-* "$CACHE"/istiod-*_src-*; do
+    # Drop builds for other keys (~400 MB each); the Go caches stay, so going back is a relink. istiod's
+    # key follows tools/xds, which worktrees of this repository on one machine (one cache) may hold in
+    # different versions: its other builds go once unused for a day, not while another checkout uses them.
+    touch -c "$ISTIOD_KEYDIR"
+    for d in "$CACHE"/k8s-v*_etcd-v*_kwok-v*_src-* $(find "$CACHE" -maxdepth 1 -name 'istiod-*_src-*' -mmin +1440); do
         [[ -d $d && $d != "$KEYDIR" && $d != "$ISTIOD_KEYDIR" ]] || continue
         log "removing stale build $(basename "$d")"
         rm -rf "$d"

@@ -6,6 +6,7 @@
 // three clusters with istiod run side by side. Needs the control plane built (`scripts/cluster.sh build`).
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
@@ -184,8 +185,14 @@ describe("istiod in the local control plane", () => {
     it("down stops istiod with the rest and releases its ports", async () => {
         const state = cluster.state;
         const pid = istiodPid(cluster);
+        const ports = [...readFileSync(path.join(state, "clusters", "cowsay", "istiod", "ports"), "utf8").matchAll(/=(\d+)$/gm)].map((m) => m[1]);
+        assert.equal(ports.length, 3);
+        const reserved = (port: string) => existsSync(path.join(process.env.COWSAY_CLUSTER_CACHE ?? path.join(homedir(), ".cache", "cowsay-bluegreen", "cluster"), "ports", port));
+        assert.deepEqual(ports.map(reserved), [true, true, true]);
         assert.equal(await cluster.down(), 0);
-        assert.equal(existsSync(`/proc/${pid}`), false);
+        assert.deepEqual(ports.map(reserved), [false, false, false]);
+        // Gone, or a zombie nobody reaps (it was reparented): its command line is then empty.
+        assert.equal(existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/cmdline`, "utf8") !== "", false);
         assert.deepEqual(processesMentioning(`${state}/`), []);
     });
 });

@@ -126,9 +126,18 @@ type DirectResponse struct {
 
 // ------------------------------------------------------------------------------------ conversion
 
-// Istio names a gateway's route configuration after the Gateway server's port ("http.80",
-// "https.443.<port name>.<gateway>.<namespace>"); the listener's own port is the pod's (target) port.
-var gatewayRouteName = regexp.MustCompile(`^https?\.(\d+)(\.|$)`)
+// Istio names each virtual host "<host>:<port>" with the port the request arrives on: the Gateway
+// server's (Service) port at a gateway, whose listener is on the pod's target port when the gateway's
+// Service maps it ("0.0.0.0_8080" serving port 80), or the Service port at a sidecar.
+var vhostPort = regexp.MustCompile(`:(\d+)$`)
+
+func servicePort(vh VirtualHost) uint32 {
+	if m := vhostPort.FindStringSubmatch(vh.Name); m != nil {
+		p, _ := strconv.ParseUint(m[1], 10, 32)
+		return uint32(p)
+	}
+	return 0
+}
 
 func convertListener(l *listener.Listener) Listener {
 	out := Listener{Name: l.GetName(), RouteConfigs: []string{}}
@@ -151,13 +160,29 @@ func convertListener(l *listener.Listener) Listener {
 			}
 		}
 	}
-	for _, name := range out.RouteConfigs {
-		if m := gatewayRouteName.FindStringSubmatch(name); m != nil {
-			p, _ := strconv.ParseUint(m[1], 10, 32)
-			out.ServicePort = uint32(p)
+	return out
+}
+
+// withServicePorts sets each listener's servicePort: the one port its virtual hosts' names carry, if
+// they agree (a gateway listener on 8080 serving port 80).
+func withServicePorts(st *State) {
+	for i := range st.Listeners {
+		ports := map[uint32]bool{}
+		for _, rc := range st.RouteConfigs {
+			if slices.Contains(st.Listeners[i].RouteConfigs, rc.Name) {
+				for _, vh := range rc.VirtualHosts {
+					if p := servicePort(vh); p != 0 {
+						ports[p] = true
+					}
+				}
+			}
+		}
+		if len(ports) == 1 {
+			for p := range ports {
+				st.Listeners[i].ServicePort = p
+			}
 		}
 	}
-	return out
 }
 
 func strMatch(m *matcher.StringMatcher) (h HeaderMatch) {
@@ -420,15 +445,16 @@ func consistent(id string, ls map[string]Listener, rs map[string]RouteConfig, na
 		st.Listeners = append(st.Listeners, l)
 	}
 	sort.Slice(st.Listeners, func(i, j int) bool { return st.Listeners[i].Name < st.Listeners[j].Name })
+	withServicePorts(st)
 	return st
 }
 
 // ------------------------------------------------------------------------------ route selection
 
 // choose returns the route Envoy would pick for the request, as the stand-in gateway does: the route
-// configurations served for that port (the Gateway server's port, or the listener's own), the virtual
-// host by domain (exact, then the longest wildcard suffix, then "*"), then the first route whose path
-// and header matches hold.
+// configurations of the listeners serving that port (servicePort, else the listener's own port), the
+// virtual host by domain (exact, then the longest wildcard suffix, then "*"), then the first route
+// whose path and header matches hold.
 func choose(st *State, host string, port uint32, path string, headers map[string]string) (*VirtualHost, *Route) {
 	var rcs []RouteConfig
 	for _, l := range st.Listeners {
