@@ -5,6 +5,9 @@
 // both in the pushed table and through the stand-in, and the in-mesh route a client sidecar gets.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
 import { promisify } from "node:util";
 
 import type { LocalCluster } from "./cluster";
@@ -88,6 +91,36 @@ export async function createGatewayService(cluster: LocalCluster, namespace: str
     const service = await cluster.kubectl("-n", namespace, "create", "service", "clusterip", "istio-ingressgateway", "--tcp=80:8080,443:8443");
     const selected = await cluster.kubectl("-n", namespace, "set", "selector", "service", "istio-ingressgateway", Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(","));
     if (service.code !== 0 || selected.code !== 0) throw new Error(`the gateway Service in ${namespace}: ${service.stderr}${selected.stderr}`);
+}
+
+/**
+ * The TLS Secret cert-manager would issue for `host` in the gateway's namespace (cert-manager does not
+ * run here). istiod programs a Gateway API HTTPS listener only once its certificateRef resolves, so it
+ * must exist before the first gate. Named as components/tls.ts names it (the host's dots as dashes,
+ * "-tls"); expectCertificateFor checks that the program's Certificate asks for this very Secret.
+ */
+export async function createTlsSecret(cluster: LocalCluster, namespace: string, host: string): Promise<string> {
+    const name = tlsSecretOf(host);
+    const dir = mkdtempSync(path.join(tmpdir(), "cowsay-tls-"));
+    try {
+        const [key, cert] = [path.join(dir, "key.pem"), path.join(dir, "cert.pem")];
+        await run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", `/CN=${host}`, "-keyout", key, "-out", cert]);
+        await cluster.createNamespace(namespace);
+        const created = await cluster.kubectl("-n", namespace, "create", "secret", "tls", name, `--cert=${cert}`, `--key=${key}`);
+        if (created.code !== 0 && !created.stderr.includes("AlreadyExists")) throw new Error(`the TLS Secret ${namespace}/${name}: ${created.stderr}`);
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
+    return name;
+}
+
+/** The Secret components/tls.ts asks cert-manager for, for `host`. */
+export const tlsSecretOf = (host: string): string => `${host.replace(/\./g, "-")}-tls`;
+
+/** The program's Certificates in `namespace` ask for `secret` (the one createTlsSecret made). */
+export async function expectCertificateFor(cluster: LocalCluster, namespace: string, secret: string): Promise<void> {
+    const names = (await cluster.get("certificates.cert-manager.io", namespace)).map((c) => String(c.spec?.secretName));
+    assert.deepEqual(names, [secret], "the Certificate names the Secret the suite issued in cert-manager's place");
 }
 
 /** The Istio API's table on 443: the test routes (VirtualService created first), then the live route. */

@@ -17,10 +17,10 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { LocalCluster } from "../cluster";
-import { APP_NAMESPACE as APP, configKey, GATEWAY_SELECTOR, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, URN, VERSIONS } from "../constants";
+import { APP_NAMESPACE as APP, configKey, GATEWAY_SELECTOR, HOST, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, URN, VERSIONS } from "../constants";
 import { EngineStack, liveWeights, plannedChanges, requirePulumi, replicasByVersion } from "../engine";
 import { fetchPage, type StandInGateway, type KubeObject } from "../gateway";
-import { CLIENT_NAMESPACE, createGatewayService, IstioRoutes, istioTable, testRouteLines } from "../istio-routes";
+import { CLIENT_NAMESPACE, createGatewayService, createTlsSecret, expectCertificateFor, IstioRoutes, istioTable, testRouteLines, tlsSecretOf } from "../istio-routes";
 import { processesMentioning } from "../processes";
 import { runBlock, storyBlocks } from "../readme";
 
@@ -37,9 +37,14 @@ let shared: Promise<LocalCluster> | undefined;
 const sharedCluster = (): Promise<LocalCluster> =>
     (shared ??= (async () => {
         const cluster = await LocalCluster.up({ crds: true, istiod: true, namespaces: [CLIENT_NAMESPACE] });
-        for (const ns of [INGRESS_NAMESPACE, `${INGRESS_NAMESPACE}-gateway-api`]) await createGatewayService(cluster, ns, GATEWAY_SELECTOR);
+        for (const [ns, host] of [[INGRESS_NAMESPACE, HOST], [`${INGRESS_NAMESPACE}-gateway-api`, GATEWAY_API_HOST]]) {
+            await createGatewayService(cluster, ns, GATEWAY_SELECTOR);
+            await createTlsSecret(cluster, ns, host);
+        }
         return cluster;
     })());
+// The Gateway API suite's host: istiod gives a gateway proxy every Gateway that selects it, the Istio suite's included.
+const GATEWAY_API_HOST = "gateway-api.example.com";
 /** The app's Service port, as the program gave it (in-mesh callers use it). */
 const servicePort = async (cluster: LocalCluster, namespace: string): Promise<number> =>
     Number(((await cluster.get("services", namespace)).find((s) => s.metadata.name === "cowsay-nginx")?.spec?.ports as { port: number }[])[0].port);
@@ -93,6 +98,7 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
             assert.equal(status.readyReplicas, 2, `${d.metadata.name} ready`);
         }
         assert.deepEqual(replicasByVersion(objects), { v1: 2, v2: 2 });
+        await expectCertificateFor(cluster, INGRESS_NAMESPACE, tlsSecretOf(HOST));
         await expectIstio("v1");
         // Every Kubernetes object in the stack's state is on the server.
         const exported = JSON.parse((await stack.pulumi("stack", "export")).stdout) as { deployment: { resources: { type: string; custom?: boolean; outputs?: { kind?: string; metadata?: { name: string; namespace?: string } } }[] } };
@@ -253,8 +259,7 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
     let stack: EngineStack;
     let gateway: StandInGateway;
     let istio: IstioRoutes;
-    // A host of its own too: istiod gives a gateway proxy every Gateway that selects it, the Istio suite's included.
-    const host = "gateway-api.example.com";
+    const host = GATEWAY_API_HOST;
     /** The route istiod pushes with `live` the version Services' line (GAMMA: the mesh route for a client sidecar too). */
     const expectIstio = async (live: string) => {
         await istio.expectGateway([...testRouteLines(["cowsay-nginx-v1", "cowsay-nginx-v2"]), `/ -> ${live}`]);
@@ -287,6 +292,7 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
         await stack.deploy();
         assert.deepEqual(await backends("cowsay-nginx"), [["cowsay-nginx-v1", 100]]);
         assert.deepEqual(await backends("cowsay-nginx-mesh"), [["cowsay-nginx-v1", 100]]);
+        await expectCertificateFor(cluster, ns.ingress, tlsSecretOf(host));
         await expectIstio("cowsay-nginx-v1");
     });
 
