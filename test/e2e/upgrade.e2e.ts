@@ -23,7 +23,7 @@ import { LocalCluster } from "../cluster";
 import { configKey, GATEWAY_SELECTOR, NO_INSTALLS } from "../constants";
 import { EngineStack, PROGRAM_FILES, ROOT, requirePulumi, type PreviewStep } from "../engine";
 import type { StandInGateway, KubeObject } from "../gateway";
-import { createGatewayService, IstioRoutes } from "../istio-routes";
+import { createGatewayService, createTlsSecret, IstioRoutes } from "../istio-routes";
 
 const FROM = "39520e0";
 /** Operations that would disturb a running object: a new one, a deleted one, a replacement. */
@@ -103,8 +103,9 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
                 });
 
             before(async () => {
-                // A cluster that already runs a mesh has its ingress namespace and gateway Service; the TLS Certificate goes there.
+                // A cluster that already runs a mesh has its ingress namespace, gateway Service and cert-manager (whose Secret the suite makes); the TLS Certificate goes there.
                 await createGatewayService(cluster, ingressNamespace, GATEWAY_SELECTOR);
+                await createTlsSecret(cluster, ingressNamespace, `${appNamespace}.example.com`);
                 istio = new IstioRoutes(cluster, { ingressNamespace, selector: GATEWAY_SELECTOR, host: `${appNamespace}.example.com` });
                 gateway = await istio.startGateway();
                 stack = await EngineStack.create({
