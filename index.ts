@@ -10,6 +10,7 @@ import { GatewayApiCrds } from "./components/gateway-api-crds";
 import { IstioMesh } from "./components/mesh";
 import { planVersions } from "./components/plan";
 import { ROUTING } from "./components/routing";
+import type { RouteSettings } from "./components/routing/shape";
 import { MeshSecurity } from "./components/security";
 import { GatewayTls } from "./components/tls";
 
@@ -53,6 +54,16 @@ async function lastRun(): Promise<LastRun | undefined> {
     return { live: Object.keys(split), versions: Array.isArray(versions) || versions === undefined ? {} : versions };
 }
 
+/**
+ * How long a switch waits for Istio's verdict on the HTTPRoutes, and on which cluster: the one the
+ * stack's Kubernetes provider uses. No wait when the provider renders YAML instead (no cluster).
+ */
+function statusWait(settings: Settings): RouteSettings["statusWait"] {
+    const kubernetes = new pulumi.Config("kubernetes");
+    if (settings.routeStatusTimeout === 0 || kubernetes.get("renderYamlToDirectory") !== undefined) return undefined;
+    return { timeoutSeconds: settings.routeStatusTimeout, kubeconfig: kubernetes.getSecret("kubeconfig"), context: kubernetes.get("context") };
+}
+
 function deploy(settings: Settings) {
     const mesh = settings.installIstio ? new IstioMesh("istio", { ingressNamespace: settings.ingressNamespace, charts: settings.istioCharts }) : undefined;
     const gatewayApi = settings.gatewayApiCrds === undefined ? undefined : new GatewayApiCrds("gateway-api", { source: settings.gatewayApiCrds });
@@ -87,6 +98,7 @@ function deploy(settings: Settings) {
             ingressNamespace: settings.ingressNamespace,
             tlsSecretName: tls.secretName,
             httpsRedirect: settings.httpsRedirect,
+            statusWait: statusWait(settings),
         },
         gate:
             settings.smokeCheck && settings.gatewayUrl !== undefined

@@ -112,12 +112,12 @@ export class BlueGreenApp extends pulumi.ComponentResource {
         this.gate = gate;
         this.route = this.routing.live;
 
-        // Idle versions change only once the live route has left them: if the gate or the route
-        // fails, the version that is still live keeps every pod.
+        // Idle versions change only once the live route has left them, as the routing API reports
+        // it: if the gate, the route or Istio's verdict on it fails, the version that was live keeps every pod.
         for (const version of args.plan.idle) {
             deployments.set(
                 version.name,
-                this.deploy(name, appName, ns, version, readOnlyRoot, { ...inNamespace, dependsOn: [...inNamespace.dependsOn, this.route] }),
+                this.deploy(name, appName, ns, version, readOnlyRoot, { ...inNamespace, dependsOn: [...inNamespace.dependsOn, this.routing.settled] }),
             );
         }
         this.deployments = deployments;

@@ -381,6 +381,17 @@ export const configSchema = z.strictObject(
             },
             z.string().transform(integer(5, 600)),
         ),
+        routeStatusTimeout: key(
+            {
+                default: 60,
+                allowed: "0 to 600",
+                description:
+                    "With routingApi gateway-api, the most seconds one pulumi up waits for Istio to accept the HTTPRoutes it wrote and " +
+                    "resolve their backends (the routes' status); then it fails and idle versions keep their pods. 0: do not wait " +
+                    "(for a mesh that writes no route status).",
+            },
+            z.string().transform(integer(0, 600)),
+        ),
         gatewayUrl: key(
             {
                 default: "",

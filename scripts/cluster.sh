@@ -517,7 +517,8 @@ cmd_up() {
     # The ServiceAccount admission plugin rejects pods until the controller manager has made this one.
     run_child "${KUBECTL[@]}" wait --for=create -n default serviceaccount/default --timeout="${TIMEOUT}s" >/dev/null \
         || { log_tail kube-controller-manager; die "no default ServiceAccount after ${TIMEOUT}s"; }
-    if ((ISTIOD)); then cmd_apply_crds; istiod_sh start; fi
+    # In the background and waited for, so that a signal stops it at once (run_child).
+    if ((ISTIOD)); then cmd_apply_crds; run_child istiod_sh start || exit 1; fi
     UP_DONE=1
     trap - EXIT INT TERM
     log "ready in $((SECONDS - start)) s: $("${KUBECTL[@]}" config view -o jsonpath='{.clusters[0].cluster.server}'), state $STATE"
@@ -546,6 +547,8 @@ cmd_stop_start() {   # cmd_stop_start stop|start|restart COMPONENT
     lock_state
     if [[ $name == istiod ]]; then
         [[ $action == start ]] || { log "stopping istiod ..."; istiod_sh stop; }
+        # A cluster `up` started without istiod lacks the CRDs istiod needs.
+        [[ $action == stop || -d $W/istiod ]] || cmd_apply_crds
         [[ $action == stop ]] || istiod_sh start
         return 0
     fi

@@ -112,7 +112,7 @@ INVALID='{"apiVersion":"networking.istio.io/v1","kind":"VirtualService","metadat
  "spec":{"hosts":["probe.invalid"],"http":[{"match":[{"uri":{"regex":"("}}],"route":[{"destination":{"host":"probe.invalid"}}]}]}}'
 
 cmd_start() {
-    local start=$SECONDS deadline out i
+    local t0=${EPOCHREALTIME/./} deadline out i ms
     pid >/dev/null && { log "already running (pid $(pid))"; return 0; }
     [[ -x $ISTIOD_BIN/pilot-discovery ]] || die "pilot-discovery is not built: $ISTIOD_BIN (scripts/cluster.sh build)"
     mkdir -p "$D" "$W/logs"
@@ -163,7 +163,8 @@ cmd_start() {
         ((SECONDS < deadline)) || die "istiod's webhook does not refuse an invalid VirtualService after ${TIMEOUT}s: $out"
         sleep 0.2
     done
-    log "istiod ready in $((SECONDS - start)) s (pid $(pid)); log: $LOG"
+    ms=$(((${EPOCHREALTIME/./} - t0) / 1000))
+    log "istiod ready in $((ms / 1000)).$(printf %03d $((ms % 1000))) s (pid $(pid)); log: $LOG"
 }
 
 cmd_stop() {   # cmd_stop TERM|KILL

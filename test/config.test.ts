@@ -39,6 +39,8 @@ const BAD: [string, Record<string, string>, string][] = [
     ["idle replicas past the bound", { idleReplicas: "1001" }, 'Invalid config idleReplicas: "1001" is not allowed; expected an integer from 0 to 1000.'],
     ["a smoke check that could run for hours", { smokeCheckTimeout: "36000" }, 'Invalid config smokeCheckTimeout: "36000" is not allowed; expected an integer from 5 to 600.'],
     ["a smoke check with no time at all", { smokeCheckTimeout: "0" }, 'Invalid config smokeCheckTimeout: "0" is not allowed; expected an integer from 5 to 600.'],
+    ["a wait for Istio's route status that could run for hours", { routeStatusTimeout: "3600" }, 'Invalid config routeStatusTimeout: "3600" is not allowed; expected an integer from 0 to 600.'],
+    ["a negative wait for Istio's route status", { routeStatusTimeout: "-1" }, 'Invalid config routeStatusTimeout: "-1" is not allowed; expected an integer from 0 to 600.'],
     ["an Istio chart source that is neither a repository nor a directory", { istioCharts: "ftp://charts.example.com" }, 'Invalid config istioCharts: "ftp://charts.example.com" is not allowed; expected a chart repository URL (https://, http:// or oci://) or the path of a directory holding the base, istiod and gateway charts.'],
     ["unknown field in a version", { versions: versions({ v1: { ...cow, replica: 2 }, v2: hotdog }) }, 'Invalid config versions.v1: unknown field "replica"; allowed fields: image, replicas, expect.'],
     ["unknown key", { activeVersoin: "v2" }, `Invalid config activeVersoin: unknown key; allowed keys: ${CONFIG_KEYS.join(", ")}.`],

@@ -48,6 +48,12 @@ export const APP = "cowsay-nginx";
  */
 export const NO_INSTALLS: Readonly<Record<string, string>> = { installIstio: "false", installCertManager: "false" };
 
+/**
+ * Config for a Gateway API stack on a control plane where nothing writes the HTTPRoutes' status (no
+ * istiod): the program's wait for Istio's verdict (components/route-status.ts) is off.
+ */
+export const NO_ROUTE_STATUS: Readonly<Record<string, string>> = { routeStatusTimeout: "0" };
+
 /** The gate's shortest bound (s): a gate that must fail fails this fast. */
 export const SHORT_GATE = "5";
 

@@ -17,6 +17,7 @@ const GA = { routingApi: "gateway-api" };
 const gated = { ...GA, gatewayUrl: "https://203.0.113.10" };
 const CONFIG_FILE = "kubernetes:yaml/v2:ConfigFile";
 const GATE = "pulumi-nodejs:dynamic/cowsay-bluegreen:Gate";
+const ROUTE_STATUS = "pulumi-nodejs:dynamic/cowsay-bluegreen:RouteStatus";
 const liveRoute = (run: Run) => find(run, HTTPROUTE, "cowsay-nginx");
 const meshRoute = (run: Run) => find(run, HTTPROUTE, "cowsay-nginx-mesh");
 const testRoute = (run: Run) => find(run, HTTPROUTE, "cowsay-nginx-test");
@@ -156,8 +157,30 @@ describe("routingApi gateway-api: order", () => {
         assert.ok(!gate.dependsOn.includes(keyOf(find(run, DEPLOYMENT, "cowsay-nginx-v1"))), "not after the version going idle");
         assert.ok(liveRoute(run).dependsOn.includes(keyOf(gate)));
         assert.ok(meshRoute(run).dependsOn.includes(keyOf(liveRoute(run))), "the mesh route follows the ingress route");
-        // The version going idle is scaled down only once both live routes have left it.
-        assert.ok(find(run, DEPLOYMENT, "cowsay-nginx-v1").dependsOn.includes(keyOf(meshRoute(run))));
+        // The version going idle is scaled down only once both live routes have left it and Istio took them.
+        const status = find(run, ROUTE_STATUS);
+        assert.ok(status.dependsOn.includes(keyOf(meshRoute(run))), "Istio's verdict is read after the last route is written");
+        assert.ok(find(run, DEPLOYMENT, "cowsay-nginx-v1").dependsOn.includes(keyOf(status)));
+        assert.deepEqual(
+            (status.inputs.routes as { namespace: string; name: string }[]).map((r) => `${r.namespace}/${r.name}`),
+            ["istio-ingress/cowsay-nginx-redirect", "cowsay/cowsay-nginx-test", "cowsay/cowsay-nginx", "cowsay/cowsay-nginx-mesh"],
+            "every HTTPRoute the program writes is waited for",
+        );
+        assert.equal(status.inputs.timeoutSeconds, 60);
+    });
+
+    it("waits for no route status with routeStatusTimeout 0, nor with the Istio APIs: idle versions follow the written route", async () => {
+        const off = await runProgram({ ...gated, activeVersion: "v2", idleReplicas: "1", routeStatusTimeout: "0" });
+        assert.deepEqual(ofType(off, ROUTE_STATUS), []);
+        assert.ok(find(off, DEPLOYMENT, "cowsay-nginx-v1").dependsOn.includes(keyOf(meshRoute(off))));
+        const istio = await runProgram({ gatewayUrl: "https://203.0.113.10", activeVersion: "v2", idleReplicas: "1" });
+        assert.deepEqual(ofType(istio, ROUTE_STATUS), []);
+    });
+
+    it("leaves the version going idle untouched when Istio does not accept the routes", async () => {
+        const run = await runProgram({ ...gated, activeVersion: "v2", idleReplicas: "0" }, { fails: (type) => type === ROUTE_STATUS });
+        assert.ok(run.failures.some((f) => f.includes(`mock failure of ${ROUTE_STATUS}`)), run.failures.join("; "));
+        assert.deepEqual(ofType(run, DEPLOYMENT).map((d) => metadataOf(d).name), ["cowsay-nginx-v2"], "v1 keeps its pods");
     });
 
     it("leaves both live routes and the version going idle untouched when the gate fails", async () => {

@@ -69,7 +69,9 @@ describe("transitions between valid configs", () => {
 describe("changing routingApi (a migration)", () => {
     const ROUTING_TYPES: Record<string, string[]> = {
         istio: ["cowsay-bluegreen:routing:IstioRouting", VS, DR, GW],
-        "gateway-api": ["cowsay-bluegreen:routing:GatewayApiRouting", K8S_GATEWAY, HTTPROUTE, "kubernetes:yaml/v2:ConfigFile", "cowsay-bluegreen:gateway-api:GatewayApiCrds"],
+        "gateway-api": ["cowsay-bluegreen:routing:GatewayApiRouting", K8S_GATEWAY, HTTPROUTE, "kubernetes:yaml/v2:ConfigFile", "cowsay-bluegreen:gateway-api:GatewayApiCrds",
+            // The wait for Istio's verdict on the HTTPRoutes (components/route-status.ts).
+            "pulumi-nodejs:dynamic/cowsay-bluegreen:RouteStatus"],
     };
     const isRouting = (r: Registered, api: string) =>
         ROUTING_TYPES[api].includes(r.type) || (api === "gateway-api" && r.type === SERVICE && /^cowsay-nginx-/.test((r.inputs.metadata as { name: string }).name));

@@ -16,6 +16,7 @@ import type { IParentReference } from "@kubernetes-models/gateway-api/gateway.ne
 
 import type { Manifest } from "../manifest";
 import type { VersionPlan } from "../plan";
+import { RouteStatus, type RouteRef } from "../route-status";
 import { ROUTING_OBJECT_ANNOTATIONS, routingChild, type Routing, type RoutingArgs } from "./shape";
 
 /**
@@ -163,12 +164,19 @@ export function meshRoute(args: RoutingArgs): Manifest<IHTTPRouteSpec> {
     };
 }
 
+/** A route as the status wait names it: where it is and the generation the API server gave this update's write. */
+function routeRef(route: k8s.apiextensions.CustomResource): pulumi.Output<RouteRef> {
+    return route.metadata.apply((m) => ({ namespace: m.namespace ?? "", name: m.name ?? "", generation: m.generation ?? 0 }));
+}
+
 export class GatewayApiRouting extends pulumi.ComponentResource implements Routing {
     public readonly services: readonly k8s.core.v1.Service[];
     public readonly gateway: k8s.apiextensions.CustomResource;
     public readonly ingressRoute: k8s.apiextensions.CustomResource;
     /** The mesh route, created after the ingress route: waiting for it is waiting for both. */
     public readonly live: k8s.apiextensions.CustomResource;
+    /** Istio's verdict on every HTTPRoute this update wrote (components/route-status.ts); `live` when not waited for. */
+    public readonly settled: pulumi.Resource;
 
     constructor(name: string, args: RoutingArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cowsay-bluegreen:routing:GatewayApiRouting", name, {}, opts);
@@ -176,15 +184,31 @@ export class GatewayApiRouting extends pulumi.ComponentResource implements Routi
         this.services = args.plan.versions.map((v) => new k8s.core.v1.Service(`${name}-${v.name}-service`, versionService(args, v), routingChild(this, args)));
         this.gateway = new CustomResource(`${name}-gateway`, gateway(args), routingChild(this, args));
         const ready: pulumi.Resource[] = [this.gateway, ...this.services];
+        const routes: k8s.apiextensions.CustomResource[] = [];
         if (args.httpsRedirect) {
-            ready.push(new CustomResource(`${name}-redirect`, redirectRoute(args), routingChild(this, args, [this.gateway])));
+            routes.push(new CustomResource(`${name}-redirect`, redirectRoute(args), routingChild(this, args, [this.gateway])));
         }
         if (args.testRouteHeader !== undefined) {
-            ready.push(new CustomResource(`${name}-test-route`, testRoute(args, args.testRouteHeader), routingChild(this, args, [this.gateway, ...this.services])));
+            routes.push(new CustomResource(`${name}-test-route`, testRoute(args, args.testRouteHeader), routingChild(this, args, [this.gateway, ...this.services])));
         }
+        ready.push(...routes);
         const after = [...ready, ...args.beforeLive(ready)];
         this.ingressRoute = new CustomResource(`${name}-route`, ingressRoute(args), routingChild(this, args, after));
         this.live = new CustomResource(`${name}-mesh-route`, meshRoute(args), routingChild(this, args, [...after, args.service, this.ingressRoute]));
-        this.registerOutputs({ services: this.services, gateway: this.gateway, ingressRoute: this.ingressRoute, live: this.live });
+        routes.push(this.ingressRoute, this.live);
+        this.settled =
+            args.statusWait === undefined
+                ? this.live
+                : new RouteStatus(
+                      `${name}-route-status`,
+                      {
+                          routes: pulumi.all(routes.map(routeRef)),
+                          timeoutSeconds: args.statusWait.timeoutSeconds,
+                          kubeconfig: args.statusWait.kubeconfig === undefined ? undefined : pulumi.secret(args.statusWait.kubeconfig),
+                          context: args.statusWait.context,
+                      },
+                      { parent: this, dependsOn: [this.live] },
+                  );
+        this.registerOutputs({ services: this.services, gateway: this.gateway, ingressRoute: this.ingressRoute, live: this.live, settled: this.settled });
     }
 }

@@ -106,6 +106,10 @@ export class IstioRouting extends pulumi.ComponentResource implements Routing {
     public readonly gateway: k8s.apiextensions.CustomResource;
     public readonly testRoute: k8s.apiextensions.CustomResource | undefined;
     public readonly live: k8s.apiextensions.CustomResource;
+    /** Istio reports nothing on VirtualServices by default: the live route, once written, is as settled as it gets. */
+    public get settled(): k8s.apiextensions.CustomResource {
+        return this.live;
+    }
 
     constructor(name: string, args: RoutingArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cowsay-bluegreen:routing:IstioRouting", name, {}, opts);

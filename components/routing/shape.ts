@@ -25,6 +25,11 @@ export interface RouteSettings {
     readonly tlsSecretName: string;
     /** Redirect plain HTTP to HTTPS. */
     readonly httpsRedirect: boolean;
+    /**
+     * Where a routing API reports whether it took the routes (the Gateway API's route status): how long
+     * `pulumi up` waits for that report, and the cluster to read it from. Undefined: no wait.
+     */
+    readonly statusWait?: { readonly timeoutSeconds: number; readonly kubeconfig?: pulumi.Input<string>; readonly context?: string };
 }
 
 /** What a routing component is given: the caller's settings and the app's side of things. */
@@ -63,6 +68,11 @@ export interface RoutingArgs extends RouteSettings {
 export interface Routing extends pulumi.ComponentResource {
     /** The object created last: it waits for every other live object, so whatever waits for it sees the switch done. */
     readonly live: pulumi.Resource;
+    /**
+     * What is done once the routing API has reported the live objects programmed (the same as `live`
+     * where the API reports nothing). Versions going idle wait for it.
+     */
+    readonly settled: pulumi.Resource;
 }
 
 /** A routing API: a component class the caller picks (components/routing/index.ts). */

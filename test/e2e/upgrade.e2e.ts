@@ -129,6 +129,10 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
                 stack?.dispose();
             });
 
+            /**
+             * The program as it is now, on this stack. The program at FROM refuses keys it does not know,
+             * so the wait for Istio's route status (no istiod here writes it) is turned off only now.
+             */
             it(`the program at ${FROM} deploys the stack, its gate fetching v1`, async () => {
                 await deployedAtFrom();
                 assert.ok(oldState.filter((r) => isKubernetesObject(r.urn)).length >= 10, "the stack runs its objects");
@@ -139,6 +143,7 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
 
             it("the program as it is now previews no Kubernetes object created, deleted or replaced, and no new gate", async () => {
                 await deployedAtFrom();
+                // istiod writes the HTTPRoutes' status here: the program's wait for it stays on.
                 stack.useCurrentProgram();
                 const { steps, result } = await stack.preview();
                 assert.equal(result.code, 0, result.stdout + result.stderr);

@@ -591,21 +591,34 @@ func main() {
 	}
 	cmd := os.Args[1]
 	o := &options{labels: pairs{}, headers: pairs{}}
-	fs := flag.NewFlagSet(cmd, flag.ExitOnError)
-	fs.Usage = usage
+	// Parse errors are ours to print: one line, no usage text after it.
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.address, "address", os.Getenv("COWSAY_XDS_ADDRESS"), "istiod's plaintext xDS address (default $COWSAY_XDS_ADDRESS)")
 	fs.StringVar(&o.role, "role", "gateway", "gateway (a router node) or sidecar")
 	fs.StringVar(&o.namespace, "namespace", "", "the proxy's namespace")
 	fs.StringVar(&o.pod, "pod", "", "the proxy's pod name (default: cowsay-xds-<role>-0)")
 	fs.StringVar(&o.ip, "ip", "127.0.0.1", "the proxy's IP")
 	fs.Var(pairs(o.labels), "labels", "the proxy's labels, k=v[,k=v]")
-	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "dump, wait: give up after this long; watch: run this long (0: until killed)")
+	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "dump, wait: give up after this long; watch: run this long (default for watch: 0, until killed)")
 	fs.StringVar(&o.host, "host", "", "wait: the request's Host")
 	fs.UintVar(&o.port, "port", 0, "wait: the Service port the request arrives on (80, 443)")
 	fs.StringVar(&o.path, "path", "/", "wait: the request's path")
 	fs.Var(pairs(o.headers), "header", "wait: a request header k=v (repeatable)")
 	fs.StringVar(&o.clusterContains, "cluster-contains", "", "wait: text the chosen route's cluster name must contain")
-	_ = fs.Parse(os.Args[2:])
+	if err := fs.Parse(os.Args[2:]); errors.Is(err, flag.ErrHelp) {
+		usage()
+		return
+	} else if err != nil {
+		fail("%v", err)
+	}
+	if cmd == "watch" {
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "timeout" })
+		if !set {
+			o.timeout = 0
+		}
+	}
 	if fs.NArg() > 0 {
 		fail("unexpected argument '%s'", fs.Arg(0))
 	}
@@ -654,11 +667,20 @@ func main() {
 			}
 			return false
 		default: // wait
-			_, r := choose(st, o.host, uint32(o.port), o.path, headers)
+			vh, r := choose(st, o.host, uint32(o.port), o.path, headers)
 			// On stderr, each time the chosen route changes: the first line says the client is connected
 			// and what the route is now (a caller timing a switch starts its clock after it).
 			now := "no route"
-			if r != nil {
+			switch {
+			case vh != nil && vh.RequireTLS != "":
+				// Envoy redirects plain HTTP to https before it looks at any route (httpsRedirect).
+				now, r = "requireTls "+vh.RequireTLS+": redirected to https", nil
+			case r != nil && r.Redirect != nil:
+				b, _ := json.Marshal(r.Redirect)
+				now = "redirect " + string(b)
+			case r != nil && r.DirectResponse != nil:
+				now = fmt.Sprintf("direct response %d", r.DirectResponse.Status)
+			case r != nil:
 				b, _ := json.Marshal(r.Clusters)
 				now = "clusters " + string(b)
 			}
