@@ -45,6 +45,22 @@ const sharedCluster = (): Promise<LocalCluster> =>
     })());
 // The Gateway API suite's host: istiod gives a gateway proxy every Gateway that selects it, the Istio suite's included.
 const GATEWAY_API_HOST = "gateway-api.example.com";
+/** A one-object program: a VirtualService for the live host whose uri regex Istio cannot compile. */
+function refusedRouteProgram(): Record<string, string> {
+    const route = {
+        apiVersion: "networking.istio.io/v1",
+        kind: "VirtualService",
+        metadata: { name: "cowsay-refused", namespace: APP },
+        spec: { hosts: [HOST], gateways: [`${APP}/cowsay-nginx-gateway`], http: [{ match: [{ uri: { regex: "/(unclosed" } }], route: [{ destination: { host: "cowsay-nginx" } }] }] },
+    };
+    return {
+        "Pulumi.yaml": "name: refused\nruntime:\n  name: nodejs\n",
+        "package.json": JSON.stringify({ name: "refused", main: "index.ts" }),
+        "tsconfig.json": JSON.stringify({ compilerOptions: { strict: true, target: "ES2022", module: "node20", moduleResolution: "node16", types: ["node"] }, files: ["index.ts"] }),
+        "index.ts": `import * as k8s from "@pulumi/kubernetes";\nnew k8s.apiextensions.CustomResource("refused", ${JSON.stringify(route)});\n`,
+    };
+}
+
 /** The app's Service port, as the program gave it (in-mesh callers use it). */
 const servicePort = async (cluster: LocalCluster, namespace: string): Promise<number> =>
     Number(((await cluster.get("services", namespace)).find((s) => s.metadata.name === "cowsay-nginx")?.spec?.ports as { port: number }[])[0].port);
@@ -163,6 +179,24 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
         for (let i = 0; i < 10; i++) assert.equal((await fetchPage(gateway)).status, 200);
         assert.equal(gateway.routedTo("v1", from) + gateway.routedTo("v2", from), 10);
         assert.ok(gateway.routedTo("v2", from) < 10, "the weights hold");
+    });
+
+    it("a VirtualService the CRD schema accepts and Istio's webhook refuses fails pulumi up with Istio's message; nothing is created and istiod's route stays", async () => {
+        await stack.deploy();
+        await istio.expectGateway(istioTable("v1"));
+        // A program of one test object (the app's program emits none Istio refuses): a header route
+        // for the live host with an unclosed regex, which the CRD's schema lets through.
+        const refused = await EngineStack.create({ config: {}, files: refusedRouteProgram(), target: "cluster", env: cluster.env });
+        try {
+            const up = await refused.run("up", "--yes", "--skip-preview");
+            assert.notEqual(up.code, 0, up.stdout);
+            assert.match(up.stdout + up.stderr, /admission webhook "rev\.validation\.istio\.io" denied the request: .*missing closing \)/);
+            const left = await cluster.kubectl("-n", APP, "get", "virtualservices.networking.istio.io", "cowsay-refused", "--ignore-not-found", "-o", "name");
+            assert.equal(left.stdout.trim(), "", "the refused object is not on the server");
+            assert.deepEqual(await istio.gatewayTable(), istioTable("v1"), "the route istiod pushes is the one before");
+        } finally {
+            refused.dispose();
+        }
     });
 
     it("pulumi refresh shows a route edited by hand; pulumi up puts it back", async () => {
@@ -297,13 +331,14 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
     });
 
     for (const [from, to] of [["v1", "v2"], ["v2", "v1"]]) {
-        it(`switching ${from} -> ${to}: only the two live HTTPRoutes and the gate change; the same pods keep running`, async () => {
+        it(`switching ${from} -> ${to}: only the two live HTTPRoutes, the gate and the wait for Istio's verdict change; the same pods keep running`, async () => {
             // v2 live after v1, so that the way back is a rollback.
             await stack.deploy(...(from === "v1" ? [{}] : [{}, { activeVersion: "v2" }]));
             const pods = await podUids();
             await stack.pulumi("config", "set", configKey("activeVersion"), to);
             const planned = plannedChanges((await stack.preview()).steps);
-            assert.deepEqual(planned.map((s) => s.urn.split("::").pop()).sort(), ["cowsay-gate", "cowsay-mesh-route", "cowsay-route"]);
+            // With istiod writing the HTTPRoutes' status, the program waits for its verdict on the new routes too.
+            assert.deepEqual(planned.map((s) => s.urn.split("::").pop()).sort(), ["cowsay-gate", "cowsay-mesh-route", "cowsay-route", "cowsay-route-status"]);
             assert.ok(planned.every((s) => s.op === "update"), JSON.stringify(planned));
             const before = gateway.requests.length;
             await stack.up();
