@@ -19,6 +19,7 @@ import { LocalCluster } from "../test/cluster";
 import { APP, APP_NAMESPACE, configKey, HEADER, HOST, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, VERSIONS } from "../test/constants";
 import { EngineStack, liveWeights } from "../test/engine";
 import { StandInGateway, type KubeObject } from "../test/gateway";
+import { renderedRoutes } from "../test/rendered-routes";
 import { descendants, processesIn, processesMentioning, runCommand, runToEnd, signalAll } from "../test/processes";
 import { readmeBlocks, runBlock, type ReadmeBlock } from "../test/readme";
 
@@ -361,7 +362,7 @@ async function main(): Promise<number> {
         say("   without running them, and a stand-in answers for the Istio ingress gateway, routing each request with");
         say("   the VirtualServices and Deployments it reads from this API server.");
         const c = cluster;
-        gateway = await StandInGateway.start(() => c.get(APP_KINDS, APP_NAMESPACE));
+        gateway = await StandInGateway.start(renderedRoutes(() => c.get(APP_KINDS, APP_NAMESPACE)));
         say(`   stand-in gateway: https://${gateway.address} (GATEWAY_ADDRESS=${gateway.address})`);
 
         // Its own PULUMI_HOME, so the workspace and log files pulumi writes go with the temporary

@@ -29,7 +29,8 @@ export class LocalCluster {
     static async up(options: { crds?: boolean; istiod?: boolean; namespaces?: readonly string[] } = {}): Promise<LocalCluster> {
         const cluster = await LocalCluster.start(options.istiod === true);
         try {
-            if (options.crds === true) await cluster.script("apply-crds");
+            // With istiod, cluster.sh up has applied the CRDs already (istiod needs them at start).
+            if (options.crds === true && options.istiod !== true) await cluster.script("apply-crds");
             for (const namespace of options.namespaces ?? []) await cluster.createNamespace(namespace);
         } catch (err) {
             await cluster.down();

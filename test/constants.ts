@@ -68,3 +68,6 @@ export const URN = {
     /** The in-mesh route with the Gateway API. */
     meshRoute: /[:$]kubernetes:gateway\.networking\.k8s\.io\/v1:HTTPRoute::cowsay-mesh-route$/,
 } as const;
+
+/** The labels of the ingress gateway's pods, which the program's Gateway selects (gatewaySelector's default). */
+export const GATEWAY_SELECTOR = DEFAULTS.gatewaySelector as Readonly<Record<string, string>>;

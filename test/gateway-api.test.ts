@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import versions from "../versions.json";
-import { routeWithHttpRoutes, type KubeObject } from "./gateway";
+import type { KubeObject } from "./gateway";
+import { routeWithHttpRoutes } from "./rendered-routes";
 import {
     DEPLOYMENT, HTTPROUTE, K8S_GATEWAY, SERVICE, VS,
     byKey, find, keyOf, metadataOf, ofType, podLabels, runProgram, selects, spec, type Registered, type Run, type Spec,

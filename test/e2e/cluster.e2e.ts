@@ -3,9 +3,12 @@
 // Deployment await, its ordering, its recovery. Istio's, cert-manager's and the Gateway API's CRDs are
 // applied by the test (the installs are off: their charts cannot be fetched here), so the server
 // validates every object against the real schemas and CEL rules. Assertions read what the API
-// server returns, not what the program meant to send. One control plane serves the suites that need
-// one (each stack in namespaces of its own), started by the first of them; each test brings its stack
-// to the state it starts from (EngineStack.deploy), so any one of them runs alone.
+// server returns, not what the program meant to send, and where traffic goes is what istiod (a plain
+// process beside the API server) pushes to the ingress gateway and to a client sidecar: after every
+// step the suite waits, bounded, for the route table istiod pushes, and the stand-in gateway routes
+// the gate's and curl's requests with it. One control plane serves the suites that need one (each
+// stack in namespaces of its own), started by the first of them; each test brings its stack to the
+// state it starts from (EngineStack.deploy), so any one of them runs alone.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -14,9 +17,10 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { LocalCluster } from "../cluster";
-import { APP_NAMESPACE as APP, configKey, INGRESS_NAMESPACE, NO_INSTALLS, NO_ROUTE_STATUS, ROOT, URN, VERSIONS } from "../constants";
+import { APP_NAMESPACE as APP, configKey, GATEWAY_SELECTOR, HOST, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, URN, VERSIONS } from "../constants";
 import { EngineStack, liveWeights, plannedChanges, requirePulumi, replicasByVersion } from "../engine";
-import { StandInGateway, type KubeObject } from "../gateway";
+import { fetchPage, type StandInGateway, type KubeObject } from "../gateway";
+import { CLIENT_NAMESPACE, createGatewayService, createTlsSecret, expectCertificateFor, IstioRoutes, istioTable, testRouteLines, tlsSecretOf } from "../istio-routes";
 import { processesMentioning } from "../processes";
 import { runBlock, storyBlocks } from "../readme";
 
@@ -28,9 +32,38 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 before(requirePulumi);
 
-// Starting a control plane takes seconds; the suites below share one, with the CRDs applied.
+// Starting a control plane takes seconds; the suites below share one, with the CRDs and istiod.
 let shared: Promise<LocalCluster> | undefined;
-const sharedCluster = (): Promise<LocalCluster> => (shared ??= LocalCluster.up({ crds: true }));
+const sharedCluster = (): Promise<LocalCluster> =>
+    (shared ??= (async () => {
+        const cluster = await LocalCluster.up({ crds: true, istiod: true, namespaces: [CLIENT_NAMESPACE] });
+        for (const [ns, host] of [[INGRESS_NAMESPACE, HOST], [`${INGRESS_NAMESPACE}-gateway-api`, GATEWAY_API_HOST]]) {
+            await createGatewayService(cluster, ns, GATEWAY_SELECTOR);
+            await createTlsSecret(cluster, ns, host);
+        }
+        return cluster;
+    })());
+// The Gateway API suite's host: istiod gives a gateway proxy every Gateway that selects it, the Istio suite's included.
+const GATEWAY_API_HOST = "gateway-api.example.com";
+/** A one-object program: a VirtualService for the live host whose uri regex Istio cannot compile. */
+function refusedRouteProgram(): Record<string, string> {
+    const route = {
+        apiVersion: "networking.istio.io/v1",
+        kind: "VirtualService",
+        metadata: { name: "cowsay-refused", namespace: APP },
+        spec: { hosts: [HOST], gateways: [`${APP}/cowsay-nginx-gateway`], http: [{ match: [{ uri: { regex: "/(unclosed" } }], route: [{ destination: { host: "cowsay-nginx" } }] }] },
+    };
+    return {
+        "Pulumi.yaml": "name: refused\nruntime:\n  name: nodejs\n",
+        "package.json": JSON.stringify({ name: "refused", main: "index.ts" }),
+        "tsconfig.json": JSON.stringify({ compilerOptions: { strict: true, target: "ES2022", module: "node20", moduleResolution: "node16", types: ["node"] }, files: ["index.ts"] }),
+        "index.ts": `import * as k8s from "@pulumi/kubernetes";\nnew k8s.apiextensions.CustomResource("refused", ${JSON.stringify(route)});\n`,
+    };
+}
+
+/** The app's Service port, as the program gave it (in-mesh callers use it). */
+const servicePort = async (cluster: LocalCluster, namespace: string): Promise<number> =>
+    Number(((await cluster.get("services", namespace)).find((s) => s.metadata.name === "cowsay-nginx")?.spec?.ports as { port: number }[])[0].port);
 after(async () => {
     await shared?.then((cluster) => cluster.down(), () => undefined);
 });
@@ -39,7 +72,14 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
     let cluster: LocalCluster;
     let stack: EngineStack;
     let gateway: StandInGateway;
+    let istio: IstioRoutes;
     const app = () => cluster.get("deployments.apps,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io,poddisruptionbudgets.policy", APP);
+    /** The route istiod pushes for `live`: to the gateway (HTTPS, and HTTP redirected) and to a client sidecar. */
+    const expectIstio = async (live: string) => {
+        await istio.expectGateway(istioTable(live));
+        await istio.expectRedirect(gateway, "istio");
+        await istio.expectClient(`cowsay-nginx.${APP}.svc.cluster.local`, await servicePort(cluster, APP), [`/ -> ${live}`]);
+    };
     const pods = async () => (await cluster.get("pods", APP)).filter((p) => (p.metadata.labels ?? {}).service === "cowsay-nginx");
     const set = (key: string, value: string) => stack.pulumi("config", "set", configKey(key), "--", value);
     /** Stops kwok for `body` (new pods then never become ready) and starts it again whatever happens. */
@@ -53,10 +93,10 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
     };
 
     before(async () => {
+        // A cluster that already runs a mesh has its ingress namespace (sharedCluster makes it); the TLS Certificate goes there.
         cluster = await sharedCluster();
-        // A cluster that already runs a mesh has its ingress namespace; the TLS Certificate goes there.
-        await cluster.createNamespace(INGRESS_NAMESPACE);
-        gateway = await StandInGateway.start(() => app());
+        istio = new IstioRoutes(cluster, { ingressNamespace: INGRESS_NAMESPACE, selector: GATEWAY_SELECTOR });
+        gateway = await istio.startGateway();
         stack = await EngineStack.create({ config: { ...BASE, gatewayUrl: `https://${gateway.address}` }, target: "cluster", env: cluster.env });
     });
     after(async () => {
@@ -74,6 +114,8 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
             assert.equal(status.readyReplicas, 2, `${d.metadata.name} ready`);
         }
         assert.deepEqual(replicasByVersion(objects), { v1: 2, v2: 2 });
+        await expectCertificateFor(cluster, INGRESS_NAMESPACE, tlsSecretOf(HOST));
+        await expectIstio("v1");
         // Every Kubernetes object in the stack's state is on the server.
         const exported = JSON.parse((await stack.pulumi("stack", "export")).stdout) as { deployment: { resources: { type: string; custom?: boolean; outputs?: { kind?: string; metadata?: { name: string; namespace?: string } } }[] } };
         const declared = exported.deployment.resources.filter((r) => r.type.startsWith("kubernetes:") && r.custom === true && r.outputs?.metadata !== undefined);
@@ -109,6 +151,7 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
             await stack.up();
             const objects = await app();
             assert.deepEqual(liveWeights(objects), { [to]: 100 });
+            await expectIstio(to);
             assert.deepEqual((await pods()).map((p) => meta(p).uid).sort(), podsBefore, "the same pods, none restarted or rescheduled");
             assert.deepEqual(Object.fromEntries(objects.filter((o) => o.kind === "Deployment").map((d) => [d.metadata.name, meta(d).generation])), generations);
         });
@@ -124,6 +167,36 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
         assert.match(up.stdout + up.stderr, /error: Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2\. Nothing was changed\./);
         assert.deepEqual((await app()).map((o) => `${o.kind}/${o.metadata.name}@${meta(o).resourceVersion}`).sort(), versions);
         assert.deepEqual(await stack.state(), state);
+        await expectIstio("v1");
+    });
+
+    it("a 90/10 split: istiod pushes the weights, and the gateway's plain requests follow them", async () => {
+        await stack.deploy({ trafficSplit: '{"v1":90,"v2":10}' });
+        await expectIstio("v1:90 v2:10");
+        // The stand-in's pick by weight is unit-tested (test/xds.test.ts); here: each plain request is
+        // served by one of the two, and not all by the 10 % one (1 in 10^10).
+        const from = gateway.requests.length;
+        for (let i = 0; i < 10; i++) assert.equal((await fetchPage(gateway)).status, 200);
+        assert.equal(gateway.routedTo("v1", from) + gateway.routedTo("v2", from), 10);
+        assert.ok(gateway.routedTo("v2", from) < 10, "the weights hold");
+    });
+
+    it("a VirtualService the CRD schema accepts and Istio's webhook refuses fails pulumi up with Istio's message; nothing is created and istiod's route stays", async () => {
+        await stack.deploy();
+        await istio.expectGateway(istioTable("v1"));
+        // A program of one test object (the app's program emits none Istio refuses): a header route
+        // for the live host with an unclosed regex, which the CRD's schema lets through.
+        const refused = await EngineStack.create({ config: {}, files: refusedRouteProgram(), target: "cluster", env: cluster.env });
+        try {
+            const up = await refused.run("up", "--yes", "--skip-preview");
+            assert.notEqual(up.code, 0, up.stdout);
+            assert.match(up.stdout + up.stderr, /admission webhook "rev\.validation\.istio\.io" denied the request: .*missing closing \)/);
+            const left = await cluster.kubectl("-n", APP, "get", "virtualservices.networking.istio.io", "cowsay-refused", "--ignore-not-found", "-o", "name");
+            assert.equal(left.stdout.trim(), "", "the refused object is not on the server");
+            assert.deepEqual(await istio.gatewayTable(), istioTable("v1"), "the route istiod pushes is the one before");
+        } finally {
+            refused.dispose();
+        }
     });
 
     it("pulumi refresh shows a route edited by hand; pulumi up puts it back", async () => {
@@ -131,12 +204,14 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
         const patch = JSON.stringify([{ op: "replace", path: "/spec/http/0/route/0/destination/subset", value: "v2" }]);
         assert.equal((await cluster.kubectl("-n", APP, "patch", "virtualservices.networking.istio.io", "cowsay-nginx", "--type", "json", "-p", patch)).code, 0);
         assert.deepEqual(liveWeights(await app()), { v2: 100 });
+        await istio.expectGateway(istioTable("v2")); // istiod follows the hand edit
         const refresh = await stack.pulumi("refresh", "--yes", "--diff");
         assert.match(refresh.stdout, /~ kubernetes:networking\.istio\.io\/v1:VirtualService: \(update\)\s+\[id=cowsay\/cowsay-nginx\][\s\S]*~ subset: "v1" => "v2"/);
         const { steps } = await stack.preview();
         assert.deepEqual(plannedChanges(steps).map((s) => s.urn.split("::").pop()), ["cowsay-route"]);
         await stack.up();
         assert.deepEqual(liveWeights(await app()), { v1: 100 });
+        await expectIstio("v1");
     });
 
     it("a pulumi killed while it waits on a Deployment: the documented recovery converges and loses nothing", async () => {
@@ -159,6 +234,7 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
             assert.equal((d as unknown as { status: { readyReplicas?: number } }).status.readyReplicas, 3, `${d.metadata.name} ready`);
         }
         assert.deepEqual(liveWeights(objects), { v1: 100 });
+        await expectIstio("v1");
         assert.deepEqual(stack.locks(), []);
         const again = await stack.preview();
         assert.deepEqual(plannedChanges(again.steps), [], "converged: nothing left to do");
@@ -190,6 +266,7 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
         assert.deepEqual(replicasByVersion(objects), { v1: 4, v2: 2 });
         assert.equal((objects.find((d) => d.metadata.name === "cowsay-nginx-v1") as unknown as { status: { readyReplicas?: number } }).status.readyReplicas, 4);
         assert.deepEqual(plannedChanges((await stack.preview()).steps), [], "converged");
+        await expectIstio("v1"); // istiod's watches survived the API server's restart
     });
 
     it("pulumi destroy leaves nothing of the app behind", async () => {
@@ -203,6 +280,9 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
         assert.equal(labelled.stdout.trim(), "", labelled.stdout);
         const routing = await cluster.kubectl("get", "virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io,certificates.cert-manager.io,issuers.cert-manager.io", "-A", "-o", "name");
         assert.equal(routing.stdout.trim(), "", routing.stdout);
+        // istiod no longer routes the host at the gateway, nor the Service for a client.
+        await istio.expectGateway([]);
+        await istio.expectClient(`cowsay-nginx.${APP}.svc.cluster.local`, 9080, []);
     });
 });
 
@@ -212,11 +292,14 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
     let cluster: LocalCluster;
     let stack: EngineStack;
     let gateway: StandInGateway;
-    // The stand-in reads the Gateway API objects (the Gateway is in the ingress namespace) and the pods' Deployments.
-    const objects = async () => [
-        ...(await cluster.get("httproutes.gateway.networking.k8s.io,services,deployments.apps", ns.app)),
-        ...(await cluster.get("gateways.gateway.networking.k8s.io", ns.ingress)),
-    ];
+    let istio: IstioRoutes;
+    const host = GATEWAY_API_HOST;
+    /** The route istiod pushes with `live` the version Services' line (GAMMA: the mesh route for a client sidecar too). */
+    const expectIstio = async (live: string) => {
+        await istio.expectGateway([...testRouteLines(["cowsay-nginx-v1", "cowsay-nginx-v2"]), `/ -> ${live}`]);
+        await istio.expectRedirect(gateway, "gateway-api");
+        await istio.expectClient(`cowsay-nginx.${ns.app}.svc.cluster.local`, await servicePort(cluster, ns.app), [`/ -> ${live}`]);
+    };
     const backends = async (name: string) => {
         const route = (await cluster.get("httproutes.gateway.networking.k8s.io", ns.app)).find((r) => r.metadata.name === name);
         return ((route?.spec as { rules: { backendRefs: { name: string; weight?: number }[] }[] }).rules[0].backendRefs).map((b) => [b.name, b.weight]);
@@ -224,12 +307,12 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
     const podUids = async () => (await cluster.get("pods", ns.app)).map((p) => meta(p).uid).sort();
 
     before(async () => {
-        cluster = await sharedCluster();
-        await cluster.createNamespace(ns.ingress);
-        gateway = await StandInGateway.start(objects);
+        cluster = await sharedCluster(); // with ns.ingress and its gateway Service
+        istio = new IstioRoutes(cluster, { ingressNamespace: ns.ingress, selector: GATEWAY_SELECTOR, host });
+        gateway = await istio.startGateway();
         // The cluster has the Gateway API CRDs (applied by sharedCluster), as a cluster with a mesh would.
         stack = await EngineStack.create({
-            config: { ...BASE, ...NO_ROUTE_STATUS, routingApi: "gateway-api", gatewayApiCrds: "none", gatewayUrl: `https://${gateway.address}`, appNamespace: ns.app, ingressNamespace: ns.ingress },
+            config: { ...BASE, routingApi: "gateway-api", gatewayApiCrds: "none", gatewayUrl: `https://${gateway.address}`, appNamespace: ns.app, ingressNamespace: ns.ingress, hostname: host },
             target: "cluster",
             env: cluster.env,
         });
@@ -243,21 +326,25 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
         await stack.deploy();
         assert.deepEqual(await backends("cowsay-nginx"), [["cowsay-nginx-v1", 100]]);
         assert.deepEqual(await backends("cowsay-nginx-mesh"), [["cowsay-nginx-v1", 100]]);
+        await expectCertificateFor(cluster, ns.ingress, tlsSecretOf(host));
+        await expectIstio("cowsay-nginx-v1");
     });
 
     for (const [from, to] of [["v1", "v2"], ["v2", "v1"]]) {
-        it(`switching ${from} -> ${to}: only the two live HTTPRoutes and the gate change; the same pods keep running`, async () => {
+        it(`switching ${from} -> ${to}: only the two live HTTPRoutes, the gate and the wait for Istio's verdict change; the same pods keep running`, async () => {
             // v2 live after v1, so that the way back is a rollback.
             await stack.deploy(...(from === "v1" ? [{}] : [{}, { activeVersion: "v2" }]));
             const pods = await podUids();
             await stack.pulumi("config", "set", configKey("activeVersion"), to);
             const planned = plannedChanges((await stack.preview()).steps);
-            assert.deepEqual(planned.map((s) => s.urn.split("::").pop()).sort(), ["cowsay-gate", "cowsay-mesh-route", "cowsay-route"]);
+            // With istiod writing the HTTPRoutes' status, the program waits for its verdict on the new routes too.
+            assert.deepEqual(planned.map((s) => s.urn.split("::").pop()).sort(), ["cowsay-gate", "cowsay-mesh-route", "cowsay-route", "cowsay-route-status"]);
             assert.ok(planned.every((s) => s.op === "update"), JSON.stringify(planned));
             const before = gateway.requests.length;
             await stack.up();
             assert.deepEqual(await backends("cowsay-nginx"), [[`cowsay-nginx-${to}`, 100]]);
             assert.deepEqual(await backends("cowsay-nginx-mesh"), [[`cowsay-nginx-${to}`, 100]]);
+            await expectIstio(`cowsay-nginx-${to}`);
             assert.deepEqual(await podUids(), pods);
             // The gate checked v2 through the header rule on the way there, and trusted v1 on the way back.
             assert.equal(gateway.requests.slice(before).filter((r) => r.header === to).length, to === "v2" ? 1 : 0);
@@ -274,6 +361,19 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
         assert.match(up.stdout + up.stderr, /error: Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2\. Nothing was changed\./);
         assert.deepEqual((await cluster.get("httproutes.gateway.networking.k8s.io", ns.app)).map((r) => `${r.metadata.name}@${meta(r).resourceVersion}`).sort(), routes);
         assert.deepEqual(await stack.state(), state);
+        await expectIstio("cowsay-nginx-v1");
+    });
+
+    it("changing routingApi to istio and back: the route istiod pushes follows each change, with no gap in what the host answers", async () => {
+        await stack.deploy();
+        await stack.deploy({}, { routingApi: "istio" });
+        // The Istio API's objects route the same host now: subsets of the shared Service, require_tls on HTTP.
+        await istio.expectGateway(istioTable("v1"));
+        await istio.expectRedirect(gateway, "istio");
+        await istio.expectClient(`cowsay-nginx.${ns.app}.svc.cluster.local`, await servicePort(cluster, ns.app), ["/ -> v1"]);
+        assert.equal((await fetchPage(gateway, undefined, host)).status, 200);
+        await stack.deploy();
+        await expectIstio("cowsay-nginx-v1");
     });
 });
 

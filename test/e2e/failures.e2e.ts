@@ -12,6 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { configKey, NO_INSTALLS, PROJECT, SHORT_GATE, VERSIONS } from "../constants";
 import { EngineStack, changedFiles, liveWeights as weightsOf, requirePulumi, replicasByVersion } from "../engine";
 import { StandInGateway } from "../gateway";
+import { renderedRoutes } from "../rendered-routes";
 import { descendants, runCommand, waitUntilGone, type CommandResult } from "../processes";
 
 const BASE = { ...NO_INSTALLS, smokeCheckTimeout: SHORT_GATE };
@@ -70,7 +71,7 @@ describe("the gate fails: nothing that is live moves (real engine, stand-in gate
         });
 
     before(async () => {
-        gateway = await StandInGateway.start(() => Promise.resolve(stack?.objects() ?? []));
+        gateway = await StandInGateway.start(renderedRoutes(() => Promise.resolve(stack?.objects() ?? [])));
         stack = await EngineStack.create({ config: { ...BASE, gatewayUrl: `https://${gateway.address}`, idleReplicas: "0", activeVersion: "v1" } });
     });
     after(async () => {

@@ -6,14 +6,14 @@
 // the state it starts from (EngineStack.deploy), so any one of them runs alone.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { request } from "node:https";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { configKey, COW, HEADER, HOST, HOTDOG, NO_INSTALLS, ROOT, SHORT_GATE, URN, VERSIONS } from "../constants";
+import { configKey, COW, HOTDOG, NO_INSTALLS, ROOT, SHORT_GATE, URN, VERSIONS } from "../constants";
 import { EngineStack, changedFiles, expectRefusal, plannedChanges, requirePulumi } from "../engine";
-import { StandInGateway } from "../gateway";
+import { fetchPage, StandInGateway } from "../gateway";
+import { renderedRoutes } from "../rendered-routes";
 
 const ROUTE_URN = URN.httpRoute;
 const MESH_URN = URN.meshRoute;
@@ -94,29 +94,6 @@ describe("gateway-api: up, switch, roll back, refuse (real engine, rendered YAML
     });
 });
 
-/** GET / through the stand-in with the gateway host, optionally pinned to a version. */
-function fetchPage(gateway: StandInGateway, version?: string): Promise<{ status: number; body: string }> {
-    const [host, port] = gateway.address.split(":");
-    return new Promise((resolve, reject) => {
-        const req = request(
-            {
-                host,
-                port: Number(port),
-                path: "/",
-                servername: HOST,
-                rejectUnauthorized: false,
-                headers: { host: HOST, ...(version === undefined ? {} : { [HEADER]: version }) },
-            },
-            (res) => {
-                let body = "";
-                res.on("data", (chunk: Buffer) => (body += chunk.toString()));
-                res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
-            },
-        );
-        req.on("error", reject);
-        req.end();
-    });
-}
 
 describe("gateway-api: the gate and requests through the stand-in gateway (real engine)", () => {
     let stack: EngineStack;
@@ -132,7 +109,7 @@ describe("gateway-api: the gate and requests through the stand-in gateway (real 
 
     before(async () => {
         // The stand-in reads what the stack rendered, at every request.
-        gateway = await StandInGateway.start(() => Promise.resolve(stack?.objects() ?? []));
+        gateway = await StandInGateway.start(renderedRoutes(() => Promise.resolve(stack?.objects() ?? [])));
         // The shortest gate: the broken release below is refused after 5 s instead of the default 60.
         stack = await EngineStack.create({ config: { ...BASE_CONFIG, gatewayUrl: `https://${gateway.address}`, smokeCheckTimeout: SHORT_GATE } });
     });

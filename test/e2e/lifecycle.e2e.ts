@@ -12,6 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { APP, configKey, NO_INSTALLS, ROOT, SHORT_GATE, URN, VERSIONS } from "../constants";
 import { EngineStack, changedFiles, expectRefusal, plannedChanges, requirePulumi } from "../engine";
 import { StandInGateway } from "../gateway";
+import { renderedRoutes } from "../rendered-routes";
 
 const BASE_CONFIG = { ...NO_INSTALLS, activeVersion: "v1" };
 
@@ -121,7 +122,7 @@ describe("the gate before a switch (real engine, stand-in gateway)", () => {
 
     before(async () => {
         // The stand-in answers with the pages of what the stack rendered, at every request.
-        gateway = await StandInGateway.start(() => Promise.resolve(stack?.objects() ?? []));
+        gateway = await StandInGateway.start(renderedRoutes(() => Promise.resolve(stack?.objects() ?? [])));
         // The shortest gate: the broken release below is refused after 5 s instead of the default 60.
         stack = await EngineStack.create({ config: { ...BASE_CONFIG, gatewayUrl: `https://${gateway.address}`, smokeCheckTimeout: SHORT_GATE } });
     });

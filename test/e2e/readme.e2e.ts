@@ -21,6 +21,7 @@ import { promisify } from "node:util";
 import { COW, HEADER, HOST, HOTDOG, NO_INSTALLS, VERSIONS, configKey } from "../constants";
 import { EngineStack, changedFiles, liveWeights, requirePulumi, replicasByVersion } from "../engine";
 import { StandInGateway, pageOf, type KubeObject } from "../gateway";
+import { renderedRoutes } from "../rendered-routes";
 import { descendants, waitUntilGone, type ProcessInfo } from "../processes";
 import { runBlock, storyBlocks, type BlockResult, type ReadmeBlock } from "../readme";
 
@@ -278,7 +279,7 @@ describe("the README's commands, as written (real engine, rendered YAML, stand-i
             ...Object.fromEntries(Object.entries(NO_INSTALLS).map(([key, value]) => [configKey(key), value])),
         });
         stack.writeStackFiles({ dev: renderLines("dev"), blog: renderLines("blog") });
-        context = { stack, gateway: await StandInGateway.start(() => Promise.resolve(objects(context))), requestsBefore: 0, renderedBefore: new Map() };
+        context = { stack, gateway: await StandInGateway.start(renderedRoutes(() => Promise.resolve(objects(context)))), requestsBefore: 0, renderedBefore: new Map() };
         stack.env.GATEWAY_ADDRESS = context.gateway.address;
     });
     after(async () => {

@@ -4,7 +4,8 @@
 // stack with the program as it was at a fixed commit (taken from git, beside the tree), against the
 // local API server, then previews and updates it with the program as it is now: no Kubernetes object
 // may be created, deleted or replaced, and the gate may not be recreated (a new gate would fetch
-// every live version again).
+// every live version again). istiod runs beside the API server: the route it pushes to the gateway
+// is the same after the upgrade, and follows the next switch.
 //
 // KEEP THIS TEST for every later change of the resource tree (a new component, a resource moved to
 // another parent, a renamed resource or type): it is what proves the aliases right. FROM is the last
@@ -19,11 +20,14 @@ import { execFileSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 
 import { LocalCluster } from "../cluster";
-import { configKey, NO_INSTALLS, NO_ROUTE_STATUS } from "../constants";
+import { configKey, GATEWAY_SELECTOR, NO_INSTALLS } from "../constants";
 import { EngineStack, PROGRAM_FILES, ROOT, requirePulumi, type PreviewStep } from "../engine";
-import { StandInGateway, type KubeObject } from "../gateway";
+import type { StandInGateway, KubeObject } from "../gateway";
+import { createGatewayService, createTlsSecret, IstioRoutes } from "../istio-routes";
 
 const FROM = "39520e0";
+/** The program's wait for Istio's verdict on HTTPRoutes (components/route-status.ts), new since FROM. */
+const ROUTE_STATUS_TYPE = "pulumi-nodejs:dynamic/cowsay-bluegreen:RouteStatus";
 /** Operations that would disturb a running object: a new one, a deleted one, a replacement. */
 const DISTURBING = ["create", "delete", "replace", "create-replacement", "delete-replaced", "discard", "import"];
 
@@ -60,7 +64,7 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
     const old = programAt(FROM);
 
     before(async () => {
-        cluster = await LocalCluster.up({ crds: true });
+        cluster = await LocalCluster.up({ crds: true, istiod: true });
     });
     after(async () => {
         await cluster?.down();
@@ -70,6 +74,9 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
         describe(`routingApi ${routingApi}`, () => {
             let stack: EngineStack;
             let gateway: StandInGateway;
+            let istio: IstioRoutes;
+            /** The live version's cluster as the gateway's route names it: a subset, or its own Service. */
+            const liveCluster = (version: string) => (routingApi === "istio" ? version : `cowsay-nginx-${version}`);
             /** The state the program at FROM left, read when it deployed the stack. */
             let oldState: StateResource[] = [];
             const objects = async (): Promise<KubeObject[]> => [
@@ -98,9 +105,11 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
                 });
 
             before(async () => {
-                // A cluster that already runs a mesh has its ingress namespace; the TLS Certificate goes there.
-                await cluster.createNamespace(ingressNamespace);
-                gateway = await StandInGateway.start(objects);
+                // A cluster that already runs a mesh has its ingress namespace, gateway Service and cert-manager (whose Secret the suite makes); the TLS Certificate goes there.
+                await createGatewayService(cluster, ingressNamespace, GATEWAY_SELECTOR);
+                await createTlsSecret(cluster, ingressNamespace, `${appNamespace}.example.com`);
+                istio = new IstioRoutes(cluster, { ingressNamespace, selector: GATEWAY_SELECTOR, host: `${appNamespace}.example.com` });
+                gateway = await istio.startGateway();
                 stack = await EngineStack.create({
                     files: old,
                     target: "cluster",
@@ -126,40 +135,40 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
              * The program as it is now, on this stack. The program at FROM refuses keys it does not know,
              * so the wait for Istio's route status (no istiod here writes it) is turned off only now.
              */
-            const useToday = async () => {
-                stack.useCurrentProgram();
-                if (routingApi === "gateway-api") {
-                    for (const [key, value] of Object.entries(NO_ROUTE_STATUS)) await stack.pulumi("config", "set", configKey(key), value);
-                }
-            };
-
             it(`the program at ${FROM} deploys the stack, its gate fetching v1`, async () => {
                 await deployedAtFrom();
                 assert.ok(oldState.filter((r) => isKubernetesObject(r.urn)).length >= 10, "the stack runs its objects");
                 assert.ok(oldState.some((r) => GATE_TYPES.includes(r.type)), "the stack has a gate");
                 assert.ok(gateway.routedTo("v1") >= 1, "the gate fetched v1 through the stand-in");
+                await istio.expectGatewayLive(liveCluster("v1"));
             });
 
             it("the program as it is now previews no Kubernetes object created, deleted or replaced, and no new gate", async () => {
                 await deployedAtFrom();
-                await useToday();
+                // istiod writes the HTTPRoutes' status here: the program's wait for it stays on.
+                stack.useCurrentProgram();
                 const { steps, result } = await stack.preview();
                 assert.equal(result.code, 0, result.stdout + result.stderr);
                 // `preview --json` lists the steps that do something; an object matched by its alias and
                 // unchanged is only counted as "same".
                 const disturbing = steps.filter((s: PreviewStep) => (isKubernetesObject(s.urn) || GATE_TYPES.includes(typeOf(s.urn))) && DISTURBING.includes(s.op));
                 assert.deepEqual(disturbing.map((s) => `${s.op} ${typeOf(s.urn)}::${nameOf(s.urn)}`), []);
-                // What is new is the components that hold what moved, nothing else.
+                // What is new is the components that hold what moved and, with the Gateway API, the
+                // wait for Istio's verdict on the routes (it writes nothing on the server); nothing else.
                 const created = steps.filter((s) => s.op === "create").map((s) => typeOf(s.urn));
-                assert.ok(created.every((t) => t.startsWith("cowsay-bluegreen:")), `only components are new: ${created.join(", ")}`);
+                const expectedNew = (t: string) => t.startsWith("cowsay-bluegreen:") || (routingApi === "gateway-api" && t === ROUTE_STATUS_TYPE);
+                assert.ok(created.every(expectedNew), `only components (and the route-status wait) are new: ${created.join(", ")}`);
+                if (routingApi === "gateway-api") assert.ok(created.includes(ROUTE_STATUS_TYPE), "istiod writes the HTTPRoutes' status here: the program's wait for it is on");
                 const summary = (JSON.parse(result.stdout) as { changeSummary: Record<string, number> }).changeSummary;
                 assert.deepEqual(Object.keys(summary).filter((op) => DISTURBING.includes(op) && op !== "create"), [], JSON.stringify(summary));
             });
 
             it("pulumi up with it keeps every object on the server (same uid), fetches nothing, and a second preview plans nothing", async () => {
                 await deployedAtFrom();
-                await useToday();
+                stack.useCurrentProgram();
                 const requestsBefore = gateway.requests.length;
+                await istio.expectGatewayLive(liveCluster("v1"));
+                const routes = await istio.gatewayTable();
                 await stack.up();
                 const newState = await exported();
                 assert.deepEqual(uids(newState), uids(oldState), "every Kubernetes object keeps its uid: none was recreated");
@@ -170,11 +179,13 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
                 assert.equal(gateway.requests.length, requestsBefore, "the gate was not recreated, so it fetched nothing");
                 const onServer = await objects();
                 assert.ok(onServer.some((o) => o.kind === "Deployment" && o.metadata.name === "cowsay-nginx-v1"));
+                assert.deepEqual(await istio.gatewayTable(), routes, "istiod pushes the gateway the same route after the upgrade");
                 const { steps } = await stack.preview();
                 assert.deepEqual(steps.filter((s) => s.op !== "same" && s.op !== "read").map((s) => `${s.op} ${s.urn}`), []);
                 await stack.pulumi("config", "set", configKey("activeVersion"), "v2");
                 await stack.up();
                 assert.ok(gateway.routedTo("v2") >= 1, "the gate, carried over, checks the next switch");
+                await istio.expectGatewayLive(liveCluster("v2"));
             });
         });
     }

@@ -9,6 +9,7 @@ import { LocalCluster } from "../cluster";
 import { APP_NAMESPACE, INGRESS_NAMESPACE, NO_INSTALLS, SHORT_GATE, URN, configKey } from "../constants";
 import { EngineStack, ROOT, liveWeights } from "../engine";
 import { StandInGateway, type KubeObject } from "../gateway";
+import { renderedRoutes } from "../rendered-routes";
 import { runCommand, runUntil, type CommandResult, type RunningCommand } from "../processes";
 
 const APP_KINDS = "deployments.apps,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io";
@@ -49,7 +50,7 @@ export class FleetOfClusters {
                     if (ns.code !== 0) throw new Error(`kubectl create namespace ${INGRESS_NAMESPACE}: ${ns.stderr}`);
                 }),
             );
-            for (const cluster of clusters) gateways.push(await StandInGateway.start(() => cluster.get(APP_KINDS, APP_NAMESPACE)));
+            for (const cluster of clusters) gateways.push(await StandInGateway.start(renderedRoutes(() => cluster.get(APP_KINDS, APP_NAMESPACE))));
             // No KUBECONFIG in the environment: each stack must reach its cluster through its own config.
             project = EngineStack.project({ config: {}, target: "cluster", env: { KUBECONFIG: undefined } });
             // `npm run fleet` in the copy builds and runs the copy's own fleet, as in a checkout.

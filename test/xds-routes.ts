@@ -1,0 +1,64 @@
+// The stand-in gateway's router against a cluster that runs istiod: each request goes where the route
+// istiod pushed to the ingress gateway sends it (chooseRoute in test/xds.ts), and the chosen cluster
+// is answered by a ready pod behind it, found the way istiod finds its endpoints: the Service the
+// cluster names, its selector, and the DestinationRule subset's labels when the cluster names one.
+import type { GatewayRequest, KubeObject, Routed, Router } from "./gateway";
+import { chooseRoute, parseCluster, type XdsDump } from "./xds";
+
+/** Services, DestinationRules and Pods of a namespace, as the API server has them now. */
+export type Workloads = (namespace: string) => Promise<readonly KubeObject[]>;
+
+const selects = (selector: Record<string, string>, labels: Record<string, string> = {}): boolean =>
+    Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+const ready = (pod: KubeObject): boolean =>
+    pod.metadata.deletionTimestamp === undefined &&
+    ((pod.status?.conditions ?? []) as { type: string; status: string }[]).some((c) => c.type === "Ready" && c.status === "True");
+
+/**
+ * The pod that answers for an outbound cluster: a ready one behind its Service (and subset), picked
+ * at random as Envoy's load balancer would; a 503 naming what is missing when none is.
+ */
+export function podFor(cluster: string, objects: readonly KubeObject[], point: number = Math.random()): Routed {
+    const parsed = parseCluster(cluster);
+    if (parsed === undefined) return { status: 503, reason: `${cluster} is not a Kubernetes Service's cluster` };
+    const inNamespace = objects.filter((o) => (o.metadata.namespace ?? parsed.namespace) === parsed.namespace);
+    const service = inNamespace.find((o) => o.kind === "Service" && o.metadata.name === parsed.service);
+    if (service === undefined) return { status: 503, reason: `no Service ${parsed.namespace}/${parsed.service} behind ${cluster}` };
+    let labels: Record<string, string> = { ...((service.spec?.selector ?? {}) as Record<string, string>) };
+    if (parsed.subset !== "") {
+        const fqdn = `${parsed.service}.${parsed.namespace}.svc.cluster.local`;
+        const rule = inNamespace.find((o) => o.kind === "DestinationRule" && [parsed.service, fqdn].includes(String(o.spec?.host)));
+        const subset = ((rule?.spec?.subsets ?? []) as { name: string; labels?: Record<string, string> }[]).find((s) => s.name === parsed.subset);
+        if (subset === undefined) return { status: 503, reason: `no subset ${parsed.subset} for ${fqdn}` };
+        labels = { ...labels, ...subset.labels };
+    }
+    const pods = inNamespace.filter((o) => o.kind === "Pod" && Object.keys(labels).length > 0 && selects(labels, o.metadata.labels));
+    const live = pods.filter(ready);
+    const version = pods[0]?.metadata.labels?.version ?? (parsed.subset === "" ? undefined : parsed.subset);
+    if (live.length === 0) return { status: 503, reason: `no healthy upstream: no ready pod behind ${cluster}`, version };
+    const pod = live[Math.min(live.length - 1, Math.floor(point * live.length))];
+    return { version: pod.metadata.labels?.version ?? "", image: String(pod.spec?.containers?.[0]?.image) };
+}
+
+/** Where a request goes with what istiod pushed (`dump`) and the workloads behind the chosen cluster. */
+export async function routeWithXds(dump: XdsDump, request: GatewayRequest, workloads: Workloads): Promise<Routed> {
+    const choice = chooseRoute(dump, { host: request.host, port: request.port, path: request.url, headers: request.headers });
+    switch (choice.kind) {
+        case "none":
+            return { status: choice.status, reason: choice.reason };
+        case "direct":
+            return { status: choice.status, reason: choice.body };
+        case "redirect":
+            return { status: choice.status, reason: `redirect to ${choice.location}`, location: choice.location };
+        case "cluster": {
+            const namespace = parseCluster(choice.cluster)?.namespace;
+            return podFor(choice.cluster, namespace === undefined ? [] : await workloads(namespace));
+        }
+    }
+}
+
+/** The stand-in's router: istiod's push to the gateway, read at every request (`dump`), decides. */
+export function xdsRoutes(dump: () => Promise<XdsDump>, workloads: Workloads): Router {
+    return async (request) => routeWithXds(await dump(), request, workloads);
+}
