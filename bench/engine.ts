@@ -5,12 +5,18 @@
 // TypeScript project, and what Pulumi.yaml uses), ts-node transpile-only, and JavaScript pre-built
 // by `npm run build`. Then the same comparison against a local API server (scripts/cluster.sh: one
 // control plane for the run, torn down at the end), for the way the program runs by default: there
-// the figures include the provider's calls to the server and its wait for the Deployments. Needs
-// `pulumi` on PATH; the control plane is built if missing.
+// the figures include the provider's calls to the server and its wait for the Deployments. Last, on
+// an API server with istiod (Istio's own control plane, scripts/cluster.sh with COWSAY_CLUSTER_ISTIOD),
+// how long a rollback takes to reach the gateway: from the start of its `pulumi up` to istiod's push of
+// the new route to a client connected as the ingress gateway (tools/xds), and istiod's share of that
+// (from the API server's watch seeing the new VirtualService to the push). Needs `pulumi` on PATH; the
+// control plane is built if missing.
 import { performance } from "node:perf_hooks";
 
 import { LocalCluster } from "../test/cluster";
+import { APP, APP_NAMESPACE, configKey, GATEWAY_SELECTOR, HOST, INGRESS_NAMESPACE, NO_INSTALLS } from "../test/constants";
 import { EngineStack, pulumiOnPath } from "../test/engine";
+import { createGatewayService, createTlsSecret, IstioRoutes } from "../test/istio-routes";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 
@@ -101,8 +107,60 @@ async function onApiServer(): Promise<string> {
     }
 }
 
+/**
+ * Rollbacks on an API server with istiod, each timed to the gateway; RUNS of them, each after a switch
+ * to v2 (not timed). The gate is off: its fetches through a gateway are not what this measures, and a
+ * rollback does not fetch anyway. Resolves with the printed line.
+ */
+async function rollbackToGateway(): Promise<string> {
+    const cluster = await LocalCluster.up({ istiod: true });
+    try {
+        // What the gateway chart and cert-manager would have made: the gateway's Service (istiod finds the
+        // gateway's pods and ports by it) and the TLS Secret its HTTPS server names.
+        await createGatewayService(cluster, INGRESS_NAMESPACE, GATEWAY_SELECTOR);
+        await createTlsSecret(cluster, INGRESS_NAMESPACE, HOST);
+        const istio = new IstioRoutes(cluster, { ingressNamespace: INGRESS_NAMESPACE, selector: GATEWAY_SELECTOR });
+        const stack = await EngineStack.create({ config: { ...NO_INSTALLS, smokeCheck: "false", activeVersion: "v1" }, target: "cluster", env: cluster.env });
+        try {
+            await stack.up();
+            await istio.expectGatewayLive("v1", 30);
+            const totals: number[] = [];
+            const shares: number[] = [];
+            for (let i = 0; i < RUNS; i++) {
+                for (const version of ["v2", "v1"]) {
+                    if (stopSignal !== undefined) throw new Error(`stopped by ${stopSignal}`);
+                    await stack.pulumi("config", "set", configKey("activeVersion"), version);
+                    const clock = istio.switchClock(version, `virtualservices.networking.istio.io/${APP}`, APP_NAMESPACE);
+                    const start = performance.now();
+                    try {
+                        await stack.up();
+                        const [pushed, written] = await Promise.all([clock.pushed, clock.written]);
+                        if (version === "v1") {
+                            totals.push((pushed - start) / 1000);
+                            shares.push((pushed - written) / 1000);
+                        }
+                    } finally {
+                        clock.stop();
+                    }
+                }
+            }
+            return `rollback: pulumi up start -> route at the gateway ${median(totals).toFixed(2)} s (${Math.min(...totals).toFixed(2)}-${Math.max(...totals).toFixed(2)})   ` +
+                `istiod's share, write -> push ${median(shares).toFixed(3)} s (${Math.min(...shares).toFixed(3)}-${Math.max(...shares).toFixed(3)})   goal <= 3 s: ${median(totals) <= 3 ? "met" : "NOT met"}`;
+        } finally {
+            stack.dispose();
+        }
+    } finally {
+        await cluster.down();
+    }
+}
+
 async function main(): Promise<void> {
     if (!pulumiOnPath()) throw new Error('no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first');
+    // `npm run bench:engine -- rollback`: only the rollback to the gateway.
+    if (process.argv[2] === "rollback") {
+        console.log(`local API server with istiod, median of ${RUNS} rollbacks (smokeCheck false; ${process.version}, ${new Date().toISOString().slice(0, 10)}):\n${await rollbackToGateway()}`);
+        return;
+    }
     const rows: string[] = [];
     for (const mode of MODES) {
         const program = await EngineStack.create({
@@ -124,6 +182,8 @@ async function main(): Promise<void> {
     console.log(`\npulumi up wall time, median of ${RUNS} (${process.version}, ${new Date().toISOString().slice(0, 10)}):`);
     console.log(`rendering YAML (no cluster):\n${rows.join("\n")}`);
     console.log(`local API server (kube-apiserver, etcd, kwok nodes; smokeCheck false):\n${server}`);
+    const rollback = await rollbackToGateway();
+    console.log(`local API server with istiod, median of ${RUNS} rollbacks (smokeCheck false):\n${rollback}`);
 }
 
 /** The floor program as JavaScript, for the pre-built mode. */

@@ -4,8 +4,9 @@
 // istiod pushes for the host on 443 (a bounded wait, no sleeps), plain HTTP on 80 redirected to TLS
 // both in the pushed table and through the stand-in, and the in-mesh route a client sidecar gets.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
+import { performance } from "node:perf_hooks";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
@@ -56,6 +57,31 @@ export class IstioRoutes {
     /** Waits (bounded) until the gateway's HTTPS catch-all route for the host is `live` (whatever comes before it). */
     async expectGatewayLive(live: string, timeoutSeconds = 15): Promise<void> {
         await this.ingress.waitForTable(this.host, 443, lastRouteIs(`/ -> ${live}`), timeoutSeconds);
+    }
+
+    /**
+     * Clocks for one switch, started before the `pulumi up` that makes it: `pushed` resolves with the
+     * moment (performance.now()) istiod's push sends the gateway's catch-all route for the host to
+     * `live` (routeTable's words, e.g. "v1" or "cowsay-nginx-v1"), `written` with the moment a watch on
+     * the API server first sees a new generation of the live route object `route` (e.g.
+     * "virtualservices.networking.istio.io/cowsay-nginx" in `namespace`): the write istiod reacts to.
+     * Both are bounded by `timeoutSeconds`; `stop` ends the watch if the switch never came.
+     */
+    switchClock(live: string, route: string, namespace: string, timeoutSeconds = 60): { pushed: Promise<number>; written: Promise<number>; stop: () => void } {
+        const watch = spawn("kubectl", ["-n", namespace, "get", route, "--watch-only", "-o", "jsonpath={.metadata.generation}{\"\\n\"}", `--request-timeout=${timeoutSeconds}s`], {
+            env: this.cluster.env,
+            stdio: ["ignore", "pipe", "pipe"],
+        });
+        let stderr = "";
+        watch.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+        const written = new Promise<number>((resolve, reject) => {
+            watch.stdout.once("data", () => resolve(performance.now()));
+            watch.on("close", () => reject(new Error(`the watch on ${namespace}/${route} saw no write: ${stderr.trim()}`)));
+        });
+        const pushed = this.ingress.waitForTable(this.host, 443, lastRouteIs(`/ -> ${live}`), timeoutSeconds).then(() => performance.now());
+        const stop = () => watch.kill("SIGTERM");
+        void written.then(stop, () => undefined);
+        return { pushed, written, stop };
     }
 
     /** The gateway's HTTPS route table for the host, as istiod pushes it now. */
