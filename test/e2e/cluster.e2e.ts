@@ -364,7 +364,7 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
         await expectIstio("cowsay-nginx-v1");
     });
 
-    it("changing routingApi to istio and back: the route istiod pushes follows each change, with no gap in what the host answers", async () => {
+    it("changing routingApi to istio and back: the route istiod pushes follows each change, and the host answers through it", async () => {
         await stack.deploy();
         await stack.deploy({}, { routingApi: "istio" });
         // The Istio API's objects route the same host now: subsets of the shared Service, require_tls on HTTP.
