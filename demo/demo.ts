@@ -2,13 +2,15 @@
 // It builds what is missing (the engine, scripts/engine.sh; the control plane, scripts/cluster.sh),
 // and runs the README's walkthrough blocks as written, with the real pulumi CLI, on a temporary copy
 // of the program and a temporary file backend, against a local API server of its own. It uses the
-// end-to-end suites' harness: the control plane is test/cluster.ts's LocalCluster, the project and its
+// end-to-end suites' harness: the control plane is test/cluster.ts's LocalCluster, with istiod (Istio's
+// control plane, built from Istio's main branch at the 1.31 branch point), the project and its
 // environment test/engine.ts's EngineStack, the blocks are read and run by test/readme.ts, and the
-// stand-in gateway (test/gateway.ts) answers for Istio's ingress gateway with the objects it reads
-// from the API server, so the gate really fetches each version before the switch. What is its own is
-// the narration: after each block it prints the commands, the plan, the live route as the API server
-// has it, the pods, and what a visitor sees, and checks each; a step that does not do what it should
-// fails the demo. Whatever happens (a failure, Ctrl-C, SIGTERM), the control plane is stopped and
+// stand-in gateway (test/gateway.ts) answers for Istio's ingress gateway by the route table istiod
+// pushes to it (test/istio-routes.ts), so the gate really fetches each version before the switch. What
+// is its own is the narration: after each block it prints the commands, the plan, the live route as the
+// API server has it and as istiod pushes it to the gateway (with how long a switch took to get there),
+// the pods, and what a visitor sees, and checks each; a step that does not do what it should fails the
+// demo. Whatever happens (a failure, Ctrl-C, SIGTERM), the control plane is stopped and
 // every temporary directory removed.
 import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,14 +18,14 @@ import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 
 import { LocalCluster } from "../test/cluster";
-import { APP, APP_NAMESPACE, configKey, HEADER, HOST, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, VERSIONS } from "../test/constants";
+import { APP, APP_NAMESPACE, configKey, GATEWAY_SELECTOR, HEADER, HOST, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, VERSIONS } from "../test/constants";
 import { EngineStack, liveWeights } from "../test/engine";
-import { StandInGateway, type KubeObject } from "../test/gateway";
-import { renderedRoutes } from "../test/rendered-routes";
+import type { StandInGateway, KubeObject } from "../test/gateway";
+import { createGatewayService, createTlsSecret, IstioRoutes } from "../test/istio-routes";
 import { descendants, processesIn, processesMentioning, runCommand, runToEnd, signalAll } from "../test/processes";
 import { readmeBlocks, runBlock, type ReadmeBlock } from "../test/readme";
 
-/** What the stand-in reads at every request, and what the demo shows: the app's routing objects. */
+/** What the demo shows: the app's routing objects and Deployments on the API server. */
 const APP_KINDS = "deployments.apps,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io";
 /** How a visitor tells the versions apart. */
 const LOOKS: Record<string, string> = { v1: "the cow", v2: "the hotdog" };
@@ -266,13 +268,14 @@ const STEPS: Step[] = [
 
 interface Demo {
     readonly cluster: LocalCluster;
+    readonly istio: IstioRoutes;
     readonly gateway: StandInGateway;
     readonly stack: EngineStack;
     readonly blocks: ReadonlyMap<string, ReadmeBlock>;
 }
 
 async function runStep(demo: Demo, step: Step, n: number): Promise<void> {
-    const { cluster, gateway, stack } = demo;
+    const { cluster, gateway, stack, istio } = demo;
     const fail = (what: string) => new StepFailed(`step ${n} (${step.title}): ${what}`);
     const block = demo.blocks.get(step.block);
     if (block === undefined) throw fail(`the README has no block marked ${step.block}`);
@@ -284,8 +287,12 @@ async function runStep(demo: Demo, step: Step, n: number): Promise<void> {
     checkStop();
     for (const line of block.script.split("\n")) say(`$ ${line}`);
     const from = gateway.requests.length;
+    const live = Object.keys(step.route).length === 1 ? Object.keys(step.route)[0] : undefined;
+    // A switch is timed to the gateway: from the block's start (for the rollback, the user's one
+    // command) and from the API server's write of the VirtualService, to istiod's push.
+    const clock = step.plan === SWITCH_PLAN && live !== undefined ? istio.switchClock(live, `virtualservices.networking.istio.io/${APP}`, APP_NAMESPACE) : undefined;
     const start = performance.now();
-    const result = await runBlock(block, stack.dir, stack.env);
+    const result = await runBlock(block, stack.dir, stack.env).finally(() => clock?.stop());
     checkStop();
     if (result.code !== 0) throw fail(`the README's block ${step.block} exited ${result.code}:\n${result.output}`);
     const plan = planOf(result.output);
@@ -311,6 +318,20 @@ async function runStep(demo: Demo, step: Step, n: number): Promise<void> {
     const route = liveWeights(await cluster.get(APP_KINDS, APP_NAMESPACE));
     say(`\n   live route, VirtualService ${APP_NAMESPACE}/${APP} on the API server: ${routeText(route)}${routeBefore === undefined ? "" : `   (before: ${routeText(routeBefore)})`}`);
     if (JSON.stringify(route) !== JSON.stringify(step.route)) throw fail(`the live route is ${routeText(route)}; expected ${routeText(step.route)}`);
+    // What Istio made of it: the route table istiod pushes to the ingress gateway for the host on 443.
+    if (live !== undefined) {
+        try {
+            await istio.expectGatewayLive(live, 30);
+        } catch (err) {
+            throw fail(err instanceof Error ? err.message : String(err));
+        }
+    }
+    say(`   the gateway's route for https://${HOST}/, as istiod pushes it (Envoy's order, first match wins):`);
+    for (const line of await istio.gatewayTable()) say(`     ${line}`);
+    if (clock !== undefined) {
+        const [pushed, written] = await Promise.all([clock.pushed, clock.written]);
+        say(`   istiod pushed it to the gateway ${seconds(pushed - start)} after the block started, ${((pushed - written) / 1000).toFixed(2)} s after the API server had the new VirtualService`);
+    }
     const pods = await appPods(cluster);
     say(`   pods in namespace ${APP_NAMESPACE}:`);
     for (const pod of pods) say(`     ${pod.name.padEnd(40)} version=${pod.version}  ${pod.ready ? "Ready" : "not Ready"}`);
@@ -346,23 +367,27 @@ async function main(): Promise<number> {
 
     let cluster: LocalCluster | undefined;
     let gateway: StandInGateway | undefined;
+    let istio: IstioRoutes | undefined;
     let stack: EngineStack | undefined;
     let home: string | undefined;
     try {
-        say("\n== Starting a local control plane of its own (kube-apiserver, etcd, scheduler, controller-manager, kwok)");
+        say("\n== Starting a local control plane of its own (kube-apiserver, etcd, scheduler, controller-manager, kwok, istiod)");
         let t = performance.now();
-        say("$ scripts/cluster.sh up");
-        say("$ scripts/cluster.sh apply-crds");
-        // A cluster that runs a mesh has its ingress namespace; the TLS Certificate goes there.
-        say(`$ kubectl create namespace ${INGRESS_NAMESPACE}`);
-        cluster = await LocalCluster.up({ crds: true, namespaces: [INGRESS_NAMESPACE] });
+        say("$ COWSAY_CLUSTER_ISTIOD=1 scripts/cluster.sh up     # applies the CRDs, then starts istiod");
+        // A cluster that runs a mesh has its ingress namespace, the gateway chart's Service and, once
+        // cert-manager has issued it, the TLS Secret; the TLS Certificate goes there.
+        say(`$ kubectl create namespace ${INGRESS_NAMESPACE}; kubectl -n ${INGRESS_NAMESPACE} create service clusterip istio-ingressgateway ...`);
+        cluster = await LocalCluster.up({ crds: true, istiod: true });
+        await createGatewayService(cluster, INGRESS_NAMESPACE, GATEWAY_SELECTOR);
+        const secret = await createTlsSecret(cluster, INGRESS_NAMESPACE, HOST);
         checkStop();
         say(`   ready in ${seconds(performance.now() - t)}, in a temporary state directory: KUBECONFIG=${cluster.env.KUBECONFIG ?? "?"}`);
-        say("   Istio's and cert-manager's CRDs are applied, not their controllers: kwok's fake nodes make pods Ready");
-        say("   without running them, and a stand-in answers for the Istio ingress gateway, routing each request with");
-        say("   the VirtualServices and Deployments it reads from this API server.");
-        const c = cluster;
-        gateway = await StandInGateway.start(renderedRoutes(() => c.get(APP_KINDS, APP_NAMESPACE)));
+        say("   Istio's and cert-manager's CRDs are applied; istiod runs (Istio's main branch at the 1.31 branch point,");
+        say(`   not the 1.31.4 release); cert-manager does not (the Secret it would issue, ${secret}, is made here).`);
+        say("   kwok's fake nodes make pods Ready without running them. A stand-in answers for the Istio ingress gateway");
+        say("   (no Envoy): it routes each request by the route table istiod pushes to it over xDS.");
+        istio = new IstioRoutes(cluster, { ingressNamespace: INGRESS_NAMESPACE, selector: GATEWAY_SELECTOR });
+        gateway = await istio.startGateway();
         say(`   stand-in gateway: https://${gateway.address} (GATEWAY_ADDRESS=${gateway.address})`);
 
         // Its own PULUMI_HOME, so the workspace and log files pulumi writes go with the temporary
@@ -377,7 +402,7 @@ async function main(): Promise<number> {
         say(`\n== Setup: a copy of the program in ${stack.dir}, state in ${stack.env.PULUMI_BACKEND_URL ?? "?"}`);
         say(`   Pulumi.blog.yaml starts with ${Object.entries(NO_INSTALLS).map(([key, value]) => `${key}: ${value}`).join(", ")} (the charts cannot be fetched here);`);
         say("   the steps are the README's walkthrough blocks, run as written with GATEWAY_ADDRESS set.");
-        const demo: Demo = { cluster, gateway, stack, blocks };
+        const demo: Demo = { cluster, istio, gateway, stack, blocks };
 
         for (const [i, step] of STEPS.entries()) {
             t = performance.now();

@@ -80,7 +80,9 @@ export class IstioRoutes {
         });
         const pushed = this.ingress.waitForTable(this.host, 443, lastRouteIs(`/ -> ${live}`), timeoutSeconds).then(() => performance.now());
         const stop = () => watch.kill("SIGTERM");
+        // Handled here too, so that a caller that fails before awaiting them leaves no unhandled rejection.
         void written.then(stop, () => undefined);
+        pushed.catch(() => undefined);
         return { pushed, written, stop };
     }
 
