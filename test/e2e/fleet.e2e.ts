@@ -1,9 +1,11 @@
-// The fleet end to end: `npm run fleet` against three local control planes (one stack per cluster,
-// each reaching its cluster only through its own kubernetes:kubeconfig config, each with its own
-// stand-in gateway), on the real engine. docs/fleet.md's blocks run as written; then the bad days: a
-// gate failing in the second wave, halt, a fleet SIGKILLed mid-wave, Ctrl-C, an interrupted preview,
-// a bad fleet file. Every test starts from every stack on v1 (FleetOfClusters.reset) and asserts on
-// what each API server, each stack file and each stack's state says afterwards.
+// The fleet end to end: `npm run fleet` against three local control planes, each with istiod (one
+// stack per cluster, each reaching its cluster only through its own kubernetes:kubeconfig config, each
+// with its own stand-in gateway routing by its istiod's push), on the real engine. docs/fleet.md's
+// blocks run as written; then the bad days: a gate failing in the second wave, halt, a fleet SIGKILLed
+// mid-wave, Ctrl-C, an interrupted preview, a bad fleet file. Every test starts from every stack on v1
+// (FleetOfClusters.reset) and asserts on where each cluster's istiod sends the gateway's traffic
+// afterwards (FleetOfClusters.expectPushed: a bounded wait on its push), and on what each API server,
+// each stack file and each stack's state says.
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -32,9 +34,8 @@ interface HistoryEntry {
 
 before(requirePulumi);
 
-describe("a fleet of three clusters (real engine, three API servers, a stand-in gateway each)", () => {
+describe("a fleet of three clusters (real engine, three API servers with istiod, a stand-in gateway each)", () => {
     let fleet: FleetOfClusters;
-    const routes = async () => Object.fromEntries(await Promise.all(STACKS.map(async (s) => [s, await fleet.liveRoute(s)] as const)));
     const stackFiles = () => Object.fromEntries(STACKS.map((s) => [s, fleet.stackFile(s)]));
     const history = async (stack: string): Promise<HistoryEntry[]> => JSON.parse((await fleet.pulumi(stack, "stack", "history", "--json")).stdout) as HistoryEntry[];
     const block = async (id: string) => {
@@ -78,6 +79,7 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
         fleet.member("eu").gateway.overrides.set("dougbtv/nginx-cowsay:v2", BROKEN_V2);
         const usFile = fleet.stackFile("us");
         const usHistory = (await history("us")).length;
+        const usPushed = await fleet.member("us").istio.gatewayTable();
         const usRoute = (await fleet.objects("us")).map((o) => `${o.kind}/${o.metadata.name}@${(o.metadata as { resourceVersion?: string }).resourceVersion}`).sort();
 
         const result = await fleet.fleet("switch", "v2");
@@ -88,16 +90,17 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
             result.stdout,
             ["staging  canary      runs v1; rolled back", "eu       production  runs v1; rolled back", "us       production  runs v1; not touched", ""].join("\n"),
         );
-        assert.deepEqual(await routes(), { staging: { v1: 100 }, eu: { v1: 100 }, us: { v1: 100 } });
+        await fleet.expectPushed({ staging: { v1: 100 }, eu: { v1: 100 }, us: { v1: 100 } });
         assert.match(fleet.stackFile("staging"), /cowsay-bluegreen:activeVersion: v1$/m);
         assert.match(fleet.stackFile("eu"), /cowsay-bluegreen:activeVersion: v1$/m);
         // us: not its file, not its state, not one object on its server.
         assert.equal(fleet.stackFile("us"), usFile);
         assert.equal((await history("us")).length, usHistory);
         assert.deepEqual((await fleet.objects("us")).map((o) => `${o.kind}/${o.metadata.name}@${(o.metadata as { resourceVersion?: string }).resourceVersion}`).sort(), usRoute);
+        assert.deepEqual(await fleet.member("us").istio.gatewayTable(), usPushed, "us: the route its istiod pushes is the one before");
     });
 
-    it("halt: a failure leaves every stack where it is (exit 3); status --json agrees with each stack's outputs and each API server", async () => {
+    it("halt: a failure leaves every stack where it is (exit 3); status --json agrees with each stack's outputs and the route its istiod pushes", async () => {
         await fleet.reset();
         writeFileSync(path.join(fleet.dir, "fleet.yaml"), fleetFile("halt", 1));
         fleet.member("eu").gateway.overrides.set("dougbtv/nginx-cowsay:v2", BROKEN_V2);
@@ -114,7 +117,7 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
                 "",
             ].join("\n"),
         );
-        assert.deepEqual(await routes(), { staging: { v2: 100 }, eu: { v1: 100 }, us: { v1: 100 } });
+        await fleet.expectPushed({ staging: { v2: 100 }, eu: { v1: 100 }, us: { v1: 100 } });
         assert.match(fleet.stackFile("staging"), /cowsay-bluegreen:activeVersion: v2$/m);
         assert.match(fleet.stackFile("eu"), /cowsay-bluegreen:activeVersion: v1$/m);
         assert.equal(fleet.stackFile("us"), usFile);
@@ -128,7 +131,7 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
         for (const row of json.stacks) {
             const outputs = await fleet.outputs(row.stack);
             assert.deepEqual([row.activeVersion, row.trafficSplit], [outputs.activeVersion, outputs.trafficSplit], `${row.stack}: the stack's outputs`);
-            assert.deepEqual(row.trafficSplit, await fleet.liveRoute(row.stack), `${row.stack}: the live route on its API server`);
+            await fleet.expectPushed({ [row.stack]: row.trafficSplit });
             assert.equal(row.locked, false);
         }
         assert.deepEqual(json.stacks.map((r) => [r.stack, r.wave, r.lastUpdate.result]), [["staging", "canary", "succeeded"], ["eu", "production", "failed"], ["us", "production", "succeeded"]]);
@@ -147,13 +150,13 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
             assert.equal(await run.exited, 128 + 9, "killed");
             fleet.member("eu").gateway.mode = "serving";
             assert.ok(fleet.project.locks().length > 0, "the killed update left its lock");
-            assert.deepEqual(await routes(), { staging: { v2: 100 }, eu: { v1: 100 }, us: { v2: 100 } });
+            await fleet.expectPushed({ staging: { v2: 100 }, eu: { v1: 100 }, us: { v2: 100 } });
 
             const recover = await block("fleet-recover");
             assert.equal(recover.code, 0, recover.output);
             assert.match(recover.output, /^eu +production +v1 +\S.* +LOCKED \(pulumi cancel, once nothing runs\)$/m, "status shows the lock");
             assert.match(recover.output, /^\[eu +\] removed the lock left by pid \d+, which no longer runs \(pulumi cancel\)$/m);
-            assert.deepEqual(await routes(), { staging: { v1: 100 }, eu: { v1: 100 }, us: { v1: 100 } });
+            await fleet.expectPushed({ staging: { v1: 100 }, eu: { v1: 100 }, us: { v1: 100 } });
             assert.deepEqual(fleet.project.locks(), []);
             for (const stack of STACKS) {
                 assert.deepEqual(replicasByVersion(await fleet.objects(stack)), { v1: 2, v2: 2 }, `${stack}: both versions keep their pods`);
@@ -180,7 +183,7 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
             assert.match(run.output(), /^staging +canary +runs v2; switched$/m);
             assert.match(run.output(), /^eu +production +runs v1; cancelled in flight; it still runs what it ran before; its config says so again$/m);
             assert.match(run.output(), /^us +production +runs v2; switched$/m);
-            assert.deepEqual(await routes(), { staging: { v2: 100 }, eu: { v1: 100 }, us: { v2: 100 } });
+            await fleet.expectPushed({ staging: { v2: 100 }, eu: { v1: 100 }, us: { v2: 100 } });
             assert.deepEqual(fleet.project.locks(), [], "no stack is locked");
             assert.match(fleet.stackFile("eu"), /cowsay-bluegreen:activeVersion: v1$/m);
             await waitUntilGone(started, 30_000);
@@ -256,17 +259,17 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
             assert.ok(report.includes(`| ${wave} | ${stack} | v1 | v2 | 2 to update |`), report);
         }
         assert.match(report, /~ subset: "v1" => "v2"/);
-        assert.deepEqual(await routes(), { staging: { v1: 100 }, eu: { v1: 100 }, us: { v1: 100 } }, "nothing switched");
+        await fleet.expectPushed({ staging: { v1: 100 }, eu: { v1: 100 }, us: { v1: 100 } }); // nothing switched
 
         const canary = await block("fleet-canary");
         assert.equal(canary.code, 0, canary.output);
-        assert.deepEqual(await routes(), { staging: { v1: 90, v2: 10 }, eu: { v1: 90, v2: 10 }, us: { v1: 90, v2: 10 } });
+        await fleet.expectPushed({ staging: { v1: 90, v2: 10 }, eu: { v1: 90, v2: 10 }, us: { v1: 90, v2: 10 } });
         // Each stack's gate fetched v2 through its own gateway, and said so under its own name.
         for (const stack of STACKS) assert.match(canary.output, new RegExp(`^\\[${stack} *\\] gate: v2 answered with its own page`, "m"));
 
         const switched = await block("fleet-switch");
         assert.equal(switched.code, 0, switched.output);
-        assert.deepEqual(await routes(), { staging: { v2: 100 }, eu: { v2: 100 }, us: { v2: 100 } });
+        await fleet.expectPushed({ staging: { v2: 100 }, eu: { v2: 100 }, us: { v2: 100 } });
         assert.match(switched.output, /^staging +canary +runs v2; switched$/m);
         // The waves, from each stack's own history: the canary's update ended before the production
         // wave's began, and the production wave's two ran at the same time (parallel: 2).
@@ -277,7 +280,8 @@ describe("a fleet of three clusters (real engine, three API servers, a stand-in 
 
         const rollback = await block("fleet-rollback");
         assert.equal(rollback.code, 0, rollback.output);
-        assert.deepEqual(await routes(), { staging: { v1: 90, v2: 10 }, eu: { v1: 90, v2: 10 }, us: { v1: 90, v2: 10 } }, "back to the canary, what ran before the last switch");
+        // Back to the canary, what ran before the last switch.
+        await fleet.expectPushed({ staging: { v1: 90, v2: 10 }, eu: { v1: 90, v2: 10 }, us: { v1: 90, v2: 10 } });
         for (const stack of STACKS) assert.match(fleet.stackFile(stack), /cowsay-bluegreen:trafficSplit: '\{"v1":90,"v2":10\}'/);
         for (const stack of STACKS) assert.doesNotMatch(rollback.output, new RegExp(`^\\[${stack} *\\] gate: v1`, "m"), "the rollback is ungated");
         assert.equal((await fleet.project.pulumi("stack", "--show-name")).stdout, selected, "the fleet left the user's current stack alone");

@@ -1,15 +1,17 @@
-// A fleet to test on: local control planes (test/cluster.ts), one copy of the project with one stack
-// per cluster in one file backend (test/engine.ts), each stack reaching its cluster only through its
-// own kubernetes:kubeconfig config, and a stand-in gateway per cluster (test/gateway.ts). Used by the
-// fleet's end-to-end suite and by bench/fleet.ts. Needs `pulumi` on PATH and the control plane built.
+// A fleet to test on: local control planes with istiod (test/cluster.ts), one copy of the project with
+// one stack per cluster in one file backend (test/engine.ts), each stack reaching its cluster only
+// through its own kubernetes:kubeconfig config, and a stand-in gateway per cluster that routes by what
+// that cluster's istiod pushes to its ingress gateway (test/istio-routes.ts): where traffic goes after
+// a fleet step is Istio's answer, per cluster. Used by the fleet's end-to-end suite and by
+// bench/fleet.ts. Needs `pulumi` on PATH and the control plane built.
 import { cpSync, readFileSync, rmSync } from "node:fs";
 import * as path from "node:path";
 
 import { LocalCluster } from "../cluster";
-import { APP_NAMESPACE, INGRESS_NAMESPACE, NO_INSTALLS, SHORT_GATE, URN, configKey } from "../constants";
-import { EngineStack, ROOT, liveWeights } from "../engine";
-import { StandInGateway, type KubeObject } from "../gateway";
-import { renderedRoutes } from "../rendered-routes";
+import { APP_NAMESPACE, GATEWAY_SELECTOR, HOST, INGRESS_NAMESPACE, NO_INSTALLS, SHORT_GATE, URN, configKey } from "../constants";
+import { EngineStack, ROOT } from "../engine";
+import type { StandInGateway, KubeObject } from "../gateway";
+import { createGatewayService, createTlsSecret, IstioRoutes, istioTable } from "../istio-routes";
 import { runCommand, runUntil, type CommandResult, type RunningCommand } from "../processes";
 
 const APP_KINDS = "deployments.apps,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io";
@@ -19,7 +21,16 @@ const FLEET_CLI = path.join(ROOT, "bin", "fleet", "cli.js");
 export interface Member {
     readonly stack: string;
     readonly cluster: LocalCluster;
+    /** The cluster's ingress gateway as istiod sees it (the program's gatewaySelector in its ingressNamespace). */
+    readonly istio: IstioRoutes;
+    /** Routes each request (the gate's, curl's) by `istio`'s push. */
     readonly gateway: StandInGateway;
+}
+
+/** A live route's weights (`{ v1: 90, v2: 10 }`) in routeTable's words for its catch-all line (`v1:90 v2:10`; one version alone: `v1`). */
+export function liveLine(weights: Readonly<Record<string, number>>): string {
+    const entries = Object.entries(weights);
+    return entries.length === 1 ? entries[0][0] : entries.map(([version, weight]) => `${version}:${weight}`).join(" ");
 }
 
 export class FleetOfClusters {
@@ -30,32 +41,32 @@ export class FleetOfClusters {
     ) {}
 
     /**
-     * Starts one control plane per stack name (with the CRDs the program needs, as a cluster with a
-     * mesh has them), creates the stacks, and deploys v1 on each. `config` goes to every stack.
+     * Starts one control plane per stack name, all at once, each with the CRDs the program needs and
+     * istiod, and in the ingress namespace what a cluster with the gateway chart and cert-manager has
+     * (the gateway's Service, the host's TLS Secret: the installs are off here); creates the stacks,
+     * and deploys v1 on each. `config` goes to every stack.
      */
     static async create(stacks: readonly string[], config: Record<string, string> = {}): Promise<FleetOfClusters> {
         const clusters: LocalCluster[] = [];
-        const gateways: StandInGateway[] = [];
+        const members: Member[] = [];
         let project: EngineStack | undefined;
         try {
             // Every cluster that came up is torn down below, also when another one failed.
-            const started = await Promise.allSettled(stacks.map(() => LocalCluster.up()));
+            const started = await Promise.allSettled(stacks.map(() => LocalCluster.up({ crds: true, istiod: true })));
             for (const result of started) if (result.status === "fulfilled") clusters.push(result.value);
             const failed = started.find((r) => r.status === "rejected");
             if (failed !== undefined) throw failed.reason;
-            await Promise.all(
-                clusters.map(async (cluster) => {
-                    await cluster.script("apply-crds");
-                    const ns = await cluster.kubectl("create", "namespace", INGRESS_NAMESPACE);
-                    if (ns.code !== 0) throw new Error(`kubectl create namespace ${INGRESS_NAMESPACE}: ${ns.stderr}`);
-                }),
-            );
-            for (const cluster of clusters) gateways.push(await StandInGateway.start(renderedRoutes(() => cluster.get(APP_KINDS, APP_NAMESPACE))));
+            for (const [i, stack] of stacks.entries()) {
+                const cluster = clusters[i];
+                await createGatewayService(cluster, INGRESS_NAMESPACE, GATEWAY_SELECTOR);
+                await createTlsSecret(cluster, INGRESS_NAMESPACE, HOST);
+                const istio = new IstioRoutes(cluster, { ingressNamespace: INGRESS_NAMESPACE, selector: GATEWAY_SELECTOR });
+                members.push({ stack, cluster, istio, gateway: await istio.startGateway() });
+            }
             // No KUBECONFIG in the environment: each stack must reach its cluster through its own config.
             project = EngineStack.project({ config: {}, target: "cluster", env: { KUBECONFIG: undefined } });
             // `npm run fleet` in the copy builds and runs the copy's own fleet, as in a checkout.
             cpSync(path.join(ROOT, "fleet"), path.join(project.dir, "fleet"), { recursive: true });
-            const members = stacks.map((stack, i) => ({ stack, cluster: clusters[i], gateway: gateways[i] }));
             const fleet = new FleetOfClusters(project, members);
             for (const m of members) {
                 await project.pulumi("stack", "init", m.stack);
@@ -75,7 +86,7 @@ export class FleetOfClusters {
             await Promise.all(members.map((m) => fleet.pulumi(m.stack, "up", "--yes", "--skip-preview")));
             return fleet;
         } catch (err) {
-            await Promise.all(gateways.map((g) => g.stop().catch(() => undefined)));
+            await Promise.all(members.map((m) => m.gateway.stop().catch(() => undefined)));
             project?.dispose();
             await Promise.all(clusters.map((c) => c.down()));
             throw err;
@@ -107,9 +118,21 @@ export class FleetOfClusters {
         return this.member(stack).cluster.get(APP_KINDS, APP_NAMESPACE);
     }
 
-    /** The live VirtualService's weights, as the stack's API server has them. */
-    async liveRoute(stack: string): Promise<Record<string, number>> {
-        return liveWeights(await this.objects(stack));
+    /**
+     * Waits (bounded, every cluster at once) until the istiod of each stack named in `expected` pushes
+     * its ingress gateway the program's HTTPS route table for the host with that live route: the test
+     * routes first, then the catch-all with these weights. Fails naming the stack and istiod's last push.
+     */
+    async expectPushed(expected: Readonly<Record<string, Readonly<Record<string, number>>>>, timeoutSeconds = 15): Promise<void> {
+        await Promise.all(
+            Object.entries(expected).map(async ([stack, weights]) => {
+                try {
+                    await this.member(stack).istio.expectGateway(istioTable(liveLine(weights)), timeoutSeconds);
+                } catch (err) {
+                    throw new Error(`${stack}: ${(err as Error).message}`);
+                }
+            }),
+        );
     }
 
     stackFile(stack: string): string {
