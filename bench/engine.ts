@@ -109,9 +109,10 @@ async function onApiServer(): Promise<string> {
 
 /**
  * Rollbacks on an API server with istiod, each timed to the gateway; RUNS of them, each after a switch
- * to v2 (not timed). Twice: with the gate off, and with the gate on (the default; gatewayUrl set to a
- * stand-in gateway that routes by istiod's push): a rollback fetches nothing, but the gate's update
- * runs before the route's, in the program's own provider process. Resolves with the printed lines.
+ * to v2 (not timed). Three ways: the gate off; the gate on (the default; gatewayUrl set to a stand-in
+ * gateway that routes by istiod's push: a rollback fetches nothing, but the gate's update runs before
+ * the route's, in the program's own provider process); and the gate on with `pulumi up` previewing
+ * first, as a person types it. Resolves with the printed lines.
  */
 async function rollbackToGateway(): Promise<string> {
     const cluster = await LocalCluster.up({ istiod: true });
@@ -124,15 +125,16 @@ async function rollbackToGateway(): Promise<string> {
         const gateway = await istio.startGateway();
         const lines: string[] = [];
         try {
-            for (const [label, config] of [
-                ["gate off", { smokeCheck: "false" }],
-                ["gate on ", { gatewayUrl: `https://${gateway.address}` }],
+            for (const [label, config, preview] of [
+                ["gate off, pulumi up --skip-preview       ", { smokeCheck: "false" }, false],
+                ["gate on,  pulumi up --skip-preview       ", { gatewayUrl: `https://${gateway.address}` }, false],
+                ["gate on,  pulumi up (previews first; -y) ", { gatewayUrl: `https://${gateway.address}` }, true],
             ] as const) {
                 const stack = await EngineStack.create({ config: { ...NO_INSTALLS, ...config, activeVersion: "v1" }, target: "cluster", env: cluster.env });
                 try {
                     await stack.up();
                     await istio.expectGatewayLive("v1", 30);
-                    const { totals, shares } = await timeRollbacks(stack, istio);
+                    const { totals, shares } = await timeRollbacks(stack, istio, preview);
                     const range = (xs: number[], digits: number) => `${median(xs).toFixed(digits)} s (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
                     lines.push(
                         `${label}: pulumi up start -> route at the gateway ${range(totals, 2)}   istiod's share, write -> push ${range(shares, 3)}   ` +
@@ -154,7 +156,7 @@ async function rollbackToGateway(): Promise<string> {
 }
 
 /** RUNS pairs of a switch to v2 and a rollback to v1; the rollbacks' times (s), to the push and istiod's share. */
-async function timeRollbacks(stack: EngineStack, istio: IstioRoutes): Promise<{ totals: number[]; shares: number[] }> {
+async function timeRollbacks(stack: EngineStack, istio: IstioRoutes, preview: boolean): Promise<{ totals: number[]; shares: number[] }> {
     const totals: number[] = [];
     const shares: number[] = [];
     for (let i = 0; i < RUNS; i++) {
@@ -164,7 +166,9 @@ async function timeRollbacks(stack: EngineStack, istio: IstioRoutes): Promise<{ 
             const clock = istio.switchClock(version, `virtualservices.networking.istio.io/${APP}`, APP_NAMESPACE);
             const start = performance.now();
             try {
-                await stack.up();
+                // With its preview, as a person types it (`pulumi up`, the confirmation answered by -y).
+                if (preview) await stack.pulumi("up", "--yes", "--non-interactive");
+                else await stack.up();
                 const [pushed, written] = await Promise.all([clock.pushed, clock.written]);
                 if (version === "v1") {
                     totals.push((pushed - start) / 1000);
@@ -182,7 +186,7 @@ async function main(): Promise<void> {
     if (!pulumiOnPath()) throw new Error('no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first');
     // `npm run bench:engine -- rollback`: only the rollback to the gateway.
     if (process.argv[2] === "rollback") {
-        console.log(`local API server with istiod, median of ${RUNS} rollbacks (smokeCheck false; ${process.version}, ${new Date().toISOString().slice(0, 10)}):\n${await rollbackToGateway()}`);
+        console.log(`local API server with istiod, median of ${RUNS} rollbacks (${process.version}, ${new Date().toISOString().slice(0, 10)}):\n${await rollbackToGateway()}`);
         return;
     }
     const rows: string[] = [];
@@ -207,7 +211,7 @@ async function main(): Promise<void> {
     console.log(`rendering YAML (no cluster):\n${rows.join("\n")}`);
     console.log(`local API server (kube-apiserver, etcd, kwok nodes; smokeCheck false):\n${server}`);
     const rollback = await rollbackToGateway();
-    console.log(`local API server with istiod, median of ${RUNS} rollbacks (smokeCheck false):\n${rollback}`);
+    console.log(`local API server with istiod, median of ${RUNS} rollbacks:\n${rollback}`);
 }
 
 /** The floor program as JavaScript, for the pre-built mode. */
