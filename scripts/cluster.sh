@@ -216,6 +216,7 @@ remove_state() {   # what kwokctl may have left, our lock, then the directory if
 
 teardown() {
     istiod_sh kill || true
+    release_ports
     forget_stale_pids
     # --kubeconfig: the file kwokctl removes the cluster's context from (by default ~/.kube/config, which
     # `create --kubeconfig ""` left alone); it takes no empty value.
@@ -230,10 +231,42 @@ teardown() {
 # a real restart, and keeps its command line; `start` runs exactly that again the way kwokctl does
 # (own session, in the cluster directory, output to its log, pid in its pid file). A component that
 # stopped by itself has no kept command line: `kwokctl start cluster` starts it (and any other stopped one).
+#
+# While a component is stopped, nothing listens on its ports, and kwokctl creating another cluster (it
+# scans down from 32767 for a port nothing listens on) took a stopped kwok's port, which then could not
+# start again ("address already in use"). So its ports stay held by a placeholder listener (perl, from
+# Debian's perl-base) from the stop until the start.
+listening_ports() {   # listening_ports PID: the TCP ports the process listens on
+    ss -Hltnp | awk -v pid="pid=$1," 'index($0, pid) { n = split($4, a, ":"); print a[n] }' | sort -u
+}
+hold_ports() {   # hold_ports COMPONENT PORT...: a placeholder of our own listens on them until release_ports
+    local c=$1
+    shift
+    (($#)) || return 0
+    mkdir -p "$W/holders"
+    # shellcheck disable=SC2016 # perl's own variables
+    (close_fds; exec setsid perl -MIO::Socket::INET -e \
+        'my @s = map { IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $_, Listen => 1) } @ARGV; sleep' "$@") \
+        </dev/null >/dev/null 2>&1 &
+    printf '%s\n' "$!" >"$W/holders/$c.pid"
+}
+release_ports() {   # release_ports [COMPONENT]: stop its placeholder (all of them without one)
+    local f pid i
+    for f in "$W/holders/"${1:-*}.pid; do
+        [[ -s $f ]] || continue
+        pid=$(<"$f")
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do [[ -e /proc/$pid ]] || break; sleep 0.02; done
+        rm -f "$f"
+    done
+}
+
 stop_component() {
     local pid i
     pid=$(component_pid "$1") || { log "$1 is not running"; return 0; }
     cp "/proc/$pid/cmdline" "$W/pids/$1.cmdline"
+    local ports
+    mapfile -t ports < <(listening_ports "$pid")
     kill -TERM "$pid"
     for ((i = 0; i < STOP_TIMEOUT * 10; i++)); do component_pid "$1" >/dev/null || break; sleep 0.1; done
     if component_pid "$1" >/dev/null; then
@@ -241,12 +274,14 @@ stop_component() {
         kill -KILL "$pid"
     fi
     rm -f "$W/pids/$1.pid"
+    hold_ports "$1" "${ports[@]}"
 }
 
 start_component() {
     local args i
     if [[ -s $W/pids/$1.cmdline ]]; then
         mapfile -d '' -t args <"$W/pids/$1.cmdline"
+        release_ports "$1"
         (close_fds; cd "$W" && KWOK_WORKDIR=$STATE exec setsid "${args[@]}") </dev/null >>"$W/logs/$1.log" 2>&1 &
         printf '%s' "$!" >"$W/pids/$1.pid"   # no newline: kwokctl parses the whole file as a number
         rm -f "$W/pids/$1.cmdline"
@@ -254,6 +289,7 @@ start_component() {
         for ((i = 0; i < 200; i++)); do component_pid "$1" >/dev/null && break; sleep 0.05; done
     else
         forget_stale_pids
+        release_ports
         kwokctl start cluster --timeout "${TIMEOUT}s"
     fi
     wait_healthy "$1"

@@ -5,7 +5,7 @@
 // plane built (`scripts/cluster.sh build`), not the engine.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -95,6 +95,40 @@ describe("scripts/cluster.sh: clusters started at once", () => {
             }
         } finally {
             await Promise.all(clusters.map((c) => c.down()));
+        }
+    });
+});
+
+describe("scripts/cluster.sh: a stopped component keeps its ports", () => {
+    it("a cluster created while kwok is stopped takes none of kwok's ports, and start kwok listens on them again", async () => {
+        // kwokctl scans down from 32767 for a port nothing listens on: without the placeholder that
+        // holds a stopped component's ports, the new cluster took kwok's, and `start kwok` failed with
+        // "address already in use".
+        const first = await LocalCluster.up();
+        let second: LocalCluster | undefined;
+        try {
+            const portsOf = async (cluster: LocalCluster) => {
+                const pids = Object.values((await status(cluster.env)).pids).filter((p): p is number => p !== null);
+                const listening = (await runCommand("ss", ["-Hltnp"], { env: process.env })).stdout.split("\n");
+                return new Set(listening.filter((l) => pids.some((p) => l.includes(`pid=${p},`))).map((l) => l.split(/\s+/)[3].split(":").pop()));
+            };
+            const kwokPid = (await status(first.env)).pids["kwok-controller"];
+            const listening = (await runCommand("ss", ["-Hltnp"], { env: process.env })).stdout.split("\n");
+            const kwokPorts = listening.filter((l) => l.includes(`pid=${kwokPid},`)).map((l) => l.split(/\s+/)[3].split(":").pop());
+            assert.ok(kwokPorts.length > 0, "kwok listens on a port");
+            await first.script("stop", "kwok");
+            const holder = Number(readFileSync(path.join(first.state, "clusters", "cowsay", "holders", "kwok-controller.pid"), "utf8"));
+            assert.ok(existsSync(`/proc/${holder}`), "a placeholder holds kwok's ports while it is stopped");
+            second = await LocalCluster.up();
+            const taken = await portsOf(second);
+            assert.deepEqual(kwokPorts.filter((p) => taken.has(p)), [], `the new cluster's ports: ${[...taken].join(", ")}`);
+            const start = await first.script("start", "kwok");
+            assert.equal(start.code, 0, start.stderr);
+            assert.deepEqual([...(await portsOf(first))].filter((p) => kwokPorts.includes(p)).sort(), [...kwokPorts].sort(), "kwok listens on its ports again");
+            assert.ok(!existsSync(`/proc/${holder}`), "the placeholder is gone once kwok starts");
+        } finally {
+            await second?.down();
+            await first.down();
         }
     });
 });
