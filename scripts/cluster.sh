@@ -256,7 +256,11 @@ release_ports() {   # release_ports [COMPONENT]: stop its placeholder (all of th
         [[ -s $f ]] || continue
         pid=$(<"$f")
         kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 50; i++)); do [[ -e /proc/$pid ]] || break; sleep 0.02; done
+        # Gone, or a zombie (its parent, cluster.sh's `stop`, exited long ago; whoever reaps it does so later).
+        for ((i = 0; i < 50; i++)); do
+            [[ $(sed -E 's/.*\) (.).*/\1/' "/proc/$pid/stat" 2>/dev/null) =~ ^(Z|X|)$ ]] && break
+            sleep 0.02
+        done
         rm -f "$f"
     done
 }
