@@ -55,9 +55,6 @@ export interface RouteObject {
     readonly status?: { readonly parents?: readonly { readonly parentRef: ParentRef; readonly conditions?: readonly Condition[] }[] };
 }
 
-/** The two conditions that say the route is programmed as written. */
-export const REQUIRED_CONDITIONS = ["Accepted", "ResolvedRefs"] as const;
-
 /**
  * Whether Istio has judged `generation` of the route and found it good, for every parent the route
  * names. `why` says what is missing, in Istio's words where Istio gave some.
