@@ -26,6 +26,8 @@ const CANCEL_GRACE_MS = 2000;
 const SHOWN_SEVERITIES: readonly string[] = ["info", "info#err", "warning", "error"];
 /** The routing objects whose live copy the bake compares with what `pulumi up` applied. */
 const ROUTE_TYPES = ["kubernetes:networking.istio.io/v1:VirtualService", "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"];
+/** The stack's own resource, whose outputs are the stack outputs. */
+const STACK_TYPE = "pulumi:pulumi:Stack";
 
 /** One line of what went wrong, and everything the engine said, for a lock's holders. */
 export class StackError extends Error {
@@ -160,7 +162,7 @@ export class FleetWorkspace {
      */
     async outputs(name: string): Promise<Record<string, unknown>> {
         const state = (await (await this.stack(name)).exportStack()) as { deployment?: { resources?: { type: string; outputs?: Record<string, unknown> }[] } };
-        return (state.deployment?.resources ?? []).find((r) => r.type === "pulumi:pulumi:Stack")?.outputs ?? {};
+        return (state.deployment?.resources ?? []).find((r) => r.type === STACK_TYPE)?.outputs ?? {};
     }
 
     /** Live traffic only (the trafficSplit output). */
@@ -315,17 +317,26 @@ export class AutomationRunner implements StackRunner {
         const current = stackFileConfig(this.fleet.readStackFile(name), this.fleet.project);
         await this.fleet.applyConfig(name, current, this.record.stacks[name].config);
         const message = `fleet rollback ${this.record.id}`;
+        // A file backend shows its locks: a stale one is removed before the update, which would
+        // otherwise start its program only to fail on the lock (about 6 s of a killed fleet's recovery).
+        const seen = this.fleet.locks(name);
+        if (seen !== undefined && allStale(seen, hostname(), processAlive)) await this.removeStaleLock(name, seen);
         try {
             await this.up(name, message, "rolling back");
         } catch (err) {
+            // Other backends say so only in the error of the update the lock stopped.
             const holders = err instanceof StackError ? lockHolders(err.detail) : undefined;
             if (holders === undefined || !allStale(holders, hostname(), processAlive)) throw err;
-            // The lock of an update killed with the fleet: its process is gone, nobody else holds it.
-            const stack = await this.fleet.stack(name);
-            await stack.cancel();
-            this.progress.line(name, `removed the lock left by ${holders.map((h) => `pid ${h.pid}`).join(", ")}, which no longer runs (pulumi cancel)`);
+            await this.removeStaleLock(name, holders);
             await this.up(name, message, "rolling back");
         }
+    }
+
+    /** The lock of an update killed with the fleet: its process is gone, nobody else holds it. */
+    private async removeStaleLock(name: string, holders: readonly LockHolder[]): Promise<void> {
+        const stack = await this.fleet.stack(name);
+        await stack.cancel();
+        this.progress.line(name, `removed the lock left by ${holders.map((h) => `pid ${h.pid}`).join(", ")}, which no longer runs (pulumi cancel)`);
     }
 
     /** The stack still serves the target: its outputs, its live route on the cluster, its gateway. */
@@ -413,8 +424,9 @@ export class AutomationRunner implements StackRunner {
         const listener = new EngineListener(name, this.progress, label);
         const cancel = forwardCancel(signal, listener);
         const routes = new Set<string>();
+        let outputs: Record<string, unknown> = {};
         try {
-            const result = await stack.up({
+            await withoutReadBack(stack).up({
                 message,
                 color: "never",
                 signal: cancel.signal,
@@ -422,15 +434,34 @@ export class AutomationRunner implements StackRunner {
                     listener.onEvent(event);
                     const step = event.resourcePreEvent?.metadata;
                     if (step !== undefined && ROUTE_TYPES.includes(step.type)) routes.add(step.urn);
+                    // The stack's outputs as this update registered them (secrets masked).
+                    const done = event.resOutputsEvent?.metadata;
+                    if (done?.type === STACK_TYPE) outputs = done.new?.outputs ?? {};
                 },
             });
-            return { routes: [...routes], live: result.outputs.trafficSplit?.value as Weights | undefined };
         } catch (err) {
             throw listener.reason(err);
         } finally {
             cancel.dispose();
         }
+        // A secret trafficSplit is masked in the events: read it back from the state then.
+        const live = outputs.trafficSplit === undefined || outputs.trafficSplit === "[secret]" ? await this.fleet.live(name) : (outputs.trafficSplit as Weights);
+        return { routes: [...routes], live };
     }
+}
+
+/**
+ * The stack, for one `up` that does not read the stack back afterwards. `Stack.up` ends with
+ * `this.outputs()` and `this.info()`: three more `pulumi` runs (the outputs twice, masked and with
+ * their secrets, then the last history entry), about a second per stack and wave, in the critical
+ * path of every wave; the fleet has the outputs from the update's own events and never uses the
+ * summary. Should the SDK stop calling them, these are simply unused.
+ */
+function withoutReadBack(stack: Stack): Stack {
+    return Object.create(stack, {
+        outputs: { value: () => Promise.resolve({}) },
+        info: { value: () => Promise.resolve(undefined) },
+    }) as Stack;
 }
 
 /** One stack's plan in a fleet preview. */

@@ -77,6 +77,8 @@ export class StandInGateway {
     /** Pages to serve instead of an image's own (image -> page): a broken release. */
     readonly overrides = new Map<string, string>();
     mode: GatewayMode = "serving";
+    /** Requests a silent gateway took and never answered: a client (the gate) is waiting on it. */
+    unanswered = 0;
     private readonly sockets = new Set<Duplex>();
     /** The ports it took at start (HTTPS, HTTP), kept across down() and up(). */
     private readonly ports = { https: 0, http: 0 };
@@ -113,7 +115,10 @@ export class StandInGateway {
     }
 
     private answer(port: 80 | 443, req: IncomingMessage, res: ServerResponse): void {
-        if (this.mode === "silent") return; // never answers
+        if (this.mode === "silent") {
+            this.unanswered++;
+            return; // never answers
+        }
         const host = String(req.headers.host ?? "").replace(/:\d+$/, "");
         const request: GatewayRequest = { host, port, headers: req.headers, method: req.method ?? "GET", url: req.url ?? "/" };
         const record = (status: number, routedTo?: string) =>

@@ -33,6 +33,21 @@ export function liveLine(weights: Readonly<Record<string, number>>): string {
     return entries.length === 1 ? entries[0][0] : entries.map(([version, weight]) => `${version}:${weight}`).join(" ");
 }
 
+interface ExportedState {
+    readonly deployment: { readonly resources: readonly { readonly urn: string; readonly type: string; readonly outputs?: Record<string, unknown> }[] };
+}
+
+/** The stack's outputs in its exported state (its Stack resource's). */
+function stackOutputs(state: ExportedState): Record<string, unknown> {
+    return state.deployment.resources.find((r) => r.type === "pulumi:pulumi:Stack")?.outputs ?? {};
+}
+
+/** Versions the stack's gate would not fetch on a switch to them (its rollbackTargets). */
+function gateTrusts(state: ExportedState): string[] {
+    const gate = state.deployment.resources.find((r) => URN.gate.test(r.urn));
+    return ((gate?.outputs?.rollbackTargets ?? []) as { version: string }[]).map((t) => t.version);
+}
+
 export class FleetOfClusters {
     private constructor(
         /** The project copy: its directory holds fleet.yaml and the stack files; its env reaches the backend. */
@@ -160,25 +175,28 @@ export class FleetOfClusters {
     async reset(): Promise<void> {
         for (const m of this.members) {
             m.gateway.mode = "serving";
+            m.gateway.unanswered = 0;
             m.gateway.overrides.clear();
         }
         rmSync(path.join(this.dir, ".fleet"), { recursive: true, force: true });
         if (this.project.locks().length > 0) for (const m of this.members) await this.project.run("cancel", "--yes", "--stack", m.stack);
         await Promise.all(
             this.members.map(async (m) => {
-                const outputs = await this.outputs(m.stack);
+                // One read of the state for both questions (each `pulumi` run costs its start).
+                let state = await this.exported(m.stack);
                 const file = this.stackFile(m.stack);
-                const onV1 = JSON.stringify(outputs.trafficSplit) === '{"v1":100}' && /:activeVersion: v1$/m.test(file) && !/:trafficSplit:/.test(file);
+                const onV1 = JSON.stringify(stackOutputs(state).trafficSplit) === '{"v1":100}' && /:activeVersion: v1$/m.test(file) && !/:trafficSplit:/.test(file);
                 if (!onV1) {
                     await this.pulumi(m.stack, "config", "set", configKey("activeVersion"), "v1");
                     await this.project.run("config", "rm", configKey("trafficSplit"), "--stack", m.stack);
                     await this.pulumi(m.stack, "up", "--yes", "--skip-preview");
+                    state = await this.exported(m.stack);
                 }
                 // The program's gate trusts a version that took traffic just before the current one
                 // (a switch back to it is a rollback, not fetched). A stack whose v2 was live before
                 // v1 came back (not by a rollback) would switch to v2 unchecked; undoing that takes
                 // several updates, so say so instead of letting a gate test pass for the wrong reason.
-                const trusted = await this.gateTrusts(m.stack);
+                const trusted = gateTrusts(state);
                 if (trusted.includes("v2")) {
                     throw new Error(`${m.stack}: its gate trusts v2 (v2 was live before v1 came back), so a switch to v2 would not be fetched; start from new stacks`);
                 }
@@ -186,11 +204,9 @@ export class FleetOfClusters {
         );
     }
 
-    /** Versions the stack's gate would not fetch on a switch to them (its rollbackTargets). */
-    async gateTrusts(stack: string): Promise<string[]> {
-        const exported = JSON.parse((await this.pulumi(stack, "stack", "export")).stdout) as { deployment: { resources: { urn: string; outputs?: { rollbackTargets?: { version: string }[] } }[] } };
-        const gate = exported.deployment.resources.find((r) => URN.gate.test(r.urn));
-        return (gate?.outputs?.rollbackTargets ?? []).map((t) => t.version);
+    /** The stack's state, as `pulumi stack export` gives it. */
+    private async exported(stack: string): Promise<ExportedState> {
+        return JSON.parse((await this.pulumi(stack, "stack", "export")).stdout) as ExportedState;
     }
 
     async dispose(): Promise<void> {
