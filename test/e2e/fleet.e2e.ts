@@ -223,9 +223,12 @@ describe("a fleet of three clusters (real engine, three API servers with istiod,
         const copiesBefore = copies();
         const previewing = STACKS.map((s) => `(?=[\\s\\S]*^\\[${s} *\\] previewing a switch to v2$)`).join("");
         const run = await fleet.startFleet(new RegExp(`^${previewing}`, "m"), "preview", "v2");
-        await new Promise((r) => setTimeout(r, 1500)); // into the previews' program runs
+        // Into the previews' program runs: each preview's language host has started.
+        await until(() => descendants(run.pid).filter((p) => p.command.includes("pulumi-language-nodejs")).length >= STACKS.length, run, 60_000, "three previews running their program");
+        const started = descendants(run.pid);
         process.kill(-run.pid, "SIGINT");
         assert.equal(await run.exited, 130, run.output());
+        await waitUntilGone(started, 30_000);
         assert.match(run.output(), /fleet: preview interrupted; no stack file was written/);
         assert.doesNotMatch(run.output(), /## Fleet preview/, "no report for an interrupted preview");
         assert.deepEqual(stackFiles(), files);
