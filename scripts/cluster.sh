@@ -16,10 +16,9 @@
 #   down [--keep-logs]          stop everything `up` started, remove the state directory
 #   clean [--go]                down the default cluster, delete the cache (--go: the shared Go caches too)
 #
-# Environment (default): COWSAY_CLUSTER_STATE, one cluster's state directory (<cache>/run/default);
-# COWSAY_CLUSTER_CACHE (~/.cache/cowsay-bluegreen/cluster); COWSAY_GO_CACHE (~/.cache/cowsay-bluegreen/go);
-# COWSAY_CLUSTER_JOBS, go build -p (2); COWSAY_CLUSTER_NODES (2); COWSAY_CLUSTER_TIMEOUT, seconds per step
-# of `up` (90); COWSAY_CLUSTER_ISTIOD, 1: `up` also applies the CRDs and starts istiod (0).
+# Environment (default): COWSAY_CLUSTER_STATE, one cluster's state directory (<cache>/run/default),
+# COWSAY_CLUSTER_CACHE (~/.cache/cowsay-bluegreen/cluster), COWSAY_GO_CACHE, COWSAY_CLUSTER_JOBS (2),
+# COWSAY_CLUSTER_NODES (2), COWSAY_CLUSTER_TIMEOUT (90 s a step), COWSAY_CLUSTER_ISTIOD (0; 1: also istiod).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -227,13 +226,9 @@ start_component() {
 
 UP_OWNS=0   # 1 once this `up` has started replacing the state dir's cluster
 up_abort() {   # EXIT trap of `up` until it is ready: stop whatever this run started
-    local rc=$? i
+    local rc=$?
     trap - EXIT
-    if [[ -n $CHILD ]]; then   # let kwokctl (or a build) stop, briefly
-        kill_child
-        for ((i = 0; i < 30; i++)); do [[ -e /proc/$CHILD ]] || break; sleep 0.1; done
-        kill -KILL "$CHILD" 2>/dev/null || true
-    fi
+    if [[ -n $CHILD ]]; then kill_child; wait "$CHILD" || true; fi   # kwokctl or a build: let it stop
     ((UP_OWNS)) || exit "$rc"
     if [[ $rc == 130 || $rc == 143 ]]; then
         teardown || true
