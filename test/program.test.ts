@@ -141,6 +141,16 @@ describe("objects that decide where traffic goes", () => {
             for (const r of [...ofType(run, DEPLOYMENT), ...ofType(run, SERVICE)]) assert.equal(metadataOf(r).annotations?.["pulumi.com/patchForce"], undefined);
         }
     });
+
+    it("wait on the Deployments' await, not the Services' (which adds a fixed 10 s), in either routing API", async () => {
+        for (const api of ["istio", "gateway-api"] as const) {
+            const run = await runProgram({ routingApi: api });
+            const services = ofType(run, SERVICE);
+            assert.equal(services.length, api === "istio" ? 1 : 3, api);
+            for (const r of services) assert.equal(metadataOf(r).annotations?.["pulumi.com/skipAwait"], "true", `${api} ${metadataOf(r).name}`);
+            for (const r of ofType(run, DEPLOYMENT)) assert.equal(metadataOf(r).annotations?.["pulumi.com/skipAwait"], undefined, `${api} ${metadataOf(r).name}`);
+        }
+    });
 });
 
 describe("switching activeVersion", () => {
