@@ -4,7 +4,7 @@ import pulumi from "@pulumi/eslint-plugin";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-    { ignores: ["bin/", "node_modules/", "policy/node_modules/", "policy/bin/", "tools/", "**/*.mjs"] },
+    { ignores: ["bin/", "node_modules/", "policy/node_modules/", "policy/bin/", "tools/", "**/*.mjs", "**/*.cjs"] },
     ...tseslint.configs.recommendedTypeChecked,
     {
         languageOptions: {

@@ -8,7 +8,7 @@
 # Usage: bench/cluster.sh [-n RUNS] [[NAME=VALUE...] SCRIPT]...   (default: 3 runs of scripts/cluster.sh)
 #        NAME=VALUE before a script: environment for that script only (e.g. its own COWSAY_CLUSTER_CACHE:
 #        two checkouts with different tools/cluster must not share one, each removes the other's build)
-# e.g. to compare with main: mkdir /tmp/before && git archive main scripts tools/cluster versions.json | tar -x -C /tmp/before
+# e.g. to compare with main: mkdir /tmp/before && git archive main scripts tools/cluster tools/xds versions.json | tar -x -C /tmp/before
 #      bench/cluster.sh /tmp/before/scripts/cluster.sh COWSAY_CLUSTER_CACHE=/tmp/new-cache scripts/cluster.sh
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -9,7 +9,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
-import { ALLOW_ZERO_REPLICAS } from "./annotations";
+import { ALLOW_ZERO_REPLICAS, NO_SERVICE_AWAIT } from "./annotations";
 import { FORMER_GATE_TYPE, Gate, type GateSettings } from "./gate";
 import type { Plan, VersionPlan } from "./plan";
 import type { Routing, RoutingComponent, RouteSettings } from "./routing/shape";
@@ -67,7 +67,7 @@ export class BlueGreenApp extends pulumi.ComponentResource {
         this.service = new k8s.core.v1.Service(
             `${name}-service`,
             {
-                metadata: { name: appName, namespace: ns, labels: { ...this.podSelector } },
+                metadata: { name: appName, namespace: ns, labels: { ...this.podSelector }, annotations: { ...NO_SERVICE_AWAIT } },
                 spec: {
                     // Every version's pods: which one a request reaches is the routes' decision.
                     selector: { ...this.podSelector },

@@ -396,7 +396,9 @@ async function main(): Promise<number> {
         const plugins = path.join(process.env.PULUMI_HOME ?? "", "plugins");
         if (existsSync(plugins)) symlinkSync(plugins, path.join(home, "plugins"));
         else mkdirSync(path.join(home, "plugins"));
-        stack = EngineStack.project({ config: {}, target: "cluster", env: { ...cluster.env, PULUMI_HOME: home, GATEWAY_ADDRESS: gateway.address } });
+        // Type-checked, as a user's pulumi runs the program (the test harness only transpiles).
+        const user = { PULUMI_NODEJS_TRANSPILE_ONLY: "false" };
+        stack = EngineStack.project({ config: {}, target: "cluster", env: { ...cluster.env, ...user, PULUMI_HOME: home, GATEWAY_ADDRESS: gateway.address } });
         // The local cluster has Istio's and cert-manager's CRDs but not their charts (no internet here).
         stack.writeStackFiles({ blog: Object.fromEntries(Object.entries(NO_INSTALLS).map(([key, value]) => [configKey(key), value])) });
         say(`\n== Setup: a copy of the program in ${stack.dir}, state in ${stack.env.PULUMI_BACKEND_URL ?? "?"}`);

@@ -107,14 +107,15 @@ crd_module() {   # crd_module NAME: "module version" of a CRD set
         istio) echo "istio.io/api v$ISTIO_VERSION" ;;
         cert-manager) echo "github.com/cert-manager/cert-manager $CERT_MANAGER_VERSION" ;;
         gateway-api) echo "sigs.k8s.io/gateway-api $GATEWAY_API_VERSION" ;;
-        *) die "unknown CRD set '$1' (istio, cert-manager, gateway-api)" ;;
+        *) die "unknown CRD set '$1'; allowed: istio, cert-manager, gateway-api" ;;
     esac
 }
 
 crd_files() {   # crd_files NAME: the CRD YAML files of one pinned project
-    local dir
-    # shellcheck disable=SC2046 # two words on purpose
-    dir=$(module_dir $(crd_module "$1")) || return 1
+    local dir module
+    module=$(crd_module "$1") || return 1
+    # shellcheck disable=SC2086 # two words on purpose
+    dir=$(module_dir $module) || return 1
     case "$1" in
         istio) printf '%s\n' "$dir/kubernetes/customresourcedefinitions.gen.yaml" ;;
         cert-manager) printf '%s\n' "$dir"/deploy/crds/*.yaml ;;

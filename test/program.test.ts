@@ -1,7 +1,13 @@
 // The program's wiring under Pulumi mocks: which pods each object selects, where the live route
 // points, what a switch changes, and in which order things are created.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import * as path from "node:path";
 import { describe, it } from "node:test";
+
+import { parseDocument } from "yaml";
 
 import versions from "../versions.json";
 
@@ -9,6 +15,7 @@ import {
     DEPLOYMENT, DR, GW, HTTPROUTE, RELEASE, SERVICE, VS,
     byKey, find, keyOf, metadataOf, ofType, podLabels, runProgram, selects, spec, type Registered, type Run, type Spec,
 } from "./helpers";
+import { ROOT } from "./constants";
 
 const liveRoute = (run: Run) => find(run, VS, "cowsay-nginx");
 
@@ -134,6 +141,16 @@ describe("objects that decide where traffic goes", () => {
             for (const r of [...ofType(run, DEPLOYMENT), ...ofType(run, SERVICE)]) assert.equal(metadataOf(r).annotations?.["pulumi.com/patchForce"], undefined);
         }
     });
+
+    it("wait on the Deployments' await, not the Services' (which adds a fixed 10 s), in either routing API", async () => {
+        for (const api of ["istio", "gateway-api"] as const) {
+            const run = await runProgram({ routingApi: api });
+            const services = ofType(run, SERVICE);
+            assert.equal(services.length, api === "istio" ? 1 : 3, api);
+            for (const r of services) assert.equal(metadataOf(r).annotations?.["pulumi.com/skipAwait"], "true", `${api} ${metadataOf(r).name}`);
+            for (const r of ofType(run, DEPLOYMENT)) assert.equal(metadataOf(r).annotations?.["pulumi.com/skipAwait"], undefined, `${api} ${metadataOf(r).name}`);
+        }
+    });
 });
 
 describe("switching activeVersion", () => {
@@ -161,5 +178,17 @@ describe("switching activeVersion", () => {
         assert.equal(spec(v3).replicas, 3);
         assert.ok(spec(find(run, DR)).subsets.some((s: Spec) => s.name === "v3"));
         assert.equal(spec(liveRoute(run)).http[0].route[0].destination.subset, "v1");
+    });
+});
+
+describe("the Node.js that pulumi starts for the program", () => {
+    it("has Node's compile cache on before Pulumi's runtime loads: Pulumi.yaml's nodeargs require components/compile-cache.cjs", () => {
+        const project = parseDocument(readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")).toJS() as { runtime: { options: { nodeargs: string } } };
+        const env = { ...process.env };
+        delete env.NODE_COMPILE_CACHE;
+        // What the language host runs, from the project directory: node <nodeargs> <its runtime>.
+        const dir = execFileSync(process.execPath, [...project.runtime.options.nodeargs.split(" "), "-p", "require('node:module').getCompileCacheDir()"], { cwd: ROOT, env, encoding: "utf8" }).trim();
+        // Node keeps one subdirectory per version and build of itself.
+        assert.equal(path.dirname(dir), path.join(tmpdir(), "node-compile-cache"));
     });
 });

@@ -14,6 +14,7 @@ import type { IHTTPRouteRule } from "@kubernetes-models/gateway-api/gateway.netw
 import type { IHTTPRouteSpec } from "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRouteSpec";
 import type { IParentReference } from "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ParentReference";
 
+import { NO_SERVICE_AWAIT } from "../annotations";
 import type { Manifest } from "../manifest";
 import type { VersionPlan } from "../plan";
 import { RouteStatus, type RouteRef } from "../route-status";
@@ -58,7 +59,7 @@ function liveRule(args: RoutingArgs): IHTTPRouteRule {
  */
 export function versionService(args: RoutingArgs, version: VersionPlan): k8s.core.v1.ServiceArgs {
     return {
-        metadata: { name: serviceOf(args, version.name), namespace: args.namespace, labels: { ...args.podSelector, version: version.name } },
+        metadata: { name: serviceOf(args, version.name), namespace: args.namespace, labels: { ...args.podSelector, version: version.name }, annotations: { ...NO_SERVICE_AWAIT } },
         spec: {
             selector: { ...args.podSelector, version: version.name },
             ports: [{ name: "http", port: args.port, targetPort: args.targetPort, appProtocol: "http" }],
