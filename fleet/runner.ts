@@ -343,24 +343,26 @@ export class AutomationRunner implements StackRunner {
     async check(name: string, signal: AbortSignal): Promise<void> {
         // The config does not change while a switch bakes: it is read (and parsed) once per stack.
         let settings = this.settings.get(name);
-        let live: Weights | undefined;
+        let live: Promise<Weights | undefined>;
         if (settings === undefined) {
             const view = await this.fleet.view(name);
             settings = parseSettings(view.raw, view.secretKeys);
             this.settings.set(name, settings);
-            live = view.live;
+            live = Promise.resolve(view.live);
         } else if (this.justUpdated.has(name)) {
             // The first check after the switch: the outputs its `pulumi up` has just returned.
-            live = this.justUpdated.get(name);
+            live = Promise.resolve(this.justUpdated.get(name));
             this.justUpdated.delete(name);
         } else {
-            live = await this.fleet.live(name);
+            live = this.fleet.live(name);
         }
-        const expected = targetWeights(this.target);
-        if (!sameWeights(live, expected)) throw new Error(`its outputs say the live route sends ${describeWeights(live)}, not ${describeWeights(expected)}`);
-        // Both at once: the refresh preview is a process of its own, the gateway a few requests.
-        const [drift, gateway] = await Promise.allSettled([this.routeDrift(name, signal), this.checkGateway(name, settings, signal)]);
+        // All three at once: the outputs and the refresh preview are a `pulumi` run each, the gateway
+        // a few requests. What they found is judged in this order.
+        const [outputs, drift, gateway] = await Promise.allSettled([live, this.routeDrift(name, signal), this.checkGateway(name, settings, signal)]);
         if (signal.aborted) return;
+        if (outputs.status === "rejected") throw outputs.reason;
+        const expected = targetWeights(this.target);
+        if (!sameWeights(outputs.value, expected)) throw new Error(`its outputs say the live route sends ${describeWeights(outputs.value)}, not ${describeWeights(expected)}`);
         if (drift.status === "rejected") throw drift.reason;
         if (drift.value.length > 0) {
             throw new Error(`its live route on the cluster is not what pulumi up applied (${drift.value.join(", ")} changed; pulumi refresh --diff --stack ${name} shows how)`);
