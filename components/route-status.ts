@@ -60,7 +60,7 @@ export interface RouteObject {
  * names. `why` says what is missing, in Istio's words where Istio gave some.
  * Self-contained (no imports used inside) because Pulumi serializes it into the dynamic provider.
  */
-export function routeVerdict(route: RouteObject, generation: number): { done: boolean; why: string } {
+export function routeVerdict(route: RouteObject, generation: number): { done: boolean; why: string; refused?: boolean } {
     const describe = (p: ParentRef) => `${p.kind ?? "Gateway"} ${p.namespace === undefined ? "" : `${p.namespace}/`}${p.name}${p.sectionName === undefined ? "" : `#${p.sectionName}`}`;
     const same = (a: ParentRef, b: ParentRef) =>
         (a.kind ?? "Gateway") === (b.kind ?? "Gateway") &&
@@ -79,7 +79,8 @@ export function routeVerdict(route: RouteObject, generation: number): { done: bo
             const seen = condition.observedGeneration ?? 0;
             if (seen < generation) return { done: false, why: `${describe(parent)}: Istio has judged generation ${seen}, not ${generation} yet` };
             if (condition.status !== "True") {
-                return { done: false, why: `${describe(parent)}: ${type}=${condition.status} (${condition.reason ?? "no reason"}): ${condition.message ?? ""}`.trimEnd() };
+                const why = `${describe(parent)}: ${type}=${condition.status} (${condition.reason ?? "no reason"}): ${condition.message ?? ""}`.trimEnd();
+                return { done: false, why, refused: condition.status === "False" };
             }
         }
     }
@@ -92,29 +93,41 @@ export type RouteReader = (namespace: string, name: string) => Promise<RouteObje
 /**
  * Reads every route until each verdict is done, all within one deadline, polling every `intervalMs`.
  * A condition that is False is not final at once: Istio may judge a route before it has seen the
- * Service created just before it, and correct itself within its debounce. Self-contained.
+ * Service created just before it, and correct itself once it has (its longest debounce,
+ * PILOT_DEBOUNCE_MAX, is 10 s). A False verdict on the generation written that still holds `settleMs`
+ * (10 s) later is Istio's answer, though: the wait ends there, not at the bound (60 s by default).
+ * Self-contained.
  */
 export async function waitForRoutes(
     inputs: Pick<RouteStatusInputs, "routes" | "timeoutSeconds">,
     read: RouteReader,
-    context: { readonly report: (line: string) => void; readonly signal?: AbortSignal; readonly intervalMs?: number },
+    context: { readonly report: (line: string) => void; readonly signal?: AbortSignal; readonly intervalMs?: number; readonly settleMs?: number },
 ): Promise<void> {
     const started = Date.now();
     const deadline = started + inputs.timeoutSeconds * 1000;
-    const pending = new Map(inputs.routes.map((r) => [`${r.namespace}/${r.name}`, { route: r, why: "not read yet" }]));
+    const settleMs = context.settleMs ?? 10_000;
+    const pending = new Map(inputs.routes.map((r) => [`${r.namespace}/${r.name}`, { route: r, why: "not read yet", refusedSince: undefined as number | undefined }]));
+    const afterwards =
+        "The routes are written, so the gateway serves what Istio made of them; the versions that went idle keep their pods. " +
+        "Fix the cause and run pulumi up again, or roll back (pulumi config set activeVersion <version> && pulumi up).";
     const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
     for (let attempt = 1; pending.size > 0; attempt++) {
         for (const [key, entry] of pending) {
+            let verdict: ReturnType<typeof routeVerdict>;
             try {
-                const verdict = routeVerdict(await read(entry.route.namespace, entry.route.name), entry.route.generation);
-                if (verdict.done) {
-                    pending.delete(key);
-                    context.report(`routes: Istio accepted HTTPRoute ${key} (generation ${entry.route.generation}) after ${elapsed()}`);
-                } else {
-                    entry.why = verdict.why;
-                }
+                verdict = routeVerdict(await read(entry.route.namespace, entry.route.name), entry.route.generation);
             } catch (err) {
-                entry.why = `could not be read: ${err instanceof Error ? err.message : String(err)}`;
+                verdict = { done: false, why: `could not be read: ${err instanceof Error ? err.message : String(err)}` };
+            }
+            if (verdict.done) {
+                pending.delete(key);
+                context.report(`routes: Istio accepted HTTPRoute ${key} (generation ${entry.route.generation}) after ${elapsed()}`);
+                continue;
+            }
+            entry.why = verdict.why;
+            entry.refusedSince = verdict.refused === true ? (entry.refusedSince ?? Date.now()) : undefined;
+            if (entry.refusedSince !== undefined && Date.now() - entry.refusedSince >= settleMs) {
+                throw new Error(`Istio refused HTTPRoute ${key} (generation ${entry.route.generation}), and still did ${Math.round(settleMs / 1000)} s later: ${verdict.why}. ${afterwards}`);
             }
         }
         if (pending.size === 0) return;
@@ -123,11 +136,7 @@ export async function waitForRoutes(
         }
         if (Date.now() >= deadline) {
             const [key, { route, why }] = [...pending][0];
-            throw new Error(
-                `Istio did not accept HTTPRoute ${key} (generation ${route.generation}) within ${inputs.timeoutSeconds} s: ${why}. ` +
-                    "The routes are written, so the gateway serves what Istio made of them; the versions that went idle keep their pods. " +
-                    "Fix the cause and run pulumi up again, or roll back (pulumi config set activeVersion <version> && pulumi up).",
-            );
+            throw new Error(`Istio did not accept HTTPRoute ${key} (generation ${route.generation}) within ${inputs.timeoutSeconds} s: ${why}. ${afterwards}`);
         }
         if (attempt % 10 === 0) context.report(`routes: waiting for Istio (${elapsed()} of ${inputs.timeoutSeconds} s): ${[...pending.values()][0].why}`);
         await new Promise((resolve) => setTimeout(resolve, Math.min(context.intervalMs ?? 500, Math.max(0, deadline - Date.now()))));

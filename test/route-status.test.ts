@@ -1,5 +1,5 @@
 // Istio's verdict on an HTTPRoute (components/route-status.ts): which status means the generation a
-// switch wrote is programmed, and how the wait for it ends: done, Istio's own refusal after the bound,
+// switch wrote is programmed, and how the wait for it ends: done, Istio's refusal once it holds, the bound,
 // a route that cannot be read, or a cancelled update. Statuses are shaped as Istio writes them.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -43,9 +43,14 @@ describe("route status: Istio's verdict on one HTTPRoute", () => {
         assert.deepEqual(routeVerdict(route(5, [GATEWAY], [missing]), 5), {
             done: false,
             why: "Gateway istio-ingress/cowsay-nginx-gateway#https: ResolvedRefs=False (BackendNotFound): backend(cowsay-nginx-v3.cowsay.svc.cluster.local) not found",
+            refused: true,
         });
         const refused = { parentRef: GATEWAY, conditions: [condition("Accepted", "False", 1, "NotAllowedByListeners", "no listener allows this route")] };
         assert.match(routeVerdict(route(1, [GATEWAY], [refused]), 1).why, /Accepted=False \(NotAllowedByListeners\): no listener allows this route$/);
+        // Unknown is no verdict yet; and False on an older generation is not about what was written.
+        const unknown = { parentRef: GATEWAY, conditions: [condition("Accepted", "Unknown", 5, "Pending"), condition("ResolvedRefs", "True", 5)] };
+        assert.equal(routeVerdict(route(5, [GATEWAY], [unknown]), 5).refused, false);
+        assert.equal(routeVerdict(route(6, [GATEWAY], [missing]), 6).refused, undefined);
     });
 
     it("matches a status to its parent by kind, name, section and port, not by position", () => {
@@ -91,6 +96,29 @@ describe("route status: the wait", () => {
             },
         );
         assert.ok(Date.now() - started >= 1000, "it kept reading until the bound: a False verdict may be Istio catching up");
+    });
+
+    it("takes a False verdict on the generation written that holds for the settle time as Istio's answer, long before the bound", async () => {
+        const started = Date.now();
+        const bad = parentStatus(GATEWAY, 2, "False", "BackendNotFound", "backend(cowsay-nginx-v1.cowsay.svc.cluster.local) not found");
+        await assert.rejects(
+            waitForRoutes({ routes: ROUTES.slice(0, 1), timeoutSeconds: 60 }, () => Promise.resolve(route(2, [GATEWAY], [bad])), { ...quiet, settleMs: 1000 }),
+            (err: Error) => {
+                assert.match(err.message, /^Istio refused HTTPRoute cowsay\/cowsay-nginx \(generation 2\), and still did 1 s later: .*ResolvedRefs=False \(BackendNotFound\): backend\(cowsay-nginx-v1/);
+                assert.match(err.message, /the versions that went idle keep their pods/);
+                return true;
+            },
+        );
+        const waited = Date.now() - started;
+        assert.ok(waited >= 1000 && waited < 30_000, `ended after the settle time, not at the 60 s bound: ${waited} ms`);
+    });
+
+    it("does not take a False verdict that Istio corrects within the settle time as final", async () => {
+        let reads = 0;
+        const bad = parentStatus(GATEWAY, 2, "False", "BackendNotFound", "backend(cowsay-nginx-v2.cowsay.svc.cluster.local) not found");
+        // False on the first five reads (Istio judged before it saw the new Service), then True.
+        await waitForRoutes({ routes: ROUTES.slice(0, 1), timeoutSeconds: 60 }, () => Promise.resolve(route(2, [GATEWAY], [++reads <= 5 ? bad : parentStatus(GATEWAY, 2)])), { ...quiet, settleMs: 1000 });
+        assert.equal(reads, 6);
     });
 
     it("names the read error when the route cannot be read", async () => {
