@@ -217,13 +217,16 @@ describe("istiod: teardown", () => {
         const env = { ...process.env, COWSAY_CLUSTER_STATE: state, COWSAY_CLUSTER_ISTIOD: "1" };
         try {
             const up = await runUntil(SCRIPT, ["up"], { env }, /starting istiod/, 180_000);
-            const istiod = path.join(state, "clusters", "cowsay", "bin", "pilot-discovery");
-            while (!processesMentioning(istiod).some((p) => p.command.startsWith(`${istiod} `))) {
+            // istiod.sh writes the pid file as it starts pilot-discovery, seconds before istiod is ready
+            // (a file, not a scan of every process: on a loaded machine a scan took as long as the start).
+            const pidFile = path.join(state, "clusters", "cowsay", "istiod", "pid");
+            while (!existsSync(pidFile)) {
                 assert.equal(up.ended(), false, up.output());
-                await new Promise((r) => setTimeout(r, 50));
+                await new Promise((r) => setTimeout(r, 20));
             }
             const ports = [...up.output().matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => m[1]);
             assert.equal(await up.stop("SIGINT", 60_000), 130, up.output());
+            assert.doesNotMatch(up.output(), /istiod ready/, "the signal came while istiod was starting");
             assert.deepEqual(processesMentioning(`${state}/`), []);
             assert.equal(existsSync(state), false, up.output());
             assert.equal(ports.length, 3, up.output());
