@@ -15,7 +15,7 @@ import { performance } from "node:perf_hooks";
 
 import { LocalCluster } from "../test/cluster";
 import { APP, APP_NAMESPACE, configKey, GATEWAY_SELECTOR, HOST, INGRESS_NAMESPACE, NO_INSTALLS } from "../test/constants";
-import { EngineStack, pulumiOnPath } from "../test/engine";
+import { EngineStack, TYPE_CHECKED, pulumiOnPath } from "../test/engine";
 import { createGatewayService, createTlsSecret, IstioRoutes } from "../test/istio-routes";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
@@ -32,9 +32,6 @@ const FLOOR: Record<string, string> = {
         "",
     ].join("\n"),
 };
-
-/** As a user's pulumi runs the program (the test harness only transpiles: see test/engine.ts). */
-const TYPE_CHECKED = { PULUMI_NODEJS_TRANSPILE_ONLY: "false" };
 
 interface Mode {
     readonly label: string;

@@ -19,7 +19,7 @@ import { performance } from "node:perf_hooks";
 
 import { LocalCluster } from "../test/cluster";
 import { APP, APP_NAMESPACE, configKey, GATEWAY_SELECTOR, HEADER, HOST, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, VERSIONS } from "../test/constants";
-import { EngineStack, liveWeights } from "../test/engine";
+import { EngineStack, TYPE_CHECKED, liveWeights } from "../test/engine";
 import type { StandInGateway, KubeObject } from "../test/gateway";
 import { createGatewayService, createTlsSecret, IstioRoutes } from "../test/istio-routes";
 import { descendants, processesIn, processesMentioning, runCommand, runToEnd, signalAll } from "../test/processes";
@@ -397,8 +397,7 @@ async function main(): Promise<number> {
         if (existsSync(plugins)) symlinkSync(plugins, path.join(home, "plugins"));
         else mkdirSync(path.join(home, "plugins"));
         // Type-checked, as a user's pulumi runs the program (the test harness only transpiles).
-        const user = { PULUMI_NODEJS_TRANSPILE_ONLY: "false" };
-        stack = EngineStack.project({ config: {}, target: "cluster", env: { ...cluster.env, ...user, PULUMI_HOME: home, GATEWAY_ADDRESS: gateway.address } });
+        stack = EngineStack.project({ config: {}, target: "cluster", env: { ...cluster.env, ...TYPE_CHECKED, PULUMI_HOME: home, GATEWAY_ADDRESS: gateway.address } });
         // The local cluster has Istio's and cert-manager's CRDs but not their charts (no internet here).
         stack.writeStackFiles({ blog: Object.fromEntries(Object.entries(NO_INSTALLS).map(([key, value]) => [configKey(key), value])) });
         say(`\n== Setup: a copy of the program in ${stack.dir}, state in ${stack.env.PULUMI_BACKEND_URL ?? "?"}`);

@@ -17,6 +17,12 @@ export { ROOT };
 /** What a copy of the program needs to run: the project files, not the tests. */
 export const PROGRAM_FILES = ["Pulumi.yaml", "Pulumi.dev.yaml", "index.ts", "components", "package.json", "tsconfig.json", "versions.json"];
 
+/**
+ * An EngineStack's environment (`env`) that runs the program as a user's pulumi does, type-checked:
+ * for the demo and the benchmarks, which show what a user gets. The tests only transpile (below).
+ */
+export const TYPE_CHECKED: Readonly<Record<string, string>> = { PULUMI_NODEJS_TRANSPILE_ONLY: "false" };
+
 export interface PreviewStep {
     readonly op: string;
     readonly urn: string;
@@ -119,7 +125,7 @@ export class EngineStack {
             // absolute paths: the first pulumi command in each new project directory type-checked the
             // whole program again (about 7 s of CPU instead of 2). The tests' `npm run build` (tsc,
             // the same tsconfig) has type-checked these files already, so here ts-node only strips
-            // the types. A caller measuring what a user gets passes "false" (bench/engine.ts).
+            // the types. A caller showing what a user gets passes TYPE_CHECKED.
             PULUMI_NODEJS_TRANSPILE_ONLY: "true",
             ...options.env,
             // Node 24 (from npm ci) for the program, whatever node the caller runs on.

@@ -182,6 +182,7 @@ export class StandInGateway {
     /** Back to a gateway that is up and answers every version with its own page. */
     async reset(): Promise<void> {
         this.mode = "serving";
+        this.unanswered = 0;
         this.overrides.clear();
         await this.up();
     }

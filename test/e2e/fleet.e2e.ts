@@ -30,10 +30,8 @@ const BROKEN_V2 = "<pre>500 oops</pre>";
 
 /** Resolves once `condition` holds (checked every 100 ms); rejects if `run` ends first, or after `ms`. */
 async function until(condition: () => boolean, run: RunningCommand, ms: number, what: string): Promise<void> {
-    let ended = false;
-    void run.exited.then(() => (ended = true));
     for (const deadline = Date.now() + ms; !condition(); await new Promise((r) => setTimeout(r, 100))) {
-        if (ended) throw new Error(`the fleet ended before ${what}:\n${run.output()}`);
+        if (run.ended()) throw new Error(`the fleet ended before ${what}:\n${run.output()}`);
         if (Date.now() > deadline) throw new Error(`no sign of ${what} within ${ms / 1000} s:\n${run.output()}`);
     }
 }

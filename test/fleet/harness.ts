@@ -173,11 +173,7 @@ export class FleetOfClusters {
      * what each test starts from. Only stacks that are not there already are updated.
      */
     async reset(): Promise<void> {
-        for (const m of this.members) {
-            m.gateway.mode = "serving";
-            m.gateway.unanswered = 0;
-            m.gateway.overrides.clear();
-        }
+        await Promise.all(this.members.map((m) => m.gateway.reset()));
         rmSync(path.join(this.dir, ".fleet"), { recursive: true, force: true });
         if (this.project.locks().length > 0) for (const m of this.members) await this.project.run("cancel", "--yes", "--stack", m.stack);
         await Promise.all(
