@@ -123,9 +123,9 @@ export class EngineStack {
             ...process.env,
             // ts-node keys its compile cache by the compiler options, which hold the project's
             // absolute paths: the first pulumi command in each new project directory type-checked the
-            // whole program again (about 7 s of CPU instead of 2). The tests' `npm run build` (tsc,
-            // the same tsconfig) has type-checked these files already, so here ts-node only strips
-            // the types. A caller showing what a user gets passes TYPE_CHECKED.
+            // whole program again (7.8 s of CPU instead of 2.3: npm run bench:pulumi-cpu). The tests'
+            // `npm run build` (tsc, the same tsconfig) has type-checked these files already, so here
+            // ts-node only strips the types. A caller showing what a user gets passes TYPE_CHECKED.
             PULUMI_NODEJS_TRANSPILE_ONLY: "true",
             ...options.env,
             // Node 24 (from npm ci) for the program, whatever node the caller runs on.
@@ -136,8 +136,8 @@ export class EngineStack {
             PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
             PULUMI_SKIP_CONFIRMATIONS: "true",
             // Every pulumi command starts Node at least once (the program, each dynamic provider) and
-            // loads the same modules: Node's on-disk compile cache spares about a sixth of a command's
-            // CPU, and the suites are CPU-bound (docs/testing.md, "How long CI takes").
+            // loads the same modules: Node's on-disk compile cache spares about an eighth of a command's
+            // CPU (npm run bench:pulumi-cpu), and the suites are mostly CPU (docs/testing.md).
             NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE ?? path.join(tmpdir(), "node-compile-cache"),
             NO_COLOR: "1",
         };
