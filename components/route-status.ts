@@ -13,6 +13,7 @@
 import * as pulumi from "@pulumi/pulumi";
 
 import { engineSignal } from "./gate";
+import { loadKubeConfig, type ClusterAccess } from "./kube-client";
 
 /** A route this update wrote, and the generation the API server gave it. */
 export interface RouteRef {
@@ -21,14 +22,10 @@ export interface RouteRef {
     readonly generation: number;
 }
 
-export interface RouteStatusInputs {
+export interface RouteStatusInputs extends ClusterAccess {
     readonly routes: readonly RouteRef[];
     /** The most time one create or update may wait, in seconds. */
     readonly timeoutSeconds: number;
-    /** The stack's `kubernetes:kubeconfig` (a path or the file's text), if set; else the default (KUBECONFIG). */
-    readonly kubeconfig?: string;
-    /** The stack's `kubernetes:context`, if set. */
-    readonly context?: string;
 }
 
 interface ParentRef {
@@ -146,13 +143,7 @@ export async function waitForRoutes(
 /** A reader on the cluster the stack's Kubernetes provider uses, with the ecosystem's client. */
 function clusterReader(inputs: RouteStatusInputs): RouteReader {
     const k8s = require("@kubernetes/client-node") as typeof import("@kubernetes/client-node");
-    const config = new k8s.KubeConfig();
-    const given = inputs.kubeconfig;
-    if (given === undefined || given === "") config.loadFromDefault();
-    else if (given.includes("\n") || given.trimStart().startsWith("{")) config.loadFromString(given);
-    else config.loadFromFile(given.replace(/^~(?=\/)/, process.env.HOME ?? "~"));
-    if (inputs.context !== undefined && inputs.context !== "") config.setCurrentContext(inputs.context);
-    const api = config.makeApiClient(k8s.CustomObjectsApi);
+    const api = loadKubeConfig(inputs).makeApiClient(k8s.CustomObjectsApi);
     return async (namespace, name) =>
         (await api.getNamespacedCustomObject({ group: "gateway.networking.k8s.io", version: "v1", namespace, plural: "httproutes", name })) as RouteObject;
 }
