@@ -4,12 +4,14 @@
 // live version) happens before the first resource is registered, as one message.
 import * as pulumi from "@pulumi/pulumi";
 
+import { gatewayAddressCommand } from "./components/address";
 import { BlueGreenApp } from "./components/app";
 import { ConfigError, SECRET_CAPABLE_KEYS, parseSettings, type LastRun, type RawConfig, type Settings } from "./components/config";
 import { GatewayApiCrds } from "./components/gateway-api-crds";
 import { IstioMesh } from "./components/mesh";
 import { planVersions } from "./components/plan";
 import { ROUTING } from "./components/routing";
+import { GATEWAY_SERVICE } from "./components/routing/gateway-api";
 import type { RouteSettings } from "./components/routing/shape";
 import { MeshSecurity } from "./components/security";
 import { GatewayTls } from "./components/tls";
@@ -59,13 +61,25 @@ async function lastRun(): Promise<LastRun | undefined> {
  * stack's Kubernetes provider uses. No wait when the provider renders YAML instead (no cluster).
  */
 function statusWait(settings: Settings): RouteSettings["statusWait"] {
+    if (settings.routeStatusTimeout === 0 || new pulumi.Config("kubernetes").get("renderYamlToDirectory") !== undefined) return undefined;
+    return { timeoutSeconds: settings.routeStatusTimeout, ...cluster() };
+}
+
+/** The cluster the stack's Kubernetes provider uses, for the resources that read it during an update. */
+function cluster() {
     const kubernetes = new pulumi.Config("kubernetes");
-    if (settings.routeStatusTimeout === 0 || kubernetes.get("renderYamlToDirectory") !== undefined) return undefined;
-    return { timeoutSeconds: settings.routeStatusTimeout, kubeconfig: kubernetes.getSecret("kubeconfig"), context: kubernetes.get("context") };
+    return { kubeconfig: kubernetes.getSecret("kubeconfig"), context: kubernetes.get("context") };
 }
 
 function deploy(settings: Settings) {
-    const mesh = settings.installIstio ? new IstioMesh("istio", { ingressNamespace: settings.ingressNamespace, charts: settings.istioCharts }) : undefined;
+    const mesh = settings.installIstio
+        ? new IstioMesh("istio", {
+              ingressNamespace: settings.ingressNamespace,
+              charts: settings.istioCharts,
+              gatewayServiceType: settings.gatewayServiceType,
+              cluster: cluster(),
+          })
+        : undefined;
     const gatewayApi = settings.gatewayApiCrds === undefined ? undefined : new GatewayApiCrds("gateway-api", { source: settings.gatewayApiCrds });
     const secret = (key: string, value: string): pulumi.Input<string> => (settings.secretKeys.has(key) ? pulumi.secret(value) : value);
 
@@ -134,7 +148,7 @@ function deploy(settings: Settings) {
         versions: Object.fromEntries(plan.versions.map((v) => [v.name, v.expect === undefined ? { image: v.image } : { image: v.image, expect: v.expect }])),
         gatewayHost: settings.hostname,
         gatewayUrl: secret("gatewayUrl", settings.gatewayUrl ?? ""),
-        gatewayAddressCommand: `kubectl -n ${settings.ingressNamespace} get service istio-ingressgateway -o jsonpath='{.status.loadBalancer.ingress[0].ip}{.status.loadBalancer.ingress[0].hostname}'`,
+        gatewayAddressCommand: gatewayAddressCommand({ type: settings.gatewayServiceType, namespace: settings.ingressNamespace, service: GATEWAY_SERVICE }),
         // Commands built from gatewayUrl carry whatever it carries, so they are as secret as it is.
         watchCommand: secret("gatewayUrl", `watch -n1 ${curl}`),
         testRouteCommand:

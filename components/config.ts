@@ -437,6 +437,18 @@ export const configSchema = z.strictObject(
             },
             z.string().transform(chartSource),
         ),
+        gatewayServiceType: key(
+            {
+                default: "LoadBalancer",
+                allowed: "`LoadBalancer`, `NodePort` or `ClusterIP`",
+                description:
+                    "Type of the ingress gateway's Service: as installed with installIstio (pulumi up waits for the gateway's pods, never " +
+                    "for a load-balancer address), or the existing gateway's without it. gatewayAddressCommand says how to reach each type.",
+            },
+            z.enum(["LoadBalancer", "NodePort", "ClusterIP"], {
+                error: (issue) => `${show(issue.input)} is not allowed; allowed: LoadBalancer, NodePort, ClusterIP.`,
+            }),
+        ),
         installCertManager: key(
             {
                 default: true,
@@ -662,6 +674,7 @@ export interface VersionSpec {
  */
 export type Settings = ReturnType<typeof settle>;
 export type IssuerSettings = Settings["issuer"];
+export type GatewayServiceType = Settings["gatewayServiceType"];
 
 /** A key at the top level that the schema does not declare. */
 function isUnknownKey(issue: z.core.$ZodIssue): issue is z.core.$ZodIssueUnrecognizedKeys {

@@ -1,13 +1,16 @@
 // The Istio control plane and ingress gateway, from Istio's official Helm charts, in the order the
 // charts need: base (the CRDs) before istiod (which validates against them) before the gateway
-// (which needs istiod to inject its proxy configuration).
+// (which needs istiod to inject its proxy configuration). Helm waits for base and istiod; the gateway's
+// release does not wait (Helm would wait for a load-balancer address too), and DeploymentReady waits for
+// its pods instead: what a switch needs, on any cluster, with or without a load balancer.
 import * as path from "node:path";
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
 import versions from "../versions.json";
-import { ISTIO_CHART_REPOSITORY, type ChartSource } from "./config";
+import { ISTIO_CHART_REPOSITORY, type ChartSource, type GatewayServiceType } from "./config";
+import { DeploymentReady, type DeploymentReadyArgs } from "./deployment-ready";
 
 /** The Istio release every chart is pinned to (versions.json; the tests load this release's CRDs). */
 export const ISTIO_VERSION: string = versions.istio;
@@ -27,6 +30,12 @@ export interface IstioMeshArgs {
      * internet. Default: Istio's own repository (ISTIO_CHART_REPOSITORY).
      */
     readonly charts?: ChartSource;
+    /** Type of the gateway's Service. Default: "LoadBalancer". */
+    readonly gatewayServiceType?: GatewayServiceType;
+    /** The cluster the wait for the gateway's pods reads (the stack's Kubernetes provider's). Default: KUBECONFIG. */
+    readonly cluster?: Pick<DeploymentReadyArgs, "kubeconfig" | "context">;
+    /** How long the first install (or an upgrade) of the gateway may take to roll out, in seconds. Default: 300 (Helm's). */
+    readonly gatewayTimeoutSeconds?: number;
 }
 
 export class IstioMesh extends pulumi.ComponentResource {
@@ -34,6 +43,8 @@ export class IstioMesh extends pulumi.ComponentResource {
     public readonly base: k8s.helm.v3.Release;
     public readonly istiod: k8s.helm.v3.Release;
     public readonly gateway: k8s.helm.v3.Release;
+    /** Done when the gateway's pods have rolled out; anything that needs a serving gateway depends on it (through the component). */
+    public readonly gatewayReady: DeploymentReady;
     public readonly ingressNamespace: pulumi.Output<string>;
 
     constructor(name: string, args: IstioMeshArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -70,20 +81,36 @@ export class IstioMesh extends pulumi.ComponentResource {
             { ...chart("istiod"), namespace: system.metadata.name },
             { parent: this, dependsOn: [this.base] },
         );
+        const gatewayName = args.gatewayName ?? "istio-ingressgateway";
         this.gateway = new k8s.helm.v3.Release(
             `${name}-gateway`,
             {
                 ...chart("gateway"),
-                name: args.gatewayName ?? "istio-ingressgateway",
+                name: gatewayName,
                 namespace: ingress.metadata.name,
+                values: { service: { type: args.gatewayServiceType ?? "LoadBalancer" } },
+                skipAwait: true,
             },
             { parent: this, dependsOn: [this.istiod] },
+        );
+        // The chart names its Deployment after the release.
+        this.gatewayReady = new DeploymentReady(
+            `${name}-gateway-ready`,
+            {
+                namespace: this.gateway.status.namespace,
+                name: this.gateway.status.name,
+                revision: this.gateway.status.revision,
+                timeoutSeconds: args.gatewayTimeoutSeconds ?? 300,
+                ...args.cluster,
+            },
+            { parent: this, dependsOn: [this.gateway] },
         );
         this.ingressNamespace = ingress.metadata.name;
         this.registerOutputs({
             base: this.base,
             istiod: this.istiod,
             gateway: this.gateway,
+            gatewayReady: this.gatewayReady,
             ingressNamespace: this.ingressNamespace,
         });
     }

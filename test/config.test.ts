@@ -51,6 +51,8 @@ const BAD: [string, Record<string, string>, string][] = [
     ["negative idle replicas", { idleReplicas: "-1" }, 'Invalid config idleReplicas: "-1" is not allowed; expected an integer from 0 to 1000.'],
     ["boolean as text", { installIstio: "yes" }, 'Invalid config installIstio: "yes" is not a boolean; allowed: true or false.'],
     ["unknown issuer", { issuer: "letsencrypt" }, 'Invalid config issuer: "letsencrypt" is not allowed; allowed: selfsigned, acme.'],
+    ["a gateway Service type Kubernetes has but the gateway cannot use", { gatewayServiceType: "ExternalName" }, 'Invalid config gatewayServiceType: "ExternalName" is not allowed; allowed: LoadBalancer, NodePort, ClusterIP.'],
+    ["a gateway Service type in the wrong case", { gatewayServiceType: "nodeport" }, 'Invalid config gatewayServiceType: "nodeport" is not allowed; allowed: LoadBalancer, NodePort, ClusterIP.'],
     ["acme without an e-mail", { issuer: "acme" }, 'Invalid config acmeEmail: "" is not allowed; issuer acme needs the e-mail address of the account.'],
     ["header with upper case", { testRouteHeader: "X-Version" }, `Invalid config testRouteHeader: "X-Version" is not allowed; expected a lower-case HTTP header name (letters, digits, '-'), or "" to turn test routes off.`],
     ["smoke check without test routes", { testRouteHeader: "" }, 'Invalid config smokeCheck: true needs the test routes (testRouteHeader is ""); set a header name or set smokeCheck to false.'],
