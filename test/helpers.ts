@@ -47,6 +47,12 @@ class RecordingMocks implements pulumi.runtime.Mocks {
         if (this.fails(args.type, args.name)) throw new Error(`mock failure of ${args.type} ${args.name}`);
         const dependsOn = this.dependencies.get(`${args.type}::${args.name}`) ?? [];
         this.resources.push({ type: args.type, name: args.name, inputs: args.inputs, custom: args.custom ?? true, dependsOn });
+        // A Helm release reports what Helm installed, as the provider does: the release's name (the
+        // one asked for, or the resource's), its namespace and its first revision.
+        if (args.type === RELEASE) {
+            const inputs = args.inputs as { name?: string; namespace?: string };
+            return { id: `${args.name}-id`, state: { ...args.inputs, status: { name: inputs.name ?? args.name, namespace: inputs.namespace, revision: 1, status: "deployed" } } };
+        }
         return { id: `${args.name}-id`, state: args.inputs };
     }
 

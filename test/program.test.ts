@@ -102,6 +102,33 @@ describe("the program with the example stack", () => {
         }
     });
 
+    it("never waits for a load-balancer address: the gateway release skips Helm's wait, and the wait for its Deployment's rollout is wired to the release", async () => {
+        const run = await runProgram({});
+        const byChart = new Map(ofType(run, RELEASE).map((r) => [r.inputs.chart as string, r]));
+        const gateway = byChart.get("gateway") as Registered;
+        assert.equal(gateway.inputs.skipAwait, true);
+        assert.deepEqual(gateway.inputs.values, { service: { type: "LoadBalancer" } });
+        // base and istiod keep Helm's wait: the gateway's pods need istiod's injector serving.
+        for (const chart of ["base", "istiod"]) assert.notEqual((byChart.get(chart) as Registered).inputs.skipAwait, true, chart);
+        const ready = find(run, "pulumi-nodejs:dynamic/cowsay-bluegreen:DeploymentReady");
+        assert.deepEqual(
+            { namespace: ready.inputs.namespace, name: ready.inputs.name, revision: ready.inputs.revision, timeoutSeconds: ready.inputs.timeoutSeconds },
+            { namespace: "istio-ingress", name: "istio-ingressgateway", revision: 1, timeoutSeconds: 300 },
+        );
+        assert.ok(ready.dependsOn.includes(keyOf(gateway)));
+        // The gate (which fetches through the gateway) and the routes wait for the rollout (the mesh is their prerequisite).
+        const gated = await runProgram({ gatewayUrl: "https://203.0.113.10" });
+        const rollout = keyOf(find(gated, "pulumi-nodejs:dynamic/cowsay-bluegreen:DeploymentReady"));
+        for (const r of [...ofType(gated, "pulumi-nodejs:dynamic/cowsay-bluegreen:Gate"), ...ofType(gated, VS)]) {
+            assert.ok(r.dependsOn.includes(rollout), `${r.name} waits for the gateway's rollout: ${JSON.stringify(r.dependsOn)}`);
+        }
+        const nodePort = await runProgram({ gatewayServiceType: "NodePort", ingressNamespace: "edge" });
+        const moved = ofType(nodePort, RELEASE).find((r) => r.inputs.chart === "gateway") as Registered;
+        assert.deepEqual(moved.inputs.values, { service: { type: "NodePort" } });
+        assert.equal(find(nodePort, "pulumi-nodejs:dynamic/cowsay-bluegreen:DeploymentReady").inputs.namespace, "edge");
+        assert.match(String(nodePort.outputs.gatewayAddressCommand), /^n="\$\(kubectl get nodes .*kubectl -n edge get service istio-ingressgateway /);
+    });
+
     it("takes the Istio charts from a mirror or a local directory when told to (clusters without internet)", async () => {
         const mirror = await runProgram({ istioCharts: "oci://registry.example.com/istio-charts/" });
         for (const r of ofType(mirror, RELEASE)) {
