@@ -7,6 +7,8 @@
 #   built                       exit 0 if all is built; else print what `build` would build, exit 1
 #   up                          build if needed, start a cluster, return once it is ready
 #   eval "$(cluster.sh env)"    export KUBECONFIG, PATH (kubectl, cowsay-xds), COWSAY_XDS_ADDRESS (istiod)
+#   istio-charts DIR            lay out Istio's charts (base/, istiod/, gateway/) from the istio.io/istio
+#                               module of the istiod pin, as the program's istioCharts directory
 #   status                      each component's pid and health; exit 0 only if the cluster is ready
 #   crds [--bundle] [SET...]    print the CRD files (--bundle: one file per set); SET: istio, cert-manager,
 #                               gateway-api (default: all three)
@@ -18,7 +20,8 @@
 #
 # Environment (default): COWSAY_CLUSTER_STATE, one cluster's state directory (<cache>/run/default),
 # COWSAY_CLUSTER_CACHE (~/.cache/cowsay-bluegreen/cluster), COWSAY_GO_CACHE, COWSAY_CLUSTER_JOBS (2),
-# COWSAY_CLUSTER_NODES (2), COWSAY_CLUSTER_TIMEOUT (90 s a step), COWSAY_CLUSTER_ISTIOD (0; 1: also istiod).
+# COWSAY_CLUSTER_NODES (2), COWSAY_CLUSTER_TIMEOUT (90 s a step), COWSAY_CLUSTER_ISTIOD (0; 1: also istiod;
+# chart: serve the istiod that the program installs from Istio's charts, scripts/istiod.sh `chart`).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,7 +43,7 @@ die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
 for v in NODES TIMEOUT JOBS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "COWSAY_CLUSTER_$v is '${!v}'; allowed: a whole number of 1 or more"
 done
-[[ $ISTIOD == [01] ]] || die "COWSAY_CLUSTER_ISTIOD is '$ISTIOD'; allowed: 0 or 1"
+[[ $ISTIOD == [01] || $ISTIOD == chart ]] || die "COWSAY_CLUSTER_ISTIOD is '$ISTIOD'; allowed: 0, 1 or chart"
 # The pins, the cache keys, the offline build and the CRD sets.
 # shellcheck source=scripts/cluster-build.sh
 source "$ROOT/scripts/cluster-build.sh"
@@ -224,6 +227,14 @@ start_component() {
     wait_healthy "$1"
 }
 
+start_istiod() {   # what COWSAY_CLUSTER_ISTIOD asks of `up`, unless it runs already
+    case $ISTIOD in
+        1) istiod_sh pid >/dev/null || { cmd_apply_crds; run_child istiod_sh start || exit 1; } ;;
+        # Istio's CRDs come from the base chart there.
+        chart) [[ -s $W/istiod/runner.pid ]] || { cmd_apply_crds cert-manager gateway-api; run_child istiod_sh chart || exit 1; } ;;
+    esac
+}
+
 UP_OWNS=0   # 1 once this `up` has started replacing the state dir's cluster
 up_abort() {   # EXIT trap of `up` until it is ready: stop whatever this run started
     local rc=$?
@@ -250,7 +261,7 @@ cmd_up() {
     lock_state
     if cluster_ready; then
         log "already running and ready: $STATE (use 'down' first for a fresh one)"
-        ((ISTIOD == 0)) || istiod_sh pid >/dev/null || { cmd_apply_crds; istiod_sh start; }
+        start_istiod
         return 0
     fi
     UP_OWNS=1
@@ -277,7 +288,7 @@ cmd_up() {
     # The ServiceAccount admission plugin rejects pods until the controller manager has made this one.
     run_child "${KUBECTL[@]}" wait --for=create -n default serviceaccount/default --timeout="${TIMEOUT}s" >/dev/null \
         || { log_tail kube-controller-manager; die "no default ServiceAccount after ${TIMEOUT}s"; }
-    if ((ISTIOD)); then cmd_apply_crds; run_child istiod_sh start || exit 1; fi
+    start_istiod
     trap - EXIT
     log "ready in $((SECONDS - start)) s: $("${KUBECTL[@]}" config view -o jsonpath='{.clusters[0].cluster.server}'), state $STATE"
     log "use: eval \"\$(scripts/cluster.sh env)\"; kubectl get nodes"
@@ -306,9 +317,13 @@ cmd_stop_start() {   # cmd_stop_start stop|start|restart COMPONENT
     [[ -s $W/kwok.yaml ]] || die "no cluster in $STATE (run 'up' first)"
     lock_state
     if [[ $name == istiod ]]; then
+        local chart=0
+        [[ -e $W/istiod/runner.pid ]] && chart=1
         [[ $action == start ]] || { log "stopping istiod ..."; istiod_sh stop; }
+        [[ $action == stop ]] || return 0
+        if ((chart)); then istiod_sh chart
         # A cluster `up` started without istiod lacks the CRDs istiod needs.
-        [[ $action == stop ]] || { [[ -d $W/istiod ]] || cmd_apply_crds; istiod_sh start; }
+        else { [[ -d $W/istiod ]] || cmd_apply_crds; istiod_sh start; }; fi
         return 0
     fi
     [[ $action == start ]] || { log "stopping $name ..."; stop_component "$name"; }
@@ -358,6 +373,20 @@ cmd_apply_crds() {   # cmd_apply_crds [SET...]
     log "$(wc -l <<<"$out") CRDs Established"
 }
 
+cmd_istio_charts() {   # cmd_istio_charts DIR
+    local dir pair
+    [[ -n ${1:-} && $# == 1 ]] || die "istio-charts takes one DIR (where base/, istiod/ and gateway/ go)"
+    dir=$(module_dir istio.io/istio "$ISTIOD_VERSION") || exit 1
+    mkdir -p "$1"
+    # The chart named istiod lives in istio-control/istio-discovery.
+    for pair in base:base istiod:istio-control/istio-discovery gateway:gateway; do
+        rm -rf "${1:?}/${pair%%:*}"
+        cp -R "$dir/manifests/charts/${pair#*:}" "$1/${pair%%:*}"
+    done
+    chmod -R u+w "$1"   # the module cache is read-only
+    log "Istio's charts from istio.io/istio@$ISTIOD_VERSION: $1/{base,istiod,gateway}"
+}
+
 cmd_clean() {
     [[ -z ${1:-} || $1 == --go ]] || die "clean takes --go or nothing, not '$1'"
     if [[ -d $CACHE/run/default ]]; then COWSAY_CLUSTER_STATE=$CACHE/run/default "$0" down; fi
@@ -385,8 +414,9 @@ case "$cmd" in
         for s; do "$list" "$s"; done
         ;;
     apply-crds) ensure; cmd_apply_crds "$@" ;;
+    istio-charts) cmd_istio_charts "$@" ;;
     stop | start | restart) cmd_stop_start "$cmd" "$@" ;;
     clean) cmd_clean "$@" ;;
     help | -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' ;;
-    *) die "unknown command '$cmd'; allowed: build, built, up, down, env, status, crds, apply-crds, stop, start, restart, clean, help" ;;
+    *) die "unknown command '$cmd'; allowed: build, built, up, down, env, status, crds, apply-crds, istio-charts, stop, start, restart, clean, help" ;;
 esac

@@ -24,13 +24,16 @@ export class LocalCluster {
      * ServiceAccount are ready. With `crds`, Istio's, cert-manager's and the Gateway API's CRDs are
      * applied (as a cluster that runs a mesh has them), and `namespaces` are created. With `istiod`,
      * `up` applies the CRDs and starts istiod too (COWSAY_CLUSTER_ISTIOD=1), and `env` carries
-     * COWSAY_XDS_ADDRESS, istiod's plaintext xDS address, which cowsay-xds (on the PATH) reads.
+     * COWSAY_XDS_ADDRESS, istiod's plaintext xDS address, which cowsay-xds (on the PATH) reads. With
+     * `istiod: "chart"`, istiod is the one a program installs from Istio's charts (COWSAY_CLUSTER_ISTIOD=chart,
+     * scripts/istiod.sh `chart`): nothing of Istio exists until then, not even its CRDs.
      */
-    static async up(options: { crds?: boolean; istiod?: boolean; namespaces?: readonly string[] } = {}): Promise<LocalCluster> {
-        const cluster = await LocalCluster.start(options.istiod === true);
+    static async up(options: { crds?: boolean; istiod?: boolean | "chart"; namespaces?: readonly string[] } = {}): Promise<LocalCluster> {
+        const istiod = options.istiod === "chart" ? "chart" : options.istiod === true ? "1" : "0";
+        const cluster = await LocalCluster.start(istiod);
         try {
             // With istiod, cluster.sh up has applied the CRDs already (istiod needs them at start).
-            if (options.crds === true && options.istiod !== true) await cluster.script("apply-crds");
+            if (options.crds === true && istiod === "0") await cluster.script("apply-crds");
             for (const namespace of options.namespaces ?? []) await cluster.createNamespace(namespace);
         } catch (err) {
             await cluster.down();
@@ -39,9 +42,9 @@ export class LocalCluster {
         return cluster;
     }
 
-    private static async start(istiod: boolean): Promise<LocalCluster> {
+    private static async start(istiod: "0" | "1" | "chart"): Promise<LocalCluster> {
         const state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-"));
-        const base = { ...process.env, COWSAY_CLUSTER_STATE: state, COWSAY_CLUSTER_ISTIOD: istiod ? "1" : "0" };
+        const base = { ...process.env, COWSAY_CLUSTER_STATE: state, COWSAY_CLUSTER_ISTIOD: istiod };
         // The cluster's processes outlive this one; if this process ends without down() (a failed
         // hook, Ctrl-C, a test runner's SIGTERM), stop them on the way out.
         const downOnExit = () => {
@@ -69,7 +72,7 @@ export class LocalCluster {
         const kubeconfig = value("KUBECONFIG");
         const bin = value("PATH");
         const xds = value("COWSAY_XDS_ADDRESS");
-        if (kubeconfig === undefined || bin === undefined || istiod !== (xds !== undefined)) throw new Error(`unexpected output of scripts/cluster.sh env:\n${exports}`);
+        if (kubeconfig === undefined || bin === undefined || (istiod !== "0") !== (xds !== undefined)) throw new Error(`unexpected output of scripts/cluster.sh env:\n${exports}`);
         return new LocalCluster(state, { ...base, KUBECONFIG: kubeconfig, PATH: [bin, process.env.PATH ?? ""].join(path.delimiter), ...(xds === undefined ? {} : { COWSAY_XDS_ADDRESS: xds }) });
     }
 
