@@ -43,8 +43,9 @@ export const HOTDOG: string = VERSIONS.v2.expect;
 export const APP = "cowsay-nginx";
 
 /**
- * Config every end-to-end stack starts from: Istio and cert-manager are not installed (their charts
- * cannot be fetched here, and Helm releases cannot render to YAML).
+ * Config every end-to-end stack starts from: Istio and cert-manager are not installed (Helm releases
+ * cannot render to YAML, and cert-manager's component plugin is not served here). The one suite that
+ * installs Istio, from the module's charts, is test/e2e/charts.e2e.ts.
  */
 export const NO_INSTALLS: Readonly<Record<string, string>> = { installIstio: "false", installCertManager: "false" };
 

@@ -1,7 +1,7 @@
 // End to end against a real Kubernetes API server (scripts/cluster.sh: kube-apiserver, etcd, the
 // controller manager, the scheduler and kwok's fake nodes), with the real Kubernetes provider: its
 // Deployment await, its ordering, its recovery. Istio's, cert-manager's and the Gateway API's CRDs are
-// applied by the test (the installs are off: their charts cannot be fetched here), so the server
+// applied by the test (the installs are off here; test/e2e/charts.e2e.ts installs Istio's charts), so the server
 // validates every object against the real schemas and CEL rules. Assertions read what the API
 // server returns, not what the program meant to send, and where traffic goes is what istiod (a plain
 // process beside the API server) pushes to the ingress gateway and to a client sidecar: after every
