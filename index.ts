@@ -12,9 +12,14 @@ import { planVersions } from "./components/plan";
 import { ROUTING } from "./components/routing";
 import type { RouteSettings } from "./components/routing/shape";
 import { MeshSecurity } from "./components/security";
+import { sharedName } from "./components/shared-names";
 import { GatewayTls } from "./components/tls";
 
 const MIN_NODE_MAJOR = 22;
+/** The app's Service, and the prefix of its Deployments and routing objects. */
+const APP_NAME = "cowsay-nginx";
+/** The TLS component, and the prefix of its Issuer's name. */
+const TLS = "tls";
 
 /**
  * Whether the stack stores a config key as a secret. The SDK knows (`allConfig` returns values
@@ -68,13 +73,26 @@ function deploy(settings: Settings) {
     const mesh = settings.installIstio ? new IstioMesh("istio", { ingressNamespace: settings.ingressNamespace, charts: settings.istioCharts }) : undefined;
     const gatewayApi = settings.gatewayApiCrds === undefined ? undefined : new GatewayApiCrds("gateway-api", { source: settings.gatewayApiCrds });
     const secret = (key: string, value: string): pulumi.Input<string> => (settings.secretKeys.has(key) ? pulumi.secret(value) : value);
+    const routing = ROUTING[settings.routingApi];
+    const acme = settings.issuer.kind === "acme";
 
-    const tls = new GatewayTls("tls", {
+    const tls = new GatewayTls(TLS, {
         hostname: settings.hostname,
         namespace: mesh?.ingressNamespace ?? settings.ingressNamespace,
-        issuer: settings.issuer.kind === "acme" ? { ...settings.issuer, email: secret("acmeEmail", settings.issuer.email) } : settings.issuer,
+        issuer:
+            settings.issuer.kind === "acme"
+                ? {
+                      ...settings.issuer,
+                      email: secret("acmeEmail", settings.issuer.email),
+                      // The solver names the routing objects the app creates below, by their names.
+                      http01: routing.http01Solver({ appName: APP_NAME, namespace: settings.appNamespace, ingressNamespace: settings.ingressNamespace }),
+                  }
+                : settings.issuer,
+        // The ingress namespace is shared by every stack on the cluster (components/shared-names.ts).
+        issuerName: sharedName(settings.appNamespace, `${TLS}-${settings.issuer.kind}`),
         installCertManager: settings.installCertManager,
-        prerequisites: mesh === undefined ? [] : [mesh],
+        // cert-manager with its Gateway API support waits for the Gateway API's CRDs.
+        prerequisites: [...(mesh === undefined ? [] : [mesh]), ...(acme && gatewayApi !== undefined ? [gatewayApi] : [])],
     });
 
     if (settings.smokeCheck && settings.gatewayUrl === undefined) {
@@ -89,8 +107,9 @@ function deploy(settings: Settings) {
     const prerequisites = [...(mesh === undefined ? [] : [mesh]), ...(gatewayApi === undefined ? [] : [gatewayApi]), tls];
     const app = new BlueGreenApp("cowsay", {
         namespace: settings.appNamespace,
+        appName: APP_NAME,
         plan,
-        routing: ROUTING[settings.routingApi],
+        routing: routing.component,
         route: {
             hostname: settings.hostname,
             testRouteHeader: settings.testRouteHeader,
@@ -98,6 +117,7 @@ function deploy(settings: Settings) {
             ingressNamespace: settings.ingressNamespace,
             tlsSecretName: tls.secretName,
             httpsRedirect: settings.httpsRedirect,
+            acmeHttp01: acme,
             statusWait: statusWait(settings),
         },
         gate:
@@ -109,7 +129,7 @@ function deploy(settings: Settings) {
     });
     new MeshSecurity("cowsay", {
         namespace: settings.appNamespace,
-        appName: "cowsay-nginx",
+        appName: APP_NAME,
         podSelector: app.podSelector,
         allowedPrincipals: [`cluster.local/ns/${settings.ingressNamespace}/sa/istio-ingressgateway`, ...settings.meshClients],
         prerequisites: [...prerequisites, app.namespace],
