@@ -12,7 +12,7 @@ import { planVersions } from "./components/plan";
 import { ROUTING } from "./components/routing";
 import type { RouteSettings } from "./components/routing/shape";
 import { MeshSecurity } from "./components/security";
-import { sharedName } from "./components/shared-names";
+import { sharedNamePrefix } from "./components/shared-names";
 import { GatewayTls } from "./components/tls";
 
 const MIN_NODE_MAJOR = 22;
@@ -54,9 +54,10 @@ async function lastRun(): Promise<LastRun | undefined> {
     const self = new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`);
     const split = (await self.getOutputDetails("trafficSplit")).value as Record<string, number> | undefined;
     const versions = (await self.getOutputDetails("versions")).value as LastRun["versions"] | string[] | undefined;
+    const prefix = (await self.getOutputDetails("sharedNamePrefix")).value as string | undefined;
     if (split === undefined) return undefined;
     // Stacks deployed before the versions output carried images listed only the names.
-    return { live: Object.keys(split), versions: Array.isArray(versions) || versions === undefined ? {} : versions };
+    return { live: Object.keys(split), versions: Array.isArray(versions) || versions === undefined ? {} : versions, sharedNamePrefix: prefix };
 }
 
 /**
@@ -69,12 +70,14 @@ function statusWait(settings: Settings): RouteSettings["statusWait"] {
     return { timeoutSeconds: settings.routeStatusTimeout, kubeconfig: kubernetes.getSecret("kubeconfig"), context: kubernetes.get("context") };
 }
 
-function deploy(settings: Settings) {
+function deploy(settings: Settings, last: LastRun | undefined) {
     const mesh = settings.installIstio ? new IstioMesh("istio", { ingressNamespace: settings.ingressNamespace, charts: settings.istioCharts }) : undefined;
     const gatewayApi = settings.gatewayApiCrds === undefined ? undefined : new GatewayApiCrds("gateway-api", { source: settings.gatewayApiCrds });
     const secret = (key: string, value: string): pulumi.Input<string> => (settings.secretKeys.has(key) ? pulumi.secret(value) : value);
     const routing = ROUTING[settings.routingApi];
     const acme = settings.issuer.kind === "acme";
+    // Names in the ingress namespace and the cluster scope, which other stacks on the cluster share.
+    const prefix = sharedNamePrefix(settings.appNamespace, last);
 
     const tls = new GatewayTls(TLS, {
         hostname: settings.hostname,
@@ -85,11 +88,10 @@ function deploy(settings: Settings) {
                       ...settings.issuer,
                       email: secret("acmeEmail", settings.issuer.email),
                       // The solver names the routing objects the app creates below, by their names.
-                      http01: routing.http01Solver({ appName: APP_NAME, namespace: settings.appNamespace, ingressNamespace: settings.ingressNamespace }),
+                      http01: routing.http01Solver({ appName: APP_NAME, namespace: settings.appNamespace, ingressNamespace: settings.ingressNamespace, sharedNamePrefix: prefix }),
                   }
                 : settings.issuer,
-        // The ingress namespace is shared by every stack on the cluster (components/shared-names.ts).
-        issuerName: sharedName(settings.appNamespace, `${TLS}-${settings.issuer.kind}`),
+        issuerName: `${prefix}${TLS}-${settings.issuer.kind}`,
         installCertManager: settings.installCertManager,
         // cert-manager with its Gateway API support waits for the Gateway API's CRDs.
         prerequisites: [...(mesh === undefined ? [] : [mesh]), ...(acme && gatewayApi !== undefined ? [gatewayApi] : [])],
@@ -118,6 +120,7 @@ function deploy(settings: Settings) {
             tlsSecretName: tls.secretName,
             httpsRedirect: settings.httpsRedirect,
             acmeHttp01: acme,
+            sharedNamePrefix: prefix,
             statusWait: statusWait(settings),
         },
         gate:
@@ -153,6 +156,8 @@ function deploy(settings: Settings) {
         trafficSplit: whenRouted(Object.fromEntries(plan.serving.map((v) => [v.name, v.weight]))),
         versions: Object.fromEntries(plan.versions.map((v) => [v.name, v.expect === undefined ? { image: v.image } : { image: v.image, expect: v.expect }])),
         gatewayHost: settings.hostname,
+        // Read back by the next update (lastRun), so that the names of this stack's shared objects never change.
+        sharedNamePrefix: prefix,
         gatewayUrl: secret("gatewayUrl", settings.gatewayUrl ?? ""),
         gatewayAddressCommand: `kubectl -n ${settings.ingressNamespace} get service istio-ingressgateway -o jsonpath='{.status.loadBalancer.ingress[0].ip}{.status.loadBalancer.ingress[0].hostname}'`,
         // Commands built from gatewayUrl carry whatever it carries, so they are as secret as it is.
@@ -173,11 +178,12 @@ export = async () => {
         );
     }
     const { raw, secretKeys } = projectConfig();
+    const last = await lastRun();
     let settings: Settings;
     try {
-        settings = parseSettings(raw, secretKeys, await lastRun());
+        settings = parseSettings(raw, secretKeys, last);
     } catch (err) {
         refuse(err);
     }
-    return deploy(settings);
+    return deploy(settings, last);
 };

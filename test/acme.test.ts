@@ -171,6 +171,20 @@ describe("two stacks on one cluster: a second one shares the mesh with an app na
         });
     }
 
+    it("no stack's names change on an upgrade: one deployed before the prefix keeps its names, one deployed since keeps its prefix", async () => {
+        const shop = { ...GA, ...SECOND };
+        const ran = { trafficSplit: { v1: 100 }, versions: { v1: { image: "dougbtv/nginx-cowsay:v1" }, v2: { image: "dougbtv/nginx-cowsay:v2" } } };
+        const names = (run: Run) => [find(run, ISSUER), find(run, K8S_GATEWAY), find(run, HTTPROUTE, metadataOf(ofType(run, HTTPROUTE).find((r) => metadataOf(r).namespace === "istio-ingress") as Registered).name)].map((r) => metadataOf(r).name);
+        const fresh = await runProgram(shop);
+        assert.deepEqual(names(fresh), ["shop-tls-selfsigned", "shop-cowsay-nginx-gateway", "shop-cowsay-nginx-redirect"]);
+        assert.equal(fresh.outputs.sharedNamePrefix, "shop-");
+        const before = await runProgram(shop, { previousOutputs: ran });
+        assert.deepEqual(names(before), ["tls-selfsigned", "cowsay-nginx-gateway", "cowsay-nginx-redirect"], "deployed before sharedNamePrefix: its names as they are");
+        assert.equal(before.outputs.sharedNamePrefix, "");
+        const moved = await runProgram({ ...shop, appNamespace: "shop2" }, { previousOutputs: { ...ran, sharedNamePrefix: "shop-" } });
+        assert.deepEqual(names(moved), names(fresh), "the prefix the stack first ran with");
+    });
+
     it("the second stack's objects in the ingress namespace carry its app namespace; its Certificate follows its host", async () => {
         const run = await runProgram({ ...GA, ...ACME, ...SECOND });
         const shared = kubernetesObjects(run).filter((r) => metadataOf(r).namespace === "istio-ingress");

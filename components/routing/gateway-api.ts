@@ -18,8 +18,7 @@ import { NO_SERVICE_AWAIT } from "../annotations";
 import type { Manifest } from "../manifest";
 import type { VersionPlan } from "../plan";
 import { RouteStatus, type RouteRef } from "../route-status";
-import { sharedName } from "../shared-names";
-import { ROUTING_OBJECT_ANNOTATIONS, routingChild, type Http01Solver, type Http01Target, type Routing, type RoutingArgs } from "./shape";
+import { ROUTING_OBJECT_ANNOTATIONS, routingChild, sharedName, type Http01Solver, type Http01Target, type Routing, type RoutingArgs } from "./shape";
 
 /**
  * The Service of the ingress gateway the Gateway binds to: the one the `gateway` chart creates for the
@@ -29,10 +28,10 @@ export const GATEWAY_SERVICE = "istio-ingressgateway";
 const API_VERSION = "gateway.networking.k8s.io/v1";
 const GATEWAY_GROUP = "gateway.networking.k8s.io";
 
-// The Gateway and the redirect route live in the shared ingress namespace: named per app namespace
-// (components/shared-names.ts), unchanged for the default one.
-const gatewayName = (args: Http01Target) => sharedName(args.namespace, `${args.appName}-gateway`);
-const redirectName = (args: Http01Target) => sharedName(args.namespace, `${args.appName}-redirect`);
+// The Gateway and the redirect route live in the shared ingress namespace: named per stack
+// (components/shared-names.ts), as before for the default app namespace and stacks deployed before.
+const gatewayName = (args: Http01Target) => sharedName(args, `${args.appName}-gateway`);
+const redirectName = (args: Http01Target) => sharedName(args, `${args.appName}-redirect`);
 const serviceOf = (args: RoutingArgs, version: string) => `${args.appName}-${version}`;
 // Written out although it is the API's default, so the precedence below is visible in the object.
 const everyPath: IHTTPRouteMatch = { path: { type: "PathPrefix", value: "/" } };

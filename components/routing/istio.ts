@@ -25,8 +25,7 @@ import type { IGateway } from "@kubernetes-models/istio/networking.istio.io/v1/G
 import type { IVirtualService } from "@kubernetes-models/istio/networking.istio.io/v1/VirtualService";
 
 import type { Manifest } from "../manifest";
-import { sharedName } from "../shared-names";
-import { ROUTING_OBJECT_ANNOTATIONS, routingChild, type Http01Solver, type Http01Target, type Routing, type RoutingArgs } from "./shape";
+import { ROUTING_OBJECT_ANNOTATIONS, routingChild, sharedName, type Http01Solver, type Http01Target, type Routing, type RoutingArgs } from "./shape";
 
 const API_VERSION = "networking.istio.io/v1";
 
@@ -40,8 +39,8 @@ const gatewayName = (args: RoutingArgs) => `${args.appName}-gateway`;
 const httpGatewayName = (args: RoutingArgs) => `${args.appName}-http-gateway`;
 /** How the VirtualServices name the Gateway. */
 const gatewayRef = (args: RoutingArgs) => `${args.namespace}/${gatewayName(args)}`;
-/** Cluster-scoped, so named per app namespace; Istio reads its controller, not its name. */
-const ingressClassName = (target: Http01Target) => sharedName(target.namespace, "istio");
+/** Cluster-scoped, so named per stack (components/shared-names.ts); Istio reads its controller, not its name. */
+const ingressClassName = (target: Http01Target) => sharedName(target, "istio");
 /** The redirect is a route of its own (see the header) when ACME challenges must pass port 80. */
 const redirectsByRoute = (args: RoutingArgs) => args.httpsRedirect && args.acmeHttp01 === true;
 

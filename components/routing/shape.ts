@@ -31,6 +31,11 @@ export interface RouteSettings {
      */
     readonly acmeHttp01?: boolean;
     /**
+     * Prefix of the names of the objects other stacks on the cluster may name too: those in the shared
+     * ingress namespace and cluster-scoped ones (components/shared-names.ts). Default: "".
+     */
+    readonly sharedNamePrefix?: string;
+    /**
      * Where a routing API reports whether it took the routes (the Gateway API's route status): how long
      * `pulumi up` waits for that report, and the cluster to read it from. Undefined: no wait.
      */
@@ -84,7 +89,10 @@ export interface Routing extends pulumi.ComponentResource {
 export type RoutingComponent = new (name: string, args: RoutingArgs, opts?: pulumi.ComponentResourceOptions) => Routing;
 
 /** What an ACME solver needs to know of a stack's routing objects: the names the component gives them. */
-export type Http01Target = Pick<RoutingArgs, "appName" | "namespace" | "ingressNamespace">;
+export type Http01Target = Pick<RoutingArgs, "appName" | "namespace" | "ingressNamespace" | "sharedNamePrefix">;
+
+/** The name of an object other stacks on the cluster may name too (see `sharedNamePrefix`). */
+export const sharedName = (target: Http01Target, name: string): string => `${target.sharedNamePrefix ?? ""}${name}`;
 
 /**
  * cert-manager's HTTP-01 solver (an Issuer's `spec.acme.solvers[].http01`, cert-manager.io/v1): an
