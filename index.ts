@@ -14,9 +14,14 @@ import { ROUTING } from "./components/routing";
 import { GATEWAY_SERVICE } from "./components/routing/gateway-api";
 import type { RouteSettings } from "./components/routing/shape";
 import { MeshSecurity } from "./components/security";
+import { sharedNamePrefix } from "./components/shared-names";
 import { GatewayTls } from "./components/tls";
 
 const MIN_NODE_MAJOR = 22;
+/** The app's Service, and the prefix of its Deployments and routing objects. */
+const APP_NAME = "cowsay-nginx";
+/** The TLS component, and the prefix of its Issuer's name. */
+const TLS = "tls";
 
 /**
  * Whether the stack stores a config key as a secret. The SDK knows (`allConfig` returns values
@@ -51,9 +56,10 @@ async function lastRun(): Promise<LastRun | undefined> {
     const self = new pulumi.StackReference(`${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`);
     const split = (await self.getOutputDetails("trafficSplit")).value as Record<string, number> | undefined;
     const versions = (await self.getOutputDetails("versions")).value as LastRun["versions"] | string[] | undefined;
+    const prefix = (await self.getOutputDetails("sharedNamePrefix")).value as string | undefined;
     if (split === undefined) return undefined;
     // Stacks deployed before the versions output carried images listed only the names.
-    return { live: Object.keys(split), versions: Array.isArray(versions) || versions === undefined ? {} : versions };
+    return { live: Object.keys(split), versions: Array.isArray(versions) || versions === undefined ? {} : versions, sharedNamePrefix: prefix };
 }
 
 /**
@@ -71,7 +77,7 @@ function cluster() {
     return { kubeconfig: kubernetes.getSecret("kubeconfig"), context: kubernetes.get("context") };
 }
 
-function deploy(settings: Settings) {
+function deploy(settings: Settings, last: LastRun | undefined) {
     const mesh = settings.installIstio
         ? new IstioMesh("istio", {
               ingressNamespace: settings.ingressNamespace,
@@ -82,13 +88,27 @@ function deploy(settings: Settings) {
         : undefined;
     const gatewayApi = settings.gatewayApiCrds === undefined ? undefined : new GatewayApiCrds("gateway-api", { source: settings.gatewayApiCrds });
     const secret = (key: string, value: string): pulumi.Input<string> => (settings.secretKeys.has(key) ? pulumi.secret(value) : value);
+    const routing = ROUTING[settings.routingApi];
+    const acme = settings.issuer.kind === "acme";
+    // Names in the ingress namespace and the cluster scope, which other stacks on the cluster share.
+    const prefix = sharedNamePrefix(settings.appNamespace, last);
 
-    const tls = new GatewayTls("tls", {
+    const tls = new GatewayTls(TLS, {
         hostname: settings.hostname,
         namespace: mesh?.ingressNamespace ?? settings.ingressNamespace,
-        issuer: settings.issuer.kind === "acme" ? { ...settings.issuer, email: secret("acmeEmail", settings.issuer.email) } : settings.issuer,
+        issuer:
+            settings.issuer.kind === "acme"
+                ? {
+                      ...settings.issuer,
+                      email: secret("acmeEmail", settings.issuer.email),
+                      // The solver names the routing objects the app creates below, by their names.
+                      http01: routing.http01Solver({ appName: APP_NAME, namespace: settings.appNamespace, ingressNamespace: settings.ingressNamespace, sharedNamePrefix: prefix }),
+                  }
+                : settings.issuer,
+        issuerName: `${prefix}${TLS}-${settings.issuer.kind}`,
         installCertManager: settings.installCertManager,
-        prerequisites: mesh === undefined ? [] : [mesh],
+        // cert-manager with its Gateway API support waits for the Gateway API's CRDs.
+        prerequisites: [...(mesh === undefined ? [] : [mesh]), ...(acme && gatewayApi !== undefined ? [gatewayApi] : [])],
     });
 
     if (settings.smokeCheck && settings.gatewayUrl === undefined) {
@@ -103,8 +123,9 @@ function deploy(settings: Settings) {
     const prerequisites = [...(mesh === undefined ? [] : [mesh]), ...(gatewayApi === undefined ? [] : [gatewayApi]), tls];
     const app = new BlueGreenApp("cowsay", {
         namespace: settings.appNamespace,
+        appName: APP_NAME,
         plan,
-        routing: ROUTING[settings.routingApi],
+        routing: routing.component,
         route: {
             hostname: settings.hostname,
             testRouteHeader: settings.testRouteHeader,
@@ -112,6 +133,8 @@ function deploy(settings: Settings) {
             ingressNamespace: settings.ingressNamespace,
             tlsSecretName: tls.secretName,
             httpsRedirect: settings.httpsRedirect,
+            acmeHttp01: acme,
+            sharedNamePrefix: prefix,
             statusWait: statusWait(settings),
         },
         gate:
@@ -123,7 +146,7 @@ function deploy(settings: Settings) {
     });
     new MeshSecurity("cowsay", {
         namespace: settings.appNamespace,
-        appName: "cowsay-nginx",
+        appName: APP_NAME,
         podSelector: app.podSelector,
         allowedPrincipals: [`cluster.local/ns/${settings.ingressNamespace}/sa/istio-ingressgateway`, ...settings.meshClients],
         prerequisites: [...prerequisites, app.namespace],
@@ -147,6 +170,8 @@ function deploy(settings: Settings) {
         trafficSplit: whenRouted(Object.fromEntries(plan.serving.map((v) => [v.name, v.weight]))),
         versions: Object.fromEntries(plan.versions.map((v) => [v.name, v.expect === undefined ? { image: v.image } : { image: v.image, expect: v.expect }])),
         gatewayHost: settings.hostname,
+        // Read back by the next update (lastRun), so that the names of this stack's shared objects never change.
+        sharedNamePrefix: prefix,
         gatewayUrl: secret("gatewayUrl", settings.gatewayUrl ?? ""),
         gatewayAddressCommand: gatewayAddressCommand({ type: settings.gatewayServiceType, namespace: settings.ingressNamespace, service: GATEWAY_SERVICE }),
         // Commands built from gatewayUrl carry whatever it carries, so they are as secret as it is.
@@ -167,11 +192,12 @@ export = async () => {
         );
     }
     const { raw, secretKeys } = projectConfig();
+    const last = await lastRun();
     let settings: Settings;
     try {
-        settings = parseSettings(raw, secretKeys, await lastRun());
+        settings = parseSettings(raw, secretKeys, last);
     } catch (err) {
         refuse(err);
     }
-    return deploy(settings);
+    return deploy(settings, last);
 };

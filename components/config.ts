@@ -567,6 +567,11 @@ export interface LastRun {
     readonly live: readonly string[];
     /** Every version it declared, name -> image and expect (the versions output). */
     readonly versions: Readonly<Record<string, { readonly image: string; readonly expect?: string }>>;
+    /**
+     * The prefix of its objects' names in the shared ingress namespace and the cluster scope (the
+     * sharedNamePrefix output); undefined for a stack deployed before the output existed.
+     */
+    readonly sharedNamePrefix?: string;
 }
 
 /**

@@ -1,20 +1,36 @@
 // TLS for the gateway host: cert-manager (optional, for clusters that lack it), an Issuer, and the
 // Certificate whose Secret the Istio Gateway serves. The Secret lives in the ingress gateway's
-// namespace because that is where Istio reads `credentialName` from.
+// namespace because that is where Istio reads `credentialName` from. With ACME, the HTTP-01 solver is
+// the one the routing API gives (components/routing/): it knows how a challenge on port 80 reaches
+// cert-manager's solver pod past the HTTPS redirect.
 import * as k8s from "@pulumi/kubernetes";
 import { CertManager } from "@pulumi/kubernetes-cert-manager";
 import * as pulumi from "@pulumi/pulumi";
 
 import versions from "../versions.json";
 import type { IssuerSettings } from "./config";
+import type { Http01Solver } from "./routing/shape";
 
-/** The issuer as the component takes it: the ACME e-mail may be a secret. */
+/**
+ * The issuer as the component takes it: the ACME e-mail may be a secret, and ACME comes with the
+ * HTTP-01 solver of the stack's routing API.
+ */
 export type IssuerArgs =
     | Extract<IssuerSettings, { kind: "selfsigned" }>
-    | (Omit<Extract<IssuerSettings, { kind: "acme" }>, "email"> & { readonly email: pulumi.Input<string> });
+    | (Omit<Extract<IssuerSettings, { kind: "acme" }>, "email"> & { readonly email: pulumi.Input<string>; readonly http01: Http01Solver });
 
 /** The cert-manager chart every install is pinned to (versions.json; the tests load this release's CRDs). */
 export const CERT_MANAGER_VERSION: string = versions.certManager;
+
+/**
+ * cert-manager's controller configuration (chart value `config`) that turns its Gateway API support on;
+ * cert-manager's recommended way since 1.16 (its docs, usage/gateway).
+ */
+export const GATEWAY_API_CONTROLLER_CONFIG = {
+    apiVersion: "controller.config.cert-manager.io/v1alpha1",
+    kind: "ControllerConfiguration",
+    enableGatewayAPI: true,
+} as const;
 
 export interface GatewayTlsArgs {
     /** Host name the certificate is for. */
@@ -27,6 +43,11 @@ export interface GatewayTlsArgs {
     readonly installCertManager?: boolean;
     /** Name of the Secret the Certificate writes. Default: "<hostname with dots as dashes>-tls". */
     readonly secretName?: string;
+    /**
+     * Name of the Issuer (and prefix of its ACME account Secret), in the namespace other stacks may share.
+     * Default: "<name>-<issuer kind>".
+     */
+    readonly issuerName?: string;
     /** What must exist first (the ingress namespace's install). Default: none. */
     readonly prerequisites?: readonly pulumi.Resource[];
 }
@@ -42,15 +63,22 @@ export class GatewayTls extends pulumi.ComponentResource {
         super("cowsay-bluegreen:tls:GatewayTls", name, {}, opts);
         this.secretName = args.secretName ?? `${args.hostname.replace(/\./g, "-")}-tls`;
 
+        // cert-manager solves through HTTPRoutes only with its Gateway API support on, and then its
+        // controller does not start until the Gateway API CRDs exist (they are among the prerequisites).
+        const gatewayApi = args.issuer.kind === "acme" && "gatewayHTTPRoute" in args.issuer.http01;
         if (args.installCertManager ?? true) {
             const namespace = new k8s.core.v1.Namespace(`${name}-cert-manager`, { metadata: { name: "cert-manager" } }, { parent: this });
             this.certManager = new CertManager(
                 `${name}-cert-manager`,
                 {
                     installCRDs: true,
-                    helmOptions: { namespace: namespace.metadata.name, version: CERT_MANAGER_VERSION },
+                    helmOptions: {
+                        namespace: namespace.metadata.name,
+                        version: CERT_MANAGER_VERSION,
+                        ...(gatewayApi ? { values: { config: GATEWAY_API_CONTROLLER_CONFIG } } : {}),
+                    },
                 },
-                { parent: this },
+                gatewayApi ? { parent: this, dependsOn: [...(args.prerequisites ?? [])] } : { parent: this },
             );
         }
         // The Issuer and Certificate kinds exist only once cert-manager's CRDs are installed.
@@ -59,7 +87,7 @@ export class GatewayTls extends pulumi.ComponentResource {
             dependsOn: [...(args.prerequisites ?? []), ...(this.certManager === undefined ? [] : [this.certManager])],
         };
 
-        const issuerName = `${name}-${args.issuer.kind}`;
+        const issuerName = args.issuerName ?? `${name}-${args.issuer.kind}`;
         this.issuer = new k8s.apiextensions.CustomResource(
             `${name}-issuer`,
             {
@@ -74,8 +102,8 @@ export class GatewayTls extends pulumi.ComponentResource {
                                   email: args.issuer.email,
                                   server: args.issuer.server,
                                   privateKeySecretRef: { name: `${issuerName}-account` },
-                                  // The HTTP-01 challenge enters through the Istio ingress gateway.
-                                  solvers: [{ http01: { ingress: { ingressClassName: "istio" } } }],
+                                  // The HTTP-01 challenge enters through the ingress gateway, on port 80.
+                                  solvers: [{ http01: args.issuer.http01 }],
                               },
                           },
             },

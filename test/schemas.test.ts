@@ -22,6 +22,7 @@ async function loadModels(): Promise<Record<string, Model>> {
         "kubernetes:core/v1:Service": m(await import("kubernetes-models/v1/Service"), "Service"),
         "kubernetes:apps/v1:Deployment": m(await import("kubernetes-models/apps/v1/Deployment"), "Deployment"),
         "kubernetes:policy/v1:PodDisruptionBudget": m(await import("kubernetes-models/policy/v1/PodDisruptionBudget"), "PodDisruptionBudget"),
+        "kubernetes:networking.k8s.io/v1:IngressClass": m(await import("kubernetes-models/networking.k8s.io/v1/IngressClass"), "IngressClass"),
         "kubernetes:networking.istio.io/v1:DestinationRule": m(await import("@kubernetes-models/istio/networking.istio.io/v1/DestinationRule"), "DestinationRule"),
         "kubernetes:networking.istio.io/v1:Gateway": m(await import("@kubernetes-models/istio/networking.istio.io/v1/Gateway"), "Gateway"),
         "kubernetes:networking.istio.io/v1:VirtualService": m(await import("@kubernetes-models/istio/networking.istio.io/v1/VirtualService"), "VirtualService"),
@@ -61,6 +62,15 @@ const STACKS: Record<string, Record<string, string>> = {
         smokeCheck: "false",
         meshClients: JSON.stringify(["cluster.local/ns/shop/sa/frontend"]),
     },
+    "ACME with the HTTPS redirect (a port-80 Gateway and redirect route)": { issuer: "acme", acmeEmail: "ops@example.com" },
+    "gateway-api: ACME with the HTTPS redirect, a second stack's app namespace": {
+        routingApi: "gateway-api",
+        issuer: "acme",
+        acmeEmail: "ops@example.com",
+        appNamespace: "shop",
+        hostname: "shop.example.com",
+    },
+    "gateway-api: ACME, plain HTTP": { routingApi: "gateway-api", issuer: "acme", acmeEmail: "ops@example.com", httpsRedirect: "false" },
     "gateway-api: v2 live, gated, idle versions stopped": {
         routingApi: "gateway-api",
         activeVersion: "v2",

@@ -18,7 +18,7 @@ import { NO_SERVICE_AWAIT } from "../annotations";
 import type { Manifest } from "../manifest";
 import type { VersionPlan } from "../plan";
 import { RouteStatus, type RouteRef } from "../route-status";
-import { ROUTING_OBJECT_ANNOTATIONS, routingChild, type Routing, type RoutingArgs } from "./shape";
+import { ROUTING_OBJECT_ANNOTATIONS, routingChild, sharedName, type Http01Solver, type Http01Target, type Routing, type RoutingArgs } from "./shape";
 
 /**
  * The Service of the ingress gateway the Gateway binds to: the one the `gateway` chart creates for the
@@ -28,7 +28,10 @@ export const GATEWAY_SERVICE = "istio-ingressgateway";
 const API_VERSION = "gateway.networking.k8s.io/v1";
 const GATEWAY_GROUP = "gateway.networking.k8s.io";
 
-const gatewayName = (args: RoutingArgs) => `${args.appName}-gateway`;
+// The Gateway and the redirect route live in the shared ingress namespace: named per stack
+// (components/shared-names.ts), as before for the default app namespace and stacks deployed before.
+const gatewayName = (args: Http01Target) => sharedName(args, `${args.appName}-gateway`);
+const redirectName = (args: Http01Target) => sharedName(args, `${args.appName}-redirect`);
 const serviceOf = (args: RoutingArgs, version: string) => `${args.appName}-${version}`;
 // Written out although it is the API's default, so the precedence below is visible in the object.
 const everyPath: IHTTPRouteMatch = { path: { type: "PathPrefix", value: "/" } };
@@ -75,6 +78,14 @@ export function versionService(args: RoutingArgs, version: VersionPlan): k8s.cor
  */
 export function gateway(args: RoutingArgs): Manifest<IGatewaySpec> {
     const fromApp = { namespaces: { from: "Selector" as const, selector: { matchLabels: { "kubernetes.io/metadata.name": args.namespace } } } };
+    // cert-manager puts the solver's HTTPRoute in the Issuer's namespace, the ingress namespace: with the
+    // redirect, `Same` lets it attach; without, plain HTTP must take routes from both namespaces.
+    const fromAppAndSolver = {
+        namespaces: {
+            from: "Selector" as const,
+            selector: { matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: [args.namespace, args.ingressNamespace] }] },
+        },
+    };
     return {
         apiVersion: API_VERSION,
         kind: "Gateway",
@@ -88,8 +99,9 @@ export function gateway(args: RoutingArgs): Manifest<IGatewaySpec> {
                     port: 80,
                     protocol: "HTTP",
                     hostname: args.hostname,
-                    // With the redirect, only the redirect route (next to the Gateway) may attach here.
-                    allowedRoutes: args.httpsRedirect ? { namespaces: { from: "Same" } } : fromApp,
+                    // With the redirect, only the routes next to the Gateway may attach here: the redirect
+                    // and, with ACME, the HTTP-01 solver's.
+                    allowedRoutes: args.httpsRedirect ? { namespaces: { from: "Same" } } : args.acmeHttp01 === true ? fromAppAndSolver : fromApp,
                 },
                 {
                     name: "https",
@@ -104,12 +116,18 @@ export function gateway(args: RoutingArgs): Manifest<IGatewaySpec> {
     };
 }
 
-/** Plain HTTP answers with a redirect to HTTPS. */
+/**
+ * Plain HTTP answers with a redirect to HTTPS. Its one rule has no match (every path, as a prefix "/"),
+ * so an ACME challenge is not redirected: the solver's route (gatewayApiHttp01Solver) on the same
+ * listener and host matches `Exact` `/.well-known/acme-challenge/<token>`, and the API orders matches
+ * across all routes of a listener by precedence, an Exact path first, before any prefix (HTTPRouteRule,
+ * gateway-api apis/v1/httproute_types.go), whichever route is older.
+ */
 export function redirectRoute(args: RoutingArgs): Manifest<IHTTPRouteSpec> {
     return {
         apiVersion: API_VERSION,
         kind: "HTTPRoute",
-        metadata: { name: `${args.appName}-redirect`, namespace: args.ingressNamespace, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
+        metadata: { name: redirectName(args), namespace: args.ingressNamespace, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
         spec: {
             parentRefs: [{ group: GATEWAY_GROUP, kind: "Gateway", name: gatewayName(args), sectionName: "http" }],
             hostnames: [args.hostname],
@@ -163,6 +181,16 @@ export function meshRoute(args: RoutingArgs): Manifest<IHTTPRouteSpec> {
         metadata: { name: `${args.appName}-mesh`, namespace: args.namespace, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
         spec: { parentRefs: [{ group: "", kind: "Service", name: args.appName, port: args.port }], rules: [liveRule(args)] },
     };
+}
+
+/**
+ * cert-manager's Gateway API solver: for each challenge it creates an HTTPRoute (in the Issuer's
+ * namespace, the ingress namespace) on the Gateway's plain-HTTP listener, which the listener admits
+ * (see gateway()) and which wins over the redirect (see redirectRoute()). cert-manager must run with
+ * its Gateway API support on (components/tls.ts turns it on when it installs cert-manager).
+ */
+export function gatewayApiHttp01Solver(target: Http01Target): Http01Solver {
+    return { gatewayHTTPRoute: { parentRefs: [{ group: GATEWAY_GROUP, kind: "Gateway", name: gatewayName(target), namespace: target.ingressNamespace, sectionName: "http" }] } };
 }
 
 /** A route as the status wait names it: where it is and the generation the API server gave this update's write. */

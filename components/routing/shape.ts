@@ -26,6 +26,16 @@ export interface RouteSettings {
     /** Redirect plain HTTP to HTTPS. */
     readonly httpsRedirect: boolean;
     /**
+     * The stack's certificate comes from ACME over HTTP-01: port 80 must carry the challenge requests
+     * (`/.well-known/acme-challenge/<token>`) to cert-manager's solver, not redirect them. Default: false.
+     */
+    readonly acmeHttp01?: boolean;
+    /**
+     * Prefix of the names of the objects other stacks on the cluster may name too: those in the shared
+     * ingress namespace and cluster-scoped ones (components/shared-names.ts). Default: "".
+     */
+    readonly sharedNamePrefix?: string;
+    /**
      * Where a routing API reports whether it took the routes (the Gateway API's route status): how long
      * `pulumi up` waits for that report, and the cluster to read it from. Undefined: no wait.
      */
@@ -77,6 +87,33 @@ export interface Routing extends pulumi.ComponentResource {
 
 /** A routing API: a component class the caller picks (components/routing/index.ts). */
 export type RoutingComponent = new (name: string, args: RoutingArgs, opts?: pulumi.ComponentResourceOptions) => Routing;
+
+/** What an ACME solver needs to know of a stack's routing objects: the names the component gives them. */
+export type Http01Target = Pick<RoutingArgs, "appName" | "namespace" | "ingressNamespace" | "sharedNamePrefix">;
+
+/** The name of an object other stacks on the cluster may name too (see `sharedNamePrefix`). */
+export const sharedName = (target: Http01Target, name: string): string => `${target.sharedNamePrefix ?? ""}${name}`;
+
+/**
+ * cert-manager's HTTP-01 solver (an Issuer's `spec.acme.solvers[].http01`, cert-manager.io/v1): an
+ * Ingress of a class, or an HTTPRoute on Gateway listeners. Only the fields this program sets.
+ */
+export type Http01Solver =
+    | { readonly ingress: { readonly ingressClassName: string } }
+    | {
+          readonly gatewayHTTPRoute: {
+              readonly parentRefs: readonly { readonly group: string; readonly kind: string; readonly name: string; readonly namespace: string; readonly sectionName: string }[];
+          };
+      };
+
+/**
+ * A routing API as the caller picks it: its component, and how cert-manager's HTTP-01 solver reaches
+ * the port-80 side of the objects that component creates (the Issuer is made before them, from names).
+ */
+export interface RoutingApiChoice {
+    readonly component: RoutingComponent;
+    readonly http01Solver: (target: Http01Target) => Http01Solver;
+}
 
 /**
  * Options of a routing object: a child of `component`, after the prerequisites and `after`, and known

@@ -37,7 +37,9 @@ const STACKS: Record<string, Record<string, string>> = {
             v3: { image: "dougbtv/nginx-cowsay:v3", expect: "v3" },
         }),
     },
+    "ACME (a port-80 Gateway and redirect route, an IngressClass)": { issuer: "acme", acmeEmail: "ops@example.com" },
     "gateway-api, the example stack": { routingApi: "gateway-api" },
+    "gateway-api, ACME, a second stack's app namespace": { routingApi: "gateway-api", issuer: "acme", acmeEmail: "ops@example.com", appNamespace: "shop", hostname: "shop.example.com" },
     "gateway-api, a 90/10 split, idle v3 stopped": {
         routingApi: "gateway-api",
         trafficSplit: '{"v1":90,"v2":10}',
