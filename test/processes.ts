@@ -174,7 +174,13 @@ export function processesIn(dir: string): ProcessInfo[] {
         if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
         try {
             const cwd = readlinkSync(`/proc/${entry}/cwd`);
-            if (cwd === dir || cwd.startsWith(`${dir}/`)) found.push({ pid: Number(entry), command: readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ").trim() });
+            if (cwd !== dir && !cwd.startsWith(`${dir}/`)) continue;
+            // A zombie, or a process in the middle of exiting, is already gone (as processesMentioning
+            // has it): its state says Z or X, and it has no command line left to show.
+            const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+            const command = readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+            if (/^[ZX]/.test(stat.slice(stat.lastIndexOf(")") + 2)) || command === "") continue;
+            found.push({ pid: Number(entry), command });
         } catch {
             // gone meanwhile, or not ours to read
         }
