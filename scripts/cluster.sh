@@ -320,7 +320,7 @@ cmd_stop_start() {   # cmd_stop_start stop|start|restart COMPONENT
         local chart=0
         [[ -e $W/istiod/runner.pid ]] && chart=1
         [[ $action == start ]] || { log "stopping istiod ..."; istiod_sh stop; }
-        [[ $action == stop ]] || return 0
+        [[ $action != stop ]] || return 0
         if ((chart)); then istiod_sh chart
         # A cluster `up` started without istiod lacks the CRDs istiod needs.
         else { [[ -d $W/istiod ]] || cmd_apply_crds; istiod_sh start; }; fi

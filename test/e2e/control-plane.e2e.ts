@@ -200,8 +200,8 @@ describe("scripts/cluster.sh: bad input is one line, and nothing is started or r
         ["an unknown component", ["restart", "kube"], {}, "unknown component 'kube'; allowed: etcd, apiserver, controller-manager, scheduler, kwok, istiod"],
         ["an unknown option of down", ["down", "--force"], {}, "down takes --keep-logs or nothing, not '--force'"],
         ["a node count that is not a number", ["up"], { COWSAY_CLUSTER_NODES: "two" }, "COWSAY_CLUSTER_NODES is 'two'; allowed: a whole number of 1 or more"],
-        ["an istiod switch that is not 0 or 1", ["up"], { COWSAY_CLUSTER_ISTIOD: "yes" }, "COWSAY_CLUSTER_ISTIOD is 'yes'; allowed: 0 or 1"],
-        ["an unknown command", ["deploy"], {}, "unknown command 'deploy'; allowed: build, built, up, down, env, status, crds, apply-crds, stop, start, restart, clean, help"],
+        ["an istiod switch that is not 0, 1 or chart", ["up"], { COWSAY_CLUSTER_ISTIOD: "yes" }, "COWSAY_CLUSTER_ISTIOD is 'yes'; allowed: 0, 1 or chart"],
+        ["an unknown command", ["deploy"], {}, "unknown command 'deploy'; allowed: build, built, up, down, env, status, crds, apply-crds, istio-charts, stop, start, restart, clean, help"],
     ];
     for (const [what, args, extraEnv, message] of cases) {
         it(`refuses ${what}`, async () => {
