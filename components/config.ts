@@ -12,6 +12,7 @@
 // defaults, paths in messages) is zod's.
 import * as z from "zod";
 
+import { AnalysisError, parseAnalysis, type AnalysisSettings } from "./analysis/checks";
 import { IMAGE_EXAMPLE, imageProblem } from "./image";
 
 /** A value as Pulumi.yaml declares it. */
@@ -403,6 +404,37 @@ export const configSchema = z.strictObject(
             },
             z.string().transform(orNone(url)),
         ),
+        prometheusUrl: key(
+            {
+                default: "",
+                allowed: '`""` or an `http://` or `https://` URL',
+                secret: true,
+                description:
+                    "Prometheus's HTTP API as seen from where pulumi runs (for example http://prometheus.example:9090); once set, the " +
+                    "metric analysis runs (docs/analysis.md). It may carry basic-auth credentials (https://user:password@host).",
+            },
+            z.string().transform(orNone(url)),
+        ),
+        prometheusToken: key(
+            {
+                default: "",
+                allowed: "a bearer token, or `\"\"` for none",
+                secret: true,
+                description: "Sent to prometheusUrl as Authorization: Bearer; set it with --secret.",
+            },
+            z.string().transform((text) => (text.trim() === "" ? undefined : text.trim())),
+        ),
+        analysis: key(
+            {
+                default: {},
+                allowed: "an object: `preSwitch`, `trafficPerSecond`, `checks` (docs/analysis.md)",
+                description:
+                    "With prometheusUrl set: the checks a version must pass on Istio's metrics, before the switch (in the gate, on " +
+                    "synthetic traffic) and at each step of npm run fleet -- rollout. {} runs the built-in success-rate (min 99) and " +
+                    "request-duration (p99, max 500 ms) checks.",
+            },
+            json("an object", z.unknown()),
+        ),
         hostname: key(
             {
                 default: "cowsay.example.com",
@@ -605,7 +637,7 @@ function refuseRemovingLive(declared: readonly string[], last: LastRun | undefin
  * it no longer declares), then the route, then what the gate and the issuer need.
  */
 function settle(values: ConfigValues, secretKeys: ReadonlySet<string>, last: LastRun | undefined) {
-    const { acmeEmail, acmeServer, replicas, trafficSplit, ...rest } = values;
+    const { acmeEmail, acmeServer, replicas, trafficSplit, prometheusUrl, prometheusToken, analysis: analysisValue, ...rest } = values;
     const names = Object.keys(values.versions);
     refuseRemovingLive(names, last);
 
@@ -660,7 +692,20 @@ function settle(values: ConfigValues, secretKeys: ReadonlySet<string>, last: Las
         issuer = { kind: "acme", email: acmeEmail, server: acmeServer.replace(/\/+$/, "") };
     }
 
-    return { ...rest, versions: versions as ReadonlyMap<string, VersionSpec>, trafficSplit: weights as ReadonlyMap<string, number>, gatewayApiCrds, issuer, secretKeys };
+    // Parsed also without prometheusUrl, so that a stack's bad analysis is refused before it is turned on.
+    let checks: AnalysisSettings;
+    try {
+        checks = parseAnalysis(analysisValue);
+    } catch (err) {
+        if (err instanceof AnalysisError) throw new ConfigError(`analysis${err.path === "" ? "" : err.path.startsWith("[") ? err.path : `.${err.path}`}`, err.message);
+        throw err;
+    }
+    if (prometheusToken !== undefined && prometheusUrl === undefined) {
+        throw new ConfigError("prometheusToken", 'is set but prometheusUrl is ""; set prometheusUrl to the Prometheus the token is for, or remove the token.');
+    }
+    const analysis = prometheusUrl === undefined ? undefined : { provider: { url: prometheusUrl, token: prometheusToken }, ...checks };
+
+    return { ...rest, versions: versions as ReadonlyMap<string, VersionSpec>, trafficSplit: weights as ReadonlyMap<string, number>, gatewayApiCrds, issuer, analysis, secretKeys };
 }
 
 /** One deployable version of the app, as declared (its replicas filled in from the replicas key). */
@@ -680,6 +725,8 @@ export interface VersionSpec {
 export type Settings = ReturnType<typeof settle>;
 export type IssuerSettings = Settings["issuer"];
 export type GatewayServiceType = Settings["gatewayServiceType"];
+/** The metric analysis: where Prometheus is and what to check; undefined without prometheusUrl. */
+export type Analysis = NonNullable<Settings["analysis"]>;
 
 /** A key at the top level that the schema does not declare. */
 function isUnknownKey(issue: z.core.$ZodIssue): issue is z.core.$ZodIssueUnrecognizedKeys {
