@@ -753,7 +753,7 @@ export function parseSettings(raw: RawConfig, secretKeys: ReadonlySet<string> = 
         if ((CONFIG_KEYS as readonly string[]).includes(key) && !(SECRET_CAPABLE_KEYS as readonly string[]).includes(key)) {
             throw new ConfigError(
                 key,
-                `is stored as a secret, but its value is written in plain text into Kubernetes objects and stack outputs; only ${SECRET_CAPABLE_KEYS.join(" and ")} can be kept secret. Set it again without --secret.`,
+                `is stored as a secret, but its value is written in plain text into Kubernetes objects and stack outputs; only ${SECRET_CAPABLE_KEYS.slice(0, -1).join(", ")} and ${SECRET_CAPABLE_KEYS[SECRET_CAPABLE_KEYS.length - 1]} can be kept secret. Set it again without --secret.`,
             );
         }
     }

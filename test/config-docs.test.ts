@@ -58,6 +58,6 @@ describe("what the config schema generates", () => {
         const rows = configTable().split("\n").slice(2);
         assert.deepEqual(rows.map((r) => /^\| `([^`]+)`/.exec(r)?.[1]), [...CONFIG_KEYS]);
         assert.deepEqual(rows.filter((r) => r.includes("| may be |")).map((r) => /^\| `([^`]+)`/.exec(r)?.[1]), [...SECRET_CAPABLE_KEYS]);
-        assert.deepEqual([...SECRET_CAPABLE_KEYS], ["gatewayUrl", "acmeEmail"]);
+        assert.deepEqual([...SECRET_CAPABLE_KEYS], ["gatewayUrl", "prometheusUrl", "prometheusToken", "acmeEmail"]);
     });
 });

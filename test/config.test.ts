@@ -86,7 +86,7 @@ describe("bad stack config", () => {
         assert.throws(() => parseSettings({ hostname: "cowsay.example.com" }, new Set(["hostname"])), {
             name: "ConfigError",
             message:
-                "Invalid config hostname: is stored as a secret, but its value is written in plain text into Kubernetes objects and stack outputs; only gatewayUrl and acmeEmail can be kept secret. Set it again without --secret.",
+                "Invalid config hostname: is stored as a secret, but its value is written in plain text into Kubernetes objects and stack outputs; only gatewayUrl, prometheusUrl, prometheusToken and acmeEmail can be kept secret. Set it again without --secret.",
         });
         assert.deepEqual([...parseSettings({ gatewayUrl: "https://u:p@203.0.113.10" }, new Set(["gatewayUrl"])).secretKeys], ["gatewayUrl"]);
     });

@@ -62,7 +62,7 @@ export interface AnalysisContext {
     readonly query?: (promql: string) => Promise<number | undefined>;
 }
 
-const round = (value: number) => (Number.isInteger(value) ? String(value) : value.toFixed(Math.abs(value) >= 100 ? 1 : 3));
+const round = (value: number) => String(Number(value.toFixed(Math.abs(value) >= 100 ? 1 : 3)));
 
 /** The URL without credentials, for messages. */
 export function shownUrl(url: string): string {
