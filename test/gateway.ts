@@ -7,8 +7,14 @@
 // the minimal renderedRoutes (test/rendered-routes.ts). Tests can break a version's page, make the
 // gateway hang (accept and never answer), take it down and bring it back at the same addresses, and
 // reset it to serving before a test that needs it so.
+//
+// It also exports Istio's standard request metrics (test/istio-metrics.ts) on a loopback port of its
+// own at /stats/prometheus, as Envoy does, for the gateway and for the sidecar of the version that
+// answered; with COWSAY_PROMETHEUS_TARGETS set it registers that port with the Prometheus of
+// scripts/cluster.sh (a file_sd target file). And tests can break a version the way a bad release
+// does (test/faults.ts): a share of 503s, or late answers, which the metrics then show.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server as HttpServer } from "node:http";
 import { createServer, request, type Server } from "node:https";
 import type { AddressInfo } from "node:net";
@@ -16,7 +22,9 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type { Duplex } from "node:stream";
 
-import { HEADER, HOST, VERSIONS } from "./constants";
+import { APP, APP_NAMESPACE, HEADER, HOST, VERSIONS } from "./constants";
+import { Faults } from "./faults";
+import { IstioMetrics, type MeshNames } from "./istio-metrics";
 
 /** A Kubernetes object as the routing needs it. */
 export interface KubeObject {
@@ -47,10 +55,16 @@ export interface GatewayRequest {
     readonly url: string;
 }
 
-/** Where a request goes: a version whose pod answers with its image's page, or an answer of the gateway's own. */
+/**
+ * Where a request goes: a version whose pod answers with its image's page, or an answer of the
+ * gateway's own. `service` is the Service host (`<name>.<namespace>.svc.cluster.local`) of the
+ * cluster the route chose, for the metrics; default: the app's Service for a pod's answer and for
+ * "UH", none otherwise. `flags` are Envoy's response flags for an answer of the gateway's own;
+ * default: "NR" for a 404, "UH" for a 503, "-" otherwise.
+ */
 export type Routed =
-    | { readonly version: string; readonly image: string }
-    | { readonly status: number; readonly reason: string; readonly location?: string; readonly version?: string };
+    | { readonly version: string; readonly image: string; readonly service?: string }
+    | { readonly status: number; readonly reason: string; readonly location?: string; readonly version?: string; readonly service?: string; readonly flags?: string };
 
 /** Decides where each request goes. */
 export type Router = (request: GatewayRequest) => Promise<Routed>;
@@ -68,14 +82,29 @@ export function pageOf(image: string): string {
 
 export type GatewayMode = "serving" | "silent";
 
+/** The directory of Prometheus's file_sd target files (scripts/cluster.sh), when a suite runs one. */
+export const PROMETHEUS_TARGETS_ENV = "COWSAY_PROMETHEUS_TARGETS";
+
+/** Where the workloads behind the gateway live, and where its metrics are announced. */
+export interface GatewayOptions extends MeshNames {
+    /** Directory to register the metrics port in (a file_sd target file). Default: $COWSAY_PROMETHEUS_TARGETS; none when unset. */
+    readonly prometheusTargets?: string;
+}
+
+/** The page a version's pod answers with when a fault makes it fail: the app's own 503. */
+const FAULT_PAGE = "503 Service Temporarily Unavailable (a fault the test set)\n";
+
 export class StandInGateway {
     /**
      * Requests seen, newest last: the Service port, the test-route header, the version each was routed
-     * to (or the status it got), and the client's User-Agent (curl sends one; the gate sends none).
+     * to (or the status it got; 0 when the client left before a late answer), and the client's
+     * User-Agent (curl sends one; the gate sends none).
      */
     readonly requests: { port: 80 | 443; header?: string; routedTo?: string; status: number; userAgent?: string }[] = [];
     /** Pages to serve instead of an image's own (image -> page): a broken release. */
     readonly overrides = new Map<string, string>();
+    /** Versions that fail a share of their requests or answer late (version -> fault): a bad release. */
+    readonly faults = new Faults();
     mode: GatewayMode = "serving";
     /** Requests a silent gateway took and never answered: a client (the gate) is waiting on it. */
     unanswered = 0;
@@ -83,15 +112,43 @@ export class StandInGateway {
     /** The ports it took at start (HTTPS, HTTP), kept across down() and up(). */
     private readonly ports = { https: 0, http: 0 };
 
+    private readonly metrics: IstioMetrics;
+    private readonly metricsServer: HttpServer;
+    private readonly appService: string;
+    private readonly unregisterOnExit = () => this.unregister();
+    private registered: string | undefined;
+
     private constructor(
         private readonly servers: { readonly https: Server; readonly http: HttpServer },
         private readonly certDir: string,
         private readonly router: Router,
         private readonly header: () => string,
-    ) {}
+        options: GatewayOptions,
+    ) {
+        this.metrics = new IstioMetrics(options);
+        this.appService = `${options.appName ?? APP}.${options.appNamespace ?? APP_NAMESPACE}.svc.cluster.local`;
+        this.metricsServer = createHttpServer((req, res) => {
+            if (req.method !== "GET" || (req.url ?? "").split("?")[0] !== "/stats/prometheus") {
+                res.writeHead(404, { "content-type": "text/plain" }).end("only GET /stats/prometheus here\n");
+                return;
+            }
+            this.metrics.text().then(
+                (text) => res.writeHead(200, { "content-type": this.metrics.contentType }).end(text),
+                (err: unknown) => res.writeHead(500, { "content-type": "text/plain" }).end(`${String(err)}\n`),
+            );
+        });
+    }
 
-    /** Starts on two free loopback ports. `header` is the test-route header in force. */
-    static async start(router: Router, header: () => string = () => HEADER): Promise<StandInGateway> {
+    /**
+     * Starts on two free loopback ports, and its metrics on a third. `header` is the test-route
+     * header in force; `options` name the workloads (defaults: the program's) and the target directory.
+     */
+    static async start(router: Router, header: () => string = () => HEADER, options: GatewayOptions = {}): Promise<StandInGateway> {
+        const targets = options.prometheusTargets ?? process.env[PROMETHEUS_TARGETS_ENV] ?? "";
+        if (targets !== "" && !isDirectory(targets)) {
+            const key = options.prometheusTargets === undefined ? PROMETHEUS_TARGETS_ENV : "prometheusTargets";
+            throw new Error(`${key} is ${JSON.stringify(targets)}; allowed: an existing directory, where Prometheus reads its file_sd target files`);
+        }
         const certDir = mkdtempSync(path.join(tmpdir(), "cowsay-gw-"));
         // A throwaway self-signed certificate, as the default issuer would give the real gateway.
         execFileSync("openssl", [
@@ -100,7 +157,7 @@ export class StandInGateway {
         ], { stdio: "ignore" });
         const https = createServer({ key: readFileSync(path.join(certDir, "key.pem")), cert: readFileSync(path.join(certDir, "cert.pem")) });
         const http = createHttpServer();
-        const gateway = new StandInGateway({ https, http }, certDir, router, header);
+        const gateway = new StandInGateway({ https, http }, certDir, router, header, options);
         for (const [server, port] of [[https, 443], [http, 80]] as const) {
             server.on("request", (req: IncomingMessage, res: ServerResponse) => gateway.answer(port, req, res));
             server.on("connection", (socket: Duplex) => {
@@ -111,7 +168,35 @@ export class StandInGateway {
         }
         gateway.ports.https = (https.address() as AddressInfo).port;
         gateway.ports.http = (http.address() as AddressInfo).port;
+        await new Promise<void>((resolve) => gateway.metricsServer.listen(0, "127.0.0.1", resolve));
+        if (targets !== "") gateway.register(targets);
         return gateway;
+    }
+
+    /**
+     * Writes the target file Prometheus's file_sd reads (`[{targets, labels}]`), by rename so that
+     * Prometheus never reads half a file; the name is unique to this process and port.
+     */
+    private register(directory: string): void {
+        const file = path.join(directory, `stand-in-gateway-${process.pid}-${(this.metricsServer.address() as AddressInfo).port}.json`);
+        const target = [{ targets: [this.metricsAddress], labels: { job: "istio-mesh", __metrics_path__: "/stats/prometheus" } }];
+        // The temporary name does not end in .json, so a file_sd glob never matches it.
+        writeFileSync(`${file}.tmp`, `${JSON.stringify(target, null, 2)}\n`);
+        renameSync(`${file}.tmp`, file);
+        this.registered = file;
+        // A test process that ends without stop() must not leave Prometheus a target that never answers.
+        process.once("exit", this.unregisterOnExit);
+    }
+
+    private unregister(): void {
+        if (this.registered !== undefined) rmSync(this.registered, { force: true });
+        this.registered = undefined;
+        process.off("exit", this.unregisterOnExit);
+    }
+
+    /** The file that registers the metrics port with Prometheus, while one does. */
+    get targetsFile(): string | undefined {
+        return this.registered;
     }
 
     private answer(port: 80 | 443, req: IncomingMessage, res: ServerResponse): void {
@@ -119,26 +204,58 @@ export class StandInGateway {
             this.unanswered++;
             return; // never answers
         }
-        const host = String(req.headers.host ?? "").replace(/:\d+$/, "");
+        const hostHeader = String(req.headers.host ?? "");
+        const host = hostHeader.replace(/:\d+$/, "");
         const request: GatewayRequest = { host, port, headers: req.headers, method: req.method ?? "GET", url: req.url ?? "/" };
         const record = (status: number, routedTo?: string) =>
             this.requests.push({ port, header: req.headers[this.header()] as string | undefined, routedTo, status, userAgent: req.headers["user-agent"] });
         this.router(request).then(
-            (routed) => {
-                if ("image" in routed) {
-                    record(200, routed.version);
-                    res.writeHead(200, { "content-type": "text/html" }).end(this.overrides.get(routed.image) ?? pageOf(routed.image));
-                    return;
-                }
-                record(routed.status, routed.version);
-                res.writeHead(routed.status, { "content-type": "text/plain", ...(routed.location === undefined ? {} : { location: routed.location }) }).end(`${routed.reason}\n`);
-            },
-            (err: unknown) => {
-                // The router could not tell (istiod or the API server unreachable): what Envoy answers without a route.
-                record(503);
-                res.writeHead(503, { "content-type": "text/plain" }).end(`the stand-in could not route: ${err instanceof Error ? err.message : String(err)}\n`);
-            },
+            (routed) => this.respond(routed, hostHeader, res, record),
+            (err: unknown) =>
+                // The router could not tell (istiod or the API server unreachable): what Envoy answers
+                // without an upstream, and counted as such.
+                this.respond({ status: 503, reason: `the stand-in could not route: ${err instanceof Error ? err.message : String(err)}` }, hostHeader, res, record),
         );
+    }
+
+    /**
+     * Answers as the route decided, and counts the request in the metrics once it ends. The duration
+     * starts here, not at arrival: the router reads the API server and istiod at every request, work
+     * Envoy has done before the request comes; what is measured is the answer itself.
+     */
+    private respond(routed: Routed, hostHeader: string, res: ServerResponse, record: (status: number, routedTo?: string) => void): void {
+        const started = performance.now();
+        const elapsed = () => performance.now() - started;
+        if (!("image" in routed)) {
+            const flags = routed.flags ?? (routed.status === 404 ? "NR" : routed.status === 503 ? "UH" : "-");
+            const service = routed.service ?? (flags === "UH" ? this.appService : undefined);
+            res.once("finish", () => this.metrics.record({ kind: "gateway", status: routed.status, flags, service, hostHeader, durationMs: elapsed() }));
+            record(routed.status, routed.version);
+            res.writeHead(routed.status, { "content-type": "text/plain", ...(routed.location === undefined ? {} : { location: routed.location }) }).end(`${routed.reason}\n`);
+            return;
+        }
+        const { version } = routed;
+        const service = routed.service ?? this.appService;
+        const { fail, delayMs } = this.faults.next(version);
+        const status = fail ? 503 : 200;
+        const answer = () => {
+            record(status, version);
+            if (fail) res.writeHead(503, { "content-type": "text/plain" }).end(FAULT_PAGE);
+            else res.writeHead(200, { "content-type": "text/html" }).end(this.overrides.get(routed.image) ?? pageOf(routed.image));
+        };
+        const timer = delayMs > 0 ? setTimeout(answer, delayMs) : undefined;
+        res.once("close", () => {
+            if (res.writableFinished) {
+                this.metrics.record({ kind: "pod", version, service, status, flags: "-", durationMs: elapsed() });
+                return;
+            }
+            // The client left before the answer (it gave up on a slow version): Envoy counts code 0,
+            // flag DC (downstream connection termination), on both proxies.
+            clearTimeout(timer);
+            record(0, version);
+            this.metrics.record({ kind: "pod", version, service, status: 0, flags: "DC", durationMs: elapsed() });
+        });
+        if (timer === undefined) answer();
     }
 
     /** host:port of the HTTPS side (the Service's 443), as the README's GATEWAY_ADDRESS (the same after down() and up()). */
@@ -149,6 +266,11 @@ export class StandInGateway {
     /** host:port of the plain HTTP side (the Service's 80). */
     get httpAddress(): string {
         return `127.0.0.1:${this.ports.http}`;
+    }
+
+    /** host:port of the metrics (GET /stats/prometheus), as Envoy's 15090. */
+    get metricsAddress(): string {
+        return `127.0.0.1:${(this.metricsServer.address() as AddressInfo).port}`;
     }
 
     /** Stops accepting and drops every connection: nothing answers at the addresses until up(). */
@@ -179,11 +301,12 @@ export class StandInGateway {
         this.overrides.set(image, page);
     }
 
-    /** Back to a gateway that is up and answers every version with its own page. */
+    /** Back to a gateway that is up and answers every version with its own page, promptly (no faults). */
     async reset(): Promise<void> {
         this.mode = "serving";
         this.unanswered = 0;
         this.overrides.clear();
+        this.faults.clear();
         await this.up();
     }
 
@@ -192,10 +315,25 @@ export class StandInGateway {
         return this.requests.slice(from).filter((r) => r.routedTo === version).length;
     }
 
-    /** Stops for good (down, and its certificate removed). */
+    /** Stops for good: down, its metrics port closed and unregistered, its certificate removed. */
     async stop(): Promise<void> {
+        this.unregister();
         await this.down();
+        if (this.metricsServer.listening) {
+            const closed = new Promise<void>((resolve) => this.metricsServer.close(() => resolve()));
+            // Prometheus keeps its scrape connection open: close it, or close() waits for it.
+            this.metricsServer.closeAllConnections();
+            await closed;
+        }
         rmSync(this.certDir, { recursive: true, force: true });
+    }
+}
+
+function isDirectory(dir: string): boolean {
+    try {
+        return statSync(dir).isDirectory();
+    } catch {
+        return false;
     }
 }
 

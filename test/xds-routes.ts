@@ -17,28 +17,32 @@ const ready = (pod: KubeObject): boolean =>
 
 /**
  * The pod that answers for an outbound cluster: a ready one behind its Service (and subset), picked
- * at random as Envoy's load balancer would; a 503 naming what is missing when none is.
+ * at random as Envoy's load balancer would; a 503 naming what is missing when none is. For the
+ * metrics, each answer names the cluster's Service host and Envoy's flag: istiod pushes no cluster
+ * for a Service or subset that does not exist ("NC", cluster not found), and a cluster without
+ * ready endpoints is "UH" (no healthy upstream).
  */
 export function podFor(cluster: string, objects: readonly KubeObject[], point: number = Math.random()): Routed {
     const parsed = parseCluster(cluster);
-    if (parsed === undefined) return { status: 503, reason: `${cluster} is not a Kubernetes Service's cluster` };
+    if (parsed === undefined) return { status: 503, reason: `${cluster} is not a Kubernetes Service's cluster`, flags: "NC" };
+    const host = cluster.split("|")[3];
     const inNamespace = objects.filter((o) => (o.metadata.namespace ?? parsed.namespace) === parsed.namespace);
     const service = inNamespace.find((o) => o.kind === "Service" && o.metadata.name === parsed.service);
-    if (service === undefined) return { status: 503, reason: `no Service ${parsed.namespace}/${parsed.service} behind ${cluster}` };
+    if (service === undefined) return { status: 503, reason: `no Service ${parsed.namespace}/${parsed.service} behind ${cluster}`, flags: "NC" };
     let labels: Record<string, string> = { ...((service.spec?.selector ?? {}) as Record<string, string>) };
     if (parsed.subset !== "") {
         const fqdn = `${parsed.service}.${parsed.namespace}.svc.cluster.local`;
         const rule = inNamespace.find((o) => o.kind === "DestinationRule" && [parsed.service, fqdn].includes(String(o.spec?.host)));
         const subset = ((rule?.spec?.subsets ?? []) as { name: string; labels?: Record<string, string> }[]).find((s) => s.name === parsed.subset);
-        if (subset === undefined) return { status: 503, reason: `no subset ${parsed.subset} for ${fqdn}` };
+        if (subset === undefined) return { status: 503, reason: `no subset ${parsed.subset} for ${fqdn}`, flags: "NC" };
         labels = { ...labels, ...subset.labels };
     }
     const pods = inNamespace.filter((o) => o.kind === "Pod" && Object.keys(labels).length > 0 && selects(labels, o.metadata.labels));
     const live = pods.filter(ready);
     const version = pods[0]?.metadata.labels?.version ?? (parsed.subset === "" ? undefined : parsed.subset);
-    if (live.length === 0) return { status: 503, reason: `no healthy upstream: no ready pod behind ${cluster}`, version };
+    if (live.length === 0) return { status: 503, reason: `no healthy upstream: no ready pod behind ${cluster}`, version, service: host, flags: "UH" };
     const pod = live[Math.min(live.length - 1, Math.floor(point * live.length))];
-    return { version: pod.metadata.labels?.version ?? "", image: String(pod.spec?.containers?.[0]?.image) };
+    return { version: pod.metadata.labels?.version ?? "", image: String(pod.spec?.containers?.[0]?.image), service: host };
 }
 
 /** Where a request goes with what istiod pushed (`dump`) and the workloads behind the chosen cluster. */
@@ -48,9 +52,10 @@ export async function routeWithXds(dump: XdsDump, request: GatewayRequest, workl
         case "none":
             return { status: choice.status, reason: choice.reason };
         case "direct":
-            return { status: choice.status, reason: choice.body };
+            // A direct response or a redirect is Envoy's own answer, with no flag.
+            return { status: choice.status, reason: choice.body, flags: "-" };
         case "redirect":
-            return { status: choice.status, reason: `redirect to ${choice.location}`, location: choice.location };
+            return { status: choice.status, reason: `redirect to ${choice.location}`, location: choice.location, flags: "-" };
         case "cluster": {
             const namespace = parseCluster(choice.cluster)?.namespace;
             return podFor(choice.cluster, namespace === undefined ? [] : await workloads(namespace));

@@ -165,21 +165,27 @@ describe("the pods behind the chosen cluster (xds-routes)", () => {
 
     it("a subset cluster is answered by a ready pod of that subset, with its image", () => {
         const objects = [shared, rule, pod("v1", true), pod("v2", true)];
-        assert.deepEqual(podFor(V2, objects), { version: "v2", image: IMAGES.v2 });
-        assert.deepEqual(podFor(V1, objects), { version: "v1", image: IMAGES.v1 });
+        assert.deepEqual(podFor(V2, objects), { version: "v2", image: IMAGES.v2, service: "cowsay-nginx.cowsay.svc.cluster.local" });
+        assert.deepEqual(podFor(V1, objects), { version: "v1", image: IMAGES.v1, service: "cowsay-nginx.cowsay.svc.cluster.local" });
     });
 
     it("a version Service's cluster (Gateway API) is answered by the pods its selector picks", () => {
         const objects = [service("cowsay-nginx-v2", { service: "cowsay-nginx", version: "v2" }), pod("v1", true), pod("v2", true)];
-        assert.deepEqual(podFor("outbound|9080||cowsay-nginx-v2.cowsay.svc.cluster.local", objects), { version: "v2", image: IMAGES.v2 });
+        assert.deepEqual(podFor("outbound|9080||cowsay-nginx-v2.cowsay.svc.cluster.local", objects), { version: "v2", image: IMAGES.v2, service: "cowsay-nginx-v2.cowsay.svc.cluster.local" });
     });
 
-    it("503 when the version has no ready pod, no pod, no subset or no Service", () => {
-        assert.deepEqual(podFor(V2, [shared, rule, pod("v1", true), pod("v2", false)]), { status: 503, reason: `no healthy upstream: no ready pod behind ${V2}`, version: "v2" });
-        assert.equal((podFor(V2, [shared, rule, pod("v1", true)]) as { status: number }).status, 503);
-        assert.match((podFor(V2, [shared, { ...rule, spec: { ...rule.spec, subsets: [{ name: "v1", labels: { version: "v1" } }] } }, pod("v2", true)]) as { reason: string }).reason, /no subset v2/);
-        assert.match((podFor(V2, [rule, pod("v2", true)]) as { reason: string }).reason, /no Service cowsay\/cowsay-nginx/);
-        assert.equal((podFor("PassthroughCluster", []) as { status: number }).status, 503);
+    it("503 when the version has no ready pod, no pod, no subset or no Service, with Envoy's flag for each", () => {
+        const noHealthy = { status: 503, reason: `no healthy upstream: no ready pod behind ${V2}`, version: "v2", service: "cowsay-nginx.cowsay.svc.cluster.local", flags: "UH" };
+        assert.deepEqual(podFor(V2, [shared, rule, pod("v1", true), pod("v2", false)]), noHealthy);
+        assert.deepEqual(podFor(V2, [shared, rule, pod("v1", true)]), noHealthy, "no v2 pod at all: the subset names the version");
+        // No such subset or Service: istiod pushes no cluster for it, and Envoy answers "cluster not found".
+        const noSubset = podFor(V2, [shared, { ...rule, spec: { ...rule.spec, subsets: [{ name: "v1", labels: { version: "v1" } }] } }, pod("v2", true)]) as { reason: string; flags: string };
+        assert.match(noSubset.reason, /no subset v2/);
+        assert.equal(noSubset.flags, "NC");
+        const noService = podFor(V2, [rule, pod("v2", true)]) as { reason: string; flags: string };
+        assert.match(noService.reason, /no Service cowsay\/cowsay-nginx/);
+        assert.equal(noService.flags, "NC");
+        assert.deepEqual(podFor("PassthroughCluster", []), { status: 503, reason: "PassthroughCluster is not a Kubernetes Service's cluster", flags: "NC" });
     });
 
     it("a terminating pod does not answer", () => {
@@ -195,9 +201,9 @@ describe("the pods behind the chosen cluster (xds-routes)", () => {
             return Promise.resolve([shared, rule, pod("v1", true), pod("v2", true)]);
         };
         const request = (port: 80 | 443, headers: Record<string, string> = {}): GatewayRequest => ({ host: HOST, port, headers, method: "GET", url: "/" });
-        assert.deepEqual(await routeWithXds(dump, request(443, { "x-cowsay-version": "v2" }), workloads), { version: "v2", image: IMAGES.v2 });
+        assert.deepEqual(await routeWithXds(dump, request(443, { "x-cowsay-version": "v2" }), workloads), { version: "v2", image: IMAGES.v2, service: "cowsay-nginx.cowsay.svc.cluster.local" });
         assert.deepEqual(asked, ["cowsay"], "the pods are read in the cluster's namespace");
-        assert.deepEqual(await routeWithXds(dump, request(80), workloads), { status: 301, reason: `redirect to https://${HOST}/`, location: `https://${HOST}/` });
+        assert.deepEqual(await routeWithXds(dump, request(80), workloads), { status: 301, reason: `redirect to https://${HOST}/`, location: `https://${HOST}/`, flags: "-" });
         assert.deepEqual(await routeWithXds(dump, { ...request(443), host: "nope.example.com" }, workloads), { status: 404, reason: "no virtual host for nope.example.com on port 443" });
     });
 });
