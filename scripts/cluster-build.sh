@@ -3,21 +3,22 @@
 #
 # kwokctl downloads its binaries from GitHub releases, which these machines cannot reach, so the control
 # plane is built here from the Go module proxy instead: wrapper modules under tools/cluster/ (and
-# tools/xds for istiod and our xDS client), one per upstream main so each is built with the dependency
-# versions of its own go.mod; pins in versions.json, checked against the wrapper go.mod files; binaries
+# tools/xds for istiod and our xDS client, tools/prometheus for Prometheus), one per upstream main so each
+# is built with the dependency versions of its own go.mod; pins in versions.json, checked against the wrapper go.mod files; binaries
 # in a cache keyed by the versions and a hash of the wrapper sources. It also downloads the CRD source
 # modules (Istio, cert-manager, Gateway API) and lists or bundles their CRD files.
 #
 # Needs from cluster.sh: ROOT, SRC, CACHE, GO_CACHE, JOBS, log, die, run_child.
-# Defines: the versions (K8S_VERSION ...), KEYDIR, BIN, ISTIOD_KEYDIR, ISTIOD_BIN, ensure, cmd_built,
+# Defines: the versions (K8S_VERSION ...), KEYDIR, BIN, ISTIOD_KEYDIR, ISTIOD_BIN, PROMETHEUS_KEYDIR,
+# PROMETHEUS_BIN, ensure, cmd_built,
 # crd_module, crd_files, crd_bundle.
 # shellcheck shell=bash disable=SC2034,SC2153 # cluster.sh defines GO_CACHE and uses the versions and paths
 command -v jq >/dev/null || die "jq is required (apt-get install jq)"
 # One jq call for all pins; a missing key fails here.
-if ! IFS=$'\t' read -r K8S_VERSION ETCD_VERSION KWOK_VERSION ISTIO_VERSION CERT_MANAGER_VERSION GATEWAY_API_VERSION ISTIOD_VERSION \
-    < <(jq -r '[.kubernetes, .etcd, .kwok, .istio, .certManager, .gatewayApi, .istiod]
+if ! IFS=$'\t' read -r K8S_VERSION ETCD_VERSION KWOK_VERSION ISTIO_VERSION CERT_MANAGER_VERSION GATEWAY_API_VERSION ISTIOD_VERSION PROMETHEUS_VERSION \
+    < <(jq -r '[.kubernetes, .etcd, .kwok, .istio, .certManager, .gatewayApi, .istiod, .prometheus]
                | if any(type != "string" or . == "") then error("missing") else @tsv end' "$ROOT/versions.json"); then
-    die "versions.json needs the strings kubernetes, etcd, kwok, istio, certManager, gatewayApi, istiod"
+    die "versions.json needs the strings kubernetes, etcd, kwok, istio, certManager, gatewayApi, istiod, prometheus"
 fi
 
 # The cache key: versions plus a hash of our Go sources, so editing tools/cluster's modules rebuilds.
@@ -31,12 +32,17 @@ BIN=$KEYDIR/bin
 # istiod and the xDS client have a key of their own, so a new Istio does not rebuild the control plane.
 ISTIOD_KEYDIR=$CACHE/istiod-${ISTIOD_VERSION}_src-$(source_hash "$ROOT/tools/xds")
 ISTIOD_BIN=$ISTIOD_KEYDIR/bin
+# Prometheus too: the tests' metrics server is no part of the control plane, and rebuilding all of that
+# (20+ min) for a new Prometheus, or the reverse, would be waste.
+PROMETHEUS_KEYDIR=$CACHE/prometheus-${PROMETHEUS_VERSION}_src-$(source_hash "$ROOT/tools/prometheus")
+PROMETHEUS_BIN=$PROMETHEUS_KEYDIR/bin
 
 # ---------------------------------------------------------------------------------------------- build
 
 # What `build` builds, in this order (later ones reuse packages the earlier ones compiled), with the time
 # each takes from an empty Go build cache: the low end on 2 idle cores, the high end while other builds
-# share them. Fields: binary, module under tools/cluster (../xds: tools/xds), package, estimate.
+# share them. Fields: binary, module under tools/cluster (../xds: tools/xds, ../prometheus:
+# tools/prometheus), package, estimate.
 BUILDS=(
     "kube-apiserver kubernetes k8s.io/kubernetes/cmd/kube-apiserver 4-11 min on 2 cores"
     "kube-controller-manager kubernetes k8s.io/kubernetes/cmd/kube-controller-manager 1-3.5 min"
@@ -47,8 +53,20 @@ BUILDS=(
     "kwokctl kwok sigs.k8s.io/kwok/cmd/kwokctl 20-30 s"
     "pilot-discovery ../xds istio.io/istio/pilot/cmd/pilot-discovery 5-12 min"
     "cowsay-xds ../xds . ~10 s"
+    "prometheus ../prometheus github.com/prometheus/prometheus/cmd/prometheus 2.5-5 min"
 )
-bin_dir() { if [[ $1 == ../xds ]]; then echo "$ISTIOD_BIN"; else echo "$BIN"; fi; }
+bin_dir() {
+    case $1 in
+        ../xds) echo "$ISTIOD_BIN" ;;
+        ../prometheus) echo "$PROMETHEUS_BIN" ;;
+        *) echo "$BIN" ;;
+    esac
+}
+# Build tags. Prometheus: remove_all_sd drops every service discovery but file, static and HTTP (its
+# plugins/ directory; upstream's README, "Service discovery plugins"): the tests register their targets
+# with file_sd, and the cloud SDKs are most of the build. No builtinassets: no web UI, the API is all
+# the tests and the analysis read.
+build_tags() { if [[ $1 == ../prometheus ]]; then echo remove_all_sd; fi; }
 
 go_env() {
     command -v go >/dev/null || die "Go is required to build the control plane (go 1.26 or newer)."
@@ -73,6 +91,15 @@ check_pins() {
     [[ $got == "v$KWOK_VERSION" ]] || die "tools/cluster/kwok/go.mod requires sigs.k8s.io/kwok $got, versions.json pins $KWOK_VERSION: update it, then 'go mod tidy' there"
     got=$(required "$ROOT/tools/xds/go.mod" istio.io/istio)
     [[ $got == "$ISTIOD_VERSION" ]] || die "tools/xds/go.mod requires istio.io/istio $got, versions.json pins istiod $ISTIOD_VERSION: update it, then 'go mod tidy' there"
+    got=$(required "$ROOT/tools/prometheus/go.mod" github.com/prometheus/prometheus)
+    [[ $got == "$PROMETHEUS_VERSION" ]] || die "tools/prometheus/go.mod requires github.com/prometheus/prometheus $got, versions.json pins prometheus $PROMETHEUS_VERSION: update it, then 'go mod tidy' there"
+}
+
+# Prometheus's module tag v0.3YY.Z is the release 3.YY.Z (its Go module is still v0).
+prometheus_release() {
+    local minor=${PROMETHEUS_VERSION#v0.}
+    minor=${minor%%.*}
+    printf '%s.%s.%s' "$((minor / 100))" "$((minor % 100))" "${PROMETHEUS_VERSION##*.}"
 }
 
 ldflags() {   # version stamps, as the projects' release builds set them
@@ -86,6 +113,8 @@ ldflags() {   # version stamps, as the projects' release builds set them
         etcd) printf -- '-X go.etcd.io/etcd/api/v3/version.GitSHA=v%s' "$ETCD_VERSION" ;;
         kwok) printf -- '-X sigs.k8s.io/kwok/pkg/consts.Version=v%s -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=v%s' "$KWOK_VERSION" "$K8S_VERSION" ;;
         ../xds) printf -- '-X istio.io/istio/pkg/version.buildVersion=%s -X istio.io/istio/pkg/version.buildStatus=Clean' "$ISTIOD_VERSION" ;;
+        # As its .promu.yml (`prometheus --version`, the build_info metric); there is no git revision here.
+        ../prometheus) printf -- '-X github.com/prometheus/common/version.Version=%s -X github.com/prometheus/common/version.Revision=%s' "$(prometheus_release)" "$PROMETHEUS_VERSION" ;;
     esac
 }
 
@@ -159,14 +188,16 @@ ensure() {   # build what is missing, download the CRD modules
         check_pins
         go_env
         log "downloading Go modules for the control plane (cold: ~1 min) ..."
+        # Not tools/prometheus: `go mod download` there would fetch every cloud SDK the build tags leave
+        # out; `go build` downloads what the packages it builds need.
         for mod in kubernetes etcd kwok ../xds; do
             run_child go -C "$SRC/$mod" mod download || die "go mod download failed in tools/cluster/$mod (is the Go module proxy reachable?)"
         done
-        mkdir -p "$KEYDIR/tmp" "$BIN" "$ISTIOD_BIN"
+        mkdir -p "$KEYDIR/tmp" "$BIN" "$ISTIOD_BIN" "$PROMETHEUS_BIN"
         while read -r name mod pkg estimate; do
             log "building $name (cold: $estimate) ..."
             start=$SECONDS
-            run_child go -C "$SRC/$mod" build -p "$JOBS" -trimpath -ldflags "-s -w $(ldflags "$mod")" -o "$KEYDIR/tmp/$name" "$pkg" \
+            run_child go -C "$SRC/$mod" build -p "$JOBS" -trimpath -tags "$(build_tags "$mod")" -ldflags "-s -w $(ldflags "$mod")" -o "$KEYDIR/tmp/$name" "$pkg" \
                 || die "building $name failed (is the Go module proxy reachable? go: $(go version))"
             mv "$KEYDIR/tmp/$name" "$(bin_dir "$mod")/$name"
             log "built $name in $((SECONDS - start)) s"
@@ -176,11 +207,12 @@ ensure() {   # build what is missing, download the CRD modules
     fi
     for set in istio cert-manager gateway-api; do crd_files "$set" >/dev/null; done
     # Drop builds for other keys (~400 MB each); the Go caches stay, so going back is a relink. istiod's
-    # key follows tools/xds, which worktrees of this repository on one machine (one cache) may hold in
-    # different versions: its other builds go once unused for a day, not while another checkout uses them.
-    touch -c "$ISTIOD_KEYDIR"
-    for d in "$CACHE"/k8s-v*_etcd-v*_kwok-v*_src-* $(find "$CACHE" -maxdepth 1 -name 'istiod-*_src-*' -mmin +1440); do
-        [[ -d $d && $d != "$KEYDIR" && $d != "$ISTIOD_KEYDIR" ]] || continue
+    # key follows tools/xds (Prometheus's tools/prometheus), which worktrees of this repository on one
+    # machine (one cache) may hold in different versions: their other builds go once unused for a day,
+    # not while another checkout uses them.
+    touch -c "$ISTIOD_KEYDIR" "$PROMETHEUS_KEYDIR"
+    for d in "$CACHE"/k8s-v*_etcd-v*_kwok-v*_src-* $(find "$CACHE" -maxdepth 1 \( -name 'istiod-*_src-*' -o -name 'prometheus-*_src-*' \) -mmin +1440); do
+        [[ -d $d && $d != "$KEYDIR" && $d != "$ISTIOD_KEYDIR" && $d != "$PROMETHEUS_KEYDIR" ]] || continue
         log "removing stale build $(basename "$d")"
         rm -rf "$d"
     done
@@ -195,6 +227,6 @@ cmd_built() {   # what `build` would do, one "<piece> (cold: <estimate>)" line e
         read -r mod version <<<"$(crd_module "$set")"
         [[ -d $GO_CACHE/mod/$mod@$version ]] || { printf '%s CRDs, %s@%s (cold: ~10 s download)\n' "$set" "$mod" "$version"; missing=1; }
     done
-    ((missing == 0)) && log "everything is built: $BIN, $ISTIOD_BIN"
+    ((missing == 0)) && log "everything is built: $BIN, $ISTIOD_BIN, $PROMETHEUS_BIN"
     return "$missing"
 }

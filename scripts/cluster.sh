@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # cluster.sh — a local Kubernetes control plane without containers (kube-apiserver, etcd, kwok's fake
-# nodes as processes) for the e2e tests and the demo: a wrapper around `kwokctl --runtime binary` with the
-# binaries scripts/cluster-build.sh builds offline. What each step does and why: tools/cluster/README.md.
+# nodes as processes, beside them Prometheus and optionally istiod) for the e2e tests and the demo: a
+# wrapper around `kwokctl --runtime binary` with the binaries scripts/cluster-build.sh builds offline. What
+# each step does and why: tools/cluster/README.md.
 #
 #   build                       build what is missing, download the CRD modules
 #   built                       exit 0 if all is built; else print what `build` would build, exit 1
-#   up                          build if needed, start a cluster, return once it is ready
-#   eval "$(cluster.sh env)"    export KUBECONFIG, PATH (kubectl, cowsay-xds), COWSAY_XDS_ADDRESS (istiod)
+#   up                          build if needed, start a cluster (and Prometheus), return once it is ready
+#   eval "$(cluster.sh env)"    export KUBECONFIG, PATH (kubectl, cowsay-xds), COWSAY_XDS_ADDRESS (istiod),
+#                               COWSAY_PROMETHEUS_URL and COWSAY_PROMETHEUS_TARGETS (the file_sd directory
+#                               where a metrics endpoint registers itself: scripts/prometheus.sh)
 #   istio-charts DIR            lay out Istio's charts (base/, istiod/, gateway/) from the istio.io/istio
 #                               module of the istiod pin, as the program's istioCharts directory
 #   status                      each component's pid and health; exit 0 only if the cluster is ready
@@ -14,14 +17,15 @@
 #                               gateway-api (default: all three)
 #   apply-crds [SET...]         server-side apply them, wait until Established
 #   stop|start|restart COMP     one component, same ports; COMP: etcd, apiserver, controller-manager,
-#                               scheduler, kwok, istiod
+#                               scheduler, kwok, istiod, prometheus
 #   down [--keep-logs]          stop everything `up` started, remove the state directory
 #   clean [--go]                down the default cluster, delete the cache (--go: the shared Go caches too)
 #
 # Environment (default): COWSAY_CLUSTER_STATE, one cluster's state directory (<cache>/run/default),
 # COWSAY_CLUSTER_CACHE (~/.cache/cowsay-bluegreen/cluster), COWSAY_GO_CACHE, COWSAY_CLUSTER_JOBS (2),
 # COWSAY_CLUSTER_NODES (2), COWSAY_CLUSTER_TIMEOUT (90 s a step), COWSAY_CLUSTER_ISTIOD (0; 1: also istiod;
-# chart: serve the istiod that the program installs from Istio's charts, scripts/istiod.sh `chart`).
+# chart: serve the istiod that the program installs from Istio's charts, scripts/istiod.sh `chart`),
+# COWSAY_CLUSTER_PROMETHEUS (1; 0: no Prometheus).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,6 +36,7 @@ GO_CACHE=${COWSAY_GO_CACHE:-$HOME/.cache/cowsay-bluegreen/go}
 STATE=$(realpath -ms -- "${COWSAY_CLUSTER_STATE:-$CACHE/run/default}")
 JOBS=${COWSAY_CLUSTER_JOBS:-2} NODES=${COWSAY_CLUSTER_NODES:-2} TIMEOUT=${COWSAY_CLUSTER_TIMEOUT:-90}
 ISTIOD=${COWSAY_CLUSTER_ISTIOD:-0}
+PROMETHEUS=${COWSAY_CLUSTER_PROMETHEUS:-1}
 STOP_TIMEOUT=15                         # seconds between SIGTERM and SIGKILL when stopping one component
 NAME=cowsay                             # the kwokctl cluster; unique per state directory
 W=$STATE/clusters/$NAME                 # its directory: kwok.yaml, kubeconfig.yaml, pki, etcd, logs, pids, bin
@@ -44,6 +49,7 @@ for v in NODES TIMEOUT JOBS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "COWSAY_CLUSTER_$v is '${!v}'; allowed: a whole number of 1 or more"
 done
 [[ $ISTIOD == [01] || $ISTIOD == chart ]] || die "COWSAY_CLUSTER_ISTIOD is '$ISTIOD'; allowed: 0, 1 or chart"
+[[ $PROMETHEUS == [01] ]] || die "COWSAY_CLUSTER_PROMETHEUS is '$PROMETHEUS'; allowed: 0 or 1"
 # The pins, the cache keys, the offline build and the CRD sets.
 # shellcheck source=scripts/cluster-build.sh
 source "$ROOT/scripts/cluster-build.sh"
@@ -85,6 +91,9 @@ kwokctl() { run_child kwokctl_exec "$@"; }
 
 istiod_sh() {   # scripts/istiod.sh: istiod beside kwokctl's components, holding none of our descriptors
     (close_fds; W=$W ISTIOD_BIN=$ISTIOD_BIN CACHE=$CACHE BIN=$BIN TIMEOUT=$TIMEOUT exec "$ROOT/scripts/istiod.sh" "$@")
+}
+prometheus_sh() {   # scripts/prometheus.sh, the same way
+    (close_fds; W=$W PROMETHEUS_BIN=$PROMETHEUS_BIN CACHE=$CACHE TIMEOUT=$TIMEOUT exec "$ROOT/scripts/prometheus.sh" "$@")
 }
 
 # A component's pid from kwokctl's pid file, if it runs the cluster's binary: not a zombie, not a reused pid.
@@ -154,6 +163,7 @@ lock_state() {   # serialises up, down, stop|start|restart on one state director
 }
 teardown() {
     istiod_sh kill || true
+    prometheus_sh kill || true
     release_ports
     # --kubeconfig: where kwokctl removes the cluster's context from (default ~/.kube/config); not "".
     kwokctl delete cluster --kubeconfig "$W/kubeconfig.yaml" || log "kwokctl delete cluster failed; stopping what is left"
@@ -235,6 +245,13 @@ start_istiod() {   # what COWSAY_CLUSTER_ISTIOD asks of `up`, unless it runs alr
     esac
 }
 
+# What COWSAY_CLUSTER_PROMETHEUS asks of `up`, unless it runs already. It needs nothing of the API server,
+# but starts last, so a failed `up` has not reserved its port for nothing.
+start_prometheus() {
+    ((PROMETHEUS)) || return 0
+    prometheus_sh pid >/dev/null || run_child prometheus_sh start || exit 1
+}
+
 UP_OWNS=0   # 1 once this `up` has started replacing the state dir's cluster
 up_abort() {   # EXIT trap of `up` until it is ready: stop whatever this run started
     local rc=$?
@@ -247,6 +264,7 @@ up_abort() {   # EXIT trap of `up` until it is ready: stop whatever this run sta
         log "interrupted: stopped everything this 'up' started and removed $STATE"
     else
         istiod_sh stop || true
+        prometheus_sh stop || true
         kwokctl stop cluster || true
         wait_gone || true
         log "failed: stopped everything this 'up' started; logs are in $W/logs ('down' removes them)"
@@ -262,6 +280,7 @@ cmd_up() {
     if cluster_ready; then
         log "already running and ready: $STATE (use 'down' first for a fresh one)"
         start_istiod
+        start_prometheus
         return 0
     fi
     UP_OWNS=1
@@ -289,6 +308,7 @@ cmd_up() {
     run_child "${KUBECTL[@]}" wait --for=create -n default serviceaccount/default --timeout="${TIMEOUT}s" >/dev/null \
         || { log_tail kube-controller-manager; die "no default ServiceAccount after ${TIMEOUT}s"; }
     start_istiod
+    start_prometheus
     trap - EXIT
     log "ready in $((SECONDS - start)) s: $("${KUBECTL[@]}" config view -o jsonpath='{.clusters[0].cluster.server}'), state $STATE"
     log "use: eval \"\$(scripts/cluster.sh env)\"; kubectl get nodes"
@@ -308,14 +328,22 @@ cmd_down() {
 cmd_stop_start() {   # cmd_stop_start stop|start|restart COMPONENT
     local action=$1 name=${2:-}
     case $name in
-        "") die "$action needs a COMPONENT; allowed: etcd, apiserver, controller-manager, scheduler, kwok, istiod" ;;
+        "") die "$action needs a COMPONENT; allowed: etcd, apiserver, controller-manager, scheduler, kwok, istiod, prometheus" ;;
         apiserver | controller-manager | scheduler) name=kube-$name ;;
         kwok) name=kwok-controller ;;
-        etcd | istiod | kube-apiserver | kube-controller-manager | kube-scheduler | kwok-controller) ;;
-        *) die "unknown component '$name'; allowed: etcd, apiserver, controller-manager, scheduler, kwok, istiod" ;;
+        etcd | istiod | prometheus | kube-apiserver | kube-controller-manager | kube-scheduler | kwok-controller) ;;
+        *) die "unknown component '$name'; allowed: etcd, apiserver, controller-manager, scheduler, kwok, istiod, prometheus" ;;
     esac
     [[ -s $W/kwok.yaml ]] || die "no cluster in $STATE (run 'up' first)"
     lock_state
+    if [[ $name == prometheus ]]; then
+        # The same port and data (prometheus.sh keeps them in the cluster directory); `start` also on a
+        # cluster `up` started without it.
+        [[ $action == start ]] || { log "stopping prometheus ..."; prometheus_sh stop; }
+        [[ $action != stop ]] || return 0
+        prometheus_sh start
+        return 0
+    fi
     if [[ $name == istiod ]]; then
         local chart=0
         [[ -e $W/istiod/runner.pid ]] && chart=1
@@ -340,6 +368,7 @@ print_env() {
     printf 'export KUBECONFIG=%q\n' "$W/kubeconfig.yaml"
     printf 'export PATH=%q:%q"${PATH:+:$PATH}"\n' "$BIN" "$ISTIOD_BIN"
     istiod_sh env
+    prometheus_sh env
 }
 
 cmd_status() {
@@ -352,6 +381,10 @@ cmd_status() {
         else log "  $c: running, NOT healthy (pid $pid)"; fi
     done
     if pid=$(istiod_sh pid); then log "  istiod: running (pid $pid)"; elif [[ -d $W/istiod ]]; then log "  istiod: not running"; fi
+    # Shown like a component, but (like istiod) not part of "ready": the API server's clients do not need it.
+    if pid=$(prometheus_sh pid); then
+        if prometheus_sh ready; then log "  prometheus: running, healthy (pid $pid)"; else log "  prometheus: running, NOT healthy (pid $pid)"; fi
+    elif [[ -d $W/prometheus ]]; then log "  prometheus: stopped"; fi
     cluster_ready || { log "not ready"; return 1; }
     "${KUBECTL[@]}" get nodes >&2 || true
     log "ready; kubeconfig: $W/kubeconfig.yaml"

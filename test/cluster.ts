@@ -1,6 +1,6 @@
 // A local control plane for one test file (or the demo): scripts/cluster.sh up in a temporary state
 // directory (with the CRDs and namespaces the app expects, when asked), the environment that points
-// kubectl and the Kubernetes provider at it, and down. Needs the
+// kubectl and the Kubernetes provider at it (and, unless asked not to, at its Prometheus), and down. Needs the
 // control plane built (`scripts/cluster.sh build`; `up` builds what is missing).
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -12,11 +12,21 @@ import { runCommand, runToEnd, type CommandResult } from "./processes";
 
 const SCRIPT = path.resolve(__dirname, "..", "..", "scripts", "cluster.sh");
 
+/** The cluster's Prometheus (scripts/prometheus.sh), from `cluster.sh env`. */
+export interface LocalPrometheus {
+    /** Its HTTP API's base URL, `http://127.0.0.1:<port>` (COWSAY_PROMETHEUS_URL). */
+    readonly url: string;
+    /** The directory it reads file_sd target files from, `*.json` (COWSAY_PROMETHEUS_TARGETS). */
+    readonly targets: string;
+}
+
 export class LocalCluster {
     private constructor(
         readonly state: string,
-        /** KUBECONFIG and a PATH whose kubectl matches the server. */
+        /** KUBECONFIG, a PATH whose kubectl matches the server, and COWSAY_PROMETHEUS_* when it runs one. */
         readonly env: NodeJS.ProcessEnv,
+        /** Undefined when started with `prometheus: false`. */
+        readonly prometheus: LocalPrometheus | undefined,
     ) {}
 
     /**
@@ -26,11 +36,12 @@ export class LocalCluster {
      * `up` applies the CRDs and starts istiod too (COWSAY_CLUSTER_ISTIOD=1), and `env` carries
      * COWSAY_XDS_ADDRESS, istiod's plaintext xDS address, which cowsay-xds (on the PATH) reads. With
      * `istiod: "chart"`, istiod is the one a program installs from Istio's charts (COWSAY_CLUSTER_ISTIOD=chart,
-     * scripts/istiod.sh `chart`): nothing of Istio exists until then, not even its CRDs.
+     * scripts/istiod.sh `chart`): nothing of Istio exists until then, not even its CRDs. A Prometheus
+     * runs unless `prometheus` is false (COWSAY_CLUSTER_PROMETHEUS=0).
      */
-    static async up(options: { crds?: boolean; istiod?: boolean | "chart"; namespaces?: readonly string[] } = {}): Promise<LocalCluster> {
+    static async up(options: { crds?: boolean; istiod?: boolean | "chart"; prometheus?: boolean; namespaces?: readonly string[] } = {}): Promise<LocalCluster> {
         const istiod = options.istiod === "chart" ? "chart" : options.istiod === true ? "1" : "0";
-        const cluster = await LocalCluster.start(istiod);
+        const cluster = await LocalCluster.start(istiod, options.prometheus ?? true);
         try {
             // With istiod, cluster.sh up has applied the CRDs already (istiod needs them at start).
             if (options.crds === true && istiod === "0") await cluster.script("apply-crds");
@@ -42,9 +53,12 @@ export class LocalCluster {
         return cluster;
     }
 
-    private static async start(istiod: "0" | "1" | "chart"): Promise<LocalCluster> {
+    private static async start(istiod: "0" | "1" | "chart", prometheus: boolean): Promise<LocalCluster> {
         const state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-"));
-        const base = { ...process.env, COWSAY_CLUSTER_STATE: state, COWSAY_CLUSTER_ISTIOD: istiod };
+        const base: NodeJS.ProcessEnv = { ...process.env, COWSAY_CLUSTER_STATE: state, COWSAY_CLUSTER_ISTIOD: istiod, COWSAY_CLUSTER_PROMETHEUS: prometheus ? "1" : "0" };
+        // Not the Prometheus of another cluster, which the caller's shell may point at (an eval'd `env`).
+        delete base.COWSAY_PROMETHEUS_URL;
+        delete base.COWSAY_PROMETHEUS_TARGETS;
         // The cluster's processes outlive this one; if this process ends without down() (a failed
         // hook, Ctrl-C, a test runner's SIGTERM), stop them on the way out.
         const downOnExit = () => {
@@ -72,8 +86,19 @@ export class LocalCluster {
         const kubeconfig = value("KUBECONFIG");
         const bin = value("PATH");
         const xds = value("COWSAY_XDS_ADDRESS");
-        if (kubeconfig === undefined || bin === undefined || (istiod !== "0") !== (xds !== undefined)) throw new Error(`unexpected output of scripts/cluster.sh env:\n${exports}`);
-        return new LocalCluster(state, { ...base, KUBECONFIG: kubeconfig, PATH: [bin, process.env.PATH ?? ""].join(path.delimiter), ...(xds === undefined ? {} : { COWSAY_XDS_ADDRESS: xds }) });
+        const url = value("COWSAY_PROMETHEUS_URL");
+        const targets = value("COWSAY_PROMETHEUS_TARGETS");
+        if (kubeconfig === undefined || bin === undefined || (istiod !== "0") !== (xds !== undefined) || prometheus !== (url !== undefined) || prometheus !== (targets !== undefined)) {
+            throw new Error(`unexpected output of scripts/cluster.sh env:\n${exports}`);
+        }
+        const env = {
+            ...base,
+            KUBECONFIG: kubeconfig,
+            PATH: [bin, process.env.PATH ?? ""].join(path.delimiter),
+            ...(xds === undefined ? {} : { COWSAY_XDS_ADDRESS: xds }),
+            ...(url === undefined || targets === undefined ? {} : { COWSAY_PROMETHEUS_URL: url, COWSAY_PROMETHEUS_TARGETS: targets }),
+        };
+        return new LocalCluster(state, env, url === undefined || targets === undefined ? undefined : { url, targets });
     }
 
     /** Runs scripts/cluster.sh with this cluster's state directory. */

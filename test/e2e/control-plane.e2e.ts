@@ -1,31 +1,111 @@
 // scripts/cluster.sh's own promises, which the other suites and the demo lean on: it runs the locally
 // built binaries through kwokctl and downloads nothing; `up` is idempotent; stopping and restarting one
 // component (the shim around kwokctl, which stops and starts whole clusters only) touches that component
-// alone; an interrupted `up` and `down` leave no process behind; bad input is one line. Needs the control
-// plane built (`scripts/cluster.sh build`), not the engine.
+// alone; the cluster's Prometheus scrapes what registers itself in its targets directory, keeps its port
+// across a restart, and is absent when switched off; an interrupted `up` and `down` leave no process
+// behind; bad input is one line. Needs the control plane built (`scripts/cluster.sh build`), not the engine.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
+import versions from "../../versions.json";
 import { LocalCluster } from "../cluster";
 import { processesMentioning, runCommand } from "../processes";
 
 const SCRIPT = path.resolve(__dirname, "..", "..", "..", "scripts", "cluster.sh");
 const COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller"];
+/** How long a registered target may take to be scraped: file_sd re-reads and Prometheus scrapes every 1 s; the rest is slack for a loaded machine. */
+const SCRAPE_BOUND_MS = 30_000;
 
-/** `status` read back: each component's pid, or null when it is stopped; and the exit code. */
+/**
+ * `status` read back: each component's pid, or null when it is stopped (Prometheus among them unless
+ * the cluster was started with COWSAY_CLUSTER_PROMETHEUS=0); and the exit code.
+ */
 async function status(env: NodeJS.ProcessEnv): Promise<{ code: number; pids: Record<string, number | null> }> {
     const result = await runCommand(SCRIPT, ["status"], { env });
     const pids: Record<string, number | null> = {};
     for (const m of result.stderr.matchAll(/^\[cluster [\d:]+\]\s+(\S+): (?:running, \S*\s?healthy \(pid (\d+)\)|stopped)$/gm)) {
         pids[m[1]] = m[2] === undefined ? null : Number(m[2]);
     }
-    assert.deepEqual(Object.keys(pids).sort(), [...COMPONENTS].sort(), result.stderr);
+    const expected = env.COWSAY_CLUSTER_PROMETHEUS === "0" ? COMPONENTS : [...COMPONENTS, "prometheus"];
+    assert.deepEqual(Object.keys(pids).sort(), [...expected].sort(), result.stderr);
     return { code: result.code, pids };
 }
+
+/** `cluster.sh env` of a state directory, as name → value. */
+async function exportsOf(env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
+    const result = await runCommand(SCRIPT, ["env"], { env });
+    assert.equal(result.code, 0, result.stderr);
+    return Object.fromEntries([...result.stdout.matchAll(/^export (\w+)=(\S+)$/gm)].map((m) => [m[1], m[2]]));
+}
+
+/**
+ * A stand-in for a proxy's metrics endpoint on 127.0.0.1: each path serves one counter in Prometheus's
+ * text format, with the value `set` last gave it, and every scrape's path is recorded.
+ */
+async function counterServer(counters: Record<string, string>) {
+    const values = new Map(Object.entries(counters).map(([route, metric]) => [route, { metric, value: 0 }]));
+    const scraped: string[] = [];
+    const server = createServer((req, res) => {
+        const counter = values.get(req.url ?? "");
+        scraped.push(req.url ?? "");
+        if (counter === undefined) {
+            res.writeHead(404).end();
+            return;
+        }
+        res.writeHead(200, { "Content-Type": "text/plain; version=0.0.4; charset=utf-8" });
+        res.end(`# HELP ${counter.metric} Requests the stand-in served.\n# TYPE ${counter.metric} counter\n${counter.metric}{code="200"} ${counter.value}\n`);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return {
+        address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+        scraped,
+        set(route: string, value: number) {
+            const counter = values.get(route);
+            assert.ok(counter !== undefined, route);
+            counter.value = value;
+        },
+        close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
+}
+
+/** Registers a target as a data plane would: a file_sd file, written whole (a rename) so Prometheus never reads half of it. */
+function register(targets: string, name: string, address: string, labels: Record<string, string>): void {
+    const file = path.join(targets, `${name}.json`);
+    writeFileSync(`${file}.tmp`, JSON.stringify([{ targets: [address], labels }]));
+    renameSync(`${file}.tmp`, file);
+}
+
+/** The values of an instant query through Prometheus's HTTP API (`/api/v1/query`), one per series. */
+async function query(url: string, promql: string): Promise<number[]> {
+    const response = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(promql)}`);
+    const body = (await response.json()) as { status: string; error?: string; data?: { result: { value: [number, string] }[] } };
+    assert.equal(body.status, "success", `${promql}: ${body.error ?? ""}`);
+    return (body.data?.result ?? []).map((r) => Number(r.value[1]));
+}
+
+/** Polls the query until it returns exactly `expected`; fails after SCRAPE_BOUND_MS with the last answer. */
+async function waitForValues(url: string, promql: string, expected: number[]): Promise<void> {
+    const deadline = Date.now() + SCRAPE_BOUND_MS;
+    let last: number[] | string = [];
+    while (Date.now() < deadline) {
+        try {
+            last = await query(url, promql);
+            if (JSON.stringify(last) === JSON.stringify(expected)) return;
+        } catch (err) {
+            last = String(err);
+        }
+        await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.fail(`${promql} after ${SCRAPE_BOUND_MS / 1000} s: ${JSON.stringify(last)}, expected ${JSON.stringify(expected)}`);
+}
+
+const readyCode = async (url: string) => (await fetch(`${url}/-/ready`)).status;
 
 describe("scripts/cluster.sh on kwokctl: one cluster", () => {
     let cluster: LocalCluster;
@@ -34,15 +114,19 @@ describe("scripts/cluster.sh on kwokctl: one cluster", () => {
     });
     after(async () => cluster?.down());
 
-    it("runs the binaries built here: each component kwokctl started is a link into the build cache, and kwokctl downloaded nothing", () => {
+    it("runs the binaries built here: each component kwokctl started, and Prometheus, is a link into the build cache, and kwokctl downloaded nothing", () => {
         const bin = (cluster.env.PATH ?? "").split(path.delimiter)[0];
         const links = path.join(cluster.state, "clusters", "cowsay", "bin");
         const names = readdirSync(links).sort();
-        assert.deepEqual(names, ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller"]);
-        for (const name of names) {
+        assert.deepEqual(names, ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller", "prometheus"]);
+        for (const name of names.filter((n) => n !== "prometheus")) {
             assert.ok(lstatSync(path.join(links, name)).isSymbolicLink(), name);
             assert.equal(readlinkSync(path.join(links, name)), path.join(bin, name === "kwok-controller" ? "kwok" : name));
         }
+        // Prometheus has a cache key of its own beside the control plane's: <cache>/prometheus-<pin>_src-<hash>/bin.
+        const prometheus = readlinkSync(path.join(links, "prometheus"));
+        assert.equal(path.dirname(path.dirname(path.dirname(prometheus))), path.dirname(path.dirname(bin)));
+        assert.match(path.relative(path.dirname(path.dirname(bin)), prometheus), new RegExp(`^prometheus-${versions.prometheus.replaceAll(".", "\\.")}_src-[0-9a-f]{12}/bin/prometheus$`));
         // kwokctl keeps whatever it downloads in <KWOK_WORKDIR>/cache.
         assert.equal(existsSync(path.join(cluster.state, "cache")), false);
     });
@@ -76,6 +160,109 @@ describe("scripts/cluster.sh on kwokctl: one cluster", () => {
         const ready = await cluster.kubectl("wait", "--for=condition=Ready", "nodes", "--all", "--timeout=60s");
         assert.equal(ready.code, 0, ready.stderr);
     });
+
+    it("Prometheus is ready at COWSAY_PROMETHEUS_URL and scrapes what registers in COWSAY_PROMETHEUS_TARGETS: Envoy's path by default, a target's __metrics_path__ otherwise, and a counter's increase shows", async () => {
+        const prometheus = cluster.prometheus;
+        assert.ok(prometheus !== undefined, "LocalCluster.up() runs a Prometheus");
+        assert.match(prometheus.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+        assert.equal(cluster.env.COWSAY_PROMETHEUS_URL, prometheus.url);
+        assert.equal(prometheus.targets, path.join(cluster.state, "clusters", "cowsay", "prometheus", "targets"));
+        assert.equal(await readyCode(prometheus.url), 200);
+
+        // Given a metrics endpoint that starts after the cluster, and registers itself twice.
+        const server = await counterServer({ "/stats/prometheus": "cowsay_envoy_requests_total", "/custom": "cowsay_custom_requests_total" });
+        try {
+            server.set("/stats/prometheus", 3);
+            server.set("/custom", 7);
+            register(prometheus.targets, "envoy", server.address, { app: "envoy" });
+            register(prometheus.targets, "custom", server.address, { app: "custom", __metrics_path__: "/custom" });
+            // Then each is scraped on its own path, with the target's labels and the job's name.
+            await waitForValues(prometheus.url, 'cowsay_envoy_requests_total{job="istio-mesh",app="envoy",code="200"}', [3]);
+            await waitForValues(prometheus.url, 'cowsay_custom_requests_total{job="istio-mesh",app="custom"}', [7]);
+            assert.deepEqual([...new Set(server.scraped)].sort(), ["/custom", "/stats/prometheus"]);
+            // And an increase is visible: the new value, and an increase() over the window.
+            server.set("/stats/prometheus", 8);
+            await waitForValues(prometheus.url, 'cowsay_envoy_requests_total{app="envoy"}', [8]);
+            const increase = await query(prometheus.url, 'increase(cowsay_envoy_requests_total{app="envoy"}[1m])');
+            assert.equal(increase.length, 1);
+            assert.ok(increase[0] > 0, `increase() over 1m: ${increase[0]}`);
+        } finally {
+            rmSync(path.join(prometheus.targets, "envoy.json"), { force: true });
+            rmSync(path.join(prometheus.targets, "custom.json"), { force: true });
+            await server.close();
+        }
+    });
+
+    it("restart prometheus: a new process on the same port, its registered targets still scraped; the other components untouched", async () => {
+        const prometheus = cluster.prometheus;
+        assert.ok(prometheus !== undefined);
+        const server = await counterServer({ "/stats/prometheus": "cowsay_restart_requests_total" });
+        try {
+            server.set("/stats/prometheus", 1);
+            register(prometheus.targets, "restart", server.address, { app: "restart" });
+            await waitForValues(prometheus.url, "cowsay_restart_requests_total", [1]);
+            const before = await status(cluster.env);
+
+            await cluster.script("restart", "prometheus");
+
+            const after = await status(cluster.env);
+            assert.equal(after.code, 0);
+            assert.ok(after.pids.prometheus !== null && after.pids.prometheus !== before.pids.prometheus, `prometheus pid ${before.pids.prometheus} → ${after.pids.prometheus}`);
+            for (const c of COMPONENTS) assert.equal(after.pids[c], before.pids[c], c);
+            assert.equal((await exportsOf(cluster.env)).COWSAY_PROMETHEUS_URL, prometheus.url, "the same URL");
+            assert.equal(await readyCode(prometheus.url), 200);
+            server.set("/stats/prometheus", 2);
+            await waitForValues(prometheus.url, "cowsay_restart_requests_total", [2]);
+            assert.equal((await cluster.kubectl("get", "--raw", "/readyz")).stdout, "ok");
+
+            // stop: the URL stops answering, status says so; up brings it back on the same port.
+            await cluster.script("stop", "prometheus");
+            assert.equal((await status(cluster.env)).pids.prometheus, null);
+            await assert.rejects(fetch(`${prometheus.url}/-/ready`));
+            const up = await runCommand(SCRIPT, ["up"], { env: cluster.env });
+            assert.equal(up.code, 0, up.stderr);
+            assert.equal(await readyCode(prometheus.url), 200);
+            assert.notEqual((await status(cluster.env)).pids.prometheus, null);
+        } finally {
+            rmSync(path.join(prometheus.targets, "restart.json"), { force: true });
+            await server.close();
+        }
+    });
+});
+
+describe("scripts/cluster.sh: COWSAY_CLUSTER_PROMETHEUS=0", () => {
+    it("up starts no Prometheus: no process, no env, no status line; start prometheus adds one to that cluster; down leaves none", async () => {
+        const state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-noprom-"));
+        const env = { ...process.env, COWSAY_CLUSTER_STATE: state, COWSAY_CLUSTER_PROMETHEUS: "0" };
+        try {
+            const up = await runCommand(SCRIPT, ["up"], { env });
+            assert.equal(up.code, 0, up.stderr);
+            const exports = await exportsOf(env);
+            assert.ok(exports.KUBECONFIG !== undefined);
+            assert.equal(exports.COWSAY_PROMETHEUS_URL, undefined);
+            assert.equal(exports.COWSAY_PROMETHEUS_TARGETS, undefined);
+            assert.equal((await status(env)).code, 0);
+            const cluster = path.join(state, "clusters", "cowsay");
+            assert.deepEqual(processesMentioning(path.join(cluster, "bin", "prometheus")), []);
+            assert.equal(existsSync(path.join(cluster, "prometheus")), false);
+
+            // start prometheus on that cluster: the same script, the URL now in env.
+            const start = await runCommand(SCRIPT, ["start", "prometheus"], { env });
+            assert.equal(start.code, 0, start.stderr);
+            const url = (await exportsOf(env)).COWSAY_PROMETHEUS_URL;
+            assert.ok(url !== undefined);
+            assert.equal(await readyCode(url), 200);
+            assert.equal(processesMentioning(path.join(cluster, "bin", "prometheus")).length, 1);
+
+            const down = await runCommand(SCRIPT, ["down"], { env });
+            assert.equal(down.code, 0, down.stderr);
+            assert.deepEqual(processesMentioning(`${state}/`), []);
+            await assert.rejects(fetch(`${url}/-/ready`));
+        } finally {
+            await runCommand(SCRIPT, ["down"], { env });
+            rmSync(state, { recursive: true, force: true });
+        }
+    });
 });
 
 describe("scripts/cluster.sh: clusters started at once", () => {
@@ -98,6 +285,16 @@ describe("scripts/cluster.sh: clusters started at once", () => {
         }
     });
 });
+
+/** Whether a path exists as a link, whatever it points at (existsSync follows it). */
+function lstatExists(file: string): boolean {
+    try {
+        lstatSync(file);
+        return true;
+    } catch {
+        return false;
+    }
+}
 
 /** A process that runs: not gone, and not a zombie its new parent has yet to reap. */
 function running(pid: number): boolean {
@@ -170,17 +367,27 @@ describe("scripts/cluster.sh: teardown", () => {
         });
     }
 
-    it("down --keep-logs stops every process and keeps the components' logs, nothing else", async () => {
+    it("down --keep-logs stops every process, Prometheus's included, releases its port and keeps the components' logs, nothing else", async () => {
         const state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-logs-"));
         const env = { ...process.env, COWSAY_CLUSTER_STATE: state };
         try {
             const up = await runCommand(SCRIPT, ["up"], { env });
             assert.equal(up.code, 0, up.stderr);
+            const exports = await exportsOf(env);
+            const url = exports.COWSAY_PROMETHEUS_URL;
+            assert.ok(url !== undefined, "up starts Prometheus by default");
+            const cache = path.dirname(path.dirname(exports.PATH.split(":")[0]));
+            const reservation = path.join(cache, "ports", new URL(url).port);
+            assert.equal(readlinkSync(reservation), path.join(state, "clusters", "cowsay"), "the port is reserved for this cluster");
+            assert.equal(processesMentioning(path.join(state, "clusters", "cowsay", "bin", "prometheus")).length, 1);
+
             const down = await runCommand(SCRIPT, ["down", "--keep-logs"], { env });
             assert.equal(down.code, 0, down.stderr);
             assert.deepEqual(processesMentioning(`${state}/`), []);
+            await assert.rejects(fetch(`${url}/-/ready`));
+            assert.equal(lstatExists(reservation), false, "the reservation is released");
             assert.deepEqual(readdirSync(state), ["logs"]);
-            assert.deepEqual(readdirSync(path.join(state, "logs")).sort(), COMPONENTS.map((c) => `${c}.log`));
+            assert.deepEqual(readdirSync(path.join(state, "logs")).sort(), [...COMPONENTS, "prometheus"].map((c) => `${c}.log`).sort());
         } finally {
             await runCommand(SCRIPT, ["down"], { env });
             rmSync(state, { recursive: true, force: true });
@@ -197,10 +404,12 @@ describe("scripts/cluster.sh: bad input is one line, and nothing is started or r
     after(() => rmSync(state, { recursive: true, force: true }));
 
     const cases: [string, string[], Record<string, string>, string][] = [
-        ["an unknown component", ["restart", "kube"], {}, "unknown component 'kube'; allowed: etcd, apiserver, controller-manager, scheduler, kwok, istiod"],
+        ["an unknown component", ["restart", "kube"], {}, "unknown component 'kube'; allowed: etcd, apiserver, controller-manager, scheduler, kwok, istiod, prometheus"],
+        ["a stop without a component", ["stop"], {}, "stop needs a COMPONENT; allowed: etcd, apiserver, controller-manager, scheduler, kwok, istiod, prometheus"],
         ["an unknown option of down", ["down", "--force"], {}, "down takes --keep-logs or nothing, not '--force'"],
         ["a node count that is not a number", ["up"], { COWSAY_CLUSTER_NODES: "two" }, "COWSAY_CLUSTER_NODES is 'two'; allowed: a whole number of 1 or more"],
         ["an istiod switch that is not 0, 1 or chart", ["up"], { COWSAY_CLUSTER_ISTIOD: "yes" }, "COWSAY_CLUSTER_ISTIOD is 'yes'; allowed: 0, 1 or chart"],
+        ["a Prometheus switch that is not 0 or 1", ["up"], { COWSAY_CLUSTER_PROMETHEUS: "true" }, "COWSAY_CLUSTER_PROMETHEUS is 'true'; allowed: 0 or 1"],
         ["an unknown command", ["deploy"], {}, "unknown command 'deploy'; allowed: build, built, up, down, env, status, crds, apply-crds, istio-charts, stop, start, restart, clean, help"],
     ];
     for (const [what, args, extraEnv, message] of cases) {
