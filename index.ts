@@ -7,9 +7,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { gatewayAddressCommand } from "./components/address";
 import { BlueGreenApp } from "./components/app";
 import { ConfigError, SECRET_CAPABLE_KEYS, parseSettings, type LastRun, type RawConfig, type Settings } from "./components/config";
+import type { GateSettings } from "./components/gate";
 import { GatewayApiCrds } from "./components/gateway-api-crds";
 import { IstioMesh } from "./components/mesh";
-import { planVersions } from "./components/plan";
+import { APP_NAME, planVersions } from "./components/plan";
 import { ROUTING } from "./components/routing";
 import { GATEWAY_SERVICE } from "./components/routing/gateway-api";
 import type { RouteSettings } from "./components/routing/shape";
@@ -18,8 +19,6 @@ import { sharedNamePrefix } from "./components/shared-names";
 import { GatewayTls } from "./components/tls";
 
 const MIN_NODE_MAJOR = 22;
-/** The app's Service, and the prefix of its Deployments and routing objects. */
-const APP_NAME = "cowsay-nginx";
 /** The TLS component, and the prefix of its Issuer's name. */
 const TLS = "tls";
 
@@ -139,7 +138,11 @@ function deploy(settings: Settings, last: LastRun | undefined) {
         },
         gate:
             settings.smokeCheck && settings.gatewayUrl !== undefined
-                ? { gatewayUrl: secret("gatewayUrl", settings.gatewayUrl), timeoutSeconds: settings.smokeCheckTimeout }
+                ? {
+                      gatewayUrl: secret("gatewayUrl", settings.gatewayUrl),
+                      timeoutSeconds: settings.smokeCheckTimeout,
+                      analysis: preSwitchAnalysis(settings, last, secret),
+                  }
                 : undefined,
         readOnlyRootFilesystem: settings.readOnlyRootFilesystem,
         prerequisites,
@@ -180,6 +183,20 @@ function deploy(settings: Settings, last: LastRun | undefined) {
             settings.testRouteHeader === undefined
                 ? ""
                 : secret("gatewayUrl", curl.replace("curl -sk", `curl -sk -H '${settings.testRouteHeader}: <version>'`)),
+    };
+}
+
+/** The gate's analysis before a switch, when the stack has a Prometheus and asks for it. */
+function preSwitchAnalysis(settings: Settings, last: LastRun | undefined, secret: (key: string, value: string) => pulumi.Input<string>): GateSettings["analysis"] {
+    const analysis = settings.analysis;
+    if (analysis === undefined || !analysis.preSwitch) return undefined;
+    return {
+        prometheusUrl: secret("prometheusUrl", analysis.provider.url),
+        ...(analysis.provider.token === undefined ? {} : { prometheusToken: secret("prometheusToken", analysis.provider.token) }),
+        trafficPerSecond: analysis.trafficPerSecond,
+        settings: analysis,
+        // What vsLive compares with: the version that took the live traffic before this update.
+        liveBefore: last?.live.find((v) => v === settings.activeVersion) ?? last?.live[0],
     };
 }
 

@@ -10,8 +10,9 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
 import { ALLOW_ZERO_REPLICAS, NO_SERVICE_AWAIT } from "./annotations";
-import { FORMER_GATE_TYPE, Gate, type GateSettings } from "./gate";
-import type { Plan, VersionPlan } from "./plan";
+import { resolveChecks, type Subject } from "./analysis/checks";
+import { FORMER_GATE_TYPE, Gate, type GateArgs, type GateSettings } from "./gate";
+import { APP_NAME, workloadName, type Plan, type VersionPlan } from "./plan";
 import type { Routing, RoutingComponent, RouteSettings } from "./routing/shape";
 
 export interface BlueGreenAppArgs {
@@ -52,7 +53,7 @@ export class BlueGreenApp extends pulumi.ComponentResource {
 
     constructor(name: string, args: BlueGreenAppArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cowsay-bluegreen:app:BlueGreenApp", name, {}, opts);
-        const appName = args.appName ?? "cowsay-nginx";
+        const appName = args.appName ?? APP_NAME;
         const ns = args.namespace;
         this.podSelector = { service: appName };
 
@@ -131,6 +132,20 @@ export class BlueGreenApp extends pulumi.ComponentResource {
         });
     }
 
+    /** The gate's pre-switch analysis inputs: each serving version's checks, resolved for its workload. */
+    private analysisOf(args: BlueGreenAppArgs, analysis: NonNullable<GateSettings["analysis"]>): Partial<GateArgs> {
+        const subject = (version: string): Subject => ({ namespace: args.namespace, workload: workloadName(version, args.appName), version });
+        const live = analysis.liveBefore;
+        const checks = Object.fromEntries(
+            args.plan.serving.map((v) => [v.name, resolveChecks(analysis.settings, subject(v.name), live === undefined || live === v.name ? undefined : subject(live))]),
+        );
+        return {
+            prometheusUrl: analysis.prometheusUrl,
+            ...(analysis.prometheusToken === undefined ? {} : { prometheusToken: analysis.prometheusToken }),
+            analysis: { trafficPerSecond: analysis.trafficPerSecond, checks },
+        };
+    }
+
     /** Passes only when every serving version answers through its test route with its own page. */
     private gateOf(name: string, args: BlueGreenAppArgs, settings: GateSettings, header: string, after: readonly pulumi.Resource[]): Gate {
         return new Gate(
@@ -142,6 +157,7 @@ export class BlueGreenApp extends pulumi.ComponentResource {
                 checks: args.plan.serving.map((v) => ({ version: v.name, image: v.image, expect: v.expect ?? "" })),
                 timeoutSeconds: settings.timeoutSeconds ?? 60,
                 intervalMs: settings.intervalMs ?? 2000,
+                ...(settings.analysis === undefined ? {} : this.analysisOf(args, settings.analysis)),
             },
             // Stacks deployed before the gate had its name know it as `<app>-smoke-check`, of type SmokeCheck.
             { parent: this, dependsOn: [...after], aliases: [{ name: `${name}-smoke-check`, type: FORMER_GATE_TYPE }] },
@@ -157,7 +173,7 @@ export class BlueGreenApp extends pulumi.ComponentResource {
         opts: pulumi.CustomResourceOptions,
     ): k8s.apps.v1.Deployment {
         const labels = { app: appName, service: appName, version: version.name };
-        const workloadName = `${appName}-${version.name}`;
+        const workload = workloadName(version.name, appName);
         if (version.replicas === 0) {
             void pulumi.log.warn(
                 `version ${version.name} will run 0 replicas while idle (idleReplicas=0): a rollback to it is not instant, it must start pods first.`,
@@ -174,7 +190,7 @@ export class BlueGreenApp extends pulumi.ComponentResource {
             `${name}-${version.name}`,
             {
                 metadata: {
-                    name: workloadName,
+                    name: workload,
                     namespace: ns,
                     labels,
                     annotations: version.replicas === 0 ? { [ALLOW_ZERO_REPLICAS]: "true" } : undefined,
@@ -221,7 +237,7 @@ export class BlueGreenApp extends pulumi.ComponentResource {
         new k8s.policy.v1.PodDisruptionBudget(
             `${name}-${version.name}-pdb`,
             {
-                metadata: { name: workloadName, namespace: ns, labels },
+                metadata: { name: workload, namespace: ns, labels },
                 spec: { maxUnavailable: 1, selector: { matchLabels: { service: appName, version: version.name } } },
             },
             opts,

@@ -704,6 +704,13 @@ function settle(values: ConfigValues, secretKeys: ReadonlySet<string>, last: Las
         throw new ConfigError("prometheusToken", 'is set but prometheusUrl is ""; set prometheusUrl to the Prometheus the token is for, or remove the token.');
     }
     const analysis = prometheusUrl === undefined ? undefined : { provider: { url: prometheusUrl, token: prometheusToken }, ...checks };
+    // The pre-switch analysis sends its traffic through the gate's test route: without the gate it could not run.
+    if (analysis?.preSwitch === true && (!values.smokeCheck || values.gatewayUrl === undefined)) {
+        throw new ConfigError(
+            "analysis.preSwitch",
+            `is true, but the gate that runs it is off (${values.smokeCheck ? "gatewayUrl is unset" : "smokeCheck is false"}); set ${values.smokeCheck ? "gatewayUrl" : "smokeCheck to true and gatewayUrl"}, or set analysis.preSwitch to false to analyse only during npm run fleet -- rollout.`,
+        );
+    }
 
     return { ...rest, versions: versions as ReadonlyMap<string, VersionSpec>, trafficSplit: weights as ReadonlyMap<string, number>, gatewayApiCrds, issuer, analysis, secretKeys };
 }

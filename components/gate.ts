@@ -13,6 +13,10 @@
 // reachable from where `pulumi up` runs. The version rolled back from gets no such pass.
 import * as pulumi from "@pulumi/pulumi";
 
+import type { AnalysisSettings, ResolvedCheck } from "./analysis/checks";
+import { analyse, type MetricsProvider } from "./analysis/judge";
+import { sendTraffic } from "./traffic";
+
 /** One version the route is about to send traffic to. */
 export interface VersionCheck {
     readonly version: string;
@@ -35,6 +39,19 @@ export interface GateInputs {
     readonly timeoutSeconds: number;
     /** Pause between tries, in milliseconds. */
     readonly intervalMs: number;
+    /** Prometheus's HTTP API, for the pre-switch analysis; may be a secret. */
+    readonly prometheusUrl?: string;
+    readonly prometheusToken?: string;
+    /** The pre-switch analysis: each version's checks, resolved; none: only the page is checked. */
+    readonly analysis?: GateAnalysis;
+}
+
+/** What the gate judges on Istio's metrics before a version takes live traffic. */
+export interface GateAnalysis {
+    /** Synthetic requests per second sent to the version through its test route while it is judged. */
+    readonly trafficPerSecond: number;
+    /** Version name -> its checks, queries resolved (part of the inputs: a preview shows them). */
+    readonly checks: Readonly<Record<string, readonly ResolvedCheck[]>>;
 }
 
 export interface GateOutcome extends GateInputs {
@@ -224,12 +241,61 @@ export function engineSignal(): AbortSignal {
     return controller.signal;
 }
 
+/**
+ * The pre-switch analysis of each version in `checks` that has analysis checks: synthetic traffic
+ * through its test route for as long as its analysis runs, then the verdict. Fails unless every
+ * version passed; a failed or inconclusive analysis names the check, its query, the value and the bound.
+ */
+export async function runAnalysis(inputs: GateInputs, checks: readonly VersionCheck[], context: RunContext): Promise<void> {
+    const analysis = inputs.analysis;
+    if (analysis === undefined || inputs.prometheusUrl === undefined) return;
+    const provider: MetricsProvider = { url: inputs.prometheusUrl, token: inputs.prometheusToken };
+    const judged = checks.filter((c) => (analysis.checks[c.version]?.length ?? 0) > 0);
+    const results = await Promise.all(
+        judged.map(async (check) => {
+            const resolved = analysis.checks[check.version];
+            const longest = Math.max(...resolved.map((c) => c.intervalSeconds * c.count));
+            context.report(`gate: analysing ${check.version} for up to ${longest} s on ${analysis.trafficPerSecond} synthetic requests a second through its test route`);
+            // The traffic stops when the analysis ends (passed early, failed, or stopped).
+            const traffic = new AbortController();
+            const stop = () => traffic.abort();
+            context.signal?.addEventListener("abort", stop);
+            const sent = sendTraffic({
+                url: inputs.gatewayUrl,
+                host: inputs.host,
+                header: { name: inputs.header, value: check.version },
+                requestsPerSecond: analysis.trafficPerSecond,
+                durationMs: longest * 1000,
+                timeoutMs: 5000,
+                signal: traffic.signal,
+            });
+            try {
+                return await analyse(provider, resolved, check.version, { report: context.report, signal: context.signal });
+            } finally {
+                traffic.abort();
+                context.signal?.removeEventListener("abort", stop);
+                await sent.catch(() => undefined);
+            }
+        }),
+    );
+    if (context.signal?.aborted === true) {
+        throw new Error(`gate stopped: ${String(context.signal.reason ?? "cancelled")} during the analysis; the route was not changed and traffic stays where it was`);
+    }
+    const bad = results.find((r) => r.verdict !== "passed");
+    if (bad !== undefined) throw new Error(`gate failed: ${bad.summary}; the route was not changed and traffic stays where it was`);
+    for (const result of results) context.report(`gate: ${result.summary}`);
+}
+
 async function runGate(inputs: GateInputs, previous: GateOutcome | undefined): Promise<GateOutcome> {
     const { toCheck, rollbackTargets } = whatToFetch(inputs.checks, previous);
     const report = (line: string) => console.error(line);
     const skipped = inputs.checks.filter((c) => !toCheck.includes(c)).map((c) => c.version);
     if (skipped.length > 0) report(`gate: not fetching ${skipped.join(", ")}: live already, or live just before this switch (a rollback)`);
-    if (toCheck.length > 0) await runChecks(inputs, toCheck, { report, signal: engineSignal() });
+    if (toCheck.length > 0) {
+        // The page first: a version that does not serve its own page is not worth the analysis.
+        await runChecks(inputs, toCheck, { report, signal: engineSignal() });
+        await runAnalysis(inputs, toCheck, { report, signal: engineSignal() });
+    }
     return { ...inputs, rollbackTargets, checked: toCheck.map((c) => c.version), checkedAt: new Date().toISOString() };
 }
 
@@ -261,6 +327,15 @@ export interface GateSettings {
     readonly timeoutSeconds?: number;
     /** Pause between tries in milliseconds. Default: 2000. */
     readonly intervalMs?: number;
+    /** The pre-switch analysis; undefined: none. */
+    readonly analysis?: {
+        readonly prometheusUrl: pulumi.Input<string>;
+        readonly prometheusToken?: pulumi.Input<string>;
+        readonly trafficPerSecond: number;
+        readonly settings: AnalysisSettings;
+        /** The version that was live before this update, which vsLive compares with. */
+        readonly liveBefore?: string;
+    };
 }
 
 /** Passes only when every version about to take traffic answers with its own page. */
@@ -273,8 +348,8 @@ export class Gate extends pulumi.dynamic.Resource {
             provider,
             name,
             { ...args, rollbackTargets: undefined, checked: undefined, checkedAt: undefined },
-            // The URL may carry credentials; the state keeps it encrypted whenever the config does.
-            { ...opts, additionalSecretOutputs: ["gatewayUrl"] },
+            // The URLs may carry credentials; the state keeps them encrypted whenever the config does.
+            { ...opts, additionalSecretOutputs: ["gatewayUrl", "prometheusUrl", "prometheusToken"] },
             "cowsay-bluegreen",
             "Gate",
         );

@@ -49,3 +49,11 @@ export function planVersions(settings: Pick<Settings, "versions" | "trafficSplit
         idle: versions.filter((v) => !v.serving),
     };
 }
+
+/** The app's Service, and the prefix of its Deployments and routing objects. */
+export const APP_NAME = "cowsay-nginx";
+
+/** The Deployment (Istio's workload) that runs `version`: what the analysis's queries select. */
+export function workloadName(version: string, appName: string = APP_NAME): string {
+    return `${appName}-${version}`;
+}

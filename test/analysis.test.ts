@@ -11,7 +11,11 @@ import { after, before, describe, it } from "node:test";
 import { minimumSeconds, parseAnalysis, promqlError, resolveChecks, type AnalysisSettings, type Subject } from "../components/analysis/checks";
 import { analyse, checkEnd, judge, queryPrometheus, type Verdict } from "../components/analysis/judge";
 import { parseSettings } from "../components/config";
+import { runAnalysis, type GateAnalysis, type GateInputs, type VersionCheck } from "../components/gate";
+import { DEPLOYMENT, find, podLabels, runProgram } from "./helpers";
 
+const GATEWAY = "https://203.0.113.10";
+const PROMETHEUS = "http://127.0.0.1:9090";
 const V2: Subject = { namespace: "cowsay", workload: "cowsay-nginx-v2", version: "v2" };
 const V1: Subject = { namespace: "cowsay", workload: "cowsay-nginx-v1", version: "v1" };
 const analysisOf = (checks: unknown[]): AnalysisSettings => parseAnalysis({ checks });
@@ -45,13 +49,13 @@ describe("the analysis config", () => {
 
     it("refuses a token without a Prometheus, and keeps both secret-capable", () => {
         assert.throws(() => parseSettings({ prometheusToken: "t" }), /prometheusToken: is set but prometheusUrl is ""/);
-        const settings = parseSettings({ prometheusUrl: "https://user:pw@prom.example:9090/", prometheusToken: "t" }, new Set(["prometheusUrl", "prometheusToken"]));
+        const settings = parseSettings({ prometheusUrl: "https://user:pw@prom.example:9090/", prometheusToken: "t", gatewayUrl: GATEWAY }, new Set(["prometheusUrl", "prometheusToken"]));
         assert.deepEqual(settings.analysis?.provider, { url: "https://user:pw@prom.example:9090", token: "t" });
     });
 
     it("is off without prometheusUrl, and {} runs the two built-in checks with the defaults", () => {
         assert.equal(parseSettings({}).analysis, undefined);
-        const analysis = parseSettings({ prometheusUrl: "http://127.0.0.1:9090" }).analysis;
+        const analysis = parseSettings({ prometheusUrl: "http://127.0.0.1:9090", gatewayUrl: GATEWAY }).analysis;
         assert.deepEqual(
             analysis?.checks.map((c) => [c.name, c.metric, c.min, c.max, c.intervalSeconds, c.count, c.minRequests, c.noData, c.unreachable]),
             [
@@ -60,6 +64,17 @@ describe("the analysis config", () => {
             ],
         );
         assert.equal(analysis?.preSwitch, true);
+    });
+
+    it("refuses a pre-switch analysis without the gate that runs it, and runs without one when preSwitch is false", () => {
+        assert.throws(
+            () => parseSettings({ prometheusUrl: PROMETHEUS }),
+            (err: Error) =>
+                err.message ===
+                "Invalid config analysis.preSwitch: is true, but the gate that runs it is off (gatewayUrl is unset); set gatewayUrl, or set analysis.preSwitch to false to analyse only during npm run fleet -- rollout.",
+        );
+        assert.throws(() => parseSettings({ prometheusUrl: PROMETHEUS, gatewayUrl: GATEWAY, smokeCheck: "false" }), /the gate that runs it is off \(smokeCheck is false\); set smokeCheck to true and gatewayUrl/);
+        assert.equal(parseSettings({ prometheusUrl: PROMETHEUS, analysis: '{"preSwitch":false}' }).analysis?.preSwitch, false);
     });
 
     it("accepts PromQL that Prometheus's grammar accepts, with every template", () => {
@@ -279,5 +294,117 @@ describe("queryPrometheus", () => {
         answer = { status: 401, body: "Unauthorized" };
         await assert.rejects(queryPrometheus({ url }, "up"), /HTTP 401/);
         await assert.rejects(queryPrometheus({ url: "http://127.0.0.1:1" }, "up"), /ECONNREFUSED/);
+    });
+});
+
+describe("the program's gate with a Prometheus", () => {
+    const GATE = "pulumi-nodejs:dynamic/cowsay-bluegreen:Gate";
+    const analysis = JSON.stringify({ checks: [{ name: "rate", metric: "success-rate", min: 99, vsLive: 1, interval: "5s", count: 2 }], trafficPerSecond: 7 });
+    const deployed = { trafficSplit: { v1: 100 }, versions: { v1: { image: "dougbtv/nginx-cowsay:v1" }, v2: { image: "dougbtv/nginx-cowsay:v2" } } };
+
+    it("judges the version going live on its own workload, compared with the one live before, and keeps the Prometheus URL and token secret", async () => {
+        const run = await runProgram(
+            { gatewayUrl: GATEWAY, prometheusUrl: "https://u:p@prom.example", prometheusToken: "tok", analysis, activeVersion: "v2" },
+            { previousOutputs: deployed, secretKeys: ["prometheusUrl", "prometheusToken"] },
+        );
+        const gate = find(run, GATE);
+        const inputs = gate.inputs as { analysis: GateAnalysis; prometheusUrl: unknown; prometheusToken: unknown };
+        assert.equal(inputs.analysis.trafficPerSecond, 7);
+        const [check] = inputs.analysis.checks.v2;
+        assert.match(check.query, /destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2"/);
+        assert.match(check.baselineQuery ?? "", /destination_workload="cowsay-nginx-v1"/);
+        assert.equal(check.bound, "min 99, v1's own - 1");
+        // What the mocks receive for a secret input: Pulumi's secret envelope, never the plain value.
+        for (const key of ["prometheusUrl", "prometheusToken"] as const) assert.notEqual(typeof inputs[key], "string", `${key} is a secret: ${JSON.stringify(inputs[key])}`);
+        // The workload the queries select is the Deployment whose pods run v2.
+        assert.equal(podLabels(find(run, DEPLOYMENT, "cowsay-nginx-v2")).version, "v2");
+    });
+
+    it("leaves the gate's inputs as they were without prometheusUrl or with preSwitch false", async () => {
+        const plain = find(await runProgram({ gatewayUrl: GATEWAY, activeVersion: "v2" }, { previousOutputs: deployed }), GATE).inputs;
+        const off = find(await runProgram({ gatewayUrl: GATEWAY, activeVersion: "v2", prometheusUrl: PROMETHEUS, analysis: '{"preSwitch":false}' }, { previousOutputs: deployed }), GATE).inputs;
+        assert.deepEqual(Object.keys(plain).sort(), Object.keys(off).sort());
+        assert.ok(!("analysis" in plain) && !("prometheusUrl" in plain));
+    });
+});
+
+describe("the gate's pre-switch analysis", () => {
+    // A gateway that counts what reaches each version's test route, and a Prometheus that answers
+    // each query with what the test says the candidate's metrics are.
+    let gateway: Server;
+    let prometheus: Server;
+    let gatewayUrl = "";
+    let prometheusUrl = "";
+    const reached: string[] = [];
+    let successRate: string | undefined = "100";
+    before(async () => {
+        gateway = createServer((req, res) => {
+            reached.push(String(req.headers["x-cowsay-version"]));
+            res.writeHead(200).end("ok");
+        });
+        prometheus = createServer((req, res) => {
+            const query = new URL(req.url ?? "", "http://x").searchParams.get("query") ?? "";
+            const value = query.startsWith("sum(increase") ? String(reached.length) : successRate;
+            const result = value === undefined ? [] : [{ metric: {}, value: [Date.now() / 1000, value] }];
+            res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ status: "success", data: { resultType: "vector", result } }));
+        });
+        for (const server of [gateway, prometheus]) await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+        gatewayUrl = `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`;
+        prometheusUrl = `http://127.0.0.1:${(prometheus.address() as AddressInfo).port}`;
+    });
+    after(() => {
+        gateway.close();
+        prometheus.close();
+    });
+    const V2_CHECK: VersionCheck = { version: "v2", image: "dougbtv/nginx-cowsay:v2", expect: "O___O" };
+    const inputs = (count: number): GateInputs => ({
+        gatewayUrl,
+        host: "cowsay.example.com",
+        header: "x-cowsay-version",
+        checks: [V2_CHECK],
+        timeoutSeconds: 5,
+        intervalMs: 10,
+        prometheusUrl,
+        analysis: { trafficPerSecond: 20, checks: { v2: resolveChecks(analysisOf([{ name: "rate", metric: "success-rate", min: 99, interval: "1s", count, minRequests: 5 }]), V2, V1) } },
+    });
+
+    it("sends synthetic traffic to the candidate's test route while it judges it, and passes a healthy one", async () => {
+        reached.length = 0;
+        successRate = "100";
+        const lines: string[] = [];
+        await runAnalysis(inputs(2), [V2_CHECK], { report: (l) => lines.push(l) });
+        assert.ok(reached.length >= 20 && reached.every((v) => v === "v2"), `${reached.length} requests, all through v2's test route`);
+        const after = reached.length;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.equal(reached.length, after, "the traffic stopped with the analysis");
+        assert.ok(lines.some((l) => /^gate: analysis of v2 passed: rate 2\/2/.test(l)), lines.join("\n"));
+    });
+
+    it("refuses a failing candidate with the query, the value and the bound, and the route stays", async () => {
+        successRate = "80";
+        await assert.rejects(
+            runAnalysis(inputs(3), [V2_CHECK], { report: () => undefined }),
+            (err: Error) =>
+                /^gate failed: analysis of v2 failed: check rate measurement 1\/3: 80 is below min 99 \(bound: min 99\); query at http:\/\/127\.0\.0\.1:\d+: sum\(rate\(istio_requests_total\{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2"/.test(err.message) &&
+                err.message.endsWith("the route was not changed and traffic stays where it was"),
+        );
+    });
+
+    it("never passes a candidate without data", async () => {
+        successRate = undefined;
+        await assert.rejects(runAnalysis(inputs(2), [V2_CHECK], { report: () => undefined }), /analysis of v2 was inconclusive \(not a pass\).*no data; noData is inconclusive/);
+    });
+
+    it("stops at once on Ctrl-C, traffic included", async () => {
+        successRate = "100";
+        const controller = new AbortController();
+        const started = Date.now();
+        const pending = runAnalysis(inputs(100), [V2_CHECK], { report: () => undefined, signal: controller.signal });
+        setTimeout(() => controller.abort("the update was cancelled (Ctrl-C)"), 200);
+        await assert.rejects(pending, /^Error: gate stopped: the update was cancelled \(Ctrl-C\) during the analysis; the route was not changed/);
+        assert.ok(Date.now() - started < 3000);
+        const after = reached.length;
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        assert.equal(reached.length, after);
     });
 });

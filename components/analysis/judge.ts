@@ -189,12 +189,14 @@ export async function analyse(provider: MetricsProvider, checks: readonly Resolv
         context.sleep ??
         ((ms: number, signal?: AbortSignal) =>
             new Promise<void>((resolve) => {
+                // Declared before `done`: Pulumi's closure serializer needs every captured name bound first.
+                let timer: ReturnType<typeof setTimeout> | undefined = undefined;
                 const done = () => {
                     clearTimeout(timer);
                     signal?.removeEventListener("abort", done);
                     resolve();
                 };
-                const timer = setTimeout(done, ms);
+                timer = setTimeout(done, ms);
                 signal?.addEventListener("abort", done);
             }));
     const query = context.query ?? ((promql: string) => queryPrometheus(provider, promql, context.signal));
