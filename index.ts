@@ -9,7 +9,7 @@ import { BlueGreenApp } from "./components/app";
 import { ConfigError, SECRET_CAPABLE_KEYS, parseSettings, type LastRun, type RawConfig, type Settings } from "./components/config";
 import { GatewayApiCrds } from "./components/gateway-api-crds";
 import { IstioMesh } from "./components/mesh";
-import { planVersions } from "./components/plan";
+import { APP_NAME, planVersions } from "./components/plan";
 import { ROUTING } from "./components/routing";
 import { GATEWAY_SERVICE } from "./components/routing/gateway-api";
 import type { RouteSettings } from "./components/routing/shape";
@@ -18,8 +18,6 @@ import { sharedNamePrefix } from "./components/shared-names";
 import { GatewayTls } from "./components/tls";
 
 const MIN_NODE_MAJOR = 22;
-/** The app's Service, and the prefix of its Deployments and routing objects. */
-const APP_NAME = "cowsay-nginx";
 /** The TLS component, and the prefix of its Issuer's name. */
 const TLS = "tls";
 

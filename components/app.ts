@@ -11,7 +11,7 @@ import * as pulumi from "@pulumi/pulumi";
 
 import { ALLOW_ZERO_REPLICAS, NO_SERVICE_AWAIT } from "./annotations";
 import { FORMER_GATE_TYPE, Gate, type GateSettings } from "./gate";
-import type { Plan, VersionPlan } from "./plan";
+import { APP_NAME, workloadName, type Plan, type VersionPlan } from "./plan";
 import type { Routing, RoutingComponent, RouteSettings } from "./routing/shape";
 
 export interface BlueGreenAppArgs {
@@ -52,7 +52,7 @@ export class BlueGreenApp extends pulumi.ComponentResource {
 
     constructor(name: string, args: BlueGreenAppArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cowsay-bluegreen:app:BlueGreenApp", name, {}, opts);
-        const appName = args.appName ?? "cowsay-nginx";
+        const appName = args.appName ?? APP_NAME;
         const ns = args.namespace;
         this.podSelector = { service: appName };
 
@@ -157,7 +157,7 @@ export class BlueGreenApp extends pulumi.ComponentResource {
         opts: pulumi.CustomResourceOptions,
     ): k8s.apps.v1.Deployment {
         const labels = { app: appName, service: appName, version: version.name };
-        const workloadName = `${appName}-${version.name}`;
+        const workload = workloadName(version.name, appName);
         if (version.replicas === 0) {
             void pulumi.log.warn(
                 `version ${version.name} will run 0 replicas while idle (idleReplicas=0): a rollback to it is not instant, it must start pods first.`,
@@ -174,7 +174,7 @@ export class BlueGreenApp extends pulumi.ComponentResource {
             `${name}-${version.name}`,
             {
                 metadata: {
-                    name: workloadName,
+                    name: workload,
                     namespace: ns,
                     labels,
                     annotations: version.replicas === 0 ? { [ALLOW_ZERO_REPLICAS]: "true" } : undefined,
@@ -221,7 +221,7 @@ export class BlueGreenApp extends pulumi.ComponentResource {
         new k8s.policy.v1.PodDisruptionBudget(
             `${name}-${version.name}-pdb`,
             {
-                metadata: { name: workloadName, namespace: ns, labels },
+                metadata: { name: workload, namespace: ns, labels },
                 spec: { maxUnavailable: 1, selector: { matchLabels: { service: appName, version: version.name } } },
             },
             opts,
