@@ -47,7 +47,7 @@ export function rolloutSection(fleet: Fleet, steps: readonly number[], stacks: r
     for (const s of stacks) {
         const minimum = minimumSeconds(s.analysis);
         lines.push(`#### ${s.stack} (wave ${s.wave}): ${s.from} to ${s.to}, at least ${describeSeconds(minimum)} of analysis at each step, on ${shownUrl(s.analysis.provider.url)}`, "");
-        lines.push(row(["step", "traffic", "check", "bound", "every", "measurements", "at least requests"]), row(["---", "---", "---", "---", "---", "---", "---"]));
+        lines.push(row(["step", "traffic", "check", "bound", "every", "measurements", "minRequests"]), row(["---", "---", "---", "---", "---", "---", "---"]));
         for (const step of steps) {
             for (const check of stepChecks(s, step)) {
                 lines.push(row([`${step}%`, describeTarget(stepTarget(step, s.from, s.to)), check.name, check.bound, `${check.intervalSeconds} s`, String(check.count), String(check.minRequests)]));

@@ -63,14 +63,20 @@ export function stackRollout(view: StackView, version: string): StackRollout {
     return { from: soleVersion(view.live) as string, to: version, analysis: settings.analysis as Analysis, namespace: settings.appNamespace };
 }
 
+/** The bound of a check compared only with the live version, at 100%. */
+export const NO_BOUND_AT_100 = "any value (vsLive is judged below 100% only)";
+
 /**
  * The checks of one step, resolved: about the new version's workload, compared with the live
- * version's only below 100% (at 100% the old version takes no traffic left to compare with, so
- * vsLive is not judged there; min and max are).
+ * version's only below 100%. At 100% the old version takes no traffic left to compare with, so
+ * vsLive is left out there (min and max stay; a check with vsLive alone then needs only its data
+ * and its minRequests).
  */
 export function stepChecks(rollout: StackRollout, step: number): ResolvedCheck[] {
     const subject = (version: string) => ({ namespace: rollout.namespace, workload: workloadName(version), version });
-    return resolveChecks(rollout.analysis, subject(rollout.to), step < 100 ? subject(rollout.from) : undefined);
+    if (step < 100) return resolveChecks(rollout.analysis, subject(rollout.to), subject(rollout.from));
+    const alone = { ...rollout.analysis, checks: rollout.analysis.checks.map((c) => ({ ...c, vsLive: undefined })) };
+    return resolveChecks(alone, subject(rollout.to), undefined).map((c) => (c.bound === "" ? { ...c, bound: NO_BOUND_AT_100 } : c));
 }
 
 /** The stacks of a real rollout: each step through the switch runner, each analysis through Prometheus. */

@@ -5,6 +5,8 @@
 // both. A failed or inconclusive analysis (never a pass: no data, too little traffic, an unreachable
 // Prometheus) is a failure like a failed gate: rollback or halt, as the fleet file says. The stacks
 // are reached through a RolloutRunner (fleet/rollout-runner.ts, a fake in the unit tests).
+import { setMaxListeners } from "node:events";
+
 import type { AnalysisResult, Measurement, Verdict } from "../components/analysis/judge";
 import type { Fleet } from "./file";
 import { CHECK_INTERVAL_MS, realClock, rollbackAll, type Clock, type Outcome, type PlanProgress, type StackEnd } from "./plan";
@@ -105,6 +107,9 @@ export async function runRollout(fleet: Fleet, steps: readonly number[], runner:
     // Ends the checks and analyses in flight at the first failure (the rollback should start at
     // once), and at Ctrl-C.
     const stop = new AbortController();
+    // Every check and analysis in flight listens on it (each Prometheus query, each engine run): about
+    // ten per stack, which is no leak.
+    setMaxListeners(10 * Math.max(1, ends.size), stop.signal);
     const onAbort = () => stop.abort();
     if (signal.aborted) stop.abort();
     else signal.addEventListener("abort", onAbort, { once: true });
