@@ -98,7 +98,7 @@ export function statusText(rows: readonly StatusRow[], record: SwitchRecord | un
     ]);
     const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
     const out = [header, ...lines].map((l) => l.map((c, i) => (i === l.length - 1 ? c : c.padEnd(widths[i]))).join("  ").trimEnd());
-    if (record !== undefined) out.push("", `last fleet switch: to ${describeTarget(record.target)}, started ${record.startedAt}, ${record.state}`);
+    if (record !== undefined) out.push("", `last fleet ${record.rollout === undefined ? "switch" : "rollout"}: to ${describeTarget(record.target)}, started ${record.startedAt}, ${record.state}`);
     return `${out.join("\n")}\n`;
 }
 

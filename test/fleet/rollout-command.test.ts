@@ -9,6 +9,7 @@ import { describe, it } from "node:test";
 import { Refusal, unfinished } from "../../fleet/commands";
 import { FleetFileError } from "../../fleet/file";
 import { inState, newRecord } from "../../fleet/record";
+import { statusText } from "../../fleet/report";
 import { ONE_STACK_WAVE, rolloutPlan } from "../../fleet/rollout-command";
 
 const STACKS = ["staging", "eu", "us"];
@@ -56,5 +57,6 @@ describe("the stacks of a rollout", () => {
         assert.equal(unfinished(record), "the last fleet rollout (to v2, started 2026-12-06T10:00:00.000Z) did not finish (its process was killed): run npm run fleet -- rollback first");
         assert.equal(unfinished(inState(record, "halted")), "the last fleet rollout (to v2, started 2026-12-06T10:00:00.000Z) ended halted: run npm run fleet -- rollback first");
         assert.equal(unfinished(inState(record, "switched")), undefined);
+        assert.ok(statusText([], inState(record, "rolled-back")).endsWith("\nlast fleet rollout: to v2, started 2026-12-06T10:00:00.000Z, rolled-back\n"));
     });
 });
