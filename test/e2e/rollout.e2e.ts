@@ -1,7 +1,8 @@
 // The rollout end to end: `npm run fleet -- rollout` against two local control planes with istiod
 // (a canary wave and a production wave, one stack per cluster, each with its own stand-in gateway),
 // on the real engine. What it checks here needs no metrics: the refusals before anything changes, a
-// preview that sends no query (a listening socket counts every connection), an unreachable
+// preview that sends no query (docs/fleet.md's block, as written; a listening socket counts every
+// connection), an unreachable
 // Prometheus that never passes (the canary goes back to v1, production is never touched), Ctrl-C
 // mid-analysis, and a rollout SIGKILLed mid-analysis that `rollback` converges from. Each test starts
 // from every stack on v1 (FleetOfClusters.reset) and asserts on where each cluster's istiod sends the
@@ -14,9 +15,11 @@ import { after, before, describe, it } from "node:test";
 
 import type { SwitchRecord } from "../../fleet/record";
 import { configKey } from "../constants";
-import { requirePulumi } from "../engine";
+import { ROOT, requirePulumi } from "../engine";
 import { FleetOfClusters } from "../fleet/harness";
+import { readmeBlocks, runBlock, type ReadmeBlock } from "../readme";
 
+const DOC = path.join(ROOT, "docs", "fleet.md");
 const STACKS = ["staging", "eu"] as const;
 const FLEET_FILE = "waves:\n  - name: canary\n    stacks: [staging]\n  - name: production\n    stacks: [eu]\nbake: 0\nonFailure: rollback\n";
 /** Short analyses: two measurements 3 s apart (Prometheus scrapes every second), little traffic needed. */
@@ -115,9 +118,15 @@ describe("a rollout across two clusters (real engine, two API servers with istio
     it("the preview: per stack the steps, each check's bound and resolved query, the least time, and the first step's diff; no query sent, no stack file written", async () => {
         await fresh(silent.url);
         const files = stackFiles();
-        const result = await fleet.fleet("preview", "v2", "--rollout");
-        assert.equal(result.code, 0, result.stderr);
-        const report = result.stdout;
+        assert.deepEqual(
+            readmeBlocks(DOC).map((b) => b.id).filter((id) => id.startsWith("fleet-rollout")),
+            ["fleet-rollout-preview"],
+            "every rollout block of docs/fleet.md is run by this suite",
+        );
+        const block = readmeBlocks(DOC).find((b) => b.id === "fleet-rollout-preview") as ReadmeBlock;
+        const result = await runBlock(block, fleet.dir, fleet.project.env);
+        assert.equal(result.code, 0, result.output);
+        const report = readFileSync(path.join(fleet.dir, "rollout-preview.md"), "utf8");
         assert.equal(report.split("\n")[0], "## Fleet preview: rollout of v2 in steps 10%, 50%, 100%");
         assert.match(report, /^\| canary \| staging \| v1 \| v1 90% \/ v2 10% \(first step\) \| \d+ to update \|$/m);
         assert.match(report, /^\| production \| eu \| v1 \| v1 90% \/ v2 10% \(first step\) \| \d+ to update \|$/m);
