@@ -213,6 +213,7 @@ export async function runRollout(fleet: Fleet, steps: readonly number[], runner:
 
     try {
         steps: for (const [i, step] of steps.entries()) {
+            if (ended()) break;
             progress.line(undefined, `step ${i + 1} of ${steps.length}: ${step}% of the traffic to the new version`);
             for (const wave of fleet.waves) {
                 if (ended()) break steps;

@@ -17,13 +17,18 @@ import type { SwitchRecord } from "../../fleet/record";
 import { configKey } from "../constants";
 import { ROOT, requirePulumi } from "../engine";
 import { FleetOfClusters } from "../fleet/harness";
+import { startLoad } from "../load";
 import { readmeBlocks, runBlock, type ReadmeBlock } from "../readme";
 
 const DOC = path.join(ROOT, "docs", "fleet.md");
+const LOAD_PER_SECOND = 40;
 const STACKS = ["staging", "eu"] as const;
 const FLEET_FILE = "waves:\n  - name: canary\n    stacks: [staging]\n  - name: production\n    stacks: [eu]\nbake: 0\nonFailure: rollback\n";
-/** Short analyses: two measurements 3 s apart (Prometheus scrapes every second), little traffic needed. */
-const ANALYSIS = JSON.stringify({ preSwitch: false, checks: [{ name: "success-rate", metric: "success-rate", min: 99, interval: "3s", count: 2, minRequests: 2 }] });
+/**
+ * Short analyses: two measurements 5 s apart (Prometheus scrapes every second), each over the last
+ * 5 s; at 10% of LOAD_PER_SECOND, v2 takes about 20 requests in a window, minRequests asks 3.
+ */
+const ANALYSIS = JSON.stringify({ preSwitch: false, checks: [{ name: "success-rate", metric: "success-rate", min: 99, interval: "5s", count: 2, minRequests: 3 }] });
 
 /** A loopback port nothing listens on: connecting is refused, as with a Prometheus that is down. */
 async function closedPort(): Promise<number> {
@@ -82,9 +87,19 @@ describe("a rollout across two clusters (real engine, two API servers with istio
         await setPrometheus(url);
     };
 
+    /** As fresh, each stack judged by its own cluster's Prometheus, which scrapes its gateway. */
+    const freshOnPrometheus = async () => {
+        await fleet.reset({ gateMayTrustV2: true });
+        writeFileSync(path.join(fleet.dir, "fleet.yaml"), FLEET_FILE);
+        await Promise.all(STACKS.map((s) => fleet.pulumi(s, "config", "set", configKey("prometheusUrl"), fleet.member(s).cluster.prometheus?.url ?? "")));
+    };
+    /** Live traffic through each gateway for the rollout's length. */
+    const startLoads = () => fleet.members.map((m) => startLoad({ url: `https://${m.gateway.address}`, requestsPerSecond: LOAD_PER_SECOND, durationMs: 600_000 }));
+
     before(async () => {
         silent = await SilentPort.start();
-        fleet = await FleetOfClusters.create(STACKS, { analysis: ANALYSIS, prometheusUrl: silent.url });
+        // Live load through each stand-in gateway: it reads istiod's push and the workloads once a second.
+        fleet = await FleetOfClusters.create(STACKS, { analysis: ANALYSIS, prometheusUrl: silent.url }, { routeCacheMs: 1000 });
     });
     after(async () => {
         await fleet?.dispose();
@@ -130,10 +145,10 @@ describe("a rollout across two clusters (real engine, two API servers with istio
         assert.equal(report.split("\n")[0], "## Fleet preview: rollout of v2 in steps 10%, 50%, 100%");
         assert.match(report, /^\| canary \| staging \| v1 \| v1 90% \/ v2 10% \(first step\) \| \d+ to update \|$/m);
         assert.match(report, /^\| production \| eu \| v1 \| v1 90% \/ v2 10% \(first step\) \| \d+ to update \|$/m);
-        // Two waves, three steps: six rounds of one 6 s analysis.
-        assert.ok(report.includes("It takes at least 36 s: after each wave of each step"), report);
-        assert.ok(report.includes("| 50% | v1 50% / v2 50% | success-rate | min 99 | 3 s | 2 | 2 |"), report);
-        assert.ok(report.includes('success-rate (v2): sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2",response_code!~"5.."}[3s]))'), report);
+        // Two waves, three steps: six rounds of one 10 s analysis.
+        assert.ok(report.includes("It takes at least 1 min: after each wave of each step"), report);
+        assert.ok(report.includes("| 50% | v1 50% / v2 50% | success-rate | min 99 | 5 s | 2 | 3 |"), report);
+        assert.ok(report.includes('success-rate (v2): sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2",response_code!~"5.."}[5s]))'), report);
         assert.ok(report.includes("<details><summary>staging: "), report);
         assert.deepEqual(stackFiles(), files);
         assert.equal(silent.connections, 0, "the preview sent no query");
@@ -197,7 +212,7 @@ describe("a rollout across two clusters (real engine, two API servers with istio
     it("a rollout SIGKILLed mid-analysis leaves its record; rollback converges from it", async () => {
         await fresh(silent.url);
         const before = silent.connections;
-        const run = await fleet.startFleet(/^\[staging *\] step 10%: switched$/m, "rollout", "v2");
+        const run = await fleet.startFleet(/^\[staging *\] step 10%: switched$/m, "rollout", "v2", "--stack", "staging");
         for (const deadline = Date.now() + 30_000; silent.connections === before; await new Promise((r) => setTimeout(r, 100))) {
             if (Date.now() > deadline || run.ended()) throw new Error(`no query reached Prometheus:\n${run.output()}`);
         }
@@ -207,9 +222,72 @@ describe("a rollout across two clusters (real engine, two API servers with istio
         await fleet.expectPushed({ staging: { v1: 90, v2: 10 }, eu: { v1: 100 } });
         const back = await fleet.fleet("rollback");
         assert.equal(back.code, 0, back.stdout + back.stderr);
-        assert.match(back.stdout, /^staging +canary +runs v1; rolled back\neu +production +runs v1; not touched\n$/m);
+        // The one stack, in the wave a rollout of one stack has; eu was never part of it.
+        assert.equal(back.stdout, "staging  alone  runs v1; rolled back\n");
         await fleet.expectPushed({ staging: { v1: 100 }, eu: { v1: 100 } });
         assert.match(fleet.stackFile("staging"), /cowsay-bluegreen:activeVersion: v1$/m);
         assert.doesNotMatch(fleet.stackFile("staging"), /trafficSplit/);
+    });
+
+    it("a v2 answering 20% 5xx in eu fails its first step there, judged by eu's Prometheus; both stacks go back to v1, the failing query and value printed (exit 1)", async () => {
+        await freshOnPrometheus();
+        fleet.member("eu").gateway.faults.set("v2", { errorPercent: 20 });
+        const load = startLoads();
+        let result: Awaited<ReturnType<FleetOfClusters["fleet"]>>;
+        try {
+            result = await fleet.fleet("rollout", "v2");
+        } finally {
+            await Promise.all(load.map((l) => l.stop()));
+        }
+        assert.equal(result.code, 1, result.stdout + result.stderr);
+        const url = fleet.member("eu").cluster.prometheus?.url ?? "";
+        const line = new RegExp(
+            `^fleet: eu failed at step 10% \\(analysis\\): analysis of v2 on eu at 10% failed: check success-rate measurement [12]/2: (\\d+(?:\\.\\d+)?) is below min 99 \\(bound: min 99\\); query at ${url.replace(/[.]/g, "\\.")}: sum\\(rate\\(istio_requests_total\\{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2",response_code!~"5\\.\\."\\}\\[5s\\]\\)\\)`,
+            "m",
+        ).exec(result.stderr);
+        assert.ok(line !== null, result.stderr);
+        // As printed: to three decimals.
+        const value = Number(line[1]);
+        assert.ok(value > 50 && value < 99, `a fifth of v2's answers fail: ${value}`);
+        // The canary passed its step on its own Prometheus first.
+        assert.match(result.stdout, /^staging at 10%: passed: analysis of v2 on staging at 10% passed: success-rate 2\/2 at http:\/\/127\.0\.0\.1:\d+$/m);
+        assert.match(result.stdout, /^staging +canary +runs v1; rolled back\neu +production +runs v1; rolled back\n$/m);
+        await fleet.expectPushed({ staging: { v1: 100 }, eu: { v1: 100 } });
+        const failed = record().rollout?.analyses.find((a) => a.stack === "eu" && a.verdict === "failed");
+        assert.ok(failed !== undefined, JSON.stringify(record().rollout));
+        assert.ok(failed.measurements.some((m) => m.verdict === "failed" && Math.abs((m.value ?? 0) - value) < 0.001 && (m.requests ?? 0) >= 3), JSON.stringify(failed));
+    });
+
+    // Last: it ends with v2 live everywhere.
+    it("a healthy v2 rolls out through 10%, 50% and 100% across both clusters, each step judged by its cluster's Prometheus, and goes live (exit 0)", async () => {
+        await freshOnPrometheus();
+        const load = startLoads();
+        let result: Awaited<ReturnType<FleetOfClusters["fleet"]>>;
+        try {
+            result = await fleet.fleet("rollout", "v2");
+        } finally {
+            await Promise.all(load.map((l) => l.stop()));
+        }
+        assert.equal(result.code, 0, result.stdout + result.stderr);
+        assert.match(result.stdout, /^staging +canary +runs v2; switched\neu +production +runs v2; switched\n$/m);
+        await fleet.expectPushed({ staging: { v2: 100 }, eu: { v2: 100 } });
+        for (const stack of STACKS) {
+            const steps = (await history(stack)).slice(0, 3).map((h) => h.message.replace(/^fleet rollout \S+: /, ""));
+            assert.deepEqual(steps, ["v2", "v1 50% / v2 50%", "v1 90% / v2 10%"], `${stack}: one update per step`);
+            assert.match(fleet.stackFile(stack), /cowsay-bluegreen:activeVersion: v2$/m);
+            assert.doesNotMatch(fleet.stackFile(stack), /trafficSplit/);
+        }
+        // After each wave of each step, every stack moved so far: 1 + 2 + 2 + 2 + 2 + 2 analyses, each passed on real numbers.
+        const analyses = record().rollout?.analyses ?? [];
+        // (Those of one round end in any order.)
+        assert.deepEqual(
+            analyses.map((a) => `${a.stack} ${a.step}`).sort(),
+            ["staging 10", "staging 10", "eu 10", "staging 50", "eu 10", "staging 50", "eu 50", "staging 100", "eu 50", "staging 100", "eu 100"].sort(),
+        );
+        for (const a of analyses) {
+            assert.equal(a.verdict, "passed", a.summary);
+            for (const m of a.measurements) assert.ok((m.value ?? 0) >= 99 && (m.requests ?? 0) >= 3, JSON.stringify(m));
+        }
+        assert.equal(record().state, "switched");
     });
 });

@@ -59,9 +59,10 @@ export class FleetOfClusters {
      * Starts one control plane per stack name, all at once, each with the CRDs the program needs and
      * istiod, and in the ingress namespace what a cluster with the gateway chart and cert-manager has
      * (the gateway's Service, the host's TLS Secret: the installs are off here); creates the stacks,
-     * and deploys v1 on each. `config` goes to every stack.
+     * and deploys v1 on each. `config` goes to every stack; `routeCacheMs` to each stand-in gateway
+     * (IstioRoutes.startGateway).
      */
-    static async create(stacks: readonly string[], config: Record<string, string> = {}): Promise<FleetOfClusters> {
+    static async create(stacks: readonly string[], config: Record<string, string> = {}, options: { routeCacheMs?: number } = {}): Promise<FleetOfClusters> {
         const clusters: LocalCluster[] = [];
         const members: Member[] = [];
         let project: EngineStack | undefined;
@@ -76,7 +77,7 @@ export class FleetOfClusters {
                 await createGatewayService(cluster, INGRESS_NAMESPACE, GATEWAY_SELECTOR);
                 await createTlsSecret(cluster, INGRESS_NAMESPACE, HOST);
                 const istio = new IstioRoutes(cluster, { ingressNamespace: INGRESS_NAMESPACE, selector: GATEWAY_SELECTOR });
-                members.push({ stack, cluster, istio, gateway: await istio.startGateway() });
+                members.push({ stack, cluster, istio, gateway: await istio.startGateway({ routeCacheMs: options.routeCacheMs }) });
             }
             // No KUBECONFIG in the environment: each stack must reach its cluster through its own config.
             project = EngineStack.project({ config: {}, target: "cluster", env: { KUBECONFIG: undefined } });

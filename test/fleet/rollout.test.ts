@@ -180,7 +180,8 @@ describe("a rollout: a failure swings back", () => {
             const clock = new VirtualClock();
             const stacks = new FakeStacks(clock);
             stacks.verdicts.set("eu@10", verdict);
-            const { result, entries } = run(FLEET(), stacks, clock);
+            const lines: string[] = [];
+            const { result, entries } = run(FLEET(), stacks, clock, { progress: { step: () => undefined, line: (stack, text) => lines.push(`${stack ?? "fleet"}: ${text}`) } });
             const { outcome, stacks: ends, failure } = await result;
             assert.equal(outcome, "rolled-back");
             assert.equal(EXIT_CODES[outcome], 1);
@@ -189,6 +190,8 @@ describe("a rollout: a failure swings back", () => {
             assert.deepEqual(stacks.moves().slice(3).sort(), ["rollback eu", "rollback staging", "rollback us"], "no step 50; every touched stack back");
             assert.deepEqual(Object.fromEntries(ends), { staging: "rolled-back", eu: "rolled-back", us: "rolled-back" });
             assert.ok(entries.includes(`eu step 10 ${verdict}`));
+            assert.ok(lines.includes("fleet: rolling back staging, eu, us (eu failed at 10%)"), lines.join("\n"));
+            assert.ok(!lines.some((l) => l.startsWith("fleet: step 2 of 3")), "no later step is announced");
         });
     }
 
