@@ -4,6 +4,17 @@
 // versions it fetches) and the stack outputs all read this plan; none of them decides it again.
 import type { Settings } from "./config";
 
+/** The app's Service, and the prefix of its Deployments and routing objects. */
+export const APP_NAME = "cowsay-nginx";
+
+/**
+ * The Deployment (Istio's destination_workload) of one version: what the program creates and what
+ * the fleet's analysis queries Prometheus about, so both read the one rule.
+ */
+export function workloadName(version: string, appName: string = APP_NAME): string {
+    return `${appName}-${version}`;
+}
+
 export interface VersionPlan {
     readonly name: string;
     readonly image: string;
@@ -48,12 +59,4 @@ export function planVersions(settings: Pick<Settings, "versions" | "trafficSplit
         serving: versions.filter((v) => v.serving),
         idle: versions.filter((v) => !v.serving),
     };
-}
-
-/** The app's Service, and the prefix of its Deployments and routing objects. */
-export const APP_NAME = "cowsay-nginx";
-
-/** The Deployment (Istio's workload) that runs `version`: what the analysis's queries select. */
-export function workloadName(version: string, appName: string = APP_NAME): string {
-    return `${appName}-${version}`;
 }

@@ -21,9 +21,9 @@ export interface Io {
 }
 
 /** Previews at once at most; each is a `pulumi preview` with its language host and providers. */
-const PREVIEW_CONCURRENCY = 4;
+export const PREVIEW_CONCURRENCY = 4;
 
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
     const results: R[] = new Array<R>(items.length);
     let next = 0;
     const worker = async () => {
@@ -33,15 +33,25 @@ async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T
     return results;
 }
 
-async function views(fleet: FleetWorkspace, stacks: readonly { stack: string; wave: string }[], history = false): Promise<(StackView & { wave: string })[]> {
+export async function views(fleet: FleetWorkspace, stacks: readonly { stack: string; wave: string }[], history = false): Promise<(StackView & { wave: string })[]> {
     return Promise.all(stacks.map(async ({ stack, wave }) => ({ ...(await fleet.view(stack, { history })), wave })));
 }
 
-function unfinished(record: SwitchRecord | undefined): string | undefined {
+/** Why a switch or rollout cannot start after the last one recorded here, if it cannot. */
+export function unfinished(record: SwitchRecord | undefined): string | undefined {
     if (record === undefined || record.state === "switched" || record.state === "rolled-back") return undefined;
-    if (stillRunning(record)) return `a fleet ${record.state === "rolling-back" ? "rollback" : "switch"} is running (pid ${record.pid}); wait for it, or stop it with Ctrl-C`;
+    const verb = record.rollout === undefined ? "switch" : "rollout";
+    if (stillRunning(record)) return `a fleet ${record.state === "rolling-back" ? "rollback" : verb} is running (pid ${record.pid}); wait for it, or stop it with Ctrl-C`;
     const how = record.state === "switching" ? "did not finish (its process was killed)" : `ended ${record.state}`;
-    return `the last fleet switch (to ${describeTarget(record.target)}, started ${record.startedAt}) ${how}: run npm run fleet -- rollback first`;
+    return `the last fleet ${verb} (to ${describeTarget(record.target)}, started ${record.startedAt}) ${how}: run npm run fleet -- rollback first`;
+}
+
+/** Refuses when a stack is locked by an update (a running one, or one a killed process left). */
+export function refuseLocked(views: readonly StackView[]): void {
+    const locked = views.find((v) => v.locked === true);
+    if (locked !== undefined) {
+        throw new Refusal(`stack ${locked.name} is locked by another update; wait for it, or run pulumi cancel --stack ${locked.name} once nothing runs. Nothing was changed.`);
+    }
 }
 
 export async function status(dir: string, json: boolean, io: Io): Promise<number> {
@@ -85,10 +95,7 @@ export async function switchFleet(dir: string, target: Target, io: Io): Promise<
     const before = await views(fleet, stacks);
     const refused = before.map((v) => refusal(v, target)).find((r) => r !== undefined);
     if (refused !== undefined) throw new Refusal(refused);
-    const locked = before.find((v) => v.locked === true);
-    if (locked !== undefined) {
-        throw new Refusal(`stack ${locked.name} is locked by another update; wait for it, or run pulumi cancel --stack ${locked.name} once nothing runs. Nothing was changed.`);
-    }
+    refuseLocked(before);
     if (io.signal.aborted) return EXIT_CODES.interrupted;
 
     // The record of what each stack ran, on disk before the first stack is touched.
@@ -175,7 +182,7 @@ function outcomeText(outcome: keyof typeof EXIT_CODES): string {
 }
 
 /** Every stack with what it runs now (read again from its outputs) and whether it is locked. */
-async function printEnds(
+export async function printEnds(
     fleet: FleetWorkspace,
     stacks: readonly { stack: string; wave: string }[],
     ends: ReadonlyMap<string, StackEnd>,

@@ -8,6 +8,8 @@ import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
+import { STEPS_ALLOWED, stepsAllowed } from "./rollout";
+
 export const FLEET_FILE = "fleet.yaml";
 export const ON_FAILURE = ["rollback", "halt"] as const;
 export type OnFailure = (typeof ON_FAILURE)[number];
@@ -24,6 +26,8 @@ export interface Fleet {
     /** Seconds every switched stack keeps being checked after a wave, before the next one starts. */
     readonly bake: number;
     readonly onFailure: OnFailure;
+    /** A rollout's steps (the new version's share, in percent), when the file sets them. */
+    readonly steps?: readonly number[];
 }
 
 /** A refused fleet file (or the absence of one); the message is the whole line a user sees. */
@@ -41,8 +45,9 @@ const FILE = z
         waves: z.array(WAVE).min(1).describe("a list of at least one wave, each with a name and stacks"),
         bake: z.number().min(0).optional().describe("a number of seconds, 0 or more (default 0)"),
         onFailure: z.enum(ON_FAILURE).optional().describe(`${ON_FAILURE.join(" or ")} (default rollback)`),
+        steps: z.array(z.int().describe(STEPS_ALLOWED)).refine(stepsAllowed).optional().describe(STEPS_ALLOWED),
     })
-    .describe("a mapping with the keys waves, bake and onFailure");
+    .describe("a mapping with the keys waves, bake, onFailure and steps");
 
 /** waves[1].stacks[0], as a user finds it in the file. */
 function showPath(keys: readonly PropertyKey[]): string {
@@ -127,6 +132,7 @@ export function parseFleet(text: string, stacks: readonly string[], file = FLEET
         waves: data.waves.map((w) => ({ name: w.name, stacks: w.stacks, parallel: w.parallel ?? w.stacks.length })),
         bake: data.bake ?? 0,
         onFailure: data.onFailure ?? "rollback",
+        ...(data.steps === undefined ? {} : { steps: data.steps }),
     };
 }
 

@@ -205,7 +205,7 @@ export async function runRollback(
 }
 
 /** Rolls every stack back at once (like a single-stack rollback, ungated); records each end in `ends`. */
-async function rollbackAll(stacks: readonly string[], runner: Pick<StackRunner, "rollback">, progress: PlanProgress, ends: Map<string, StackEnd>): Promise<void> {
+export async function rollbackAll(stacks: readonly string[], runner: Pick<StackRunner, "rollback">, progress: PlanProgress, ends: Map<string, StackEnd>): Promise<void> {
     await Promise.all(
         stacks.map(async (stack) => {
             progress.step(stack, "rolling back");

@@ -2,13 +2,16 @@
 // before the switch, written atomically (a temporary file, fsync, rename) before the first stack is
 // touched. It is what `npm run fleet -- rollback` returns the stacks to, also after the switch's
 // process was killed half-way through a wave: a killed process cannot leave it half-written, and it
-// never changes during the switch except for its state.
+// never changes during the switch except for its state and, in a rollout, the analyses appended to
+// it as each one ends (each measurement: its query as sent, its value, its verdict and why).
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import * as path from "node:path";
 
 import { z } from "zod";
 
+import type { Verdict } from "../components/analysis/judge";
+import type { AnalysisEntry } from "./rollout";
 import type { SwitchConfig, Target, Weights } from "./target";
 
 export const RECORD_FILE = path.join(".fleet", "last-switch.json");
@@ -28,6 +31,15 @@ export interface StackBefore {
     readonly ran: Weights;
 }
 
+/** A rollout's plan and every analysis it ran so far, in the order they ended. */
+export interface RolloutRecord {
+    /** The new version's share at each step, in percent (the last is 100). */
+    readonly steps: readonly number[];
+    /** Seconds of checks and analysis after the last step. */
+    readonly bake: number;
+    readonly analyses: readonly AnalysisEntry[];
+}
+
 export interface SwitchRecord {
     readonly id: string;
     readonly target: Target;
@@ -37,8 +49,12 @@ export interface SwitchRecord {
     readonly host: string;
     readonly state: RecordState;
     readonly stacks: Readonly<Record<string, StackBefore>>;
+    /** Only for a rollout (`npm run fleet -- rollout`); its target is then the version rolled out. */
+    readonly rollout?: RolloutRecord;
 }
 
+// Every verdict, so that the record's schema reads what the judge writes.
+const VERDICTS = ["passed", "failed", "inconclusive"] as const satisfies readonly Verdict[];
 const WEIGHTS = z.record(z.string(), z.number());
 const SCHEMA = z.strictObject({
     id: z.string(),
@@ -58,13 +74,50 @@ const SCHEMA = z.strictObject({
             ran: WEIGHTS,
         }),
     ),
+    rollout: z
+        .strictObject({
+            steps: z.array(z.int()),
+            bake: z.number(),
+            analyses: z.array(
+                z.strictObject({
+                    stack: z.string(),
+                    step: z.int(),
+                    phase: z.enum(["step", "bake"]),
+                    verdict: z.enum(VERDICTS),
+                    summary: z.string(),
+                    measurements: z.array(
+                        z.strictObject({
+                            check: z.string(),
+                            index: z.int(),
+                            count: z.int(),
+                            at: z.string(),
+                            query: z.string(),
+                            value: z.number().optional(),
+                            requests: z.number().optional(),
+                            baseline: z.number().optional(),
+                            bound: z.string(),
+                            verdict: z.enum(VERDICTS),
+                            reason: z.string(),
+                        }),
+                    ),
+                }),
+            ),
+        })
+        .optional(),
 });
 
 export class RecordError extends Error {}
 
 /** A new record for a switch that starts now in this process. */
-export function newRecord(target: Target, stacks: Record<string, StackBefore>, now = new Date()): SwitchRecord {
-    return { id: `${now.toISOString()}-${process.pid}`, target, startedAt: now.toISOString(), pid: process.pid, host: hostname(), state: "switching", stacks };
+export function newRecord(target: Target, stacks: Record<string, StackBefore>, now = new Date(), rollout?: Omit<RolloutRecord, "analyses">): SwitchRecord {
+    const record: SwitchRecord = { id: `${now.toISOString()}-${process.pid}`, target, startedAt: now.toISOString(), pid: process.pid, host: hostname(), state: "switching", stacks };
+    return rollout === undefined ? record : { ...record, rollout: { ...rollout, analyses: [] } };
+}
+
+/** The record with one more analysis of a rollout (the caller writes it). */
+export function withAnalysis(record: SwitchRecord, entry: AnalysisEntry): SwitchRecord {
+    if (record.rollout === undefined) throw new Error("withAnalysis: the record is not a rollout's");
+    return { ...record, rollout: { ...record.rollout, analyses: [...record.rollout.analyses, entry] } };
 }
 
 /** Writes the record so that a reader sees the old one or the new one, never a part of either. */

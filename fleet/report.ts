@@ -23,23 +23,33 @@ function countOps(steps: StackPlan["steps"]): string {
     return [...counts].map(([op, n]) => `${n} to ${op}`).join(", ");
 }
 
+/** A rollout's preview: its title, each stack's first step (what its diff shows), its own section. */
+export interface RolloutPreview {
+    readonly title: string;
+    readonly firstStep: (stack: string) => Target;
+    readonly section: string;
+}
+
 /**
  * The fleet's plan as one Markdown document: a table (wave, stack, live now, after, changes) and each
- * stack's `pulumi preview --diff` in a collapsed block, cut to fit one PR comment.
+ * stack's `pulumi preview --diff` in a collapsed block, cut to fit one PR comment. A rollout's
+ * preview has its section between the table and the diffs (of its first step).
  */
-export function previewReport(target: Target | undefined, plans: readonly (StackPlan & { wave: string })[], limit = COMMENT_LIMIT): string {
-    const title = `${REPORT_TITLE}: ${target === undefined ? "every stack as configured" : `switch to ${describeTarget(target)}`}`;
+export function previewReport(target: Target | undefined, plans: readonly (StackPlan & { wave: string })[], limit = COMMENT_LIMIT, rollout?: RolloutPreview): string {
+    const title = `${REPORT_TITLE}: ${rollout !== undefined ? rollout.title : target === undefined ? "every stack as configured" : `switch to ${describeTarget(target)}`}`;
+    const after = (stack: string) => (rollout !== undefined ? `${describeTarget(rollout.firstStep(stack))} (first step)` : target === undefined ? "as configured" : describeTarget(target));
     const failed = plans.filter((p) => p.error !== undefined);
     const head = [
         title,
         "",
         ...table(
             ["wave", "stack", "live now", "after", "plan"],
-            plans.map((p) => [p.wave, p.stack, describeWeights(p.live), target === undefined ? "as configured" : describeTarget(target), p.error === undefined ? countOps(p.steps) : `**preview failed**: ${p.error}`]),
+            plans.map((p) => [p.wave, p.stack, describeWeights(p.live), after(p.stack), p.error === undefined ? countOps(p.steps) : `**preview failed**: ${p.error}`]),
         ),
         "",
         failed.length === 0 ? `Every stack's preview passed (${plans.length}).` : `**${failed.length} of ${plans.length} previews failed.**`,
         "",
+        ...(rollout === undefined ? [] : [rollout.section, ""]),
     ].join("\n");
     const budget = Math.max(0, Math.floor((limit - head.length) / Math.max(1, plans.length)) - 250);
     const blocks = plans.map((p) => {
@@ -88,7 +98,7 @@ export function statusText(rows: readonly StatusRow[], record: SwitchRecord | un
     ]);
     const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
     const out = [header, ...lines].map((l) => l.map((c, i) => (i === l.length - 1 ? c : c.padEnd(widths[i]))).join("  ").trimEnd());
-    if (record !== undefined) out.push("", `last fleet switch: to ${describeTarget(record.target)}, started ${record.startedAt}, ${record.state}`);
+    if (record !== undefined) out.push("", `last fleet ${record.rollout === undefined ? "switch" : "rollout"}: to ${describeTarget(record.target)}, started ${record.startedAt}, ${record.state}`);
     return `${out.join("\n")}\n`;
 }
 

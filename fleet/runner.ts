@@ -301,13 +301,18 @@ export class AutomationRunner implements StackRunner {
         return this.record.target;
     }
 
-    async switchStack(name: string, signal: AbortSignal): Promise<void> {
-        const before = this.record.stacks[name].config;
-        const next = switchConfig(this.target, before);
+    /**
+     * `target`: the switch's own, or one step of a rollout (fleet/rollout.ts). The config it changes
+     * is the stack file's as it is now (before the first step: what the record holds).
+     */
+    async switchStack(name: string, signal: AbortSignal, target: Target = this.target): Promise<void> {
+        const before = stackFileConfig(this.fleet.readStackFile(name), this.fleet.project);
+        const next = switchConfig(target, before);
         await this.fleet.applyConfig(name, before, next);
         const view = this.views.get(name);
         if (view !== undefined) this.settings.set(name, parseSettings({ ...view.raw, ...next }, view.secretKeys));
-        const { routes, live } = await this.up(name, `fleet switch ${this.record.id}: ${describeTarget(this.target)}`, "switching", signal);
+        const verb = this.record.rollout === undefined ? "switch" : "rollout";
+        const { routes, live } = await this.up(name, `fleet ${verb} ${this.record.id}: ${describeTarget(target)}`, "switching", signal);
         if (routes.length > 0) this.routes.set(name, routes);
         this.justUpdated.set(name, live);
     }
@@ -339,8 +344,8 @@ export class AutomationRunner implements StackRunner {
         this.progress.line(name, `removed the lock left by ${holders.map((h) => `pid ${h.pid}`).join(", ")}, which no longer runs (pulumi cancel)`);
     }
 
-    /** The stack still serves the target: its outputs, its live route on the cluster, its gateway. */
-    async check(name: string, signal: AbortSignal): Promise<void> {
+    /** The stack still serves `target`: its outputs, its live route on the cluster, its gateway. */
+    async check(name: string, signal: AbortSignal, target: Target = this.target): Promise<void> {
         // The config does not change while a switch bakes: it is read (and parsed) once per stack.
         let settings = this.settings.get(name);
         let live: Promise<Weights | undefined>;
@@ -358,10 +363,10 @@ export class AutomationRunner implements StackRunner {
         }
         // All three at once: the outputs and the refresh preview are a `pulumi` run each, the gateway
         // a few requests. What they found is judged in this order.
-        const [outputs, drift, gateway] = await Promise.allSettled([live, this.routeDrift(name, signal), this.checkGateway(name, settings, signal)]);
+        const [outputs, drift, gateway] = await Promise.allSettled([live, this.routeDrift(name, signal), this.checkGateway(name, settings, target, signal)]);
         if (signal.aborted) return;
         if (outputs.status === "rejected") throw outputs.reason;
-        const expected = targetWeights(this.target);
+        const expected = targetWeights(target);
         if (!sameWeights(outputs.value, expected)) throw new Error(`its outputs say the live route sends ${describeWeights(outputs.value)}, not ${describeWeights(expected)}`);
         if (drift.status === "rejected") throw drift.reason;
         if (drift.value.length > 0) {
@@ -406,9 +411,9 @@ export class AutomationRunner implements StackRunner {
     }
 
     /** Each target version answers with its own page through the gateway (the gate's own check, again). */
-    private async checkGateway(name: string, settings: Settings, signal: AbortSignal): Promise<void> {
+    private async checkGateway(name: string, settings: Settings, target: Target, signal: AbortSignal): Promise<void> {
         const header = settings.testRouteHeader;
-        const checks = targetVersions(this.target).flatMap((version) => {
+        const checks = targetVersions(target).flatMap((version) => {
             const spec = settings.versions.get(version);
             return spec?.expect === undefined ? [] : [{ version, image: spec.image, expect: spec.expect }];
         });

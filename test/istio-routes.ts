@@ -44,9 +44,18 @@ export class IstioRoutes {
         this.client = new XdsProxy(cluster.env, { role: "sidecar", namespace: CLIENT_NAMESPACE, labels: { app: "client" } });
     }
 
-    /** A stand-in gateway that routes each request with istiod's push to the ingress gateway. */
-    startGateway(): Promise<StandInGateway> {
-        return StandInGateway.start(xdsRoutes(() => this.ingress.dump(), (ns) => this.cluster.get("services,destinationrules.networking.istio.io,pods", ns)));
+    /**
+     * A stand-in gateway that routes each request with istiod's push to the ingress gateway, read at
+     * every request, or at most every `routeCacheMs` (for a suite that sends live load).
+     */
+    startGateway(options: { routeCacheMs?: number } = {}): Promise<StandInGateway> {
+        // Its metrics go to this cluster's Prometheus (none when it runs none), never to another
+        // cluster's that the environment may name.
+        return StandInGateway.start(
+            xdsRoutes(() => this.ingress.dump(), (ns) => this.cluster.get("services,destinationrules.networking.istio.io,pods", ns), options.routeCacheMs),
+            undefined,
+            { prometheusTargets: this.cluster.prometheus?.targets ?? "" },
+        );
     }
 
     /** Waits (bounded) until the gateway's HTTPS route for the host is `table` (routeTable's lines). */

@@ -63,7 +63,41 @@ export async function routeWithXds(dump: XdsDump, request: GatewayRequest, workl
     }
 }
 
-/** The stand-in's router: istiod's push to the gateway, read at every request (`dump`), decides. */
-export function xdsRoutes(dump: () => Promise<XdsDump>, workloads: Workloads): Router {
-    return async (request) => routeWithXds(await dump(), request, workloads);
+/**
+ * `read`, shared: calls within `ms` of a read that started get its answer (a failed read is not
+ * kept). Under live load (tens of requests a second) each request cannot read istiod's push and the
+ * API server anew: each read is a process, and the machine is small; a push that is `ms` old is what
+ * Envoy itself routes by until the next one reaches it.
+ */
+export function sharedFor<T>(ms: number, read: () => Promise<T>, now: () => number = Date.now): () => Promise<T> {
+    let last: { at: number; value: Promise<T> } | undefined;
+    return () => {
+        if (last !== undefined && now() - last.at < ms) return last.value;
+        const value = read();
+        const entry = { at: now(), value };
+        last = entry;
+        value.catch(() => {
+            if (last === entry) last = undefined;
+        });
+        return value;
+    };
+}
+
+/**
+ * The stand-in's router: istiod's push to the gateway (`dump`) decides, read at every request, or
+ * at most every `cacheMs` with the workloads (see sharedFor).
+ */
+export function xdsRoutes(dump: () => Promise<XdsDump>, workloads: Workloads, cacheMs = 0): Router {
+    if (cacheMs <= 0) return async (request) => routeWithXds(await dump(), request, workloads);
+    const sharedDump = sharedFor(cacheMs, dump);
+    const byNamespace = new Map<string, () => Promise<readonly KubeObject[]>>();
+    const sharedWorkloads: Workloads = (namespace) => {
+        let read = byNamespace.get(namespace);
+        if (read === undefined) {
+            read = sharedFor(cacheMs, () => workloads(namespace));
+            byNamespace.set(namespace, read);
+        }
+        return read();
+    };
+    return async (request) => routeWithXds(await sharedDump(), request, sharedWorkloads);
 }

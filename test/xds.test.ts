@@ -11,7 +11,7 @@ import { after, before, describe, it } from "node:test";
 import { ROOT } from "./constants";
 import type { GatewayRequest, KubeObject } from "./gateway";
 import { chooseRoute, lastRouteIs, parseCluster, pickWeighted, routeTable, XdsProxy, type XdsDump, type XdsRequest } from "./xds";
-import { podFor, routeWithXds } from "./xds-routes";
+import { podFor, routeWithXds, sharedFor, xdsRoutes } from "./xds-routes";
 
 const fixture = (name: string): XdsDump => JSON.parse(readFileSync(path.join(ROOT, "test", "fixtures", "xds", `${name}.json`), "utf8")) as XdsDump;
 const HOST = "cowsay.example.com";
@@ -205,6 +205,41 @@ describe("the pods behind the chosen cluster (xds-routes)", () => {
         assert.deepEqual(asked, ["cowsay"], "the pods are read in the cluster's namespace");
         assert.deepEqual(await routeWithXds(dump, request(80), workloads), { status: 301, reason: `redirect to https://${HOST}/`, location: `https://${HOST}/`, flags: "-" });
         assert.deepEqual(await routeWithXds(dump, { ...request(443), host: "nope.example.com" }, workloads), { status: 404, reason: "no virtual host for nope.example.com on port 443" });
+    });
+
+    it("sharedFor: reads within its time share one read (also while it runs); a later or failed one is read again", async () => {
+        let t = 0;
+        let reads = 0;
+        let fail = false;
+        const read = sharedFor(1000, () => (++reads, fail ? Promise.reject(new Error("istiod unreachable")) : Promise.resolve(reads)), () => t);
+        const [a, b] = await Promise.all([read(), read()]);
+        assert.deepEqual([a, b, reads], [1, 1, 1], "two requests at once: one read");
+        t = 999;
+        assert.equal(await read(), 1);
+        t = 1000;
+        assert.equal(await read(), 2, "a push a second old is read again");
+        fail = true;
+        t = 2000;
+        await assert.rejects(read(), /istiod unreachable/);
+        fail = false;
+        assert.equal(await read(), 4, "a failed read is not kept");
+    });
+
+    it("xdsRoutes with a cache reads istiod's push and the workloads once for many requests", async () => {
+        let dumps = 0;
+        let lists = 0;
+        const route = xdsRoutes(
+            () => (dumps++, Promise.resolve(fixture("gateway-istio"))),
+            () => (lists++, Promise.resolve([shared, rule, pod("v1", true), pod("v2", true)])),
+            60_000,
+        );
+        const request: GatewayRequest = { host: HOST, port: 443, headers: { "x-cowsay-version": "v2" }, method: "GET", url: "/" };
+        const answers = await Promise.all(Array.from({ length: 5 }, () => route(request)));
+        assert.deepEqual(answers.map((a) => ("version" in a ? a.version : a.status)), ["v2", "v2", "v2", "v2", "v2"]);
+        assert.deepEqual([dumps, lists], [1, 1]);
+        const uncached = xdsRoutes(() => (dumps++, Promise.resolve(fixture("gateway-istio"))), () => Promise.resolve([shared, rule, pod("v1", true), pod("v2", true)]));
+        await Promise.all([uncached(request), uncached(request)]);
+        assert.equal(dumps, 3, "without a cache, every request reads the push");
     });
 });
 

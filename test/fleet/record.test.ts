@@ -8,7 +8,7 @@ import { pathToFileURL } from "node:url";
 import { describe, it } from "node:test";
 
 import { allStale, fileBackendLocks, lockHolders } from "../../fleet/locks";
-import { RECORD_FILE, inState, newRecord, readRecord, stillRunning, writeRecord } from "../../fleet/record";
+import { RECORD_FILE, inState, newRecord, readRecord, stillRunning, withAnalysis, writeRecord } from "../../fleet/record";
 
 const BEFORE = { staging: { wave: "canary", config: { activeVersion: "v1" }, ran: { v1: 100 } }, eu: { wave: "production", config: {}, ran: { v1: 90, v2: 10 } } };
 
@@ -40,6 +40,45 @@ describe("the switch record", () => {
         assert.equal(stillRunning(record, () => false, "laptop"), false, "killed");
         assert.equal(stillRunning(record, () => true, "ci-runner"), false, "another machine's: its locks guard the stacks");
         assert.equal(stillRunning({ ...record, state: "interrupted" }, () => true, "laptop"), false);
+    });
+});
+
+describe("the record of a rollout", () => {
+    const ENTRY = {
+        stack: "eu",
+        step: 10,
+        phase: "step" as const,
+        verdict: "failed" as const,
+        summary: "analysis of v2 on eu at 10% failed: check success-rate measurement 1/2: 80 is below min 99 (bound: min 99); query at http://p:9090: q",
+        measurements: [{ check: "success-rate", index: 1, count: 2, at: "2026-11-29T10:00:02.000Z", query: "q", value: 80, requests: 40, bound: "min 99", verdict: "failed" as const, reason: "80 is below min 99" }],
+    };
+
+    it("holds its steps, its bake and every analysis as it ended, and reads back exactly", () => {
+        const dir = mkdtempSync(path.join(tmpdir(), "fleet-record-"));
+        const record = newRecord({ kind: "version", version: "v2" }, BEFORE, new Date("2026-11-29T10:00:00Z"), { steps: [10, 50, 100], bake: 30 });
+        assert.deepEqual(record.rollout, { steps: [10, 50, 100], bake: 30, analyses: [] });
+        const twice = withAnalysis(withAnalysis(record, ENTRY), { ...ENTRY, stack: "us", verdict: "passed" });
+        writeRecord(dir, inState(twice, "rolled-back"));
+        const read = readRecord(dir);
+        assert.deepEqual(read?.rollout?.analyses.map((a) => [a.stack, a.verdict]), [["eu", "failed"], ["us", "passed"]]);
+        assert.deepEqual(read?.rollout?.analyses[0], ENTRY);
+        assert.equal(read?.state, "rolled-back");
+    });
+
+    it("a switch's record has no rollout part, and a record without one still reads", () => {
+        const dir = mkdtempSync(path.join(tmpdir(), "fleet-record-"));
+        const record = newRecord({ kind: "version", version: "v2" }, BEFORE);
+        assert.equal("rollout" in record, false);
+        writeRecord(dir, record);
+        assert.deepEqual(readRecord(dir), record);
+        assert.throws(() => withAnalysis(record, ENTRY), { message: "withAnalysis: the record is not a rollout's" });
+    });
+
+    it("refuses a measurement with an unknown verdict: the judge never writes one", () => {
+        const dir = mkdtempSync(path.join(tmpdir(), "fleet-record-"));
+        const record = withAnalysis(newRecord({ kind: "version", version: "v2" }, BEFORE, new Date(), { steps: [100], bake: 0 }), { ...ENTRY, verdict: "maybe" as "passed" });
+        writeRecord(dir, record);
+        assert.throws(() => readRecord(dir), /^Error: \.fleet\/last-switch\.json: rollout\.analyses\.0\.verdict: Invalid option/);
     });
 });
 

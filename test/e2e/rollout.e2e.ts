@@ -1,0 +1,293 @@
+// The rollout end to end: `npm run fleet -- rollout` against two local control planes with istiod
+// (a canary wave and a production wave, one stack per cluster, each with its own stand-in gateway),
+// on the real engine. What it checks here needs no metrics: the refusals before anything changes, a
+// preview that sends no query (docs/fleet.md's block, as written; a listening socket counts every
+// connection), an unreachable
+// Prometheus that never passes (the canary goes back to v1, production is never touched), Ctrl-C
+// mid-analysis, and a rollout SIGKILLed mid-analysis that `rollback` converges from. Each test starts
+// from every stack on v1 (FleetOfClusters.reset) and asserts on where each cluster's istiod sends the
+// gateway's traffic afterwards, and on the stack files, the histories and the record.
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+
+import type { SwitchRecord } from "../../fleet/record";
+import { configKey } from "../constants";
+import { ROOT, requirePulumi } from "../engine";
+import { FleetOfClusters } from "../fleet/harness";
+import { startLoad } from "../load";
+import { readmeBlocks, runBlock, type ReadmeBlock } from "../readme";
+
+const DOC = path.join(ROOT, "docs", "fleet.md");
+const LOAD_PER_SECOND = 40;
+const STACKS = ["staging", "eu"] as const;
+const FLEET_FILE = "waves:\n  - name: canary\n    stacks: [staging]\n  - name: production\n    stacks: [eu]\nbake: 0\nonFailure: rollback\n";
+/**
+ * Short analyses: two measurements 5 s apart (Prometheus scrapes every second), each over the last
+ * 5 s; at 10% of LOAD_PER_SECOND, v2 takes about 20 requests in a window, minRequests asks 3.
+ */
+const ANALYSIS = JSON.stringify({ preSwitch: false, checks: [{ name: "success-rate", metric: "success-rate", min: 99, interval: "5s", count: 2, minRequests: 3 }] });
+
+/** A loopback port nothing listens on: connecting is refused, as with a Prometheus that is down. */
+async function closedPort(): Promise<number> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return port;
+}
+
+/** A socket that accepts and never answers, and counts who came: a Prometheus that hangs, and a witness. */
+class SilentPort {
+    connections = 0;
+    private readonly sockets = new Set<Socket>();
+    private constructor(private readonly server: Server) {}
+
+    static async start(): Promise<SilentPort> {
+        const server = createServer();
+        const port = new SilentPort(server);
+        server.on("connection", (socket) => {
+            port.connections += 1;
+            port.sockets.add(socket);
+            socket.on("close", () => port.sockets.delete(socket));
+        });
+        await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+        return port;
+    }
+
+    get url(): string {
+        return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+    }
+
+    async stop(): Promise<void> {
+        for (const socket of this.sockets) socket.destroy();
+        await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    }
+}
+
+before(requirePulumi);
+
+describe("a rollout across two clusters (real engine, two API servers with istiod, a stand-in gateway each)", () => {
+    let fleet: FleetOfClusters;
+    let silent: SilentPort;
+    const stackFiles = () => Object.fromEntries(STACKS.map((s) => [s, fleet.stackFile(s)]));
+    const record = () => JSON.parse(readFileSync(path.join(fleet.dir, ".fleet", "last-switch.json"), "utf8")) as SwitchRecord;
+    const history = async (stack: string) => JSON.parse((await fleet.pulumi(stack, "stack", "history", "--json")).stdout) as { message: string; result: string }[];
+    const setPrometheus = (url: string) => Promise.all(STACKS.map((s) => fleet.pulumi(s, "config", "set", configKey("prometheusUrl"), url)));
+    /**
+     * Every stack on v1, the fleet file written, each stack's Prometheus at `url`. A rollout rolled
+     * back from its 10% step leaves each stack's gate trusting v2 (the version that just stopped taking
+     * traffic): these tests judge the analysis, not whether the gate fetches v2.
+     */
+    const fresh = async (url: string) => {
+        await fleet.reset({ gateMayTrustV2: true });
+        writeFileSync(path.join(fleet.dir, "fleet.yaml"), FLEET_FILE);
+        await setPrometheus(url);
+    };
+
+    /** As fresh, each stack judged by its own cluster's Prometheus, which scrapes its gateway. */
+    const freshOnPrometheus = async () => {
+        await fleet.reset({ gateMayTrustV2: true });
+        writeFileSync(path.join(fleet.dir, "fleet.yaml"), FLEET_FILE);
+        await Promise.all(STACKS.map((s) => fleet.pulumi(s, "config", "set", configKey("prometheusUrl"), fleet.member(s).cluster.prometheus?.url ?? "")));
+    };
+    /** Live traffic through each gateway for the rollout's length. */
+    const startLoads = () => fleet.members.map((m) => startLoad({ url: `https://${m.gateway.address}`, requestsPerSecond: LOAD_PER_SECOND, durationMs: 600_000 }));
+
+    before(async () => {
+        silent = await SilentPort.start();
+        // Live load through each stand-in gateway: it reads istiod's push and the workloads once a second.
+        fleet = await FleetOfClusters.create(STACKS, { analysis: ANALYSIS, prometheusUrl: silent.url }, { routeCacheMs: 1000 });
+    });
+    after(async () => {
+        await fleet?.dispose();
+        await silent?.stop();
+    });
+
+    it("refuses before anything changes (exit 4): a stack without prometheusUrl, a version no stack declares, a stack that is not one", async () => {
+        await fresh(silent.url);
+        await fleet.project.run("config", "rm", configKey("prometheusUrl"), "--stack", "eu");
+        const withoutUrlFiles = stackFiles();
+        const withoutUrl = await fleet.fleet("rollout", "v2");
+        assert.equal(withoutUrl.code, 4, withoutUrl.stdout + withoutUrl.stderr);
+        assert.equal(
+            withoutUrl.stderr,
+            "error: stack eu: prometheusUrl is not set; a rollout judges every step on the stack's Prometheus (pulumi config set prometheusUrl http://prometheus:9090 --stack eu; docs/analysis.md). Nothing was changed.\n",
+        );
+        assert.deepEqual(stackFiles(), withoutUrlFiles, "no stack file written");
+        await setPrometheus(silent.url);
+        const files = stackFiles();
+        const v3 = await fleet.fleet("rollout", "v3");
+        assert.equal(v3.code, 4);
+        assert.equal(v3.stderr, 'error: stack staging: Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2. Nothing was changed.\n');
+        const mars = await fleet.fleet("rollout", "v2", "--stack", "mars");
+        assert.equal(mars.code, 4);
+        assert.equal(mars.stderr, "error: --stack mars is not a stack of this project; allowed: eu, staging\n");
+        assert.deepEqual(stackFiles(), files, "no stack file written");
+        assert.equal(existsSync(path.join(fleet.dir, ".fleet")), false, "no rollout recorded");
+        assert.equal(silent.connections, 0, "no Prometheus asked");
+    });
+
+    it("the preview: per stack the steps, each check's bound and resolved query, the least time, and the first step's diff; no query sent, no stack file written", async () => {
+        await fresh(silent.url);
+        const files = stackFiles();
+        assert.deepEqual(
+            readmeBlocks(DOC).map((b) => b.id).filter((id) => id.startsWith("fleet-rollout")),
+            ["fleet-rollout-preview"],
+            "every rollout block of docs/fleet.md is run by this suite",
+        );
+        const block = readmeBlocks(DOC).find((b) => b.id === "fleet-rollout-preview") as ReadmeBlock;
+        const result = await runBlock(block, fleet.dir, fleet.project.env);
+        assert.equal(result.code, 0, result.output);
+        const report = readFileSync(path.join(fleet.dir, "rollout-preview.md"), "utf8");
+        assert.equal(report.split("\n")[0], "## Fleet preview: rollout of v2 in steps 10%, 50%, 100%");
+        assert.match(report, /^\| canary \| staging \| v1 \| v1 90% \/ v2 10% \(first step\) \| \d+ to update \|$/m);
+        assert.match(report, /^\| production \| eu \| v1 \| v1 90% \/ v2 10% \(first step\) \| \d+ to update \|$/m);
+        // Two waves, three steps: six rounds of one 10 s analysis.
+        assert.ok(report.includes("It takes at least 1 min: after each wave of each step"), report);
+        assert.ok(report.includes("| 50% | v1 50% / v2 50% | success-rate | min 99 | 5 s | 2 | 3 |"), report);
+        assert.ok(report.includes('success-rate (v2): sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2",response_code!~"5.."}[5s]))'), report);
+        assert.ok(report.includes("<details><summary>staging: "), report);
+        assert.deepEqual(stackFiles(), files);
+        assert.equal(silent.connections, 0, "the preview sent no query");
+    });
+
+    it("an unreachable Prometheus never passes: the canary's first step is inconclusive, it goes back to v1, production is never touched (exit 1)", async () => {
+        const port = await closedPort();
+        await fresh(`http://127.0.0.1:${port}`);
+        const euHistory = (await history("eu")).length;
+        const result = await fleet.fleet("rollout", "v2");
+        assert.equal(result.code, 1, result.stdout + result.stderr);
+        assert.match(
+            result.stderr,
+            new RegExp(
+                `^fleet: staging failed at step 10% \\(analysis\\): analysis of v2 on staging at 10% was inconclusive \\(not a pass\\): check success-rate measurement 1/2: Prometheus did not answer \\(connect ECONNREFUSED 127\\.0\\.0\\.1:${port}\\); unreachable is inconclusive \\(bound: min 99\\); query at http://127\\.0\\.0\\.1:${port}: sum\\(rate\\(istio_requests_total\\{`,
+                "m",
+            ),
+        );
+        assert.match(result.stdout, /^analysis \(every measurement, also in \.fleet\/last-switch\.json\):\nstaging at 10%: inconclusive: /m);
+        assert.match(result.stdout, /^ {2}\S+Z {2}success-rate 1\/2 {2}inconclusive {2}value no data \(bound: min 99\): Prometheus did not answer/m);
+        assert.match(result.stdout, /^ {4}query: sum\(rate\(istio_requests_total\{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2"/m);
+        assert.match(result.stdout, /^staging +canary +runs v1; rolled back\neu +production +runs v1; not touched\n$/m);
+        await fleet.expectPushed({ staging: { v1: 100 }, eu: { v1: 100 } });
+        assert.match(fleet.stackFile("staging"), /cowsay-bluegreen:activeVersion: v1$/m);
+        assert.doesNotMatch(fleet.stackFile("staging"), /trafficSplit/);
+        const [rolledBack, stepped] = await history("staging");
+        assert.match(stepped.message, /^fleet rollout \S+: v1 90% \/ v2 10%$/);
+        assert.match(rolledBack.message, /^fleet rollback \S+$/);
+        assert.equal((await history("eu")).length, euHistory, "eu: no update");
+        const kept = record();
+        assert.equal(kept.state, "rolled-back");
+        assert.deepEqual(kept.rollout?.steps, [10, 50, 100]);
+        assert.deepEqual(kept.rollout?.analyses.map((a) => [a.stack, a.step, a.verdict]), [["staging", 10, "inconclusive"]]);
+        assert.match(kept.rollout?.analyses[0].measurements[0].reason ?? "", /^Prometheus did not answer \(connect ECONNREFUSED/);
+    });
+
+    it("Ctrl-C mid-analysis stops at once: nothing more starts, the canary stays at its step, rollback returns it (exit 130)", async () => {
+        await fresh(silent.url);
+        const run = await fleet.startFleet(/^\[staging *\] step 10%: switched$/m, "rollout", "v2");
+        // Into the analysis: its first query reached the Prometheus that never answers.
+        for (const deadline = Date.now() + 30_000; silent.connections === 0; await new Promise((r) => setTimeout(r, 100))) {
+            if (Date.now() > deadline || run.ended()) throw new Error(`no query reached Prometheus:\n${run.output()}`);
+        }
+        const signalled = Date.now();
+        process.kill(-run.pid, "SIGINT");
+        assert.equal(await run.exited, 130, run.output());
+        // The query's own bound is 5 s; the signal ends it sooner, and nothing waits for the next measurement.
+        assert.ok(Date.now() - signalled < 5000, `stopped in ${Date.now() - signalled} ms`);
+        assert.match(run.output(), /^staging +canary +runs v1 90% \/ v2 10%; switched$/m);
+        assert.match(run.output(), /^eu +production +runs v1; not touched$/m);
+        assert.doesNotMatch(run.output(), /step 10%: switching \(wave production\)/);
+        assert.equal(record().state, "interrupted");
+        await fleet.expectPushed({ staging: { v1: 90, v2: 10 }, eu: { v1: 100 } });
+        const again = await fleet.fleet("rollout", "v2");
+        assert.match(again.stderr, /^error: the last fleet rollout \(to v2, started \S+\) ended interrupted: run npm run fleet -- rollback first\n$/);
+        const back = await fleet.fleet("rollback");
+        assert.equal(back.code, 0, back.stdout + back.stderr);
+        await fleet.expectPushed({ staging: { v1: 100 }, eu: { v1: 100 } });
+    });
+
+    it("a rollout SIGKILLed mid-analysis leaves its record; rollback converges from it", async () => {
+        await fresh(silent.url);
+        const before = silent.connections;
+        const run = await fleet.startFleet(/^\[staging *\] step 10%: switched$/m, "rollout", "v2", "--stack", "staging");
+        for (const deadline = Date.now() + 30_000; silent.connections === before; await new Promise((r) => setTimeout(r, 100))) {
+            if (Date.now() > deadline || run.ended()) throw new Error(`no query reached Prometheus:\n${run.output()}`);
+        }
+        process.kill(-run.pid, "SIGKILL");
+        assert.equal(await run.exited, 128 + 9);
+        assert.equal(record().state, "switching", "the record says the rollout did not finish");
+        await fleet.expectPushed({ staging: { v1: 90, v2: 10 }, eu: { v1: 100 } });
+        const back = await fleet.fleet("rollback");
+        assert.equal(back.code, 0, back.stdout + back.stderr);
+        // The one stack, in the wave a rollout of one stack has; eu was never part of it.
+        assert.equal(back.stdout, "staging  alone  runs v1; rolled back\n");
+        await fleet.expectPushed({ staging: { v1: 100 }, eu: { v1: 100 } });
+        assert.match(fleet.stackFile("staging"), /cowsay-bluegreen:activeVersion: v1$/m);
+        assert.doesNotMatch(fleet.stackFile("staging"), /trafficSplit/);
+    });
+
+    it("a v2 answering 20% 5xx in eu fails its first step there, judged by eu's Prometheus; both stacks go back to v1, the failing query and value printed (exit 1)", async () => {
+        await freshOnPrometheus();
+        fleet.member("eu").gateway.faults.set("v2", { errorPercent: 20 });
+        const load = startLoads();
+        let result: Awaited<ReturnType<FleetOfClusters["fleet"]>>;
+        try {
+            result = await fleet.fleet("rollout", "v2");
+        } finally {
+            await Promise.all(load.map((l) => l.stop()));
+        }
+        assert.equal(result.code, 1, result.stdout + result.stderr);
+        const url = fleet.member("eu").cluster.prometheus?.url ?? "";
+        const line = new RegExp(
+            `^fleet: eu failed at step 10% \\(analysis\\): analysis of v2 on eu at 10% failed: check success-rate measurement [12]/2: (\\d+(?:\\.\\d+)?) is below min 99 \\(bound: min 99\\); query at ${url.replace(/[.]/g, "\\.")}: sum\\(rate\\(istio_requests_total\\{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2",response_code!~"5\\.\\."\\}\\[5s\\]\\)\\)`,
+            "m",
+        ).exec(result.stderr);
+        assert.ok(line !== null, result.stderr);
+        // As printed: to three decimals.
+        const value = Number(line[1]);
+        assert.ok(value > 50 && value < 99, `a fifth of v2's answers fail: ${value}`);
+        // The canary passed its step on its own Prometheus first.
+        assert.match(result.stdout, /^staging at 10%: passed: analysis of v2 on staging at 10% passed: success-rate 2\/2 at http:\/\/127\.0\.0\.1:\d+$/m);
+        assert.match(result.stdout, /^staging +canary +runs v1; rolled back\neu +production +runs v1; rolled back\n$/m);
+        await fleet.expectPushed({ staging: { v1: 100 }, eu: { v1: 100 } });
+        const failed = record().rollout?.analyses.find((a) => a.stack === "eu" && a.verdict === "failed");
+        assert.ok(failed !== undefined, JSON.stringify(record().rollout));
+        assert.ok(failed.measurements.some((m) => m.verdict === "failed" && Math.abs((m.value ?? 0) - value) < 0.001 && (m.requests ?? 0) >= 3), JSON.stringify(failed));
+    });
+
+    // Last: it ends with v2 live everywhere.
+    it("a healthy v2 rolls out through 10%, 50% and 100% across both clusters, each step judged by its cluster's Prometheus, and goes live (exit 0)", async () => {
+        await freshOnPrometheus();
+        const load = startLoads();
+        let result: Awaited<ReturnType<FleetOfClusters["fleet"]>>;
+        try {
+            result = await fleet.fleet("rollout", "v2");
+        } finally {
+            await Promise.all(load.map((l) => l.stop()));
+        }
+        assert.equal(result.code, 0, result.stdout + result.stderr);
+        assert.match(result.stdout, /^staging +canary +runs v2; switched\neu +production +runs v2; switched\n$/m);
+        await fleet.expectPushed({ staging: { v2: 100 }, eu: { v2: 100 } });
+        for (const stack of STACKS) {
+            const steps = (await history(stack)).slice(0, 3).map((h) => h.message.replace(/^fleet rollout \S+: /, ""));
+            assert.deepEqual(steps, ["v2", "v1 50% / v2 50%", "v1 90% / v2 10%"], `${stack}: one update per step`);
+            assert.match(fleet.stackFile(stack), /cowsay-bluegreen:activeVersion: v2$/m);
+            assert.doesNotMatch(fleet.stackFile(stack), /trafficSplit/);
+        }
+        // After each wave of each step, every stack moved so far: 1 + 2 + 2 + 2 + 2 + 2 analyses, each passed on real numbers.
+        const analyses = record().rollout?.analyses ?? [];
+        // (Those of one round end in any order.)
+        assert.deepEqual(
+            analyses.map((a) => `${a.stack} ${a.step}`).sort(),
+            ["staging 10", "staging 10", "eu 10", "staging 50", "eu 10", "staging 50", "eu 50", "staging 100", "eu 50", "staging 100", "eu 100"].sort(),
+        );
+        for (const a of analyses) {
+            assert.equal(a.verdict, "passed", a.summary);
+            for (const m of a.measurements) assert.ok((m.value ?? 0) >= 99 && (m.requests ?? 0) >= 3, JSON.stringify(m));
+        }
+        assert.equal(record().state, "switched");
+    });
+});

@@ -1,0 +1,56 @@
+// Virtual time for the rollout's plan tests: sleeps end in the order of their deadlines, and time
+// jumps only once nothing else can run (every fake operation resolves through microtasks only), so
+// concurrent waits (a bake's checks every 10 s beside analyses of 4 s each) add up as they would on
+// a wall clock, without waiting for one.
+import type { Clock } from "../../fleet/plan";
+
+export class VirtualClock implements Clock {
+    t = 0;
+    private readonly timers: { at: number; resolve: () => void }[] = [];
+    private pumping = false;
+
+    now(): number {
+        return this.t;
+    }
+
+    sleep(ms: number, signal: AbortSignal): Promise<void> {
+        return new Promise<void>((resolve) => {
+            if (signal.aborted) return resolve();
+            const onAbort = () => {
+                const i = this.timers.indexOf(timer);
+                if (i >= 0) this.timers.splice(i, 1);
+                resolve();
+            };
+            const timer = {
+                at: this.t + ms,
+                resolve: () => {
+                    signal.removeEventListener("abort", onAbort);
+                    resolve();
+                },
+            };
+            this.timers.push(timer);
+            signal.addEventListener("abort", onAbort, { once: true });
+            this.pump();
+        });
+    }
+
+    /** Fires the earliest timer once the microtasks have drained (setImmediate runs only then). */
+    private pump(): void {
+        if (this.pumping) return;
+        this.pumping = true;
+        setImmediate(() => {
+            this.pumping = false;
+            this.timers.sort((a, b) => a.at - b.at);
+            const next = this.timers.shift();
+            if (next === undefined) return;
+            this.t = Math.max(this.t, next.at);
+            next.resolve();
+            if (this.timers.length > 0) this.pump();
+        });
+    }
+}
+
+/** Lets other microtask-only work interleave, as real operations overlap. */
+export async function yieldMicrotasks(n = 5): Promise<void> {
+    for (let i = 0; i < n; i++) await Promise.resolve();
+}
