@@ -8,7 +8,7 @@ import { rolloutRefusal, soleVersion, stackRollout, stepChecks } from "../../fle
 import type { StackView } from "../../fleet/runner";
 
 const VERSIONS = { v1: { image: "dougbtv/nginx-cowsay:v1", expect: "^__^" }, v2: { image: "dougbtv/nginx-cowsay:v2", expect: "O___O" } };
-const ANALYSIS = { checks: [{ name: "success-rate", metric: "success-rate", min: 99, interval: "2s", count: 2 }, { name: "p99", metric: "request-duration", max: 500, vsLive: 50 }] };
+const ANALYSIS = { preSwitch: false, checks: [{ name: "success-rate", metric: "success-rate", min: 99, interval: "2s", count: 2 }, { name: "p99", metric: "request-duration", max: 500, vsLive: 50 }] };
 const view = (raw: Record<string, string> = {}, extra: Partial<StackView> = {}): StackView => ({
     name: "eu",
     config: { activeVersion: "v1" },
@@ -48,7 +48,7 @@ describe("a rollout's refusals, before the first stack is touched", () => {
 
     it("refuses a stack whose config the program refuses, and one never deployed", () => {
         assert.equal(
-            rolloutRefusal(view({ analysis: JSON.stringify({ checks: [{ name: "x", metric: "custom", query: "sum(rate(x[1m])", min: 1 }] }) }), "v2", STEPS),
+            rolloutRefusal(view({ analysis: JSON.stringify({ preSwitch: false, checks: [{ name: "x", metric: "custom", query: "sum(rate(x[1m])", min: 1 }] }) }), "v2", STEPS),
             'stack eu: Invalid config analysis.checks[0].query: "sum(rate(x[1m])" is not valid PromQL: with its templates filled in, the parser stops at character 16 (the end: something is missing). Nothing was changed.',
         );
         assert.equal(rolloutRefusal(view({}, { live: undefined }), "v2", STEPS), "stack eu has never been deployed (no outputs); run pulumi up on it first");
@@ -87,7 +87,7 @@ describe("the checks of each step", () => {
     });
 
     it("a check that only compares with the live version has no bound at 100%, only its data and minRequests", () => {
-        const only = stackRollout(view({ analysis: JSON.stringify({ checks: [{ name: "p99", metric: "request-duration", vsLive: 50 }] }) }), "v2");
+        const only = stackRollout(view({ analysis: JSON.stringify({ preSwitch: false, checks: [{ name: "p99", metric: "request-duration", vsLive: 50 }] }) }), "v2");
         assert.equal(stepChecks(only, 10)[0].bound, "v1's own + 50");
         assert.equal(stepChecks(only, 100)[0].bound, "any value (vsLive is judged below 100% only)");
     });
