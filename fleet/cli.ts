@@ -12,12 +12,12 @@ import { previewRollout, rollout, type RolloutOptions } from "./rollout-command"
 import { TargetError, parseSplit, parseVersion, type Target } from "./target";
 
 export const USAGE = `usage: npm run fleet -- <verb>
-  status [--json]                      each stack: wave, live version, last update, lock
-  preview [<version> | --split JSON]   each stack's plan, as one Markdown report on stdout
-  preview <version> --rollout [ROLLOUT]  a rollout's steps, checks, queries and least time, and its first step's plan
-  switch <version> | --split JSON      wave by wave, gated and baked; rollback or halt on failure
-  rollout <version> [ROLLOUT]          step by step (10%, 50%, 100%), each judged by the metric analysis
-  rollback                             each stack back to what it ran before the last switch or rollout
+  status [--json]                       each stack: wave, live version, last update, lock
+  preview [<version> | --split JSON]    each stack's plan, as one Markdown report on stdout
+  preview <version> --rollout [ROLLOUT] a rollout's steps, checks and queries, least time, first step's plan
+  switch <version> | --split JSON       wave by wave, gated and baked; rollback or halt on failure
+  rollout <version> [ROLLOUT]           step by step (10%, 50%, 100%), each judged by the metric analysis
+  rollback                              each stack back to what it ran before the last switch or rollout
 ROLLOUT: --steps 10,50,100   the new version's share at each step (default: fleet.yaml steps, or 10,50,100)
          --stack NAME        this one stack, without fleet.yaml (bake 0 unless --bake)
          --bake SECONDS      checks and analysis after the last step (default: fleet.yaml bake)

@@ -1,12 +1,14 @@
-// The rollout end to end: `npm run fleet -- rollout` against two local control planes with istiod
-// (a canary wave and a production wave, one stack per cluster, each with its own stand-in gateway),
-// on the real engine. What it checks here needs no metrics: the refusals before anything changes, a
-// preview that sends no query (docs/fleet.md's block, as written; a listening socket counts every
-// connection), an unreachable
-// Prometheus that never passes (the canary goes back to v1, production is never touched), Ctrl-C
-// mid-analysis, and a rollout SIGKILLed mid-analysis that `rollback` converges from. Each test starts
-// from every stack on v1 (FleetOfClusters.reset) and asserts on where each cluster's istiod sends the
-// gateway's traffic afterwards, and on the stack files, the histories and the record.
+// The rollout end to end: `npm run fleet -- rollout` against two local control planes, each with
+// istiod and its own Prometheus (a canary wave and a production wave, one stack per cluster, each with
+// its own stand-in gateway, which exports Istio's request metrics for its cluster's Prometheus to
+// scrape), on the real engine, under live load through each gateway. A healthy v2 goes live through
+// 10, 50 and 100% (docs/fleet.md's block, as written); a v2 answering 20% 5xx in the second wave
+// fails its first step there and both stacks go back to v1; and, needing no metrics: the refusals
+// before anything changes, a preview that sends no query (docs/fleet.md's block; a listening socket
+// counts every connection), an unreachable Prometheus that never passes, Ctrl-C mid-analysis, and a
+// rollout SIGKILLed mid-analysis that `rollback` converges from. Each test starts from every stack on
+// v1 (FleetOfClusters.reset) and asserts on where each cluster's istiod sends the gateway's traffic
+// afterwards, and on the stack files, the histories and the record.
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
@@ -69,7 +71,7 @@ class SilentPort {
 
 before(requirePulumi);
 
-describe("a rollout across two clusters (real engine, two API servers with istiod, a stand-in gateway each)", () => {
+describe("a rollout across two clusters (real engine, two API servers with istiod and Prometheus, a stand-in gateway each)", () => {
     let fleet: FleetOfClusters;
     let silent: SilentPort;
     const stackFiles = () => Object.fromEntries(STACKS.map((s) => [s, fleet.stackFile(s)]));
@@ -135,7 +137,7 @@ describe("a rollout across two clusters (real engine, two API servers with istio
         const files = stackFiles();
         assert.deepEqual(
             readmeBlocks(DOC).map((b) => b.id).filter((id) => id.startsWith("fleet-rollout")),
-            ["fleet-rollout-preview"],
+            ["fleet-rollout-preview", "fleet-rollout"],
             "every rollout block of docs/fleet.md is run by this suite",
         );
         const block = readmeBlocks(DOC).find((b) => b.id === "fleet-rollout-preview") as ReadmeBlock;
@@ -262,14 +264,16 @@ describe("a rollout across two clusters (real engine, two API servers with istio
     it("a healthy v2 rolls out through 10%, 50% and 100% across both clusters, each step judged by its cluster's Prometheus, and goes live (exit 0)", async () => {
         await freshOnPrometheus();
         const load = startLoads();
-        let result: Awaited<ReturnType<FleetOfClusters["fleet"]>>;
+        let result: Awaited<ReturnType<typeof runBlock>>;
         try {
-            result = await fleet.fleet("rollout", "v2");
+            // docs/fleet.md's block, as written.
+            result = await runBlock(readmeBlocks(DOC).find((b) => b.id === "fleet-rollout") as ReadmeBlock, fleet.dir, fleet.project.env);
         } finally {
             await Promise.all(load.map((l) => l.stop()));
         }
-        assert.equal(result.code, 0, result.stdout + result.stderr);
-        assert.match(result.stdout, /^staging +canary +runs v2; switched\neu +production +runs v2; switched\n$/m);
+        assert.equal(result.code, 0, result.output);
+        assert.match(result.output, /^staging +canary +runs v2; switched\neu +production +runs v2; switched$/m);
+        assert.match(result.output, /^fleet: every stack runs v2: rolled out \(exit 0\)$/m);
         await fleet.expectPushed({ staging: { v2: 100 }, eu: { v2: 100 } });
         for (const stack of STACKS) {
             const steps = (await history(stack)).slice(0, 3).map((h) => h.message.replace(/^fleet rollout \S+: /, ""));
