@@ -8,9 +8,10 @@
 // - bounded: one `pulumi up` spends at most `timeoutSeconds` here, whatever the gateway does;
 // - it reports every try (the engine shows a provider's stderr lines as it runs);
 // - it stops at once when the engine cancels (Ctrl-C) or goes away (a killed `pulumi`).
-// And one rule: a version that took live traffic just before the current switch is not checked again
-// when traffic goes back to it. That is the rollback, and it must not depend on the gateway being
-// reachable from where `pulumi up` runs. The version rolled back from gets no such pass.
+// And one rule: a version that had all the live traffic just before the current switch (or was live
+// when the current split began) is not checked again when traffic goes back to it. That is the
+// rollback, and it must not depend on the gateway being reachable from where `pulumi up` runs. The
+// version rolled back from gets no such pass, nor does a canary that leaves its split.
 import * as pulumi from "@pulumi/pulumi";
 
 import type { AnalysisSettings, ResolvedCheck } from "./analysis/checks";
@@ -55,7 +56,7 @@ export interface GateAnalysis {
 }
 
 export interface GateOutcome extends GateInputs {
-    /** Versions that took live traffic just before the current ones: a switch back to them is not checked. */
+    /** Versions a switch back to is a rollback, not checked: the whole live route before this one, or live when the split began. */
     readonly rollbackTargets: readonly VersionCheck[];
     /** Versions this create or update actually fetched (the others were live already, or a rollback). */
     readonly checked: readonly string[];
@@ -81,10 +82,25 @@ export function whatToFetch(
     const leaving = live.filter((c) => !next.some(same(c)));
     const toCheck = starting.filter((c) => !trusted.some(same(c)));
     const isRollback = starting.length > 0 && toCheck.length === 0;
-    // What stops taking traffic is what a rollback will return to, unless this change is itself the
-    // rollback: the version it leaves is the one rolled back from, and going to it again is checked.
-    // While nothing stops (a canary starts, or only a setting changed) the last target stays.
-    const rollbackTargets = isRollback ? [] : leaving.length > 0 ? leaving : [...trusted];
+    const union = (a: readonly VersionCheck[], b: readonly VersionCheck[]) => [...a, ...b.filter((c) => !a.some(same(c)))];
+    // A version earns a pass (a switch back to it is a rollback, not fetched) only by having been the
+    // whole live route, or live when a split began: a canary that leaves its split was never more than
+    // a candidate, so a rollback from a 10% step leaves it to be checked again, as it was judged bad.
+    const established = (c: VersionCheck) => trusted.some(same(c)) || live.length === 1;
+    let rollbackTargets: VersionCheck[];
+    if (isRollback) {
+        // The version this rollback leaves is the one rolled back from: going to it again is checked.
+        rollbackTargets = [];
+    } else if (leaving.length > 0) {
+        const earned = leaving.filter(established);
+        rollbackTargets = earned.length > 0 ? earned : trusted.filter((c) => !next.some(same(c)));
+    } else if (starting.length > 0) {
+        // A split begins: what serves now is what a rollback of the canary returns to.
+        rollbackTargets = union(trusted, live);
+    } else {
+        // Only a setting (or a weight) changed.
+        rollbackTargets = [...trusted];
+    }
     return { toCheck, rollbackTargets };
 }
 

@@ -177,13 +177,15 @@ describe("which versions a change makes the gate fetch", () => {
         ["a new gate checks every live version", undefined, [V1], ["v1"], []],
         ["a switch checks the version it moves to, and remembers the one it leaves", { checks: [V1], rollbackTargets: [] }, [V2], ["v2"], ["v1"]],
         ["the rollback to that version fetches nothing, and gives the version it leaves no pass", { checks: [V2], rollbackTargets: [V1] }, [V1], [], []],
-        ["so a canary of the version rolled back from is checked", { checks: [V1], rollbackTargets: [] }, [V1, V2], ["v2"], []],
-        ["a 10% canary checks the canary only", { checks: [V1], rollbackTargets: [] }, [V1, V2], ["v2"], []],
-        ["ending a split fetches nothing and remembers the version that left", { checks: [V1, V2], rollbackTargets: [] }, [V2], [], ["v1"]],
+        ["so a canary of the version rolled back from is checked, and the live version is its rollback target", { checks: [V1], rollbackTargets: [] }, [V1, V2], ["v2"], ["v1"]],
+        ["promoting a canary fetches nothing and remembers the version that was live when the split began", { checks: [V1, V2], rollbackTargets: [V1] }, [V2], [], ["v1"]],
+        ["rolling back from a canary fetches nothing and gives the canary no pass", { checks: [V1, V2], rollbackTargets: [V1] }, [V1], [], []],
+        ["a split begun by an earlier version of this program (no target) earns nothing when it ends", { checks: [V1, V2], rollbackTargets: [] }, [V2], [], []],
         ["a switch to a third version checks it even with a rollback target", { checks: [V2], rollbackTargets: [V1] }, [V3], ["v3"], ["v2"]],
         ["a new image under the rollback target's name is checked", { checks: [V2], rollbackTargets: [V1] }, [{ ...V1, image: "dougbtv/nginx-cowsay:v1.1" }], ["v1"], ["v2"]],
         ["a change of settings alone fetches nothing and keeps the rollback target", { checks: [V2], rollbackTargets: [V1] }, [V2], [], ["v1"]],
-        ["a canary next to the live version keeps the rollback target", { checks: [V2], rollbackTargets: [V1] }, [V2, V3], ["v3"], ["v1"]],
+        ["a canary next to the live version keeps the rollback target and adds the live version", { checks: [V2], rollbackTargets: [V1] }, [V2, V3], ["v3"], ["v1", "v2"]],
+        ["rolling back from that canary keeps the older target", { checks: [V2, V3], rollbackTargets: [V1, V2] }, [V2], [], ["v1"]],
     ];
     for (const [what, previous, next, fetched, targets] of CASES) {
         it(what, () => {
@@ -192,4 +194,21 @@ describe("which versions a change makes the gate fetch", () => {
             assert.deepEqual(versions(result.rollbackTargets), targets);
         });
     }
+
+    // Each change starts from the state the one before it left, as the resource's state carries it.
+    const walk = (steps: VersionCheck[][]) => {
+        let state: { checks: VersionCheck[]; rollbackTargets: VersionCheck[] } | undefined;
+        return steps.map((next) => {
+            const { toCheck, rollbackTargets } = whatToFetch(next, state);
+            state = { checks: next, rollbackTargets };
+            return versions(toCheck);
+        });
+    };
+    it("a canary judged bad and rolled back is fetched again on the next switch to it", () => {
+        assert.deepEqual(walk([[V1], [V1, V2], [V1], [V2]]), [["v1"], ["v2"], [], ["v2"]]);
+    });
+    it("a rollout through its steps leaves the old version as a rollback that fetches nothing", () => {
+        // v1, then 10% and 50% of v2 (the same two versions), then v2 alone, then back to v1.
+        assert.deepEqual(walk([[V1], [V1, V2], [V1, V2], [V2], [V1]]), [["v1"], ["v2"], [], [], []]);
+    });
 });

@@ -80,18 +80,17 @@ describe("a rollout across two clusters (real engine, two API servers with istio
     const setPrometheus = (url: string) => Promise.all(STACKS.map((s) => fleet.pulumi(s, "config", "set", configKey("prometheusUrl"), url)));
     /**
      * Every stack on v1, the fleet file written, each stack's Prometheus at `url`. A rollout rolled
-     * back from its 10% step leaves each stack's gate trusting v2 (the version that just stopped taking
-     * traffic): these tests judge the analysis, not whether the gate fetches v2.
+     * back from its 10% step leaves no gate trusting v2 (reset refuses a stack whose gate would skip v2).
      */
     const fresh = async (url: string) => {
-        await fleet.reset({ gateMayTrustV2: true });
+        await fleet.reset();
         writeFileSync(path.join(fleet.dir, "fleet.yaml"), FLEET_FILE);
         await setPrometheus(url);
     };
 
     /** As fresh, each stack judged by its own cluster's Prometheus, which scrapes its gateway. */
     const freshOnPrometheus = async () => {
-        await fleet.reset({ gateMayTrustV2: true });
+        await fleet.reset();
         writeFileSync(path.join(fleet.dir, "fleet.yaml"), FLEET_FILE);
         await Promise.all(STACKS.map((s) => fleet.pulumi(s, "config", "set", configKey("prometheusUrl"), fleet.member(s).cluster.prometheus?.url ?? "")));
     };

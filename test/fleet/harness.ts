@@ -172,10 +172,8 @@ export class FleetOfClusters {
     /**
      * Every stack on v1 with its config saying so, unlocked, every gateway serving, no fleet record:
      * what each test starts from. Only stacks that are not there already are updated.
-     * `gateMayTrustV2`: for a suite whose tests do not depend on the gate fetching v2 (a rollback from
-     * a canary leaves the gate trusting v2; undoing that takes two updates per stack).
      */
-    async reset(options: { gateMayTrustV2?: boolean } = {}): Promise<void> {
+    async reset(): Promise<void> {
         await Promise.all(this.members.map((m) => m.gateway.reset()));
         rmSync(path.join(this.dir, ".fleet"), { recursive: true, force: true });
         if (this.project.locks().length > 0) for (const m of this.members) await this.project.run("cancel", "--yes", "--stack", m.stack);
@@ -196,7 +194,7 @@ export class FleetOfClusters {
                 // v1 came back (not by a rollback) would switch to v2 unchecked; undoing that takes
                 // several updates, so say so instead of letting a gate test pass for the wrong reason.
                 const trusted = gateTrusts(state);
-                if (trusted.includes("v2") && options.gateMayTrustV2 !== true) {
+                if (trusted.includes("v2")) {
                     throw new Error(`${m.stack}: its gate trusts v2 (v2 was live before v1 came back), so a switch to v2 would not be fetched; start from new stacks`);
                 }
             }),
