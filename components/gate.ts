@@ -16,6 +16,7 @@ import * as pulumi from "@pulumi/pulumi";
 
 import type { AnalysisSettings, ResolvedCheck } from "./analysis/checks";
 import { analyse, type MetricsProvider } from "./analysis/judge";
+import { pause } from "./pause";
 import { sendTraffic } from "./traffic";
 
 /** One version the route is about to send traffic to. */
@@ -159,16 +160,6 @@ export async function runChecks(inputs: GateInputs, checks: readonly VersionChec
             request.on("error", reject);
             request.end();
         });
-    const pause = (ms: number) =>
-        new Promise<void>((resolve) => {
-            const timer = setTimeout(done, ms);
-            function done() {
-                clearTimeout(timer);
-                context.signal?.removeEventListener("abort", done);
-                resolve();
-            }
-            context.signal?.addEventListener("abort", done);
-        });
 
     const checkOne = async (check: VersionCheck): Promise<string> => {
         let last = "was not tried";
@@ -192,7 +183,7 @@ export async function runChecks(inputs: GateInputs, checks: readonly VersionChec
             }
             if (stopped()) break;
             context.report(`gate: ${check.version} try ${attempt} (${elapsed()}): ${last}`);
-            await pause(Math.min(inputs.intervalMs, Math.max(0, deadline - Date.now())));
+            await pause(Math.min(inputs.intervalMs, Math.max(0, deadline - Date.now())), context.signal);
         }
         return last;
     };

@@ -2,6 +2,7 @@
 // stack is switched when, how many at once, what is watched during the bake, and what a failure or a
 // Ctrl-C leaves. The stacks are reached through a StackRunner (the Automation API in runner.ts, a fake
 // in the unit tests), so every rule here is tested without an engine.
+import { pause } from "../components/pause";
 import type { Fleet } from "./file";
 
 /** What the plan asks of each stack. Each call rejects with an Error whose message is one line. */
@@ -30,17 +31,7 @@ export interface Clock {
 
 export const realClock: Clock = {
     now: () => Date.now(),
-    sleep: (ms, signal) =>
-        new Promise<void>((resolve) => {
-            if (signal.aborted) return resolve();
-            const done = () => {
-                clearTimeout(timer);
-                signal.removeEventListener("abort", done);
-                resolve();
-            };
-            const timer = setTimeout(done, ms);
-            signal.addEventListener("abort", done);
-        }),
+    sleep: pause,
 };
 
 /**
@@ -109,27 +100,10 @@ export async function runSwitch(fleet: Fleet, runner: StackRunner, options: Plan
     let failure: Failure | undefined;
 
     const switchOne = async (stack: string, wave: string) => {
-        progress.step(stack, "switching");
-        progress.line(stack, `switching (wave ${wave})`);
-        try {
-            await runner.switchStack(stack, signal);
-            ends.set(stack, "switched");
-            switched.push(stack);
-            progress.step(stack, "switched");
-            progress.line(stack, "switched");
-        } catch (err) {
-            const message = (err as Error).message;
-            if (signal.aborted) {
-                ends.set(stack, "cancelled");
-                progress.step(stack, "cancelled");
-                progress.line(stack, `cancelled: ${message}`);
-                return;
-            }
-            ends.set(stack, "failed");
+        const switchedNow = await switchStackRecorded(stack, { wave, signal, progress, ends }, () => runner.switchStack(stack, signal), (message) => {
             failure ??= { stack, during: "switch", message };
-            progress.step(stack, "failed");
-            progress.line(stack, `failed: ${message}`);
-        }
+        });
+        if (switchedNow) switched.push(stack);
     };
 
     const bake = async (): Promise<void> => {
@@ -202,6 +176,43 @@ export async function runRollback(
     await rollbackAll(stacks.filter(needs), runner, progress, ends);
     for (const stack of stacks.filter((s) => !needs(s))) progress.line(stack, "runs what it ran before the switch, with the same config: nothing to roll back");
     return { failed: [...ends.values()].includes("rollback-failed"), stacks: ends };
+}
+
+/**
+ * One stack's switch (a fleet switch's, or a rollout step's: `label` "10%" prefixes its lines) with
+ * how it ended recorded in `ends`: switched (true), cancelled (Ctrl-C reached it in flight: old or new
+ * version, the runner reads which) or failed (`onFailure` hears the message before it is printed).
+ */
+export async function switchStackRecorded(
+    stack: string,
+    at: { wave: string; label?: string; signal: AbortSignal; progress: PlanProgress; ends: Map<string, StackEnd> },
+    run: () => Promise<void>,
+    onFailure: (message: string) => void,
+): Promise<boolean> {
+    const { progress, ends } = at;
+    const [step, line] = at.label === undefined ? ["", ""] : [`${at.label}: `, `step ${at.label}: `];
+    progress.step(stack, `${step}switching`);
+    progress.line(stack, `${line}switching (wave ${at.wave})`);
+    try {
+        await run();
+    } catch (err) {
+        const message = (err as Error).message;
+        if (at.signal.aborted) {
+            ends.set(stack, "cancelled");
+            progress.step(stack, "cancelled");
+            progress.line(stack, `cancelled: ${message}`);
+            return false;
+        }
+        ends.set(stack, "failed");
+        onFailure(message);
+        progress.step(stack, "failed");
+        progress.line(stack, `${line}failed: ${message}`);
+        return false;
+    }
+    ends.set(stack, "switched");
+    progress.step(stack, `${step}switched`);
+    progress.line(stack, `${line}switched`);
+    return true;
 }
 
 /** Rolls every stack back at once (like a single-stack rollback, ungated); records each end in `ends`. */

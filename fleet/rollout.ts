@@ -9,7 +9,7 @@ import { setMaxListeners } from "node:events";
 
 import type { AnalysisResult, Measurement, Verdict } from "../components/analysis/judge";
 import type { Fleet } from "./file";
-import { CHECK_INTERVAL_MS, realClock, rollbackAll, type Clock, type Outcome, type PlanProgress, type StackEnd } from "./plan";
+import { CHECK_INTERVAL_MS, realClock, rollbackAll, switchStackRecorded, type Clock, type Outcome, type PlanProgress, type StackEnd } from "./plan";
 import type { Target } from "./target";
 
 export const DEFAULT_STEPS: readonly number[] = [10, 50, 100];
@@ -120,27 +120,12 @@ export async function runRollout(fleet: Fleet, steps: readonly number[], runner:
     const ended = () => signal.aborted || failure !== undefined;
 
     const stepOne = async (stack: string, step: number, wave: string) => {
-        progress.step(stack, `${step}%: switching`);
-        progress.line(stack, `step ${step}%: switching (wave ${wave})`);
-        try {
+        const at = { wave, label: `${step}%`, signal, progress, ends };
+        const run = async () => {
             await runner.stepStack(stack, step, signal);
-            ends.set(stack, "switched");
             reached.set(stack, step);
-            progress.step(stack, `${step}%: switched`);
-            progress.line(stack, `step ${step}%: switched`);
-        } catch (err) {
-            const message = (err as Error).message;
-            if (signal.aborted) {
-                ends.set(stack, "cancelled");
-                progress.step(stack, "cancelled");
-                progress.line(stack, `cancelled: ${message}`);
-                return;
-            }
-            ends.set(stack, "failed");
-            fail({ stack, step, phase: "step", during: "switch", message });
-            progress.step(stack, "failed");
-            progress.line(stack, `step ${step}%: failed: ${message}`);
-        }
+        };
+        await switchStackRecorded(stack, at, run, (message) => fail({ stack, step, phase: "step", during: "switch", message }));
     };
 
     const checkOne = async (stack: string, phase: AnalysisEntry["phase"]) => {

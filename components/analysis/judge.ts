@@ -7,6 +7,7 @@
 // Runs where `pulumi` runs: in the gate's dynamic provider (Pulumi serializes these functions into
 // it, so Node modules are required inside) and in the fleet tool. Never a pass by default: no data,
 // too few requests and an unreachable Prometheus are inconclusive unless the check says otherwise.
+import { pause } from "../pause";
 import type { CheckSettings, ResolvedCheck } from "./checks";
 
 /** Where Prometheus answers, and how to authenticate (user:password in the URL is basic auth). */
@@ -185,20 +186,7 @@ export async function queryPrometheus(provider: MetricsProvider, promql: string,
  */
 export async function analyse(provider: MetricsProvider, checks: readonly ResolvedCheck[], what: string, context: AnalysisContext): Promise<AnalysisResult> {
     const now = context.now ?? Date.now;
-    const sleep =
-        context.sleep ??
-        ((ms: number, signal?: AbortSignal) =>
-            new Promise<void>((resolve) => {
-                // Declared before `done`: Pulumi's closure serializer needs every captured name bound first.
-                let timer: ReturnType<typeof setTimeout> | undefined = undefined;
-                const done = () => {
-                    clearTimeout(timer);
-                    signal?.removeEventListener("abort", done);
-                    resolve();
-                };
-                timer = setTimeout(done, ms);
-                signal?.addEventListener("abort", done);
-            }));
+    const sleep = context.sleep ?? pause;
     const query = context.query ?? ((promql: string) => queryPrometheus(provider, promql, context.signal));
     const stop = new AbortController();
     const onAbort = () => stop.abort();
