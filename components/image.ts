@@ -33,6 +33,11 @@ export function imageProblem(image: string): string | undefined {
         const reason = err instanceof Error ? err.message : String(err);
         return `a valid image reference, [registry[:port]/]name[:tag][@sha256:<64 hex digits>] (${reason})`;
     }
+    // The reference grammar allows A-F in any digest; the OCI image spec's grammar for sha256 (and
+    // go-digest, which registries use) is lower-case hex only, so a registry would refuse the pull.
+    if (digest !== undefined && digest.startsWith("sha256:") && !/^sha256:[0-9a-f]{64}$/.test(digest)) {
+        return "a sha256 digest in lower-case hex, as the OCI image spec writes it (sha256:<64 of 0-9 a-f>)";
+    }
     if (tag === "latest") {
         // The digest alone would pin it, but a reader of the object sees "latest" and believes it.
         return digest === undefined ? "a pinned tag other than latest, or a digest" : "a digest without the tag latest beside it";

@@ -22,6 +22,8 @@ const CASES: [string, string | undefined][] = [
     [`registry.example.com:5000/cowsay@${DIGEST}`, undefined],
     [`app:1.2@${DIGEST}`, undefined],
     ["app@sha256:abc", `${MALFORMED} (invalid reference format)`],
+    [`app@sha256:${"0123456789ABCDEF".repeat(4)}`, "a sha256 digest in lower-case hex, as the OCI image spec writes it (sha256:<64 of 0-9 a-f>)"],
+    [`app:v1@sha256:${"0123456789abcdeF".repeat(4)}`, "a sha256 digest in lower-case hex, as the OCI image spec writes it (sha256:<64 of 0-9 a-f>)"],
     ["app@", `${MALFORMED} (invalid reference format)`],
     ["app:", `${MALFORMED} (invalid reference format)`],
     [`app@md5:${"a".repeat(32)}`, `${MALFORMED} (unsupported digest algorithm)`],
