@@ -231,3 +231,17 @@ describe("links in the README and the docs", () => {
         ].sort());
     });
 });
+
+describe("the README's map of the code", () => {
+    it("names every top-level folder the repository holds", () => {
+        const readme = readFileSync(path.join(ROOT, "README.md"), "utf8");
+        const start = readme.indexOf("## Map of the code");
+        const map = readme.slice(start, readme.indexOf("\n## ", start + 1));
+        const named = new Set([...map.matchAll(/^([\w.-]+)\/\S*\s/gm)].map((m) => m[1]));
+        // What git holds, not what a build left here (bin/, node_modules/).
+        const tracked = execFileSync("git", ["ls-files"], { cwd: ROOT, encoding: "utf8" }).split("\n");
+        const folders = [...new Set(tracked.filter((f) => f.includes("/")).map((f) => f.split("/")[0]))].sort();
+        assert.ok(folders.length > 5, `git ls-files found ${folders.length} folders`);
+        assert.deepEqual(folders.filter((f) => !named.has(f)), []);
+    });
+});
