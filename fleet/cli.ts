@@ -139,7 +139,7 @@ if (require.main === module) {
         (code) => (process.exitCode = code),
         (err: unknown) => {
             process.stderr.write(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-            process.exitCode = 1;
+            process.exitCode = EXIT_CODES.crashed;
         },
     );
 }

@@ -83,7 +83,7 @@ export async function preview(dir: string, target: Target | undefined, io: Io): 
         return EXIT_CODES.interrupted;
     }
     io.out.write(previewReport(target, plans));
-    return plans.some((p) => p.error !== undefined) ? 1 : 0;
+    return plans.some((p) => p.error !== undefined) ? EXIT_CODES["preview-failed"] : 0;
 }
 
 export async function switchFleet(dir: string, target: Target, io: Io): Promise<number> {
@@ -177,6 +177,8 @@ function outcomeText(outcome: keyof typeof EXIT_CODES): string {
         "rollback-failed": "a stack failed, and the rollback failed too",
         halted: "a stack failed; halted (onFailure halt): nothing changed after it",
         refused: "refused",
+        "preview-failed": "a preview failed; nothing was changed",
+        crashed: "the fleet tool failed",
         interrupted: "interrupted: no stack was started after Ctrl-C, those in flight were cancelled",
     }[outcome];
 }

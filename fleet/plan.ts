@@ -55,9 +55,13 @@ export const EXIT_CODES = {
     halted: 3,
     /** Refused before any stack was touched (a bad fleet file, argument or stack). */
     refused: 4,
+    /** A preview (`preview`, `preview --rollout`) of at least one stack failed; nothing was changed. */
+    "preview-failed": 5,
+    /** The fleet tool itself failed (a bug, or the engine died): the record and `status` say where each stack is. */
+    crashed: 70,
     /** Ctrl-C (or SIGTERM): nothing more started; each stack left on its old or new version. */
     interrupted: 130,
-} as const satisfies Record<Outcome | "refused", number>;
+} as const satisfies Record<Outcome | "refused" | "preview-failed" | "crashed", number>;
 
 export interface Failure {
     readonly stack: string;

@@ -142,5 +142,5 @@ export async function previewRollout(dir: string, version: string, options: Roll
         return EXIT_CODES.interrupted;
     }
     io.out.write(previewReport(undefined, plans, undefined, { title: rolloutTitle(version, steps, file.bake), firstStep, section: rolloutSection(file, steps, rollouts) }));
-    return plans.some((p) => p.error !== undefined) ? 1 : 0;
+    return plans.some((p) => p.error !== undefined) ? EXIT_CODES["preview-failed"] : 0;
 }

@@ -1,12 +1,14 @@
 // The command line: usage, and the arguments refused before any stack (or pulumi) is reached.
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
 
 import { USAGE, main } from "../../fleet/cli";
+import { EXIT_CODES } from "../../fleet/plan";
+import { ROOT } from "../engine";
 
 async function fleet(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
     const out = new PassThrough();
@@ -69,5 +71,16 @@ describe("npm run fleet", () => {
 
     it("says how to get pulumi when it is not on PATH", async () => {
         assert.deepEqual(await fleet("status"), { code: 4, out: "", err: 'error: pulumi is not on PATH: install the Pulumi CLI, or run eval "$(scripts/engine.sh env)" (README)\n' });
+    });
+});
+
+describe("the fleet's exit codes", () => {
+    it("are one per outcome, and docs/fleet.md's table lists exactly those", () => {
+        const codes = Object.values(EXIT_CODES).sort((a, b) => a - b);
+        assert.equal(new Set(codes).size, codes.length, `two outcomes share an exit code: ${JSON.stringify(EXIT_CODES)}`);
+        const docs = readFileSync(path.join(ROOT, "docs", "fleet.md"), "utf8");
+        const table = docs.slice(docs.indexOf("| exit | meaning |"));
+        const documented = [...table.slice(0, table.indexOf("\n\n")).matchAll(/^\| (\d+) \|/gm)].map((m) => Number(m[1]));
+        assert.deepEqual(documented, codes);
     });
 });
