@@ -36,6 +36,7 @@ export const README_SUITE_FILES: readonly string[] = [
 /** Docs whose e2e blocks another suite runs, and which suite: the README suite leaves them alone. */
 export const OTHER_SUITES_FILES: Readonly<Record<string, string>> = {
     "docs/fleet.md": "the fleet suite",
+    "docs/analysis.md": "the analysis suite (test/e2e/analysis.e2e.ts)",
 };
 
 /** `file` as messages show it: relative to the repository root when it is inside it. */
