@@ -75,6 +75,8 @@ function expect(condition: boolean, what: string, output: string): asserts condi
 
 /** One swing back of part 1. */
 interface SwingBack {
+    /** From fault-on to the failed measurement's verdict (its `at` in the rollout's record) (s). */
+    readonly toVerdict: number;
     /** From fault-on to istiod pushing the gateway's live route back to v1 (s). */
     readonly toGateway: number;
     /** From fault-on to the end of the rollout command (its rollback update done) (s). */
@@ -99,6 +101,8 @@ async function swingBack(fleet: FleetOfClusters, member: Member, interval: numbe
             expect(false, "the rollout ended before its 10% step reached the gateway", r.stdout + r.stderr);
         }
         const faultOn = performance.now();
+        // The record's times are the fleet process's wall clock.
+        const faultOnWall = Date.now();
         member.gateway.faults.set("v2", FAULT);
         await member.istio.expectGatewayLive("v1", interval * 2 + BOUND_SECONDS);
         const atGateway = performance.now();
@@ -111,8 +115,10 @@ async function swingBack(fleet: FleetOfClusters, member: Member, interval: numbe
         expect(/^bench +alone +runs v1; rolled back$/m.test(result.stdout), "the stack was rolled back to v1", output);
         const record = JSON.parse(readFileSync(path.join(fleet.dir, ".fleet", "last-switch.json"), "utf8")) as SwitchRecord;
         expect(record.state === "rolled-back", `the record says rolled-back, not ${record.state}`, output);
+        const verdict = record.rollout?.analyses.find((a) => a.stack === STACK && a.step === 10 && a.verdict === "failed")?.measurements.find((m) => m.verdict === "failed");
+        expect(verdict !== undefined, "the record holds the failed measurement", JSON.stringify(record.rollout));
         expect(/:activeVersion: v1$/m.test(fleet.stackFile(STACK)) && !/:trafficSplit:/.test(fleet.stackFile(STACK)), "the stack file is back on v1 alone", fleet.stackFile(STACK));
-        return { toGateway: seconds(atGateway - faultOn), toEnd: seconds(ended - faultOn), measurement: failed[1] };
+        return { toVerdict: seconds(Date.parse(verdict.at) - faultOnWall), toGateway: seconds(atGateway - faultOn), toEnd: seconds(ended - faultOn), measurement: failed[1] };
     } finally {
         await traffic.stop();
         member.gateway.faults.clear();
@@ -190,8 +196,8 @@ async function main(): Promise<void> {
             const goal = interval + upMedian;
             const ratio = median(toGateway) / goal;
             console.log(
-                `   interval ${String(interval).padStart(3)} s   to the gateway ${range(toGateway)}   to the rollback's end ${range(xs.map((s) => s.toEnd))}   ` +
-                    `failed at measurement ${xs.map((s) => s.measurement).join(", ")}   ${ratio.toFixed(2)}x (interval + one pulumi up = ${goal.toFixed(1)} s): goal ${ratio <= 1 ? "met" : "NOT met"}`,
+                `   interval ${String(interval).padStart(3)} s   to the gateway ${range(toGateway)}   ${ratio.toFixed(2)}x interval + one pulumi up (${goal.toFixed(1)} s): goal ${ratio <= 1 ? "met" : "NOT met"}\n` +
+                    `                  to the failed verdict ${range(xs.map((s) => s.toVerdict))} (measurement ${xs.map((s) => s.measurement).join(", ")})   to the rollback's end ${range(xs.map((s) => s.toEnd))}`,
             );
         }
         const off = median(switches.off);
