@@ -1,7 +1,9 @@
 // What a bad release does to the stand-in gateway's versions, for the tests of metric analysis: a
 // share of its pods' answers are 5xx, or every answer comes late. Deterministic, not random: a test
 // that sends 25 requests to a version failing 20% gets exactly 5 errors, every time, so a verdict
-// drawn from Prometheus can be asserted exactly.
+// drawn from Prometheus can be asserted exactly. And what a Prometheus that is down looks like: a
+// loopback port nothing listens on.
+import { createServer, type AddressInfo } from "node:net";
 
 /** How a version misbehaves. */
 export interface Fault {
@@ -66,4 +68,13 @@ export class Faults {
         const due = (n: number) => Math.floor((n * share) / 100 + 1e-9);
         return { fail: due(entry.served) > due(entry.served - 1), delayMs: entry.fault.delayMs ?? 0 };
     }
+}
+
+/** A loopback port nothing listens on: connecting is refused, as with a Prometheus that is down. */
+export async function closedPort(): Promise<number> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return port;
 }

@@ -10,13 +10,13 @@
 // state it starts from (EngineStack.deploy and reach), so any one of them runs alone.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { LocalCluster } from "../cluster";
 import { APP_NAMESPACE, COW, GATEWAY_SELECTOR, HOST, HOTDOG, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, configKey } from "../constants";
 import { EngineStack, liveWeights, requirePulumi } from "../engine";
+import { closedPort } from "../faults";
 import { fetchPage, type StandInGateway } from "../gateway";
 import { createGatewayService, createTlsSecret, IstioRoutes, istioTable } from "../istio-routes";
 import { readmeBlocks, runBlock, type ReadmeBlock } from "../readme";
@@ -44,15 +44,6 @@ const DURATION_V2 = `histogram_quantile(0.99, sum by (le) (rate(istio_request_du
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 const NUMBER = "(\\d+(?:\\.\\d+)?)";
-
-/** A loopback port nothing listens on: connecting is refused, as with a Prometheus that is down. */
-async function closedPort(): Promise<number> {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const { port } = server.address() as AddressInfo;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    return port;
-}
 
 before(requirePulumi);
 

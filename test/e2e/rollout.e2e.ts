@@ -18,6 +18,7 @@ import { after, before, describe, it } from "node:test";
 import type { SwitchRecord } from "../../fleet/record";
 import { configKey } from "../constants";
 import { ROOT, requirePulumi } from "../engine";
+import { closedPort } from "../faults";
 import { FleetOfClusters } from "../fleet/harness";
 import { startLoad } from "../load";
 import { readmeBlocks, runBlock, type ReadmeBlock } from "../readme";
@@ -31,15 +32,6 @@ const FLEET_FILE = "waves:\n  - name: canary\n    stacks: [staging]\n  - name: p
  * 5 s; at 10% of LOAD_PER_SECOND, v2 takes about 20 requests in a window, minRequests asks 3.
  */
 const ANALYSIS = JSON.stringify({ preSwitch: false, checks: [{ name: "success-rate", metric: "success-rate", min: 99, interval: "5s", count: 2, minRequests: 3 }] });
-
-/** A loopback port nothing listens on: connecting is refused, as with a Prometheus that is down. */
-async function closedPort(): Promise<number> {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const { port } = server.address() as AddressInfo;
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    return port;
-}
 
 /** A socket that accepts and never answers, and counts who came: a Prometheus that hangs, and a witness. */
 class SilentPort {
