@@ -41,10 +41,7 @@ const ANALYSIS = JSON.stringify({
         { name: "request-duration", metric: "request-duration", max: 500, interval: "5s", count: 2, minRequests: 3 },
     ],
 });
-/**
- * A late v2: each answer takes 700 ms, inside the load's 2 s timeout (so every request is counted),
- * above the 500 ms bound, and in the (500, 1000] ms histogram bucket, whose p99 Prometheus puts near 1000.
- */
+/** A late v2: each answer takes 700 ms, inside the load's 2 s timeout (so every request is counted), above the 500 ms bound. */
 const LATE_MS = 700;
 /** The stack summary line a rollout prints last, per stack, for a failed first step. */
 type StepEnd = "rolled back" | "not touched";
@@ -384,9 +381,10 @@ describe("a rollout across two clusters (real engine, two API servers with istio
             historiesBefore,
         });
         assert.match(result.stderr, /query at \S+: histogram_quantile\(0\.99, sum by \(le\) \(rate\(istio_request_duration_milliseconds_bucket\{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2"\}\[5s\]\)\)\)$/m);
-        // As printed: to three decimals. Every answer took LATE_MS: the p99 lies in its bucket, (500, 1000].
+        // As printed: to three decimals. Every answer takes LATE_MS or more (on a loaded machine one in
+        // a window may take over 1000 ms, and the p99 then lies in a higher bucket): above the bound.
         const value = Number(match[0]);
-        assert.ok(value > 500 && value <= 1000, `v2's p99: ${value}`);
+        assert.ok(value > 500, `v2's p99: ${value}`);
         assert.ok(Math.abs((measurement.value ?? 0) - value) < 0.001 && (measurement.requests ?? 0) >= 3, JSON.stringify(measurement));
     });
 
