@@ -64,22 +64,36 @@ export async function routeWithXds(dump: XdsDump, request: GatewayRequest, workl
 }
 
 /**
- * `read`, shared: calls within `ms` of a read that started get its answer (a failed read is not
- * kept). Under live load (tens of requests a second) each request cannot read istiod's push and the
- * API server anew: each read is a process, and the machine is small; a push that is `ms` old is what
- * Envoy itself routes by until the next one reaches it.
+ * `read`, shared: at most one read starts per `ms`, and once one has answered every call gets the
+ * newest answer at once while the next read runs, as Envoy routes by its last push until the next
+ * one reaches it; only calls before the first answer wait for it (and see its error). A failed read
+ * keeps the last answer and lets the next call read again. Under live load (tens of requests a
+ * second) each request cannot read istiod's push and the API server anew: each read is a process,
+ * and on a loaded machine one can take seconds; a request that waited for it would time out, and
+ * the version it was meant for would show no traffic in Prometheus.
  */
 export function sharedFor<T>(ms: number, read: () => Promise<T>, now: () => number = Date.now): () => Promise<T> {
-    let last: { at: number; value: Promise<T> } | undefined;
+    let started = -Infinity;
+    let pending: Promise<T> | undefined;
+    let sequence = 0;
+    let newest: { value: T; sequence: number } | undefined;
     return () => {
-        if (last !== undefined && now() - last.at < ms) return last.value;
-        const value = read();
-        const entry = { at: now(), value };
-        last = entry;
-        value.catch(() => {
-            if (last === entry) last = undefined;
-        });
-        return value;
+        if (now() - started >= ms) {
+            const mine = ++sequence;
+            started = now();
+            const value = read();
+            pending = value;
+            value.then(
+                (answer) => {
+                    // A slow read that ends after a later one must not bring an older push back.
+                    if (newest === undefined || mine > newest.sequence) newest = { value: answer, sequence: mine };
+                },
+                () => {
+                    if (mine === sequence) started = -Infinity;
+                },
+            );
+        }
+        return newest === undefined ? (pending as Promise<T>) : Promise.resolve(newest.value);
     };
 }
 

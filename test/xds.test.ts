@@ -207,22 +207,37 @@ describe("the pods behind the chosen cluster (xds-routes)", () => {
         assert.deepEqual(await routeWithXds(dump, { ...request(443), host: "nope.example.com" }, workloads), { status: 404, reason: "no virtual host for nope.example.com on port 443" });
     });
 
-    it("sharedFor: reads within its time share one read (also while it runs); a later or failed one is read again", async () => {
+    it("sharedFor: one read per period; once one answered, calls get the newest answer without waiting for the next read; a failed read keeps it and is read again", async () => {
         let t = 0;
-        let reads = 0;
-        let fail = false;
-        const read = sharedFor(1000, () => (++reads, fail ? Promise.reject(new Error("istiod unreachable")) : Promise.resolve(reads)), () => t);
-        const [a, b] = await Promise.all([read(), read()]);
-        assert.deepEqual([a, b, reads], [1, 1, 1], "two requests at once: one read");
+        const reads: { resolve: (n: number) => void; reject: (e: Error) => void }[] = [];
+        const read = sharedFor(1000, () => new Promise<number>((resolve, reject) => reads.push({ resolve, reject })), () => t);
+        const first = Promise.all([read(), read()]);
+        assert.equal(reads.length, 1, "two requests at once: one read");
+        reads[0].resolve(1);
+        assert.deepEqual(await first, [1, 1], "before any answer, calls wait for the first read");
         t = 999;
         assert.equal(await read(), 1);
+        assert.equal(reads.length, 1, "within its period: no new read");
         t = 1000;
-        assert.equal(await read(), 2, "a push a second old is read again");
-        fail = true;
+        assert.equal(await read(), 1, "a read a second old starts the next one, and the call is answered at once with the last answer");
+        assert.equal(reads.length, 2);
         t = 2000;
-        await assert.rejects(read(), /istiod unreachable/);
-        fail = false;
-        assert.equal(await read(), 4, "a failed read is not kept");
+        assert.equal(await read(), 1, "the second read hangs: a third starts, still answered from the first");
+        assert.equal(reads.length, 3);
+        reads[2].resolve(3);
+        await Promise.resolve();
+        assert.equal(await read(), 3, "the newest answer");
+        reads[1].resolve(2);
+        await Promise.resolve();
+        assert.equal(await read(), 3, "a slow read that ends late does not bring an older push back");
+        t = 3000;
+        void read();
+        reads[3].reject(new Error("istiod unreachable"));
+        await Promise.resolve();
+        assert.equal(await read(), 3, "a failed read keeps the last answer, and the next call reads again");
+        assert.equal(reads.length, 5);
+        const cold = sharedFor(1000, () => Promise.reject(new Error("istiod unreachable")), () => t);
+        await assert.rejects(cold(), /istiod unreachable/, "with no answer yet, the error reaches the caller");
     });
 
     it("xdsRoutes with a cache reads istiod's push and the workloads once for many requests", async () => {
