@@ -25,13 +25,18 @@
 # COWSAY_CLUSTER_CACHE (~/.cache/cowsay-bluegreen/cluster), COWSAY_GO_CACHE, COWSAY_CLUSTER_JOBS (2),
 # COWSAY_CLUSTER_NODES (2), COWSAY_CLUSTER_TIMEOUT (90 s a step), COWSAY_CLUSTER_ISTIOD (0; 1: also istiod;
 # chart: serve the istiod that the program installs from Istio's charts, scripts/istiod.sh `chart`),
-# COWSAY_CLUSTER_PROMETHEUS (1; 0: no Prometheus).
+# COWSAY_CLUSTER_PROMETHEUS (1; 0: no Prometheus), COWSAY_CLUSTER_LOCKS (/tmp/cowsay-bluegreen-<uid>: the
+# machine's port lock and reservations; set it only to keep a cluster apart from every other).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SRC=$ROOT/tools/cluster
 CACHE=${COWSAY_CLUSTER_CACHE:-$HOME/.cache/cowsay-bluegreen/cluster}
 GO_CACHE=${COWSAY_GO_CACHE:-$HOME/.cache/cowsay-bluegreen/go}
+# Once per machine, not per cache: clusters of two caches (a cold CI run beside a warm one) share the
+# machine's ports. ports.lock: kwokctl's probe for free ports and every bind of a port it probed;
+# ports/: istiod's and Prometheus's reservations.
+LOCKS=$(realpath -ms -- "${COWSAY_CLUSTER_LOCKS:-/tmp/cowsay-bluegreen-$(id -u)}")
 # Absolute and without a trailing slash: kwokctl names its processes by paths under it.
 STATE=$(realpath -ms -- "${COWSAY_CLUSTER_STATE:-$CACHE/run/default}")
 JOBS=${COWSAY_CLUSTER_JOBS:-2} NODES=${COWSAY_CLUSTER_NODES:-2} TIMEOUT=${COWSAY_CLUSTER_TIMEOUT:-90}
@@ -66,7 +71,9 @@ run_child() {
     CHILD=
     return "$rc"
 }
-kill_child() { [[ -n $CHILD ]] && kill "$CHILD" 2>/dev/null; return 0; }
+# Never fails: under `set -e` a failed `kill` (the child had just exited) ended the EXIT trap of an
+# interrupted `up` at once, with status 1 and nothing torn down.
+kill_child() { if [[ -n $CHILD ]]; then kill "$CHILD" 2>/dev/null || true; fi; }
 trap 'kill_child; exit 130' INT
 trap 'kill_child; exit 143' TERM
 
@@ -89,12 +96,14 @@ kwokctl_exec() {
 }
 kwokctl() { run_child kwokctl_exec "$@"; }
 
-istiod_sh() {   # scripts/istiod.sh: istiod beside kwokctl's components, holding none of our descriptors
-    (close_fds; W=$W ISTIOD_BIN=$ISTIOD_BIN CACHE=$CACHE BIN=$BIN TIMEOUT=$TIMEOUT exec "$ROOT/scripts/istiod.sh" "$@")
-}
-prometheus_sh() {   # scripts/prometheus.sh, the same way
-    (close_fds; W=$W PROMETHEUS_BIN=$PROMETHEUS_BIN CACHE=$CACHE TIMEOUT=$TIMEOUT exec "$ROOT/scripts/prometheus.sh" "$@")
-}
+# scripts/istiod.sh and scripts/prometheus.sh: beside kwokctl's components, holding none of our
+# descriptors. `run_child istiod_exec ...` makes the child the script itself: through istiod_sh it was a
+# subshell around the script, Ctrl-C's SIGTERM stopped only that subshell, and the script went on
+# starting its process after `up` had torn the cluster down.
+istiod_exec() { close_fds; W=$W ISTIOD_BIN=$ISTIOD_BIN LOCKS=$LOCKS BIN=$BIN TIMEOUT=$TIMEOUT exec "$ROOT/scripts/istiod.sh" "$@"; }
+prometheus_exec() { close_fds; W=$W PROMETHEUS_BIN=$PROMETHEUS_BIN LOCKS=$LOCKS TIMEOUT=$TIMEOUT exec "$ROOT/scripts/prometheus.sh" "$@"; }
+istiod_sh() { (istiod_exec "$@"); }
+prometheus_sh() { (prometheus_exec "$@"); }
 
 # A component's pid from kwokctl's pid file, if it runs the cluster's binary: not a zombie, not a reused pid.
 component_pid() {
@@ -155,6 +164,17 @@ cluster_ready() {
     for c in "${COMPONENTS[@]}"; do component_pid "$c" >/dev/null || return 1; done
     healthy kube-apiserver
 }
+
+# kwokctl probes for free ports that its components bind only later: clusters created at once took the
+# same ports, and so did a create while another cluster's component was between its stop (or start) and
+# the placeholder's bind (or its own). So each of those holds this lock, machine-wide, until the ports
+# listen again. On fd 7, which kwokctl_exec and every component close.
+lock_ports() {
+    mkdir -p "$LOCKS"
+    exec 7>"$LOCKS/ports.lock"
+    flock -w $((TIMEOUT * 2)) 7 || die "another cluster.sh has held $LOCKS/ports.lock for $((TIMEOUT * 2)) s"
+}
+unlock_ports() { exec 7>&-; }
 
 lock_state() {   # serialises up, down, stop|start|restart on one state directory
     mkdir -p "$STATE"
@@ -239,9 +259,9 @@ start_component() {
 
 start_istiod() {   # what COWSAY_CLUSTER_ISTIOD asks of `up`, unless it runs already
     case $ISTIOD in
-        1) istiod_sh pid >/dev/null || { cmd_apply_crds; run_child istiod_sh start || exit 1; } ;;
+        1) istiod_sh pid >/dev/null || { cmd_apply_crds; run_child istiod_exec start || exit 1; } ;;
         # Istio's CRDs come from the base chart there.
-        chart) [[ -s $W/istiod/runner.pid ]] || { cmd_apply_crds cert-manager gateway-api; run_child istiod_sh chart || exit 1; } ;;
+        chart) [[ -s $W/istiod/runner.pid ]] || { cmd_apply_crds cert-manager gateway-api; run_child istiod_exec chart || exit 1; } ;;
     esac
 }
 
@@ -249,7 +269,7 @@ start_istiod() {   # what COWSAY_CLUSTER_ISTIOD asks of `up`, unless it runs alr
 # but starts last, so a failed `up` has not reserved its port for nothing.
 start_prometheus() {
     ((PROMETHEUS)) || return 0
-    prometheus_sh pid >/dev/null || run_child prometheus_sh start || exit 1
+    prometheus_sh pid >/dev/null || run_child prometheus_exec start || exit 1
 }
 
 UP_OWNS=0   # 1 once this `up` has started replacing the state dir's cluster
@@ -289,16 +309,13 @@ cmd_up() {
         teardown
     fi
     log "kwokctl create cluster: kubernetes v$K8S_VERSION, etcd v$ETCD_VERSION, kwok v$KWOK_VERSION (~10 s) ..."
-    # kwokctl probes for free ports that its components bind only later: clusters created at once took the
-    # same ports. So one create at a time on this machine, until its components listen.
-    exec 7>"$CACHE/create.lock"
-    flock -w $((TIMEOUT * 2)) 7 || die "another cluster.sh has held $CACHE/create.lock for $((TIMEOUT * 2)) s"
+    lock_ports   # until its components listen
     kwokctl create cluster --config "$SRC/kwokctl.yaml" --runtime binary --kubeconfig "" --timeout "${TIMEOUT}s" \
         --etcd-binary "$BIN/etcd" --kube-apiserver-binary "$BIN/kube-apiserver" \
         --kube-controller-manager-binary "$BIN/kube-controller-manager" \
         --kube-scheduler-binary "$BIN/kube-scheduler" --kwok-controller-binary "$BIN/kwok" || die "kwokctl create cluster failed"
     for c in "${COMPONENTS[@]}"; do wait_healthy "$c"; done
-    exec 7>&-
+    unlock_ports
     log "kwokctl scale node --replicas $NODES ..."
     # Node addresses on loopback: the API server's log/exec calls to a node then fail at once.
     kwokctl scale node --replicas "$NODES" --param '.nodeIPs=["127.0.0.1"]' || die "kwokctl scale node failed"
@@ -309,6 +326,9 @@ cmd_up() {
         || { log_tail kube-controller-manager; die "no default ServiceAccount after ${TIMEOUT}s"; }
     start_istiod
     start_prometheus
+    # Ready: a Ctrl-C from here on comes after the work, and would only make the exit status disagree
+    # with the cluster that stays.
+    trap '' INT TERM
     trap - EXIT
     log "ready in $((SECONDS - start)) s: $("${KUBECTL[@]}" config view -o jsonpath='{.clusters[0].cluster.server}'), state $STATE"
     log "use: eval \"\$(scripts/cluster.sh env)\"; kubectl get nodes"
@@ -354,6 +374,7 @@ cmd_stop_start() {   # cmd_stop_start stop|start|restart COMPONENT
         else { [[ -d $W/istiod ]] || cmd_apply_crds; istiod_sh start; }; fi
         return 0
     fi
+    lock_ports   # until the placeholder, or the component again, listens on its ports
     [[ $action == start ]] || { log "stopping $name ..."; stop_component "$name"; }
     [[ $action != stop ]] || return 0
     if component_pid "$name" >/dev/null; then log "$name is already running"; return 0; fi

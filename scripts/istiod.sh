@@ -17,14 +17,14 @@
 #   istiod.sh pid       print istiod's pid if it runs; exit 1 otherwise
 #
 # Environment (from cluster.sh): W (the kwokctl cluster directory), ISTIOD_BIN (pilot-discovery,
-# cowsay-xds), CACHE (the cluster cache: create.lock, the port reservations), BIN (kubectl), TIMEOUT.
+# cowsay-xds), LOCKS (the machine-wide port reservations: cluster.sh), BIN (kubectl), TIMEOUT.
 set -euo pipefail
 
-: "${W:?}" "${ISTIOD_BIN:?}" "${CACHE:?}" "${BIN:?}" "${TIMEOUT:?}"
+: "${W:?}" "${ISTIOD_BIN:?}" "${LOCKS:?}" "${BIN:?}" "${TIMEOUT:?}"
 D=$W/istiod                           # ports, mesh config, certificates
 LOG=$W/logs/istiod.log
 EXE=$W/bin/pilot-discovery            # a link into the cache: cluster.sh's wait_gone finds it by this path
-PORTS=$CACHE/ports                    # <port> -> link to the cluster directory that reserved it
+PORTS=$LOCKS/ports                    # <port> -> link to the cluster directory that reserved it
 NS=istio-system
 WEBHOOK=istio-validator-$NS           # the name and labels the Helm chart gives it: istiod keeps its caBundle
 KUBECTL=("$BIN/kubectl" "--kubeconfig=$W/kubeconfig.yaml" --request-timeout=10s)
@@ -40,7 +40,7 @@ pid() {   # the running istiod of this cluster (its pid file, checked against /p
 }
 
 # Three loopback ports: HTTP (readiness, debug, and the multiplexed secure gRPC and monitoring), plaintext
-# xDS, and the webhook's HTTPS. Picked once per cluster, under cluster.sh's create lock, from a range
+# xDS, and the webhook's HTTPS. Picked once per cluster, each reserved by an atomic link, from a range
 # below kwokctl's (it scans down from 32767) and below the kernel's ephemeral range, skipping ports that
 # listen or that another cluster reserved: a reservation lasts until `down`, so a stopped istiod's ports
 # are not taken by a cluster created meanwhile, and the webhook's URL stays valid across restarts.
@@ -55,7 +55,7 @@ pick_ports() {
             [[ -d $(readlink "$PORTS/$p") ]] && continue
             rm -f "$PORTS/$p"   # its cluster is gone (a `down` that never ran)
         fi
-        ln -s "$W" "$PORTS/$p"
+        ln -s "$W" "$PORTS/$p" 2>/dev/null || continue   # atomic: taken meanwhile by another cluster
         picked+=("$p")
         n=$((n + 1))
     done
@@ -126,8 +126,6 @@ cmd_start() {
     : >"$D/meshNetworks.yaml"
     "${KUBECTL[@]}" create namespace "$NS" --dry-run=client -o yaml | "${KUBECTL[@]}" apply -f - >/dev/null \
         || die "creating the namespace $NS failed"
-    exec 7>"$CACHE/create.lock"
-    flock -w $((TIMEOUT * 2)) 7 || die "another cluster.sh has held $CACHE/create.lock for $((TIMEOUT * 2)) s"
     pick_ports
     # shellcheck disable=SC1091
     source "$D/ports"
@@ -303,8 +301,6 @@ cmd_chart() {
     mkdir -p "$D" "$W/logs"
     ln -sfn "$ISTIOD_BIN/pilot-discovery" "$EXE"
     make_cert
-    exec 7>"$CACHE/create.lock"
-    flock -w $((TIMEOUT * 2)) 7 || die "another cluster.sh has held $CACHE/create.lock for $((TIMEOUT * 2)) s"
     pick_ports
     exec 7>&-
     hold_pods

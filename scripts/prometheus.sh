@@ -15,16 +15,16 @@
 #   prometheus.sh pid       print Prometheus's pid if it runs; exit 1 otherwise
 #   prometheus.sh ready     exit 0 if /-/ready answers 200
 #
-# Environment (from cluster.sh): W (the kwokctl cluster directory), PROMETHEUS_BIN (the build), CACHE (the
-# cluster cache: create.lock, the port reservations), TIMEOUT.
+# Environment (from cluster.sh): W (the kwokctl cluster directory), PROMETHEUS_BIN (the build), LOCKS (the
+# machine-wide port reservations: cluster.sh), TIMEOUT.
 set -euo pipefail
 
-: "${W:?}" "${PROMETHEUS_BIN:?}" "${CACHE:?}" "${TIMEOUT:?}"
+: "${W:?}" "${PROMETHEUS_BIN:?}" "${LOCKS:?}" "${TIMEOUT:?}"
 D=$W/prometheus                       # port, config, data (the TSDB), targets
 TARGETS=$D/targets                    # <name>.json, file_sd's format: [{"targets": [...], "labels": {...}}]
 LOG=$W/logs/prometheus.log
 EXE=$W/bin/prometheus                 # a link into the cache: cluster.sh's wait_gone finds it by this path
-PORTS=$CACHE/ports                    # <port> -> link to the cluster directory that reserved it (istiod.sh's too)
+PORTS=$LOCKS/ports                    # <port> -> link to the cluster directory that reserved it (istiod.sh's too)
 
 log() { printf '[prometheus %s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { printf '[prometheus] error: %s\n' "$*" >&2; exit 1; }
@@ -41,7 +41,7 @@ ready() {
     [[ $(curl -fsS --max-time 2 "http://127.0.0.1:$(<"$D/port")/-/ready" -o /dev/null -w '%{http_code}' 2>/dev/null) == 200 ]]
 }
 
-# One loopback port, picked once per cluster under cluster.sh's create lock, by istiod.sh's rules and in its
+# One loopback port, picked once per cluster (reserved by an atomic link), by istiod.sh's rules and in its
 # reservation directory, so neither takes the other's: from 30001-31999 (below kwokctl's scan down from
 # 32767 and below the kernel's ephemeral range), skipping ports that listen or that a live cluster
 # reserved. The reservation lasts until `down`: a cluster created while Prometheus is stopped cannot take
@@ -57,7 +57,7 @@ pick_port() {
             [[ -d $(readlink "$PORTS/$p") ]] && continue
             rm -f "$PORTS/$p"   # its cluster is gone (a `down` that never ran)
         fi
-        ln -s "$W" "$PORTS/$p"
+        ln -s "$W" "$PORTS/$p" 2>/dev/null || continue   # atomic: taken meanwhile by another cluster
         printf '%s\n' "$p" >"$D/port"
         return 0
     done
@@ -104,8 +104,6 @@ cmd_start() {
     mkdir -p "$TARGETS" "$D/data" "$W/logs" "$W/bin"
     ln -sfn "$PROMETHEUS_BIN/prometheus" "$EXE"
     write_config
-    exec 7>"$CACHE/create.lock"
-    flock -w $((TIMEOUT * 2)) 7 || die "another cluster.sh has held $CACHE/create.lock for $((TIMEOUT * 2)) s"
     pick_port
     port=$(<"$D/port")
     log "starting prometheus on 127.0.0.1:$port, targets $TARGETS/*.json ..."

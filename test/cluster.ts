@@ -12,6 +12,16 @@ import { runCommand, runToEnd, type CommandResult } from "./processes";
 
 const SCRIPT = path.resolve(__dirname, "..", "..", "scripts", "cluster.sh");
 
+/**
+ * Where scripts/cluster.sh reserves a port of istiod's or Prometheus's: a link to the cluster's
+ * directory, in the machine-wide directory COWSAY_CLUSTER_LOCKS (default /tmp/cowsay-bluegreen-<uid>,
+ * the script's; the suites that read a reservation fail if the two disagree).
+ */
+export function portReservation(port: string | number): string {
+    const locks = process.env.COWSAY_CLUSTER_LOCKS ?? path.join("/tmp", `cowsay-bluegreen-${process.getuid?.() ?? 0}`);
+    return path.join(locks, "ports", String(port));
+}
+
 /** The cluster's Prometheus (scripts/prometheus.sh), from `cluster.sh env`. */
 export interface LocalPrometheus {
     /** Its HTTP API's base URL, `http://127.0.0.1:<port>` (COWSAY_PROMETHEUS_URL). */

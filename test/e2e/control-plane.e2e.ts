@@ -14,7 +14,7 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import versions from "../../versions.json";
-import { LocalCluster } from "../cluster";
+import { LocalCluster, portReservation } from "../cluster";
 import { processesMentioning, runCommand } from "../processes";
 
 const SCRIPT = path.resolve(__dirname, "..", "..", "..", "scripts", "cluster.sh");
@@ -376,8 +376,7 @@ describe("scripts/cluster.sh: teardown", () => {
             const exports = await exportsOf(env);
             const url = exports.COWSAY_PROMETHEUS_URL;
             assert.ok(url !== undefined, "up starts Prometheus by default");
-            const cache = path.dirname(path.dirname(exports.PATH.split(":")[0]));
-            const reservation = path.join(cache, "ports", new URL(url).port);
+            const reservation = portReservation(new URL(url).port);
             assert.equal(readlinkSync(reservation), path.join(state, "clusters", "cowsay"), "the port is reserved for this cluster");
             assert.equal(processesMentioning(path.join(state, "clusters", "cowsay", "bin", "prometheus")).length, 1);
 

@@ -6,11 +6,11 @@
 // three clusters with istiod run side by side. Needs the control plane built (`scripts/cluster.sh build`).
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { LocalCluster } from "../cluster";
+import { LocalCluster, portReservation } from "../cluster";
 import { processesMentioning, runCommand, runUntil } from "../processes";
 
 const HOST = "cowsay.example.com";
@@ -59,8 +59,14 @@ function istiodPid(cluster: LocalCluster): number {
 }
 
 const SCRIPT = path.resolve(__dirname, "..", "..", "..", "scripts", "cluster.sh");
-/** Whether a port is reserved for some cluster's istiod (scripts/istiod.sh keeps a link per port in the cache). */
-const reserved = (port: string) => existsSync(path.join(process.env.COWSAY_CLUSTER_CACHE ?? path.join(homedir(), ".cache", "cowsay-bluegreen", "cluster"), "ports", port));
+/** Whether a port is reserved for some cluster's istiod (scripts/istiod.sh keeps a link per port). */
+const reserved = (port: string) => existsSync(portReservation(port));
+
+/** A process's parent, from /proc/<pid>/stat (its fourth field, after the command in parentheses). */
+function parentOf(pid: number): number {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+}
 
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -220,13 +226,22 @@ describe("istiod: teardown", () => {
             // istiod.sh writes the pid file as it starts pilot-discovery, seconds before istiod is ready
             // (a file, not a scan of every process: on a loaded machine a scan took as long as the start).
             const pidFile = path.join(state, "clusters", "cowsay", "istiod", "pid");
-            while (!existsSync(pidFile)) {
+            while (!existsSync(pidFile) || readFileSync(pidFile, "utf8") === "") {
                 assert.equal(up.ended(), false, up.output());
                 await new Promise((r) => setTimeout(r, 20));
             }
+            // Frozen, istiod.sh cannot finish the start before the signal: on a loaded machine this
+            // test's timers fell behind, and the signal came after "istiod ready", in other code.
+            const script = parentOf(Number(readFileSync(pidFile, "utf8")));
+            process.kill(script, "SIGSTOP");
             const ports = [...up.output().matchAll(/127\.0\.0\.1:(\d+)/g)].map((m) => m[1]);
-            assert.equal(await up.stop("SIGINT", 60_000), 130, up.output());
+            const code = up.stop("SIGINT", 60_000);
+            // The SIGTERM `up` passes on stays pending until the script runs again.
+            await new Promise((r) => setTimeout(r, 500));
+            process.kill(script, "SIGCONT");
+            assert.equal(await code, 130, up.output());
             assert.doesNotMatch(up.output(), /istiod ready/, "the signal came while istiod was starting");
+            assert.equal(existsSync(`/proc/${script}`) && readFileSync(`/proc/${script}/cmdline`, "utf8") !== "", false, "istiod.sh stopped with `up`");
             assert.deepEqual(processesMentioning(`${state}/`), []);
             assert.equal(existsSync(state), false, up.output());
             assert.equal(ports.length, 3, up.output());
