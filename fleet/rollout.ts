@@ -123,25 +123,22 @@ export async function runRollout(fleet: Fleet, steps: readonly number[], runner:
     // `pulumi` in flight takes its time to wind down after its signal, and a runner may not stop at
     // all), but runRollout awaits them before it returns, so that none outlives it.
     const abandoned: Promise<void>[] = [];
-    const untilStopped = (work: Promise<void>): Promise<void> =>
-        new Promise<void>((resolve, reject) => {
-            const onStop = () => {
+    const untilStopped = (work: Promise<void>): Promise<void> => {
+        // Assigned at once: a Promise executor runs synchronously.
+        let onStop: () => void = () => undefined;
+        const stopped = new Promise<void>((resolve) => {
+            onStop = () => {
                 abandoned.push(work);
                 resolve();
             };
-            if (stop.signal.aborted) return onStop();
-            stop.signal.addEventListener("abort", onStop, { once: true });
-            work.then(
-                () => {
-                    stop.signal.removeEventListener("abort", onStop);
-                    resolve();
-                },
-                (err: unknown) => {
-                    stop.signal.removeEventListener("abort", onStop);
-                    reject(err);
-                },
-            );
         });
+        if (stop.signal.aborted) onStop();
+        else stop.signal.addEventListener("abort", onStop, { once: true });
+        const settle = () => stop.signal.removeEventListener("abort", onStop);
+        work.then(settle, settle);
+        return Promise.race([work, stopped]);
+    };
+
 
     const stepOne = async (stack: string, step: number, wave: string) => {
         const at = { wave, label: `${step}%`, signal, progress, ends };
