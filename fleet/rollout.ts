@@ -9,7 +9,7 @@ import { setMaxListeners } from "node:events";
 
 import type { AnalysisResult, Measurement, Verdict } from "../components/analysis/judge";
 import type { Fleet } from "./file";
-import { CHECK_INTERVAL_MS, realClock, rollbackAll, switchStackRecorded, type Clock, type Outcome, type PlanProgress, type StackEnd } from "./plan";
+import { CHECK_INTERVAL_MS, StoppedAfterFailure, realClock, rollbackAll, switchStackRecorded, type Clock, type Outcome, type PlanProgress, type StackEnd } from "./plan";
 import type { Target } from "./target";
 
 export const DEFAULT_STEPS: readonly number[] = [10, 50, 100];
@@ -93,7 +93,8 @@ export interface RolloutOptions {
  * and analysed at the step it is at, all at once. After the last step, when `bake` > 0, every stack
  * is checked every `checkIntervalMs` and analysed again and again until `bake` seconds have passed.
  * The first failure stops every check and analysis in flight (the stacks already updating in the
- * wave finish) and nothing more starts; then rollback or halt, as runSwitch does. Ctrl-C (`signal`)
+ * wave finish) and nothing more starts; then rollback or halt, as runSwitch does: the rollback starts
+ * at once, without waiting for the stopped checks and analyses to end (they are awaited after it). Ctrl-C (`signal`)
  * stops everything at once, analyses included, and rolls nothing back.
  */
 export async function runRollout(fleet: Fleet, steps: readonly number[], runner: RolloutRunner, options: RolloutOptions): Promise<RolloutResult> {
@@ -110,14 +111,34 @@ export async function runRollout(fleet: Fleet, steps: readonly number[], runner:
     // Every check and analysis in flight listens on it (each Prometheus query, each engine run): about
     // ten per stack, which is no leak.
     setMaxListeners(10 * Math.max(1, ends.size), stop.signal);
-    const onAbort = () => stop.abort();
-    if (signal.aborted) stop.abort();
+    const onAbort = () => stop.abort(signal.reason);
+    if (signal.aborted) stop.abort(signal.reason);
     else signal.addEventListener("abort", onAbort, { once: true });
     const fail = (f: RolloutFailure) => {
         failure ??= f;
-        stop.abort();
+        stop.abort(new StoppedAfterFailure());
     };
     const ended = () => signal.aborted || failure !== undefined;
+    // Checks and analyses still running when `stop` fires: the rollback does not wait for them (a
+    // `pulumi` in flight takes its time to wind down after its signal, and a runner may not stop at
+    // all), but runRollout awaits them before it returns, so that none outlives it.
+    const abandoned: Promise<void>[] = [];
+    const untilStopped = (work: Promise<void>): Promise<void> => {
+        // Assigned at once: a Promise executor runs synchronously.
+        let onStop: () => void = () => undefined;
+        const stopped = new Promise<void>((resolve) => {
+            onStop = () => {
+                abandoned.push(work);
+                resolve();
+            };
+        });
+        if (stop.signal.aborted) onStop();
+        else stop.signal.addEventListener("abort", onStop, { once: true });
+        const settle = () => stop.signal.removeEventListener("abort", onStop);
+        work.then(settle, settle);
+        return Promise.race([work, stopped]);
+    };
+
 
     const stepOne = async (stack: string, step: number, wave: string) => {
         const at = { wave, label: `${step}%`, signal, progress, ends };
@@ -171,7 +192,7 @@ export async function runRollout(fleet: Fleet, steps: readonly number[], runner:
     /** Every stack moved so far, at the step it is at: checked and analysed, all at once. */
     const judgeMoved = async () => {
         const moved = [...reached.keys()];
-        await Promise.all(moved.flatMap((stack) => [checkOne(stack, "step"), analyseOne(stack, "step")]));
+        await Promise.all(moved.flatMap((stack) => [checkOne(stack, "step"), analyseOne(stack, "step")]).map(untilStopped));
     };
 
     const bake = async () => {
@@ -193,7 +214,7 @@ export async function runRollout(fleet: Fleet, steps: readonly number[], runner:
             do await analyseOne(stack, "bake");
             while (!stop.signal.aborted && left() > 0);
         };
-        await Promise.all([checking(), ...moved.map(analysing)]);
+        await Promise.all([checking(), ...moved.map(analysing)].map(untilStopped));
     };
 
     try {
@@ -225,9 +246,11 @@ export async function runRollout(fleet: Fleet, steps: readonly number[], runner:
         const touched = [...ends].filter(([, end]) => end === "switched" || end === "failed").map(([stack]) => stack);
         progress.line(undefined, `rolling back ${touched.join(", ")} (${failure.stack} failed at ${failure.step}%)`);
         await rollbackAll(touched, runner, progress, ends);
+        await Promise.all(abandoned);
         const outcome = [...ends.values()].includes("rollback-failed") ? "rollback-failed" : "rolled-back";
         return { outcome, stacks: ends, reached, analyses, failure: failure };
     }
+    await Promise.all(abandoned);
     if (failure !== undefined) return { outcome: "halted", stacks: ends, reached, analyses, failure: failure };
     if (signal.aborted) return { outcome: "interrupted", stacks: ends, reached, analyses };
     return { outcome: "switched", stacks: ends, reached, analyses };

@@ -11,7 +11,7 @@ import { LocalWorkspace, Stack, type EngineEvent } from "@pulumi/pulumi/automati
 import { ConfigError, parseSettings, type RawConfig, type Settings } from "../components/config";
 import { runChecks } from "../components/gate";
 import { allStale, fileBackendLocks, lockHolders, type LockHolder } from "./locks";
-import type { PlanProgress, StackRunner } from "./plan";
+import { StoppedAfterFailure, type PlanProgress, type StackRunner } from "./plan";
 import { processAlive, type SwitchRecord } from "./record";
 import { SWITCH_KEYS, describeTarget, describeWeights, sameWeights, stackFileConfig, switchConfig, targetVersions, targetWeights, withSwitchConfig, type SwitchConfig, type Target, type Weights } from "./target";
 
@@ -258,16 +258,22 @@ function resourceName(urn: string): string {
 
 /**
  * An AbortSignal for one operation that follows `outer` (the fleet's Ctrl-C) unless the operation's
- * `pulumi` has said it is cancelling already (see CANCEL_GRACE_MS).
+ * `pulumi` has said it is cancelling already (see CANCEL_GRACE_MS). A stop after another operation's
+ * failure (StoppedAfterFailure) reached no `pulumi` from the terminal: it is forwarded at once, so
+ * that the rollback which follows does not share the machine with a check nobody waits for.
  */
-function forwardCancel(outer: AbortSignal | undefined, listener: EngineListener): { signal: AbortSignal | undefined; dispose(): void } {
+export function forwardCancel(outer: AbortSignal | undefined, listener: { readonly cancelling: boolean }, graceMs = CANCEL_GRACE_MS): { signal: AbortSignal | undefined; dispose(): void } {
     if (outer === undefined) return { signal: undefined, dispose: () => undefined };
     const inner = new AbortController();
     let timer: NodeJS.Timeout | undefined;
     const onAbort = () => {
+        if (outer.reason instanceof StoppedAfterFailure) {
+            inner.abort();
+            return;
+        }
         timer = setTimeout(() => {
             if (!listener.cancelling) inner.abort();
-        }, CANCEL_GRACE_MS);
+        }, graceMs);
     };
     if (outer.aborted) inner.abort();
     else outer.addEventListener("abort", onAbort, { once: true });
@@ -384,7 +390,9 @@ export class AutomationRunner implements StackRunner {
             urns = (state.deployment?.resources ?? []).filter((r) => ROUTE_TYPES.includes(r.type)).map((r) => r.urn);
             this.routes.set(name, urns);
         }
-        if (urns.length === 0) return [];
+        // The Automation API listens for an abort only from the start of its `pulumi`: one that came
+        // while the state was read would let the preview run to its end.
+        if (urns.length === 0 || signal.aborted) return [];
         const listener = new EngineListener(name, { step: () => undefined, line: () => undefined }, "checking");
         const drifted = new Set<string>();
         const cancel = forwardCancel(signal, listener);

@@ -20,6 +20,8 @@ import { VirtualClock, yieldMicrotasks } from "./fakes";
 
 /** Seconds each fake analysis takes (interval 2 s, count 2). */
 const ANALYSIS_SECONDS = 4;
+/** Seconds a slow check takes to end once its signal has fired. */
+const SLOW_CHECK_SECONDS = 30;
 
 /** A rollout runner that logs every call in order and answers as a test says. */
 class FakeStacks implements RolloutRunner {
@@ -31,6 +33,11 @@ class FakeStacks implements RolloutRunner {
     /** Analyses that end only when their signal fires; they record that it did. */
     readonly hang = new Set<string>();
     readonly signalled: string[] = [];
+    /** Which checks end only SLOW_CHECK_SECONDS after their signal fires (a `pulumi` winding down). */
+    slowCheck: (stack: string, step: number) => boolean = () => false;
+    /** When each slow check ended, and when each rollback started (virtual ms). */
+    readonly checkEndedAt = new Map<string, number>();
+    readonly rollbackAt = new Map<string, number>();
     onAnalyse: (stack: string, step: number) => void = () => undefined;
     /** The analysis itself, when a test wants the real judge. */
     judge?: (stack: string, step: number, signal: AbortSignal) => Promise<AnalysisResult>;
@@ -43,9 +50,16 @@ class FakeStacks implements RolloutRunner {
         if (this.failStep.has(`${stack}@${step}`)) throw new Error(`gate failed for ${stack}`);
     }
 
-    async check(stack: string, step: number): Promise<void> {
+    async check(stack: string, step: number, signal: AbortSignal): Promise<void> {
         this.log.push(`check ${stack} ${step}`);
         await yieldMicrotasks();
+        const key = `${stack}@${step}`;
+        if (this.slowCheck(stack, step)) {
+            await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+            // Its own time to end, which no signal shortens.
+            await this.clock.sleep(SLOW_CHECK_SECONDS * 1000, new AbortController().signal);
+            this.checkEndedAt.set(key, this.clock.now());
+        }
         if (this.failCheck.has(`${stack}@${step}`)) throw new Error(`${stack} serves the wrong page`);
     }
 
@@ -82,6 +96,7 @@ class FakeStacks implements RolloutRunner {
 
     rollback(stack: string): Promise<void> {
         this.log.push(`rollback ${stack}`);
+        this.rollbackAt.set(stack, this.clock.now());
         return Promise.resolve();
     }
 
@@ -204,6 +219,41 @@ describe("a rollout: a failure swings back", () => {
         assert.equal(outcome, "rolled-back");
         assert.deepEqual(stacks.signalled, ["us@10"], "us's analysis took the stop");
         assert.equal(clock.t, 2 * ANALYSIS_SECONDS * 1000, "the rollback did not wait for us's analysis");
+    });
+
+    it("a check that ends only long after its signal does not delay the swing back; the rollout still waits for it before it returns", async () => {
+        // Given a stack whose check (a refresh preview through the engine) takes 30 s to end once
+        // stopped, beside an analysis that fails after 4 s
+        const clock = new VirtualClock();
+        const stacks = new FakeStacks(clock);
+        stacks.slowCheck = (stack, step) => stack === "eu" && step === 10;
+        stacks.verdicts.set("eu@10", "failed");
+        // When the rollout runs
+        const { outcome, stacks: ends } = await run(ONE, stacks, clock).result;
+        // Then the rollback starts at the verdict, and the check ends before runRollout returns
+        assert.equal(outcome, "rolled-back");
+        assert.deepEqual(Object.fromEntries(ends), { eu: "rolled-back" });
+        assert.equal(stacks.rollbackAt.get("eu"), ANALYSIS_SECONDS * 1000, "the rollback started at the failed verdict, not once the check had ended");
+        assert.equal(stacks.checkEndedAt.get("eu@10"), (ANALYSIS_SECONDS + SLOW_CHECK_SECONDS) * 1000, "the stopped check ran to its end before the result");
+    });
+
+    it("the same in the bake: a slow check of a stack is not waited for when its analysis fails", async () => {
+        const clock = new VirtualClock();
+        const stacks = new FakeStacks(clock);
+        const fleet: Fleet = { ...ONE, bake: 60 };
+        // The step's own check and analysis at 100% pass; the bake's first check is slow to stop,
+        // and its first analysis (the second at 100%) fails.
+        let checksAt100 = 0;
+        stacks.slowCheck = (_stack, step) => step === 100 && ++checksAt100 === 2;
+        let analysesAt100 = 0;
+        stacks.onAnalyse = (_stack, step) => {
+            if (step === 100 && ++analysesAt100 === 2) stacks.verdicts.set("eu@100", "failed");
+        };
+        const { outcome } = await run(fleet, stacks, clock, { steps: [10, 100] }).result;
+        assert.equal(outcome, "rolled-back");
+        const failedAt = 3 * ANALYSIS_SECONDS * 1000;
+        assert.equal(stacks.rollbackAt.get("eu"), failedAt, "the rollback started at the bake's failed verdict");
+        assert.equal(stacks.checkEndedAt.get("eu@100"), failedAt + SLOW_CHECK_SECONDS * 1000);
     });
 
     it("a step's own switch failing (its gate) rolls back the stacks moved and the failed one; those in flight finish", async () => {
