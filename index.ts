@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 
 import { gatewayAddressCommand } from "./components/address";
 import { BlueGreenApp } from "./components/app";
-import { ConfigError, SECRET_CAPABLE_KEYS, parseSettings, type LastRun, type RawConfig, type Settings } from "./components/config";
+import { ConfigError, SECRET_CAPABLE_KEYS, parseSettings, type LastRun, type RawConfig, type Settings } from "./config";
 import type { GateSettings } from "./components/gate";
 import { GatewayApiCrds } from "./components/gateway-api-crds";
 import { IstioMesh } from "./components/mesh";

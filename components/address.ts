@@ -2,7 +2,7 @@
 // stack output `gatewayAddressCommand` holds. It prints `host:port` of the gateway's HTTPS port (443 of
 // the Service), the form `curl --connect-to ::<host:port>` and `gatewayUrl` take; it fails, saying
 // why, when there is no address yet, instead of printing half of one. Pure: tested without Pulumi.
-import type { GatewayServiceType } from "./config";
+import type { GatewayServiceType } from "../config";
 
 export interface GatewayAddress {
     readonly type: GatewayServiceType;

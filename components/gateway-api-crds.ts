@@ -5,7 +5,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
 import versions from "../versions.json";
-import type { GatewayApiCrdsSource } from "./config";
+import type { GatewayApiCrdsSource } from "../config";
 
 /** The sigs.k8s.io/gateway-api release whose CRDs the program installs. */
 export const GATEWAY_API_VERSION: string = versions.gatewayApi;

@@ -9,7 +9,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
 import versions from "../versions.json";
-import { ISTIO_CHART_REPOSITORY, type ChartSource, type GatewayServiceType } from "./config";
+import { ISTIO_CHART_REPOSITORY, type ChartSource, type GatewayServiceType } from "../config";
 import { DeploymentReady, type DeploymentReadyArgs } from "./deployment-ready";
 
 /** The Istio release every chart is pinned to (versions.json; the tests load this release's CRDs). */

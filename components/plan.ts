@@ -2,7 +2,7 @@
 // text, its share of the live traffic, whether it serves or idles, and how many pods it runs. The
 // app (Deployments and their order), each routing API (subsets, backends, weights), the gate (which
 // versions it fetches) and the stack outputs all read this plan; none of them decides it again.
-import type { Settings } from "./config";
+import type { Settings } from "../config";
 
 /** The app's Service, and the prefix of its Deployments and routing objects. */
 export const APP_NAME = "cowsay-nginx";

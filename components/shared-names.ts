@@ -7,7 +7,7 @@
 // names it has always had, a stack deployed before the prefix existed keeps its own (unprefixed) names
 // whatever its app namespace, and a stack keeps the prefix its first update chose (the
 // sharedNamePrefix output) even if its app namespace changes later.
-import { DEFAULTS, type LastRun } from "./config";
+import { DEFAULTS, type LastRun } from "../config";
 
 /** The app namespace whose stacks keep the unprefixed names (the first stack on a cluster). */
 export const DEFAULT_APP_NAMESPACE: string = (() => {

@@ -8,7 +8,7 @@ import { CertManager } from "@pulumi/kubernetes-cert-manager";
 import * as pulumi from "@pulumi/pulumi";
 
 import versions from "../versions.json";
-import type { IssuerSettings } from "./config";
+import type { IssuerSettings } from "../config";
 import type { Http01Solver } from "./routing/shape";
 
 /**

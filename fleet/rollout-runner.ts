@@ -5,7 +5,7 @@
 // rollout.ts; the refusals before anything changes are here, one line per stack.
 import { resolveChecks, type ResolvedCheck } from "../components/analysis/checks";
 import { analyse, type AnalysisResult } from "../components/analysis/judge";
-import { ConfigError, parseSettings, type Analysis } from "../components/config";
+import { ConfigError, parseSettings, type Analysis } from "../config";
 import { workloadName } from "../components/plan";
 import type { PlanProgress } from "./plan";
 import { stepTarget, type RolloutRunner } from "./rollout";

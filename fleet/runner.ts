@@ -8,7 +8,7 @@ import * as path from "node:path";
 
 import { LocalWorkspace, Stack, type EngineEvent } from "@pulumi/pulumi/automation";
 
-import { ConfigError, parseSettings, type RawConfig, type Settings } from "../components/config";
+import { ConfigError, parseSettings, type RawConfig, type Settings } from "../config";
 import { runChecks } from "../components/gate";
 import { allStale, fileBackendLocks, lockHolders, type LockHolder } from "./locks";
 import { StoppedAfterFailure, type PlanProgress, type StackRunner } from "./plan";
@@ -183,7 +183,7 @@ export class FleetWorkspace {
 }
 
 /**
- * The program's own refusal (components/config.ts, the rules `pulumi up` applies) of the config a
+ * The program's own refusal (config/, the rules `pulumi up` applies) of the config a
  * switch to `target` would give this stack, if any: an unknown version, weights that do not sum to
  * 100, ... Checked for every stack before the first one is touched.
  */

@@ -6,7 +6,7 @@
 import { parseDocument } from "yaml";
 import { z } from "zod";
 
-import { DEFAULTS } from "../components/config";
+import { DEFAULTS } from "../config";
 
 export type Target = { readonly kind: "version"; readonly version: string } | { readonly kind: "split"; readonly weights: Readonly<Record<string, number>> };
 
@@ -24,7 +24,7 @@ export const SWITCH_KEYS = ["activeVersion", "trafficSplit"] as const;
 export class TargetError extends Error {}
 
 // Only the shape is checked here; which versions exist and that the weights sum to 100 are the
-// program's rules (components/config.ts), applied to every stack before the first one is touched.
+// program's rules (config/rules.ts), applied to every stack before the first one is touched.
 const SPLIT = z.record(z.string().min(1), z.int());
 
 /** A version name from the command line. */

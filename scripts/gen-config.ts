@@ -1,4 +1,4 @@
-// Writes what is derived from the config schema (components/config.ts): the `config:` block of
+// Writes what is derived from the config schema (config/keys.ts): the `config:` block of
 // Pulumi.yaml and the table of docs/configuration.md. Run `npm run gen:config` after a change of the
 // schema; test/config-docs.test.ts fails, with the diff, while either file says something else.
 import { readFileSync, writeFileSync } from "node:fs";
@@ -6,14 +6,14 @@ import * as path from "node:path";
 
 import { stringify } from "yaml";
 
-import { CONFIG_KEYS, keyDoc, type ConfigValue } from "../components/config";
+import { CONFIG_KEYS, keyDoc, type ConfigValue } from "../config";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 export const PROJECT_FILE = path.join(ROOT, "Pulumi.yaml");
 export const DOCS_FILE = path.join(ROOT, "docs", "configuration.md");
 
 /** The first line of the generated part of Pulumi.yaml, which runs to the end of the file. */
-const PROJECT_MARK = "# Generated from the schema in components/config.ts by `npm run gen:config`: edit it there.";
+const PROJECT_MARK = "# Generated from the schema in config/keys.ts by `npm run gen:config`: edit it there.";
 const TABLE_BEGIN = "<!-- config-table:begin -->";
 const TABLE_END = "<!-- config-table:end -->";
 

@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { describe, it } from "node:test";
 
 import { gatewayAddressCommand } from "../components/address";
-import type { GatewayServiceType } from "../components/config";
+import type { GatewayServiceType } from "../config";
 
 const GATEWAY = { namespace: "istio-ingress", service: "istio-ingressgateway" };
 

@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 
 import { minimumSeconds, parseAnalysis, promqlError, resolveChecks, type AnalysisSettings, type Subject } from "../components/analysis/checks";
 import { analyse, checkEnd, judge, queryPrometheus, type Verdict } from "../components/analysis/judge";
-import { parseSettings } from "../components/config";
+import { parseSettings } from "../config";
 import { runAnalysis, type GateAnalysis, type GateInputs, type VersionCheck } from "../components/gate";
 import { DEPLOYMENT, find, podLabels, runProgram } from "./helpers";
 

@@ -7,7 +7,7 @@ import { diff } from "node:util";
 
 import { parse } from "yaml";
 
-import { CONFIG_KEYS, DEFAULTS, SECRET_CAPABLE_KEYS, keyDoc } from "../components/config";
+import { CONFIG_KEYS, DEFAULTS, SECRET_CAPABLE_KEYS, keyDoc } from "../config";
 import { DOCS_FILE, PROJECT_FILE, configTable, withConfigBlock, withConfigTable } from "../scripts/gen-config";
 
 /** Fails with a line diff (- in the file, + what the schema says) unless the file is as generated. util.diff marks lines only in its first argument 1. */
@@ -16,7 +16,7 @@ function assertGenerated(file: string, actual: string, expected: string): void {
     const lines = diff(actual.split("\n"), expected.split("\n"))
         .filter(([op]) => op !== 0)
         .map(([op, line]) => `${op > 0 ? "-" : "+"} ${line}`);
-    assert.fail(`${file} is not what the schema in components/config.ts says; run \`npm run gen:config\`.\n${lines.join("\n")}`);
+    assert.fail(`${file} is not what the schema in config/keys.ts says; run \`npm run gen:config\`.\n${lines.join("\n")}`);
 }
 
 describe("what the config schema generates", () => {

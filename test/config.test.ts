@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 
-import { CONFIG_KEYS, DEFAULTS, parseSettings, type LastRun } from "../components/config";
+import { CONFIG_KEYS, DEFAULTS, parseSettings, type LastRun } from "../config";
 import { planVersions } from "../components/plan";
 import { runProgram } from "./helpers";
 

@@ -1,13 +1,13 @@
 // The names and values the tests, the benchmark and the demo share, in one place: the project, where
 // the app lives and which host and header reach it, the two versions of the blog post and what their
 // pages show, and the config every end-to-end stack starts from. Values the program defines are taken
-// from the program (components/config.ts, Pulumi.yaml), not restated.
+// from the program (config/, Pulumi.yaml), not restated.
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 
 import { parse } from "yaml";
 
-import { DEFAULTS } from "../components/config";
+import { DEFAULTS } from "../config";
 
 /** The repository (tests run from bin/test, two levels below). */
 export const ROOT = path.resolve(__dirname, "..", "..");

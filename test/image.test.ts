@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { parseSettings } from "../components/config";
+import { parseSettings } from "../config";
 import { deploymentType, imagesPinned } from "../policy/policies";
 import { messagesOfResource, resourceArgs } from "./policy/harness";
 

@@ -1,6 +1,6 @@
 // The routing APIs a stack can choose (config key routingApi), each a component behind the shape in
 // shape.ts, with the ACME HTTP-01 solver that reaches its port 80.
-import type { RoutingApi } from "../config";
+import type { RoutingApi } from "../../config";
 import { GatewayApiRouting, gatewayApiHttp01Solver } from "./gateway-api";
 import { IstioRouting, istioHttp01Solver } from "./istio";
 import type { RoutingApiChoice } from "./shape";
