@@ -1,7 +1,8 @@
 // How Pulumi names a stack's config: every key namespaced by the project that reads it
-// (`<project>:<key>`; other namespaces, such as `kubernetes:`, belong to providers). The program
-// (index.ts) reads its own stack's keys this way and the fleet (fleet/runner.ts, fleet/target.ts)
-// reads and writes many stacks' keys this way: one rule, so that both see the same keys.
+// (`<project>:<key>`; other namespaces, such as `kubernetes:`, belong to providers), in the stack
+// settings file `Pulumi.<stack>.yaml` beside Pulumi.yaml. The program (index.ts) reads its own
+// stack's keys this way and the fleet (fleet/runner.ts, fleet/target.ts) reads and writes many
+// stacks' keys and files this way: one rule, so that both see the same keys in the same files.
 
 /** `<project>:<key>`, the key as the stack file and `pulumi config` name it. */
 export const namespacedKey = (project: string, key: string): string => `${project}:${key}`;
@@ -31,3 +32,9 @@ export function projectConfig(
     }
     return { raw, secretKeys };
 }
+
+/**
+ * The name of the stack settings file of `stack`, in the project's directory. Pulumi names it after
+ * the stack's own name: of a fully qualified `org/project/stack` (or `org/stack`), the last part.
+ */
+export const stackSettingsFile = (stack: string): string => `Pulumi.${stack.split("/").pop() ?? stack}.yaml`;

@@ -10,7 +10,7 @@ import { LocalWorkspace, Stack, type EngineEvent } from "@pulumi/pulumi/automati
 
 import { ConfigError, parseSettings, type RawConfig, type Settings } from "../components/config";
 import { runChecks } from "../components/gate";
-import { namespacedKey, projectConfig } from "../components/stack-config";
+import { namespacedKey, projectConfig, stackSettingsFile } from "../components/stack-config";
 import { allStale, fileBackendLocks, lockHolders, type LockHolder } from "./locks";
 import type { PlanProgress, StackRunner } from "./plan";
 import { processAlive, type SwitchRecord } from "./record";
@@ -142,7 +142,7 @@ export class FleetWorkspace {
     }
 
     stackFile(name: string): string {
-        return path.join(this.dir, `Pulumi.${name.split("/").pop() ?? name}.yaml`);
+        return path.join(this.dir, stackSettingsFile(name));
     }
 
     /** The stack file's text; empty for a stack without one. */

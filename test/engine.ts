@@ -8,7 +8,7 @@ import * as path from "node:path";
 
 import { parseAllDocuments, parseDocument } from "yaml";
 
-import { namespacedKey, projectKey } from "../components/stack-config";
+import { namespacedKey, projectKey, stackSettingsFile } from "../components/stack-config";
 import { ROOT } from "./constants";
 import { runCommand, runUntil, type CommandResult, type RunningCommand } from "./processes";
 
@@ -165,7 +165,7 @@ export class EngineStack {
     }
 
     private stackFile(stack = this.stackName): string {
-        return path.join(this.dir, `Pulumi.${stack}.yaml`);
+        return path.join(this.dir, stackSettingsFile(stack));
     }
 
     /**

@@ -1,9 +1,10 @@
-// The `<project>:` namespace of config keys (components/stack-config.ts), which the program and the
-// fleet both read stacks' config through: what is stripped, what is left out, which keys are secrets.
+// How a stack's config is named (components/stack-config.ts), which the program and the fleet both
+// read stacks' config through: the `<project>:` namespace of its keys (what is stripped, what is left
+// out, which keys are secrets) and the name of its stack settings file.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { namespacedKey, projectConfig, projectKey } from "../components/stack-config";
+import { namespacedKey, projectConfig, projectKey, stackSettingsFile } from "../components/stack-config";
 
 describe("a stack's config keys", () => {
     it("are namespaced by the project, and stripped back to the key", () => {
@@ -37,5 +38,13 @@ describe("a stack's config keys", () => {
         assert.deepEqual(raw, { activeVersion: "v2", gatewayUrl: "https://10.0.0.1" });
         assert.deepEqual([...secretKeys], ["gatewayUrl"]);
         assert.deepEqual(asked, ["p:activeVersion", "p:gatewayUrl"]);
+    });
+});
+
+describe("a stack's settings file", () => {
+    it("is Pulumi.<stack>.yaml, named after the stack's own name when the name is qualified", () => {
+        assert.equal(stackSettingsFile("dev"), "Pulumi.dev.yaml");
+        assert.equal(stackSettingsFile("acme/dev"), "Pulumi.dev.yaml");
+        assert.equal(stackSettingsFile("organization/cowsay-bluegreen/eu-west"), "Pulumi.eu-west.yaml");
     });
 });
