@@ -16,6 +16,7 @@ import { GATEWAY_SERVICE } from "./components/routing/gateway-api";
 import type { RouteSettings } from "./components/routing/shape";
 import { MeshSecurity } from "./components/security";
 import { sharedNamePrefix } from "./components/shared-names";
+import { projectConfig } from "./components/stack-config";
 import { GatewayTls } from "./components/tls";
 
 const MIN_NODE_MAJOR = 22;
@@ -30,19 +31,6 @@ const TLS = "tls";
 const isSecret: (fullKey: string) => boolean =
     (pulumi.runtime as unknown as { isConfigSecret?: (key: string) => boolean }).isConfigSecret ??
     ((key) => SECRET_CAPABLE_KEYS.some((k) => key.endsWith(`:${k}`)));
-
-/** This project's config keys and values, without the `<project>:` prefix, and which are secrets. */
-function projectConfig(): { raw: RawConfig; secretKeys: Set<string> } {
-    const prefix = `${pulumi.getProject()}:`;
-    const raw: Record<string, string> = {};
-    const secretKeys = new Set<string>();
-    for (const [key, value] of Object.entries(pulumi.runtime.allConfig())) {
-        if (!key.startsWith(prefix)) continue;
-        raw[key.slice(prefix.length)] = value;
-        if (isSecret(key)) secretKeys.add(key.slice(prefix.length));
-    }
-    return { raw, secretKeys };
-}
 
 /** Turns the program's own refusals into one line from the CLI (no stack trace). */
 function refuse(err: unknown): never {
@@ -208,7 +196,8 @@ export = async () => {
                 `npm ci installs Node 24 into node_modules/.bin: run export PATH="$PWD/node_modules/.bin:$PATH" and try again.`,
         );
     }
-    const { raw, secretKeys } = projectConfig();
+    // This project's config keys and values, without the `<project>:` prefix, and which are secrets.
+    const { raw, secretKeys }: { raw: RawConfig; secretKeys: ReadonlySet<string> } = projectConfig(pulumi.getProject(), Object.entries(pulumi.runtime.allConfig()), isSecret);
     const last = await lastRun();
     let settings: Settings;
     try {

@@ -32,6 +32,13 @@ export const GATEWAY_API_CONTROLLER_CONFIG = {
     enableGatewayAPI: true,
 } as const;
 
+/**
+ * The Secret the Certificate writes unless the caller names one: the host with its dots as dashes,
+ * then "-tls". The end-to-end suites issue this Secret themselves in cert-manager's place, so they
+ * name it with this function too.
+ */
+export const tlsSecretName = (hostname: string): string => `${hostname.replace(/\./g, "-")}-tls`;
+
 export interface GatewayTlsArgs {
     /** Host name the certificate is for. */
     readonly hostname: string;
@@ -61,7 +68,7 @@ export class GatewayTls extends pulumi.ComponentResource {
 
     constructor(name: string, args: GatewayTlsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cowsay-bluegreen:tls:GatewayTls", name, {}, opts);
-        this.secretName = args.secretName ?? `${args.hostname.replace(/\./g, "-")}-tls`;
+        this.secretName = args.secretName ?? tlsSecretName(args.hostname);
 
         // cert-manager solves through HTTPRoutes only with its Gateway API support on, and then its
         // controller does not start until the Gateway API CRDs exist (they are among the prerequisites).

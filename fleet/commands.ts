@@ -4,6 +4,7 @@
 // result on stdout. Returns the exit code.
 import { fleetStacks, readFleet } from "./file";
 import { EXIT_CODES, runRollback, runSwitch, type StackEnd } from "./plan";
+import { mapLimited } from "./pool";
 import { createProgress } from "./progress";
 import { inState, newRecord, readRecord, stillRunning, writeRecord, type StackBefore, type SwitchRecord } from "./record";
 import { finalLines, previewReport, statusJson, statusRows, statusText } from "./report";
@@ -22,16 +23,6 @@ export interface Io {
 
 /** Previews at once at most; each is a `pulumi preview` with its language host and providers. */
 export const PREVIEW_CONCURRENCY = 4;
-
-export async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-    const results: R[] = new Array<R>(items.length);
-    let next = 0;
-    const worker = async () => {
-        for (let i = next++; i < items.length; i = next++) results[i] = await fn(items[i]);
-    };
-    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-    return results;
-}
 
 export async function views(fleet: FleetWorkspace, stacks: readonly { stack: string; wave: string }[], history = false): Promise<(StackView & { wave: string })[]> {
     return Promise.all(stacks.map(async ({ stack, wave }) => ({ ...(await fleet.view(stack, { history })), wave })));

@@ -4,6 +4,7 @@
 // in the unit tests), so every rule here is tested without an engine.
 import { pause } from "../components/pause";
 import type { Fleet } from "./file";
+import { eachLimited } from "./pool";
 
 /** What the plan asks of each stack. Each call rejects with an Error whose message is one line. */
 export interface StackRunner {
@@ -151,14 +152,7 @@ export async function runSwitch(fleet: Fleet, runner: StackRunner, options: Plan
     for (const wave of fleet.waves) {
         if (signal.aborted || failure !== undefined) break;
         progress.line(undefined, `wave ${wave.name}: ${wave.stacks.join(", ")} (${wave.parallel} at a time)`);
-        const queue = [...wave.stacks];
-        const worker = async () => {
-            for (let stack = queue.shift(); stack !== undefined; stack = queue.shift()) {
-                if (signal.aborted || failure !== undefined) return;
-                await switchOne(stack, wave.name);
-            }
-        };
-        await Promise.all(Array.from({ length: Math.min(wave.parallel, wave.stacks.length) }, worker));
+        await eachLimited(wave.stacks, wave.parallel, (stack) => switchOne(stack, wave.name), { stop: () => signal.aborted || failure !== undefined });
         if (signal.aborted || failure !== undefined) break;
         await bake();
     }

@@ -9,6 +9,7 @@ import { setMaxListeners } from "node:events";
 
 import type { AnalysisResult, Measurement, Verdict } from "../components/analysis/judge";
 import type { Fleet } from "./file";
+import { eachLimited } from "./pool";
 import { CHECK_INTERVAL_MS, StoppedAfterFailure, realClock, rollbackAll, switchStackRecorded, type Clock, type Outcome, type PlanProgress, type StackEnd } from "./plan";
 import type { Target } from "./target";
 
@@ -224,14 +225,7 @@ export async function runRollout(fleet: Fleet, steps: readonly number[], runner:
             for (const wave of fleet.waves) {
                 if (ended()) break steps;
                 progress.line(undefined, `step ${step}%: wave ${wave.name}: ${wave.stacks.join(", ")} (${wave.parallel} at a time)`);
-                const queue = [...wave.stacks];
-                const worker = async () => {
-                    for (let stack = queue.shift(); stack !== undefined; stack = queue.shift()) {
-                        if (ended()) return;
-                        await stepOne(stack, step, wave.name);
-                    }
-                };
-                await Promise.all(Array.from({ length: Math.min(wave.parallel, wave.stacks.length) }, worker));
+                await eachLimited(wave.stacks, wave.parallel, (stack) => stepOne(stack, step, wave.name), { stop: ended });
                 if (ended()) break steps;
                 await judgeMoved();
             }

@@ -10,6 +10,7 @@ import { LocalWorkspace, Stack, type EngineEvent } from "@pulumi/pulumi/automati
 
 import { ConfigError, parseSettings, type RawConfig, type Settings } from "../config";
 import { runChecks } from "../components/gate";
+import { namespacedKey, projectConfig, stackSettingsFile } from "../components/stack-config";
 import { allStale, fileBackendLocks, lockHolders, type LockHolder } from "./locks";
 import { StoppedAfterFailure, type PlanProgress, type StackRunner } from "./plan";
 import { processAlive, type SwitchRecord } from "./record";
@@ -117,14 +118,11 @@ export class FleetWorkspace {
             this.outputs(name),
             options.history === true ? stack.history(1) : Promise.resolve([]),
         ]);
-        const prefix = `${this.project}:`;
-        const raw: Record<string, string> = {};
-        const secretKeys = new Set<string>();
-        for (const [key, value] of Object.entries(config)) {
-            if (!key.startsWith(prefix)) continue;
-            raw[key.slice(prefix.length)] = value.value;
-            if (value.secret) secretKeys.add(key.slice(prefix.length));
-        }
+        const { raw, secretKeys } = projectConfig(
+            this.project,
+            Object.entries(config).map(([key, value]) => [key, value.value] as const),
+            (key) => config[key].secret === true,
+        );
         const last = history[0];
         const locks = this.locks(name);
         return {
@@ -144,7 +142,7 @@ export class FleetWorkspace {
     }
 
     stackFile(name: string): string {
-        return path.join(this.dir, `Pulumi.${name.split("/").pop() ?? name}.yaml`);
+        return path.join(this.dir, stackSettingsFile(name));
     }
 
     /** The stack file's text; empty for a stack without one. */
@@ -176,8 +174,8 @@ export class FleetWorkspace {
         for (const key of SWITCH_KEYS) {
             const value = next[key];
             if (value === current[key]) continue;
-            if (value === undefined) await stack.removeConfig(`${this.project}:${key}`);
-            else await stack.setConfig(`${this.project}:${key}`, { value, secret: false });
+            if (value === undefined) await stack.removeConfig(namespacedKey(this.project, key));
+            else await stack.setConfig(namespacedKey(this.project, key), { value, secret: false });
         }
     }
 }

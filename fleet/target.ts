@@ -7,6 +7,7 @@ import { parseDocument } from "yaml";
 import { z } from "zod";
 
 import { DEFAULTS } from "../config";
+import { namespacedKey } from "../components/stack-config";
 
 export type Target = { readonly kind: "version"; readonly version: string } | { readonly kind: "split"; readonly weights: Readonly<Record<string, number>> };
 
@@ -98,7 +99,7 @@ export function switchConfig(target: Target, current: SwitchConfig): SwitchConfi
 export function stackFileConfig(stackFile: string, project: string): SwitchConfig {
     const config = (parseDocument(stackFile).toJS() as { config?: Record<string, unknown> } | null)?.config ?? {};
     const read = (key: string): string | undefined => {
-        const value = config[`${project}:${key}`];
+        const value = config[namespacedKey(project, key)];
         return value === undefined || value === null ? undefined : typeof value === "string" ? value : JSON.stringify(value);
     };
     return { activeVersion: read("activeVersion"), trafficSplit: read("trafficSplit") };
@@ -113,8 +114,8 @@ export function withSwitchConfig(stackFile: string, project: string, config: Swi
     const doc = parseDocument(stackFile);
     for (const key of SWITCH_KEYS) {
         const value = config[key];
-        if (value === undefined) doc.deleteIn(["config", `${project}:${key}`]);
-        else doc.setIn(["config", `${project}:${key}`], value);
+        if (value === undefined) doc.deleteIn(["config", namespacedKey(project, key)]);
+        else doc.setIn(["config", namespacedKey(project, key)], value);
     }
     return doc.toString();
 }

@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { parse } from "yaml";
 
 import { DEFAULTS } from "../config";
+import { namespacedKey } from "../components/stack-config";
 
 /** The repository (tests run from bin/test, two levels below). */
 export const ROOT = path.resolve(__dirname, "..", "..");
@@ -16,7 +17,7 @@ export const ROOT = path.resolve(__dirname, "..", "..");
 export const PROJECT: string = (parse(readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")) as { name: string }).name;
 
 /** `<project>:<key>`, as `pulumi config set` takes a key of this project. */
-export const configKey = (key: string): string => `${PROJECT}:${key}`;
+export const configKey = (key: string): string => namespacedKey(PROJECT, key);
 
 /** A default the schema declares as a string. */
 function stringDefault(key: "appNamespace" | "ingressNamespace" | "hostname" | "testRouteHeader"): string {

@@ -8,6 +8,7 @@ import * as path from "node:path";
 
 import { parseAllDocuments, parseDocument } from "yaml";
 
+import { namespacedKey, projectKey, stackSettingsFile } from "../components/stack-config";
 import { ROOT } from "./constants";
 import { runCommand, runUntil, type CommandResult, type RunningCommand } from "./processes";
 
@@ -158,13 +159,13 @@ export class EngineStack {
         await stack.pulumi("stack", "init", stack.stackName);
         stack.writeStackConfig(stack.stackName, {
             ...(stack.target === "render" ? { "kubernetes:renderYamlToDirectory": stack.renderDir } : {}),
-            ...Object.fromEntries(Object.entries(options.config).map(([key, value]) => [`${stack.project}:${key}`, value])),
+            ...Object.fromEntries(Object.entries(options.config).map(([key, value]) => [namespacedKey(stack.project, key), value])),
         });
         return stack;
     }
 
     private stackFile(stack = this.stackName): string {
-        return path.join(this.dir, `Pulumi.${stack}.yaml`);
+        return path.join(this.dir, stackSettingsFile(stack));
     }
 
     /**
@@ -200,8 +201,13 @@ export class EngineStack {
      */
     private configAfter(changes: Record<string, string | undefined>): StackFileConfig {
         const wanted: Record<string, string | undefined> = { ...this.baseConfig, ...changes };
-        const config: StackFileConfig = Object.fromEntries(Object.entries(this.stackConfig()).filter(([key]) => !key.startsWith(`${this.project}:`) || wanted[key.slice(this.project.length + 1)] !== undefined));
-        for (const [key, value] of Object.entries(wanted)) if (value !== undefined) config[`${this.project}:${key}`] = value;
+        const config: StackFileConfig = Object.fromEntries(
+            Object.entries(this.stackConfig()).filter(([fullKey]) => {
+                const key = projectKey(this.project, fullKey);
+                return key === undefined || wanted[key] !== undefined;
+            }),
+        );
+        for (const [key, value] of Object.entries(wanted)) if (value !== undefined) config[namespacedKey(this.project, key)] = value;
         return config;
     }
 

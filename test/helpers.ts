@@ -4,7 +4,7 @@ import * as path from "node:path";
 
 import * as pulumi from "@pulumi/pulumi";
 
-import { PROJECT } from "./constants";
+import { configKey, PROJECT } from "./constants";
 
 const ROOT = path.resolve(__dirname, "..");
 
@@ -123,8 +123,8 @@ export async function runProgram(
     await pulumi.runtime.setMocks(mocks, PROJECT, "test", options.preview ?? false, "organization");
     mocks.recordDependencies(pulumi.runtime.getMonitor());
     pulumi.runtime.setAllConfig(
-        Object.fromEntries(Object.entries(config).map(([k, v]) => [`${PROJECT}:${k}`, v])),
-        (options.secretKeys ?? []).map((k) => `${PROJECT}:${k}`),
+        Object.fromEntries(Object.entries(config).map(([k, v]) => [configKey(k), v])),
+        (options.secretKeys ?? []).map(configKey),
     );
     unloadProgram();
     let program: Record<string, unknown> = {};

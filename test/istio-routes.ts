@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 
+import { tlsSecretName } from "../components/tls";
 import type { LocalCluster } from "./cluster";
 import { HEADER, HOST } from "./constants";
 import { StandInGateway } from "./gateway";
@@ -133,11 +134,11 @@ export async function createGatewayService(cluster: LocalCluster, namespace: str
 /**
  * The TLS Secret cert-manager would issue for `host` in the gateway's namespace (cert-manager does not
  * run here). istiod programs a Gateway API HTTPS listener only once its certificateRef resolves, so it
- * must exist before the first gate. Named as components/tls.ts names it (the host's dots as dashes,
- * "-tls"); expectCertificateFor checks that the program's Certificate asks for this very Secret.
+ * must exist before the first gate. Named by components/tls.ts's own rule (tlsSecretName);
+ * expectCertificateFor checks that the program's Certificate asks for this very Secret.
  */
 export async function createTlsSecret(cluster: LocalCluster, namespace: string, host: string): Promise<string> {
-    const name = tlsSecretOf(host);
+    const name = tlsSecretName(host);
     const dir = mkdtempSync(path.join(tmpdir(), "cowsay-tls-"));
     try {
         const [key, cert] = [path.join(dir, "key.pem"), path.join(dir, "cert.pem")];
@@ -150,9 +151,6 @@ export async function createTlsSecret(cluster: LocalCluster, namespace: string, 
     }
     return name;
 }
-
-/** The Secret components/tls.ts asks cert-manager for, for `host`. */
-export const tlsSecretOf = (host: string): string => `${host.replace(/\./g, "-")}-tls`;
 
 /** The program's Certificates in `namespace` ask for `secret` (the one createTlsSecret made). */
 export async function expectCertificateFor(cluster: LocalCluster, namespace: string, secret: string): Promise<void> {

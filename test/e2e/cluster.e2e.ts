@@ -16,11 +16,12 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
+import { tlsSecretName } from "../../components/tls";
 import { LocalCluster } from "../cluster";
 import { APP_NAMESPACE as APP, configKey, GATEWAY_SELECTOR, HOST, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, URN, VERSIONS } from "../constants";
 import { EngineStack, liveWeights, plannedChanges, requirePulumi, replicasByVersion } from "../engine";
 import { fetchPage, type StandInGateway, type KubeObject } from "../gateway";
-import { CLIENT_NAMESPACE, createGatewayService, createTlsSecret, expectCertificateFor, IstioRoutes, istioTable, testRouteLines, tlsSecretOf } from "../istio-routes";
+import { CLIENT_NAMESPACE, createGatewayService, createTlsSecret, expectCertificateFor, IstioRoutes, istioTable, testRouteLines } from "../istio-routes";
 import { processesMentioning } from "../processes";
 import { runBlock, storyBlocks } from "../readme";
 
@@ -114,7 +115,7 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
             assert.equal(status.readyReplicas, 2, `${d.metadata.name} ready`);
         }
         assert.deepEqual(replicasByVersion(objects), { v1: 2, v2: 2 });
-        await expectCertificateFor(cluster, INGRESS_NAMESPACE, tlsSecretOf(HOST));
+        await expectCertificateFor(cluster, INGRESS_NAMESPACE, tlsSecretName(HOST));
         await expectIstio("v1");
         // Every Kubernetes object in the stack's state is on the server.
         const exported = JSON.parse((await stack.pulumi("stack", "export")).stdout) as { deployment: { resources: { type: string; custom?: boolean; outputs?: { kind?: string; metadata?: { name: string; namespace?: string } } }[] } };
@@ -326,7 +327,7 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
         await stack.deploy();
         assert.deepEqual(await backends("cowsay-nginx"), [["cowsay-nginx-v1", 100]]);
         assert.deepEqual(await backends("cowsay-nginx-mesh"), [["cowsay-nginx-v1", 100]]);
-        await expectCertificateFor(cluster, ns.ingress, tlsSecretOf(host));
+        await expectCertificateFor(cluster, ns.ingress, tlsSecretName(host));
         await expectIstio("cowsay-nginx-v1");
     });
 

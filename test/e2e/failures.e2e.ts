@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { configKey, NO_INSTALLS, PROJECT, SHORT_GATE, VERSIONS } from "../constants";
+import { configKey, NO_INSTALLS, SHORT_GATE, VERSIONS } from "../constants";
 import { EngineStack, changedFiles, liveWeights as weightsOf, requirePulumi, replicasByVersion } from "../engine";
 import { StandInGateway } from "../gateway";
 import { renderedRoutes } from "../rendered-routes";
@@ -162,15 +162,15 @@ describe("bad input through the CLI: one line, nothing changed (real engine)", (
 
     // [what, config commands (args after `pulumi config`), the program's message]
     const CASES: [string, string[][], string][] = [
-        ["a split typed as the README shows, summing to 110", [["set", `${PROJECT}:trafficSplit`, '{"v1":90,"v2":20}']], 'Invalid config trafficSplit: {"v1":90,"v2":20} sums to 110; the weights must sum to 100. Nothing was changed.'],
-        ["replicas past int32", [["set", `${PROJECT}:replicas`, "3000000000"]], 'Invalid config replicas: "3000000000" is not allowed; expected an integer from 1 to 1000. Nothing was changed.'],
-        ["replicas past int64", [["set", `${PROJECT}:replicas`, "99999999999"]], 'Invalid config replicas: "99999999999" is not allowed; expected an integer from 1 to 1000. Nothing was changed.'],
-        ["a billion pods for one version", [["set", "--path", `${PROJECT}:versions.v1.replicas`, "1000000000"], ["set", "--path", `${PROJECT}:versions.v1.image`, "dougbtv/nginx-cowsay:v1"], ["set", "--path", `${PROJECT}:versions.v1.expect`, "^__^"], ["set", "--path", `${PROJECT}:versions.v2.image`, "dougbtv/nginx-cowsay:v2"], ["set", "--path", `${PROJECT}:versions.v2.expect`, "O___O"]], "Invalid config versions.v1.replicas: 1000000000 is not allowed; expected an integer from 1 to 1000. Nothing was changed."],
-        ["a version name in the wrong case", [["set", `${PROJECT}:activeVersion`, "V2"]], 'Invalid config activeVersion: "V2" is not a deployed version (did you mean "v2"?); allowed: v1, v2. Nothing was changed.'],
-        ["a secret that would be written in plain text", [["set", "--secret", `${PROJECT}:hostname`, "cowsay.example.com"]], "Invalid config hostname: is stored as a secret, but its value is written in plain text into Kubernetes objects and stack outputs; only gatewayUrl, prometheusUrl, prometheusToken and acmeEmail can be kept secret. Set it again without --secret. Nothing was changed."],
-        ["a routing API that does not exist", [["set", `${PROJECT}:routingApi`, "Istio"]], 'Invalid config routingApi: "Istio" is not allowed (did you mean "istio"?); allowed: istio, gateway-api. Nothing was changed.'],
-        ["a gate with no time", [["set", `${PROJECT}:smokeCheckTimeout`, "0"]], 'Invalid config smokeCheckTimeout: "0" is not allowed; expected an integer from 5 to 600. Nothing was changed.'],
-        ["a versions map started with --path that leaves out the live version", [["set", "--path", `${PROJECT}:versions.v3.image`, "registry.example.com/cowsay:v3"], ["set", "--path", `${PROJECT}:versions.v3.expect`, "v3"], ["set", `${PROJECT}:activeVersion`, "v3"]], "Invalid config versions: v1 takes live traffic now, but versions declares only v3; this update would delete it. Declare it again (pulumi config set --path 'versions.v1.image' 'dougbtv/nginx-cowsay:v1' && pulumi config set --path 'versions.v1.expect' '^__^'), move the traffic away first, and remove a version once it is idle. Nothing was changed."],
+        ["a split typed as the README shows, summing to 110", [["set", configKey("trafficSplit"), '{"v1":90,"v2":20}']], 'Invalid config trafficSplit: {"v1":90,"v2":20} sums to 110; the weights must sum to 100. Nothing was changed.'],
+        ["replicas past int32", [["set", configKey("replicas"), "3000000000"]], 'Invalid config replicas: "3000000000" is not allowed; expected an integer from 1 to 1000. Nothing was changed.'],
+        ["replicas past int64", [["set", configKey("replicas"), "99999999999"]], 'Invalid config replicas: "99999999999" is not allowed; expected an integer from 1 to 1000. Nothing was changed.'],
+        ["a billion pods for one version", [["set", "--path", configKey("versions.v1.replicas"), "1000000000"], ["set", "--path", configKey("versions.v1.image"), "dougbtv/nginx-cowsay:v1"], ["set", "--path", configKey("versions.v1.expect"), "^__^"], ["set", "--path", configKey("versions.v2.image"), "dougbtv/nginx-cowsay:v2"], ["set", "--path", configKey("versions.v2.expect"), "O___O"]], "Invalid config versions.v1.replicas: 1000000000 is not allowed; expected an integer from 1 to 1000. Nothing was changed."],
+        ["a version name in the wrong case", [["set", configKey("activeVersion"), "V2"]], 'Invalid config activeVersion: "V2" is not a deployed version (did you mean "v2"?); allowed: v1, v2. Nothing was changed.'],
+        ["a secret that would be written in plain text", [["set", "--secret", configKey("hostname"), "cowsay.example.com"]], "Invalid config hostname: is stored as a secret, but its value is written in plain text into Kubernetes objects and stack outputs; only gatewayUrl, prometheusUrl, prometheusToken and acmeEmail can be kept secret. Set it again without --secret. Nothing was changed."],
+        ["a routing API that does not exist", [["set", configKey("routingApi"), "Istio"]], 'Invalid config routingApi: "Istio" is not allowed (did you mean "istio"?); allowed: istio, gateway-api. Nothing was changed.'],
+        ["a gate with no time", [["set", configKey("smokeCheckTimeout"), "0"]], 'Invalid config smokeCheckTimeout: "0" is not allowed; expected an integer from 5 to 600. Nothing was changed.'],
+        ["a versions map started with --path that leaves out the live version", [["set", "--path", configKey("versions.v3.image"), "registry.example.com/cowsay:v3"], ["set", "--path", configKey("versions.v3.expect"), "v3"], ["set", configKey("activeVersion"), "v3"]], "Invalid config versions: v1 takes live traffic now, but versions declares only v3; this update would delete it. Declare it again (pulumi config set --path 'versions.v1.image' 'dougbtv/nginx-cowsay:v1' && pulumi config set --path 'versions.v1.expect' '^__^'), move the traffic away first, and remove a version once it is idle. Nothing was changed."],
     ];
 
     for (const [what, commands, message] of CASES) {

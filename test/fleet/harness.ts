@@ -7,6 +7,7 @@
 import { cpSync, readFileSync, rmSync } from "node:fs";
 import * as path from "node:path";
 
+import { stackSettingsFile } from "../../components/stack-config";
 import { LocalCluster } from "../cluster";
 import { APP_NAMESPACE, GATEWAY_SELECTOR, HOST, INGRESS_NAMESPACE, NO_INSTALLS, SHORT_GATE, URN, configKey } from "../constants";
 import { EngineStack, ROOT } from "../engine";
@@ -152,7 +153,7 @@ export class FleetOfClusters {
     }
 
     stackFile(stack: string): string {
-        return readFileSync(path.join(this.dir, `Pulumi.${stack}.yaml`), "utf8");
+        return readFileSync(path.join(this.dir, stackSettingsFile(stack)), "utf8");
     }
 
     /** Runs the compiled fleet command in the project to its end. */
