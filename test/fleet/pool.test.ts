@@ -89,9 +89,7 @@ describe("eachLimited", () => {
 
     it("rejects with the error of an item", async () => {
         await assert.rejects(
-            eachLimited(["a", "b"], 2, async (item) => {
-                if (item === "b") throw new Error("b failed");
-            }),
+            eachLimited(["a", "b"], 2, (item) => (item === "b" ? Promise.reject(new Error("b failed")) : Promise.resolve())),
             /^Error: b failed$/,
         );
     });
