@@ -7,7 +7,8 @@
 //    For each analysis interval, against the issue's goal: at most one interval plus one `pulumi up`.
 // 2. What the analysis adds to a healthy switch: `pulumi config set activeVersion v2 && pulumi up`
 //    with prometheusUrl unset (analysis off) and set (a short pre-switch analysis in the gate), then
-//    back to v1 (a rollback, never analysed: its `pulumi up` is the one of the goal in 1).
+//    back to v1 (a rollback, never analysed). The `pulumi up` of the goal in 1 is a rollback's under
+//    the same live load, timed between the swings back (part 2's run on an idle gateway).
 // Every measurement is checked to have happened as designed (the rollout failed on the fault at its
 // 10% step, the route is back on v1, the gate analysed v2 only when on); else it exits 1 and prints
 // no figure. Needs `pulumi` on PATH and the control plane built; torn down at the end, also on Ctrl-C.
@@ -125,6 +126,21 @@ async function swingBack(fleet: FleetOfClusters, member: Member, interval: numbe
     }
 }
 
+/**
+ * One rollback `pulumi up` under the live load of part 1 (the stack on v2 first, untimed): the
+ * `pulumi up` of part 1's goal, measured as the swing back runs it, with the gateway serving and
+ * Prometheus scraping. Part 2's rollbacks run on an idle gateway and are the cheaper of the two.
+ */
+async function rollbackUnderLoad(fleet: FleetOfClusters, member: Member): Promise<number> {
+    const traffic = startLoad({ url: `https://${member.gateway.address}`, requestsPerSecond: LOAD_PER_SECOND, durationMs: BOUND_SECONDS * 1000 });
+    try {
+        await switchTo(fleet, member, "v2", false);
+        return (await switchTo(fleet, member, "v1", false)).up;
+    } finally {
+        await traffic.stop();
+    }
+}
+
 /** One switch of part 2 (`config set activeVersion && pulumi up`), checked at the gateway; its durations. */
 async function switchTo(fleet: FleetOfClusters, member: Member, version: "v1" | "v2", analysed: boolean): Promise<{ total: number; up: number }> {
     const start = performance.now();
@@ -157,7 +173,7 @@ async function main(): Promise<void> {
         const prometheus = member.cluster.prometheus;
         if (prometheus === undefined) throw new Error("the control plane runs no Prometheus (COWSAY_CLUSTER_PROMETHEUS)");
 
-        // Part 2 first: its rollbacks give the `pulumi up` that part 1's goal adds to the interval.
+        // Part 2 first, on an idle gateway.
         await fleet.pulumi(STACK, "config", "set", configKey("analysis"), JSON.stringify(PRE_SWITCH));
         // One untimed switch and back first: the first update after the stack's creation starts what
         // later ones find running (the gate's first fetch, the provider's caches), and would fall on "off".
@@ -179,18 +195,24 @@ async function main(): Promise<void> {
 
         await fleet.pulumi(STACK, "config", "set", configKey("prometheusUrl"), prometheus.url);
         const swings = new Map<number, SwingBack[]>();
+        const loadedRollbacks: number[] = [];
         for (const interval of steps) {
             swings.set(interval, []);
             for (let i = 0; i < runs; i++) {
                 checkStop();
                 swings.get(interval)?.push(await swingBack(fleet, member, interval));
+                // Interleaved with the swings back, so that both see the same machine.
+                checkStop();
+                loadedRollbacks.push(await rollbackUnderLoad(fleet, member));
             }
         }
 
-        const upMedian = median(rollbacks);
+        const upMedian = median(loadedRollbacks);
         console.log(`\n1. a v2 answering ${FAULT.errorPercent}% 503s from the moment its 10% step reaches the gateway (npm run fleet -- rollout v2 --steps 10,100 --stack ${STACK};`);
         console.log(`   check success-rate min 99, count 2, minRequests 3, preSwitch false), until istiod pushes the gateway v1 again; median of ${runs} (min-max):`);
-        console.log(`   one pulumi up = the median rollback \`pulumi up --yes --skip-preview\` of part 2: ${upMedian.toFixed(1)} s`);
+        console.log(
+            `   one pulumi up = the median rollback \`pulumi up --yes --skip-preview\` under the same ${LOAD_PER_SECOND} requests/s, between the swings back: ${range(loadedRollbacks)} (${loadedRollbacks.length} runs; on an idle gateway, part 2: ${median(rollbacks).toFixed(1)} s)`,
+        );
         for (const [interval, xs] of swings) {
             const toGateway = xs.map((s) => s.toGateway);
             const goal = interval + upMedian;
