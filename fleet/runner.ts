@@ -29,6 +29,8 @@ const SHOWN_SEVERITIES: readonly string[] = ["info", "info#err", "warning", "err
 const ROUTE_TYPES = ["kubernetes:networking.istio.io/v1:VirtualService", "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"];
 /** The stack's own resource, whose outputs are the stack outputs. */
 const STACK_TYPE = "pulumi:pulumi:Stack";
+/** The Kubernetes provider's key that makes it write YAML files instead of reaching a cluster. */
+export const RENDER_YAML_KEY = "kubernetes:renderYamlToDirectory";
 
 /** One line of what went wrong, and everything the engine said, for a lock's holders. */
 export class StackError extends Error {
@@ -61,6 +63,8 @@ export interface StackView {
     readonly lastUpdate?: LastUpdate;
     /** Locked by a running (or killed) update; undefined when the backend does not say cheaply. */
     readonly locked?: boolean;
+    /** Where its Kubernetes provider renders YAML (RENDER_YAML_KEY) instead of reaching a cluster; undefined: it reaches one. */
+    readonly renderYamlTo?: string;
 }
 
 export class FleetWorkspace {
@@ -138,6 +142,7 @@ export class FleetWorkspace {
                     ? undefined
                     : { kind: last.kind, result: last.result, startedAt: new Date(last.startTime).toISOString(), endedAt: last.endTime === undefined ? undefined : new Date(last.endTime).toISOString() },
             locked: locks === undefined ? undefined : locks.length > 0,
+            renderYamlTo: config[RENDER_YAML_KEY]?.value,
         };
     }
 
@@ -198,6 +203,21 @@ export function refusal(view: StackView, target: Target): string | undefined {
         throw err;
     }
     return undefined;
+}
+
+/**
+ * Why the fleet cannot switch or roll out this stack at all, if it renders YAML: the bake (and a
+ * rollout's checks after each step) reads each switched stack's live route on its cluster, and a
+ * stack whose provider renders YAML has none. `bake: 0` does not turn that off (every switched stack
+ * is checked once after its wave), so no fleet file lets such a stack through.
+ */
+export function renderRefusal(view: StackView): string | undefined {
+    if (view.renderYamlTo === undefined) return undefined;
+    return (
+        `stack ${view.name}: ${RENDER_YAML_KEY} is ${JSON.stringify(view.renderYamlTo)}, so its provider renders YAML and reaches no cluster; ` +
+        `the fleet's bake reads every switched stack's live route on its cluster (also with bake 0) and would find none. ` +
+        `Allowed: a stack on a cluster (pulumi config rm ${RENDER_YAML_KEY} --stack ${view.name}). Nothing was changed.`
+    );
 }
 
 /** Engine events of one stack, as progress: the step it is at, its gate's lines, its errors. */
