@@ -55,7 +55,7 @@ export type StackEnd = "untouched" | "switched" | "failed" | "cancelled" | "roll
 
 export type Outcome = "switched" | "rolled-back" | "rollback-failed" | "halted" | "interrupted";
 
-/** Exit codes of `npm run fleet`: the outcome of a switch (or of a rollback), or a refusal. */
+/** Exit codes of `npm run fleet`: the outcome of a switch (or of a rollback), or a refusal; docs/fleet.md has them by these names. */
 export const EXIT_CODES = {
     /** Every stack switched and baked (a rollback: every stack back). */
     switched: 0,
