@@ -8,7 +8,10 @@ import { mapLimited } from "./pool";
 import { createProgress } from "./progress";
 import { inState, newRecord, readRecord, stillRunning, writeRecord, type StackBefore, type SwitchRecord } from "./record";
 import { finalLines, previewReport, statusJson, statusRows, statusText } from "./report";
-import { AutomationRunner, FleetWorkspace, previewStack, refusal, renderRefusal, type StackPlan, type StackView } from "./runner";
+import { previewStack, type StackPlan } from "./preview";
+import { refusal, renderRefusal } from "./refusal";
+import { AutomationRunner } from "./runner";
+import { FleetWorkspace, type StackView } from "./workspace";
 import { SWITCH_KEYS, describeTarget, sameWeights, type Target } from "./target";
 
 /** Refused before anything was touched: the message is one line. */

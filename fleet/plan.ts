@@ -33,7 +33,7 @@ export interface Clock {
 /**
  * The reason the fleet gives when it stops its own operations in flight after a failure (a rollout
  * step's failed analysis), as opposed to Ctrl-C: no `pulumi` has had a signal from the terminal, so
- * the runner cancels them at once (runner.ts, forwardCancel) and the rollback does not wait for them.
+ * the runner cancels them at once (cancel.ts, forwardCancel) and the rollback does not wait for them.
  */
 export class StoppedAfterFailure extends Error {
     constructor() {

@@ -12,7 +12,8 @@ import { previewReport } from "./report";
 import { DEFAULT_STEPS, runRollout, stepTarget, type RolloutResult } from "./rollout";
 import { analysisReport, describeSteps, rolloutSection, rolloutTitle } from "./rollout-report";
 import { RolloutStacks, rolloutRefusal, stackRollout } from "./rollout-runner";
-import { AutomationRunner, previewStack, type StackPlan } from "./runner";
+import { previewStack, type StackPlan } from "./preview";
+import { AutomationRunner } from "./runner";
 import { SWITCH_KEYS, sameWeights } from "./target";
 
 /** The wave of a rollout of one stack named with --stack (no fleet file). */

@@ -12,7 +12,8 @@ import { describe, it } from "node:test";
 import { main } from "../../fleet/cli";
 import { EXIT_CODES } from "../../fleet/plan";
 import { RECORD_FILE } from "../../fleet/record";
-import { renderRefusal, type StackView } from "../../fleet/runner";
+import { renderRefusal } from "../../fleet/refusal";
+import type { StackView } from "../../fleet/workspace";
 import { fakeWorkspace } from "./fakes";
 
 const VERSIONS = { v1: { image: "dougbtv/nginx-cowsay:v1", expect: "^__^" }, v2: { image: "dougbtv/nginx-cowsay:v2", expect: "O___O" } };

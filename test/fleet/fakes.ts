@@ -6,7 +6,7 @@ import * as path from "node:path";
 
 import { stackSettingsFile } from "../../components/stack-config";
 import type { Clock } from "../../fleet/plan";
-import type { FleetWorkspace, StackView } from "../../fleet/runner";
+import type { FleetWorkspace, StackView } from "../../fleet/workspace";
 
 export class VirtualClock implements Clock {
     t = 0;
