@@ -5,8 +5,6 @@
 // decided in plan.ts.
 import { hostname } from "node:os";
 
-import type { Stack } from "@pulumi/pulumi/automation";
-
 import { parseSettings, type Settings } from "../config";
 import { runChecks } from "../components/gate";
 import { forwardCancel } from "./cancel";
@@ -15,7 +13,8 @@ import { allStale, lockHolders, type LockHolder } from "./locks";
 import type { PlanProgress, StackRunner } from "./plan";
 import { processAlive, type SwitchRecord } from "./record";
 import { describeTarget, describeWeights, sameWeights, stackFileConfig, switchConfig, targetVersions, targetWeights, type Target, type Weights } from "./target";
-import { STACK_TYPE, type FleetWorkspace, type StackView } from "./workspace";
+import { stackOutputsOf, withoutReadBack } from "./sdk";
+import type { FleetWorkspace, StackView } from "./workspace";
 
 /** The longest one bake check waits for the gateway to answer with the right page. */
 export const BAKE_CHECK_TIMEOUT_SECONDS = 10;
@@ -185,9 +184,7 @@ export class AutomationRunner implements StackRunner {
                     listener.onEvent(event);
                     const step = event.resourcePreEvent?.metadata;
                     if (step !== undefined && ROUTE_TYPES.includes(step.type)) routes.add(step.urn);
-                    // The stack's outputs as this update registered them (secrets masked).
-                    const done = event.resOutputsEvent?.metadata;
-                    if (done?.type === STACK_TYPE) outputs = done.new?.outputs ?? {};
+                    outputs = stackOutputsOf(event) ?? outputs;
                 },
             });
         } catch (err) {
@@ -199,18 +196,4 @@ export class AutomationRunner implements StackRunner {
         const live = outputs.trafficSplit === undefined || outputs.trafficSplit === "[secret]" ? await this.fleet.live(name) : (outputs.trafficSplit as Weights);
         return { routes: [...routes], live };
     }
-}
-
-/**
- * The stack, for one `up` that does not read the stack back afterwards. `Stack.up` ends with
- * `this.outputs()` and `this.info()`: three more `pulumi` runs (the outputs twice, masked and with
- * their secrets, then the last history entry), about a second per stack and wave, in the critical
- * path of every wave; the fleet has the outputs from the update's own events and never uses the
- * summary. Should the SDK stop calling them, these are simply unused.
- */
-function withoutReadBack(stack: Stack): Stack {
-    return Object.create(stack, {
-        outputs: { value: () => Promise.resolve({}) },
-        info: { value: () => Promise.resolve(undefined) },
-    }) as Stack;
 }

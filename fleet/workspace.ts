@@ -5,15 +5,14 @@
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
 
-import { LocalWorkspace, Stack } from "@pulumi/pulumi/automation";
+import { LocalWorkspace, type Stack } from "@pulumi/pulumi/automation";
 
 import type { RawConfig } from "../config";
 import { namespacedKey, projectConfig, stackSettingsFile } from "../components/stack-config";
 import { fileBackendLocks, type LockHolder } from "./locks";
+import { existingStack, exportedOutputs, withoutSelection } from "./sdk";
 import { SWITCH_KEYS, stackFileConfig, type SwitchConfig, type Weights } from "./target";
 
-/** The stack's own resource, whose outputs are the stack outputs. */
-export const STACK_TYPE = "pulumi:pulumi:Stack";
 /** The Kubernetes provider's key that makes it write YAML files instead of reaching a cluster. */
 export const RENDER_YAML_KEY = "kubernetes:renderYamlToDirectory";
 
@@ -44,13 +43,7 @@ export interface StackView {
 
 export class FleetWorkspace {
     private readonly stacks = new Map<string, Stack>();
-    /**
-     * The workspace as the stacks see it, with stack selection left out. The Automation API selects a
-     * stack (`pulumi stack select`, which rewrites the user's current stack in the workspace settings)
-     * before it hands one out, and then names it with --stack in every command anyway. The fleet knows
-     * its stacks exist (listStacks), so selecting them would only cost a `pulumi` run per stack,
-     * change the user's current stack, and race with the selections of the other stacks.
-     */
+    /** The workspace without stack selection (fleet/sdk.ts, withoutSelection says why). */
     private readonly unselecting: LocalWorkspace;
 
     private constructor(
@@ -61,9 +54,7 @@ export class FleetWorkspace {
         readonly stackNames: readonly string[],
         private readonly backendUrl: string | undefined,
     ) {
-        this.unselecting = new Proxy(workspace, {
-            get: (target, property, receiver) => (property === "selectStack" ? () => Promise.resolve() : Reflect.get(target, property, receiver) as unknown),
-        });
+        this.unselecting = withoutSelection(workspace);
     }
 
     static async open(dir: string): Promise<FleetWorkspace> {
@@ -80,7 +71,7 @@ export class FleetWorkspace {
     async stack(name: string): Promise<Stack> {
         let stack = this.stacks.get(name);
         if (stack === undefined) {
-            stack = await Stack.select(name, this.unselecting);
+            stack = await existingStack(name, this.unselecting);
             this.stacks.set(name, stack);
         }
         return stack;
@@ -134,13 +125,9 @@ export class FleetWorkspace {
         }
     }
 
-    /**
-     * The stack's outputs, from its exported state: one `pulumi` run where `Stack.outputs()` takes
-     * two (it reads the outputs, then again with their secrets).
-     */
+    /** The stack's outputs, from its exported state (fleet/sdk.ts, exportedOutputs says why). */
     async outputs(name: string): Promise<Record<string, unknown>> {
-        const state = (await (await this.stack(name)).exportStack()) as { deployment?: { resources?: { type: string; outputs?: Record<string, unknown> }[] } };
-        return (state.deployment?.resources ?? []).find((r) => r.type === STACK_TYPE)?.outputs ?? {};
+        return exportedOutputs(await this.stack(name));
     }
 
     /** Live traffic only (the trafficSplit output). */
