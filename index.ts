@@ -14,6 +14,7 @@ import { APP_NAME, planVersions } from "./components/plan";
 import { ROUTING } from "./components/routing";
 import { GATEWAY_SERVICE } from "./components/routing/gateway-api";
 import type { RouteSettings } from "./components/routing/shape";
+import { sdkIsConfigSecret } from "./components/sdk";
 import { MeshSecurity } from "./components/security";
 import { sharedNamePrefix } from "./components/shared-names";
 import { projectConfig } from "./components/stack-config";
@@ -24,13 +25,10 @@ const MIN_NODE_MAJOR = 22;
 const TLS = "tls";
 
 /**
- * Whether the stack stores a config key as a secret. The SDK knows (`allConfig` returns values
- * decrypted, with no mark) but exports the check only as internal; without it, every key that may
- * be secret is treated as one.
+ * Whether the stack stores a config key as a secret: the SDK's own answer (components/sdk.ts says
+ * why it is a workaround); should the SDK lose it, every key that may be secret is treated as one.
  */
-const isSecret: (fullKey: string) => boolean =
-    (pulumi.runtime as unknown as { isConfigSecret?: (key: string) => boolean }).isConfigSecret ??
-    ((key) => SECRET_CAPABLE_KEYS.some((k) => key.endsWith(`:${k}`)));
+const isSecret: (fullKey: string) => boolean = sdkIsConfigSecret ?? ((key) => SECRET_CAPABLE_KEYS.some((k) => key.endsWith(`:${k}`)));
 
 /** Turns the program's own refusals into one line from the CLI (no stack trace). */
 function refuse(err: unknown): never {

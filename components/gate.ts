@@ -17,6 +17,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { AnalysisSettings, ResolvedCheck } from "./analysis/checks";
 import { analyse, type MetricsProvider } from "./analysis/judge";
 import { pause } from "./pause";
+import { onCancelCall } from "./sdk";
 import { sendTraffic } from "./traffic";
 
 /** One version the route is about to send traffic to. */
@@ -211,7 +212,7 @@ export async function runChecks(inputs: GateInputs, checks: readonly VersionChec
  *
  * The Node.js SDK's dynamic provider acknowledges the engine's Cancel call and does nothing else,
  * and the engine waits for in-flight operations; so this watches the provider's own gRPC server for
- * that call (Node keeps the server among the process's active handles). Independently, it polls the
+ * that call (onCancelCall, components/sdk.ts). Independently, it polls the
  * engine's address (the provider's first argument): once nothing listens there, the engine is gone.
  */
 export function engineSignal(): AbortSignal {
@@ -221,14 +222,7 @@ export function engineSignal(): AbortSignal {
     const controller = new AbortController();
     holder.cowsayEngineSignal = controller.signal;
 
-    type Handle = { constructor?: { name?: string }; on?: (event: string, listener: (stream: unknown, headers: unknown) => void) => void };
-    const handles = (process as unknown as { _getActiveHandles?: () => Handle[] })._getActiveHandles?.() ?? [];
-    for (const server of handles.filter((h) => h.constructor?.name === "Http2Server")) {
-        server.on?.("stream", (_stream, headers) => {
-            const path = (headers as Record<string, string> | undefined)?.[":path"];
-            if (typeof path === "string" && path.endsWith("/Cancel")) controller.abort("the update was cancelled (Ctrl-C)");
-        });
-    }
+    onCancelCall(() => controller.abort("the update was cancelled (Ctrl-C)"));
 
     const engine = /^(.*):(\d+)$/.exec(process.argv[2] ?? "");
     if (engine !== null) {

@@ -1,7 +1,7 @@
 // How Pulumi names a stack's config: every key namespaced by the project that reads it
 // (`<project>:<key>`; other namespaces, such as `kubernetes:`, belong to providers), in the stack
 // settings file `Pulumi.<stack>.yaml` beside Pulumi.yaml. The program (index.ts) reads its own
-// stack's keys this way and the fleet (fleet/runner.ts, fleet/target.ts) reads and writes many
+// stack's keys this way and the fleet (fleet/workspace.ts, fleet/target.ts) reads and writes many
 // stacks' keys and files this way: one rule, so that both see the same keys in the same files.
 
 /** `<project>:<key>`, the key as the stack file and `pulumi config` name it. */

@@ -8,7 +8,10 @@ import { mapLimited } from "./pool";
 import { createProgress } from "./progress";
 import { inState, newRecord, readRecord, stillRunning, writeRecord, type StackBefore, type SwitchRecord } from "./record";
 import { finalLines, previewReport, statusJson, statusRows, statusText } from "./report";
-import { AutomationRunner, FleetWorkspace, previewStack, refusal, type StackPlan, type StackView } from "./runner";
+import { previewStack, type StackPlan } from "./preview";
+import { refusal, renderRefusal } from "./refusal";
+import { AutomationRunner } from "./runner";
+import { FleetWorkspace, type StackView } from "./workspace";
 import { SWITCH_KEYS, describeTarget, sameWeights, type Target } from "./target";
 
 /** Refused before anything was touched: the message is one line. */
@@ -19,6 +22,12 @@ export interface Io {
     readonly err: NodeJS.WriteStream;
     /** Fires on Ctrl-C (or SIGTERM). */
     readonly signal: AbortSignal;
+    /** Opens the project's stacks: FleetWorkspace.open, unless a unit test passes a fake. */
+    readonly open?: (dir: string) => Promise<FleetWorkspace>;
+}
+
+export function openFleet(dir: string, io: Io): Promise<FleetWorkspace> {
+    return (io.open ?? FleetWorkspace.open)(dir);
 }
 
 /** Previews at once at most; each is a `pulumi preview` with its language host and providers. */
@@ -37,6 +46,12 @@ export function unfinished(record: SwitchRecord | undefined): string | undefined
     return `the last fleet ${verb} (to ${describeTarget(record.target)}, started ${record.startedAt}) ${how}: run npm run fleet -- rollback first`;
 }
 
+/** Refuses a fleet with a stack that renders YAML (renderRefusal): a switch or rollout could only fail its bake. */
+export function refuseRendered(views: readonly StackView[]): void {
+    const refused = views.map(renderRefusal).find((r) => r !== undefined);
+    if (refused !== undefined) throw new Refusal(refused);
+}
+
 /** Refuses when a stack is locked by an update (a running one, or one a killed process left). */
 export function refuseLocked(views: readonly StackView[]): void {
     const locked = views.find((v) => v.locked === true);
@@ -46,7 +61,7 @@ export function refuseLocked(views: readonly StackView[]): void {
 }
 
 export async function status(dir: string, json: boolean, io: Io): Promise<number> {
-    const fleet = await FleetWorkspace.open(dir);
+    const fleet = await openFleet(dir, io);
     const file = readFleet(dir, fleet.stackNames);
     const rows = statusRows(await views(fleet, fleetStacks(file), true));
     const record = readRecord(dir);
@@ -55,7 +70,7 @@ export async function status(dir: string, json: boolean, io: Io): Promise<number
 }
 
 export async function preview(dir: string, target: Target | undefined, io: Io): Promise<number> {
-    const fleet = await FleetWorkspace.open(dir);
+    const fleet = await openFleet(dir, io);
     const stacks = fleetStacks(readFleet(dir, fleet.stackNames));
     const read = await views(fleet, stacks);
     if (target !== undefined) {
@@ -78,12 +93,13 @@ export async function preview(dir: string, target: Target | undefined, io: Io): 
 }
 
 export async function switchFleet(dir: string, target: Target, io: Io): Promise<number> {
-    const fleet = await FleetWorkspace.open(dir);
+    const fleet = await openFleet(dir, io);
     const file = readFleet(dir, fleet.stackNames);
     const stacks = fleetStacks(file);
     const blocked = unfinished(readRecord(dir));
     if (blocked !== undefined) throw new Refusal(blocked);
     const before = await views(fleet, stacks);
+    refuseRendered(before);
     const refused = before.map((v) => refusal(v, target)).find((r) => r !== undefined);
     if (refused !== undefined) throw new Refusal(refused);
     refuseLocked(before);
@@ -128,7 +144,7 @@ export async function rollback(dir: string, io: Io): Promise<number> {
     const record = readRecord(dir);
     if (record === undefined) throw new Refusal("no fleet switch is recorded here (.fleet/last-switch.json): nothing to roll back");
     if (stillRunning(record)) throw new Refusal(`a fleet ${record.state === "rolling-back" ? "rollback" : "switch"} is running (pid ${record.pid}); stop it first (Ctrl-C)`);
-    const fleet = await FleetWorkspace.open(dir);
+    const fleet = await openFleet(dir, io);
     const stacks = Object.entries(record.stacks).map(([stack, b]) => ({ stack, wave: b.wave }));
     const gone = stacks.find((s) => !fleet.stackNames.includes(s.stack));
     if (gone !== undefined) throw new Refusal(`stack ${gone.stack} of the last switch no longer exists; nothing was changed`);

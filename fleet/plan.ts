@@ -33,7 +33,7 @@ export interface Clock {
 /**
  * The reason the fleet gives when it stops its own operations in flight after a failure (a rollout
  * step's failed analysis), as opposed to Ctrl-C: no `pulumi` has had a signal from the terminal, so
- * the runner cancels them at once (runner.ts, forwardCancel) and the rollback does not wait for them.
+ * the runner cancels them at once (cancel.ts, forwardCancel) and the rollback does not wait for them.
  */
 export class StoppedAfterFailure extends Error {
     constructor() {
@@ -55,7 +55,7 @@ export type StackEnd = "untouched" | "switched" | "failed" | "cancelled" | "roll
 
 export type Outcome = "switched" | "rolled-back" | "rollback-failed" | "halted" | "interrupted";
 
-/** Exit codes of `npm run fleet`: the outcome of a switch (or of a rollback), or a refusal. */
+/** Exit codes of `npm run fleet`: the outcome of a switch (or of a rollback), or a refusal; docs/fleet.md has them by these names. */
 export const EXIT_CODES = {
     /** Every stack switched and baked (a rollback: every stack back). */
     switched: 0,

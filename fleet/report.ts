@@ -3,7 +3,8 @@
 // now). Pure: from what the runner read to text.
 import type { StackEnd } from "./plan";
 import type { SwitchRecord } from "./record";
-import type { LastUpdate, StackPlan, StackView } from "./runner";
+import type { StackPlan } from "./preview";
+import type { LastUpdate, StackView } from "./workspace";
 import { describeTarget, describeWeights, type Target, type Weights } from "./target";
 
 /** A PR comment holds at most 65,536 characters; the diffs share what the table leaves. */

@@ -6,13 +6,14 @@ import { FleetFileError, fleetStacks, readFleet, type Fleet } from "./file";
 import { EXIT_CODES, type Outcome } from "./plan";
 import { createProgress } from "./progress";
 import { inState, newRecord, readRecord, withAnalysis, writeRecord, type StackBefore } from "./record";
-import { PREVIEW_CONCURRENCY, Refusal, printEnds, refuseLocked, unfinished, views, type Io } from "./commands";
+import { PREVIEW_CONCURRENCY, Refusal, openFleet, printEnds, refuseLocked, refuseRendered, unfinished, views, type Io } from "./commands";
 import { mapLimited } from "./pool";
 import { previewReport } from "./report";
 import { DEFAULT_STEPS, runRollout, stepTarget, type RolloutResult } from "./rollout";
 import { analysisReport, describeSteps, rolloutSection, rolloutTitle } from "./rollout-report";
 import { RolloutStacks, rolloutRefusal, stackRollout } from "./rollout-runner";
-import { AutomationRunner, FleetWorkspace, previewStack, type StackPlan } from "./runner";
+import { previewStack, type StackPlan } from "./preview";
+import { AutomationRunner } from "./runner";
 import { SWITCH_KEYS, sameWeights } from "./target";
 
 /** The wave of a rollout of one stack named with --stack (no fleet file). */
@@ -58,12 +59,13 @@ function outcomeText(outcome: Outcome, version: string): string {
 }
 
 export async function rollout(dir: string, version: string, options: RolloutOptions, io: Io): Promise<number> {
-    const fleet = await FleetWorkspace.open(dir);
+    const fleet = await openFleet(dir, io);
     const { fleet: file, steps } = rolloutPlan(dir, fleet.stackNames, options);
     const stacks = fleetStacks(file);
     const blocked = unfinished(readRecord(dir));
     if (blocked !== undefined) throw new Refusal(blocked);
     const before = await views(fleet, stacks);
+    refuseRendered(before);
     const refused = before.map((v) => rolloutRefusal(v, version, steps)).find((r) => r !== undefined);
     if (refused !== undefined) throw new Refusal(refused);
     refuseLocked(before);
@@ -120,7 +122,7 @@ export async function rollout(dir: string, version: string, options: RolloutOpti
  * least time; and each stack's `pulumi preview --diff` of the first step. Nothing asks Prometheus.
  */
 export async function previewRollout(dir: string, version: string, options: RolloutOptions, io: Io): Promise<number> {
-    const fleet = await FleetWorkspace.open(dir);
+    const fleet = await openFleet(dir, io);
     const { fleet: file, steps } = rolloutPlan(dir, fleet.stackNames, options);
     const stacks = fleetStacks(file);
     const read = await views(fleet, stacks);

@@ -9,7 +9,9 @@ import { ConfigError, parseSettings, type Analysis } from "../config";
 import { workloadName } from "../components/plan";
 import type { PlanProgress } from "./plan";
 import { stepTarget, type RolloutRunner } from "./rollout";
-import { refusal, type AutomationRunner, type FleetWorkspace, type StackView } from "./runner";
+import { refusal } from "./refusal";
+import type { AutomationRunner } from "./runner";
+import type { FleetWorkspace, StackView } from "./workspace";
 import { describeWeights, stackFileConfig, targetWeights, type SwitchConfig, type Weights } from "./target";
 
 /** The one version that takes all of `weights`, or undefined (a split, or never deployed). */

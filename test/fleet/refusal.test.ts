@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { refusal, type StackView } from "../../fleet/runner";
+import { refusal } from "../../fleet/refusal";
+import type { StackView } from "../../fleet/workspace";
 import { parseSplit, parseVersion } from "../../fleet/target";
 
 const VERSIONS = { v1: { image: "dougbtv/nginx-cowsay:v1", expect: "^__^" }, v2: { image: "dougbtv/nginx-cowsay:v2", expect: "O___O" } };

@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 
 import { COMMENT_LIMIT, REPORT_TITLE, finalLines, previewReport, statusJson, statusRows, statusText } from "../../fleet/report";
 import { newRecord } from "../../fleet/record";
-import type { StackView } from "../../fleet/runner";
+import type { StackView } from "../../fleet/workspace";
 
 const PLANS = [
     { stack: "staging", wave: "canary", live: { v1: 100 }, steps: [{ op: "update", resource: "Gate cowsay-gate" }, { op: "update", resource: "VirtualService cowsay-route" }], diff: "~ subset: \"v1\" => \"v2\"" },

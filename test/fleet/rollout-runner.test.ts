@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import { rolloutRefusal, soleVersion, stackRollout, stepChecks } from "../../fleet/rollout-runner";
-import type { StackView } from "../../fleet/runner";
+import type { StackView } from "../../fleet/workspace";
 
 const VERSIONS = { v1: { image: "dougbtv/nginx-cowsay:v1", expect: "^__^" }, v2: { image: "dougbtv/nginx-cowsay:v2", expect: "O___O" } };
 const ANALYSIS = { preSwitch: false, checks: [{ name: "success-rate", metric: "success-rate", min: 99, interval: "2s", count: 2 }, { name: "p99", metric: "request-duration", max: 500, vsLive: 50 }] };

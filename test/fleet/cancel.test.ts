@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, it } from "node:test";
 
 import { StoppedAfterFailure } from "../../fleet/plan";
-import { forwardCancel } from "../../fleet/runner";
+import { forwardCancel } from "../../fleet/cancel";
 
 const GRACE_MS = 50;
 
