@@ -8,11 +8,12 @@
 # in a cache keyed by the versions and a hash of the wrapper sources. It also downloads the CRD source
 # modules (Istio, cert-manager, Gateway API) and lists or bundles their CRD files.
 #
-# Needs from cluster.sh: ROOT, SRC, CACHE, GO_CACHE, JOBS, log, die, run_child.
+# Needs from cluster.sh: ROOT, SRC, CACHE, JOBS, run_child; from scripts/lib.sh (which cluster.sh sources):
+# GO_CACHE, log, die, go_env.
 # Defines: the versions (K8S_VERSION ...), KEYDIR, BIN, ISTIOD_KEYDIR, ISTIOD_BIN, PROMETHEUS_KEYDIR,
 # PROMETHEUS_BIN, ensure, cmd_built,
 # crd_module, crd_files, crd_bundle.
-# shellcheck shell=bash disable=SC2034,SC2153 # cluster.sh defines GO_CACHE and uses the versions and paths
+# shellcheck shell=bash disable=SC2034,SC2153 # lib.sh defines GO_CACHE; cluster.sh uses the versions and paths
 command -v jq >/dev/null || die "jq is required (apt-get install jq)"
 # One jq call for all pins; a missing key fails here.
 if ! IFS=$'\t' read -r K8S_VERSION ETCD_VERSION KWOK_VERSION ISTIO_VERSION CERT_MANAGER_VERSION GATEWAY_API_VERSION ISTIOD_VERSION PROMETHEUS_VERSION \
@@ -68,13 +69,6 @@ bin_dir() {
 # the tests and the analysis read.
 build_tags() { if [[ $1 == ../prometheus ]]; then echo remove_all_sd; fi; }
 
-go_env() {
-    command -v go >/dev/null || die "Go is required to build the control plane (go 1.26 or newer)."
-    export GOMODCACHE=$GO_CACHE/mod GOCACHE=$GO_CACHE/build
-    export GOFLAGS="-buildvcs=false -mod=readonly" CGO_ENABLED=0 GOWORK=off
-    export GOPROXY=${GOPROXY:-https://proxy.golang.org,direct}
-}
-
 # The wrapper go.mod files cannot read versions.json: check they say the same, so one pin is the truth.
 check_pins() {
     local mod got
@@ -121,7 +115,7 @@ ldflags() {   # version stamps, as the projects' release builds set them
 module_dir() {   # module_dir PATH VERSION: the extracted module in GOMODCACHE, downloaded if missing
     local dir=$GO_CACHE/mod/$1@$2
     if [[ ! -d $dir ]]; then
-        go_env
+        go_env "build the control plane"
         mkdir -p "$CACHE"
         log "downloading $1@$2 ..."
         GOFLAGS=-mod=mod go -C "$CACHE" mod download "$1@$2" >&2 \
@@ -186,7 +180,7 @@ ensure() {   # build what is missing, download the CRD modules
         exec 8>"$CACHE/build.lock"
         flock 8
         check_pins
-        go_env
+        go_env "build the control plane"
         log "downloading Go modules for the control plane (cold: ~1 min) ..."
         # Not tools/prometheus: `go mod download` there would fetch every cloud SDK the build tags leave
         # out; `go build` downloads what the packages it builds need.

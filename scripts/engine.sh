@@ -49,8 +49,9 @@ ENGINE_SRC=$ROOT/tools/engine
 CACHE=${COWSAY_ENGINE_CACHE:-$HOME/.cache/cowsay-bluegreen/engine}
 JOBS=${COWSAY_ENGINE_JOBS:-2}
 
-log() { printf '[engine %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { printf '[engine] error: %s\n' "$*" >&2; exit 1; }
+# log, die (prefix [engine]) and go_env, shared with the other scripts.
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" engine
 
 # The cache key: versions plus a hash of our Go sources, so editing tools/engine rebuilds.
 source_hash() {
@@ -63,14 +64,6 @@ KEYDIR=$CACHE/$KEY
 BIN=$KEYDIR/bin                 # pulumi + pulumi-language-nodejs (+ helper script); goes first on PATH
 PROVIDER_BIN=$KEYDIR/provider/pulumi-resource-kubernetes   # not on PATH: installed as a plugin
 export PULUMI_HOME=$KEYDIR/pulumi-home
-
-go_env() {
-    # The Go caches are shared with scripts/cluster.sh (many modules are common to both builds).
-    local go_cache=${COWSAY_GO_CACHE:-$HOME/.cache/cowsay-bluegreen/go}
-    export GOMODCACHE=$go_cache/mod GOCACHE=$go_cache/build
-    export GOFLAGS="-buildvcs=false -mod=readonly" CGO_ENABLED=0
-    export GOPROXY=${GOPROXY:-https://proxy.golang.org,direct}
-}
 
 # Is there a pulumi CLI on PATH that is not ours?
 ambient_pulumi() {
@@ -85,13 +78,9 @@ use_own_cli() {
     ! ambient_pulumi >/dev/null
 }
 
-require_go() {
-    command -v go >/dev/null || die "Go is required to build the toolchain (go 1.26 or newer)."
-}
-
 build_cli() {
     [[ -x $BIN/pulumi && -x $BIN/pulumi-language-nodejs ]] && return 0
-    require_go; go_env
+    go_env "build the toolchain"
     local mod=$ENGINE_SRC/cli tmp=$KEYDIR/tmp
     local ldflags="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v${PULUMI_VERSION}"
     mkdir -p "$tmp" "$BIN"
@@ -113,7 +102,7 @@ build_cli() {
 
 build_provider() {
     [[ -x $PROVIDER_BIN ]] && return 0
-    require_go; go_env
+    go_env "build the toolchain"
     local mod=$ENGINE_SRC/kubernetes tmp=$KEYDIR/tmp moddir
     mkdir -p "$tmp" "$(dirname "$PROVIDER_BIN")"
     log "downloading Go modules for the Kubernetes provider ..."
