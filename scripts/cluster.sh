@@ -308,7 +308,7 @@ cmd_up() {
         log "a cluster in $STATE that is not ready: deleting it, starting afresh"
         teardown
     fi
-    log "kwokctl create cluster: kubernetes v$K8S_VERSION, etcd v$ETCD_VERSION, kwok v$KWOK_VERSION (~10 s) ..."
+    log "kwokctl create cluster: kubernetes v$K8S_VERSION, etcd v$ETCD_VERSION, kwok v$KWOK_VERSION ..."
     lock_ports   # until its components listen
     kwokctl create cluster --config "$SRC/kwokctl.yaml" --runtime binary --kubeconfig "" --timeout "${TIMEOUT}s" \
         --etcd-binary "$BIN/etcd" --kube-apiserver-binary "$BIN/kube-apiserver" \

@@ -16,7 +16,7 @@
 # Usage:
 #   scripts/engine.sh build            build what is missing (prints where things are)
 #   scripts/engine.sh built            exit 0 if everything is cached; otherwise print what `build` would
-#                                      build, one line each with its cold time, and exit 1
+#                                      build, one line each, and exit 1 (how long: docs/testing.md)
 #   eval "$(scripts/engine.sh env)"    build if needed, then export PATH (the CLI, and Node 24 from
 #                                      node_modules/.bin), PULUMI_HOME, ... in this shell
 #   scripts/engine.sh exec CMD [ARGS]  run one command in that environment, e.g. `exec pulumi preview`
@@ -86,7 +86,7 @@ build_cli() {
     mkdir -p "$tmp" "$BIN"
     log "downloading Go modules for the Pulumi CLI v${PULUMI_VERSION} ..."
     (cd "$mod" && go mod download) || die "go mod download failed in $mod (is the Go module proxy reachable?)"
-    log "building pulumi v${PULUMI_VERSION} (cold: 6-13 min on 2 cores) ..."
+    log "building pulumi v${PULUMI_VERSION} (cold, minutes: docs/testing.md#how-long-each-build-takes) ..."
     (cd "$mod" && go build -p "$JOBS" -trimpath -tags osusergo,grpcnotrace -ldflags "$ldflags" \
         -o "$tmp/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi) || die "building the Pulumi CLI failed"
     log "building pulumi-language-nodejs ..."
@@ -111,7 +111,7 @@ build_provider() {
     # The upstream main embeds files made by `go generate`; they are not in the module. Make them.
     (cd "$mod" && go run ./internal/genembed "$moddir" cmd/pulumi-resource-kubernetes "$K8S_VERSION") \
         || die "generating the provider's embedded schema failed"
-    log "building pulumi-resource-kubernetes v${K8S_VERSION} (cold: 8-11 min) ..."
+    log "building pulumi-resource-kubernetes v${K8S_VERSION} (cold, minutes: docs/testing.md#how-long-each-build-takes) ..."
     (cd "$mod" && go build -p "$JOBS" -trimpath \
         -ldflags "-s -w -X ${K8S_MODULE}/pkg/version.Version=${K8S_VERSION}" \
         -o "$tmp/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes) \
@@ -122,9 +122,9 @@ build_provider() {
 # What `build` would compile, one line each, nothing if all is cached (the plugin install is seconds).
 missing() {
     if use_own_cli && ! [[ -x $BIN/pulumi && -x $BIN/pulumi-language-nodejs ]]; then
-        echo "the Pulumi CLI v${PULUMI_VERSION} and its Node.js language host (cold: 6-13 min on 2 cores)"
+        echo "the Pulumi CLI v${PULUMI_VERSION} and its Node.js language host"
     fi
-    [[ -x $PROVIDER_BIN ]] || echo "the Kubernetes provider v${K8S_VERSION} (cold: 8-11 min on 2 cores)"
+    [[ -x $PROVIDER_BIN ]] || echo "the Kubernetes provider v${K8S_VERSION}"
 }
 
 pulumi_cmd() {
@@ -151,8 +151,8 @@ ensure() {
     build_provider
     install_plugin
     rm -rf "$KEYDIR/tmp"
-    # Drop builds for other keys (older versions or sources, ~450 MB each); the Go caches stay, so going
-    # back to one of them is a ~30 s relink, not a cold build.
+    # Drop builds for other keys (older versions or sources, hundreds of MB each); the Go caches stay, so
+    # going back to one of them is a relink, not a cold build.
     local d
     for d in "$CACHE"/pulumi-v*_kubernetes-v*_src-*; do
         [[ -d $d && $d != "$KEYDIR" ]] || continue
