@@ -27,7 +27,8 @@
 #   COWSAY_GO_CACHE         Go caches shared with scripts/cluster.sh: <dir>/mod is GOMODCACHE, <dir>/build
 #                           GOCACHE (default ~/.cache/cowsay-bluegreen/go), so a build does not depend on
 #                           the user's own Go caches
-#   COWSAY_ENGINE_JOBS      go build -p (default 2: the machines have 2 cores; the CLI link needs ~3 GB)
+#   COWSAY_ENGINE_JOBS      go build -p (default 2: the machines have 2 cores, and the CLI's link alone
+#                           needs gigabytes of memory: docs/testing.md)
 #   COWSAY_ENGINE_BUILD_CLI 1 = build the CLI even if `pulumi` is on PATH
 #
 # Versions: the provider version below must equal the @pulumi/kubernetes version in package.json (the SDK
