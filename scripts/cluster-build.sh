@@ -114,7 +114,7 @@ ldflags() {   # version stamps, as the projects' release builds set them
 module_dir() {   # module_dir PATH VERSION: the extracted module in GOMODCACHE, downloaded if missing
     local dir=$GO_CACHE/mod/$1@$2
     if [[ ! -d $dir ]]; then
-        go_env "build the control plane"
+        go_env "download $1"
         mkdir -p "$CACHE"
         log "downloading $1@$2 ..."
         GOFLAGS=-mod=mod go -C "$CACHE" mod download "$1@$2" >&2 \
