@@ -6,13 +6,12 @@ import * as pulumi from "@pulumi/pulumi";
 
 import { gatewayAddressCommand } from "./components/address";
 import { BlueGreenApp } from "./components/app";
-import { ConfigError, SECRET_CAPABLE_KEYS, parseSettings, type LastRun, type RawConfig, type Settings } from "./config";
+import { ConfigError, GATEWAY_NAME, SECRET_CAPABLE_KEYS, parseSettings, type LastRun, type RawConfig, type Settings } from "./config";
 import type { GateSettings } from "./components/gate";
 import { GatewayApiCrds } from "./components/gateway-api-crds";
 import { IstioMesh } from "./components/mesh";
 import { APP_NAME, planVersions } from "./components/plan";
 import { ROUTING } from "./components/routing";
-import { GATEWAY_SERVICE } from "./components/routing/gateway-api";
 import type { RouteSettings } from "./components/routing/shape";
 import { sdkIsConfigSecret } from "./components/sdk";
 import { MeshSecurity } from "./components/security";
@@ -137,7 +136,7 @@ function deploy(settings: Settings, last: LastRun | undefined) {
         namespace: settings.appNamespace,
         appName: APP_NAME,
         podSelector: app.podSelector,
-        allowedPrincipals: [`cluster.local/ns/${settings.ingressNamespace}/sa/istio-ingressgateway`, ...settings.meshClients],
+        allowedPrincipals: [`cluster.local/ns/${settings.ingressNamespace}/sa/${GATEWAY_NAME}`, ...settings.meshClients],
         prerequisites: [...prerequisites, app.namespace],
         // Until they had a component of their own, these objects were the app's children.
         formerParent: app,
@@ -162,7 +161,7 @@ function deploy(settings: Settings, last: LastRun | undefined) {
         // Read back by the next update (lastRun), so that the names of this stack's shared objects never change.
         sharedNamePrefix: prefix,
         gatewayUrl: secret("gatewayUrl", settings.gatewayUrl ?? ""),
-        gatewayAddressCommand: gatewayAddressCommand({ type: settings.gatewayServiceType, namespace: settings.ingressNamespace, service: GATEWAY_SERVICE }),
+        gatewayAddressCommand: gatewayAddressCommand({ type: settings.gatewayServiceType, namespace: settings.ingressNamespace, service: GATEWAY_NAME }),
         // Commands built from gatewayUrl carry whatever it carries, so they are as secret as it is.
         watchCommand: secret("gatewayUrl", `watch -n1 ${curl}`),
         testRouteCommand:

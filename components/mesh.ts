@@ -9,7 +9,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
 import versions from "../versions.json";
-import { ISTIO_CHART_REPOSITORY, type ChartSource, type GatewayServiceType } from "../config";
+import { GATEWAY_NAME, ISTIO_CHART_REPOSITORY, type ChartSource, type GatewayServiceType } from "../config";
 import { DeploymentReady, type DeploymentReadyArgs } from "./deployment-ready";
 
 /** The Istio release every chart is pinned to (versions.json; the tests load this release's CRDs). */
@@ -20,8 +20,6 @@ export interface IstioMeshArgs {
     readonly systemNamespace?: string;
     /** Namespace of the ingress gateway. Default: "istio-ingress". */
     readonly ingressNamespace?: string;
-    /** Helm release name of the gateway; its pods get the label `istio: <name without "istio-">`. Default: "istio-ingressgateway". */
-    readonly gatewayName?: string;
     /** Chart version of base, istiod and gateway. Default: ISTIO_VERSION. */
     readonly version?: string;
     /**
@@ -81,12 +79,12 @@ export class IstioMesh extends pulumi.ComponentResource {
             { ...chart("istiod"), namespace: system.metadata.name },
             { parent: this, dependsOn: [this.base] },
         );
-        const gatewayName = args.gatewayName ?? "istio-ingressgateway";
         this.gateway = new k8s.helm.v3.Release(
             `${name}-gateway`,
             {
                 ...chart("gateway"),
-                name: gatewayName,
+                // Not an argument: the Gateway API's address and the mesh's allowed principal are built from it.
+                name: GATEWAY_NAME,
                 namespace: ingress.metadata.name,
                 values: { service: { type: args.gatewayServiceType ?? "LoadBalancer" } },
                 skipAwait: true,

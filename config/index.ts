@@ -19,7 +19,7 @@ export { duplicateTopLevelKey } from "./json";
 export { CONFIG_KEYS, DEFAULTS, SECRET_CAPABLE_KEYS, configSchema, keyDoc, type ConfigKey } from "./keys";
 export { ConfigError } from "./messages";
 export type { Analysis, GatewayServiceType, IssuerSettings, LastRun, Settings, VersionSpec } from "./rules";
-export { ISTIO_CHART_REPOSITORY, MAX_REPLICAS, ROUTING_APIS, type ChartSource, type GatewayApiCrdsSource, type RoutingApi } from "./values";
+export { GATEWAY_NAME, ISTIO_CHART_REPOSITORY, MAX_REPLICAS, ROUTING_APIS, type ChartSource, type GatewayApiCrdsSource, type RoutingApi } from "./values";
 
 /** The raw config values, as strings, keyed without the project namespace. */
 export type RawConfig = Readonly<Record<string, string | undefined>>;

@@ -8,7 +8,7 @@ import * as z from "zod";
 import { docOf, key, type ConfigValue, type KeyDoc } from "./docs";
 import { duplicateTopLevelKey, json } from "./json";
 import { notAllowed, show, suggestion } from "./messages";
-import { DNS_LABEL, DNS_NAME, HEADER_NAME, HOSTNAME, ISTIO_CHART_REPOSITORY, MAX_REPLICAS, PRINCIPAL, ROUTING_APIS, bool, chartSource, gatewayApiCrds, integer, orNone, url } from "./values";
+import { DNS_LABEL, DNS_NAME, GATEWAY_NAME, HEADER_NAME, HOSTNAME, ISTIO_CHART_REPOSITORY, MAX_REPLICAS, PRINCIPAL, ROUTING_APIS, bool, chartSource, gatewayApiCrds, integer, orNone, url } from "./values";
 import { versionMap } from "./versions";
 
 /** Every key of the stack config, in the order the reference lists them. */
@@ -296,7 +296,8 @@ export const configSchema = z.strictObject(
         ),
         gatewaySelector: key(
             {
-                default: { istio: "ingressgateway" },
+                // The label the gateway chart gives the pods of the release mesh.ts installs.
+                default: { istio: GATEWAY_NAME.replace(/^istio-/, "") },
                 allowed: "a non-empty object of label names to values",
                 description: "Labels of the ingress gateway pods the Istio Gateway binds to.",
             },

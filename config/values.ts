@@ -11,6 +11,12 @@ import { refuse, show } from "./messages";
 export const MAX_REPLICAS = 1000;
 /** Where Istio publishes its charts (the default of istioCharts). */
 export const ISTIO_CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts";
+/**
+ * The ingress gateway's Helm release (components/mesh.ts). The gateway chart names its Deployment,
+ * Service and ServiceAccount after it and labels its pods `istio: <name without "istio-">`, so the
+ * Gateway API's address, the principal the mesh admits and gatewaySelector's default all follow it.
+ */
+export const GATEWAY_NAME = "istio-ingressgateway";
 /** How traffic reaches the versions: Istio's own APIs, or the Kubernetes Gateway API. */
 export const ROUTING_APIS = ["istio", "gateway-api"] as const;
 export type RoutingApi = (typeof ROUTING_APIS)[number];

@@ -17,6 +17,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 
+import { GATEWAY_NAME } from "../config";
 import { LocalCluster } from "../test/cluster";
 import { APP, APP_NAMESPACE, configKey, GATEWAY_SELECTOR, HEADER, HOST, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, VERSIONS } from "../test/constants";
 import { EngineStack, TYPE_CHECKED, liveWeights } from "../test/engine";
@@ -376,7 +377,7 @@ async function main(): Promise<number> {
         say("$ COWSAY_CLUSTER_ISTIOD=1 scripts/cluster.sh up     # applies the CRDs, then starts istiod");
         // A cluster that runs a mesh has its ingress namespace, the gateway chart's Service and, once
         // cert-manager has issued it, the TLS Secret; the TLS Certificate goes there.
-        say(`$ kubectl create namespace ${INGRESS_NAMESPACE}; kubectl -n ${INGRESS_NAMESPACE} create service clusterip istio-ingressgateway ...`);
+        say(`$ kubectl create namespace ${INGRESS_NAMESPACE}; kubectl -n ${INGRESS_NAMESPACE} create service clusterip ${GATEWAY_NAME} ...`);
         cluster = await LocalCluster.up({ crds: true, istiod: true });
         await createGatewayService(cluster, INGRESS_NAMESPACE, GATEWAY_SELECTOR);
         const secret = await createTlsSecret(cluster, INGRESS_NAMESPACE, HOST);

@@ -64,7 +64,7 @@ export class AutomationRunner implements StackRunner {
         await this.fleet.applyConfig(name, current, this.record.stacks[name].config);
         const message = `fleet rollback ${this.record.id}`;
         // A file backend shows its locks: a stale one is removed before the update, which would
-        // otherwise start its program only to fail on the lock (about 6 s of a killed fleet's recovery).
+        // otherwise start its program only to fail on the lock (a wasted program start in every recovery of a killed fleet).
         const seen = this.fleet.locks(name);
         if (seen !== undefined && allStale(seen, hostname(), processAlive)) await this.removeStaleLock(name, seen);
         try {

@@ -8,11 +8,12 @@
 # in a cache keyed by the versions and a hash of the wrapper sources. It also downloads the CRD source
 # modules (Istio, cert-manager, Gateway API) and lists or bundles their CRD files.
 #
-# Needs from cluster.sh: ROOT, SRC, CACHE, GO_CACHE, JOBS, log, die, run_child.
+# Needs from cluster.sh: ROOT, SRC, CACHE, JOBS, run_child; from scripts/lib.sh (which cluster.sh sources):
+# GO_CACHE, log, die, go_env.
 # Defines: the versions (K8S_VERSION ...), KEYDIR, BIN, ISTIOD_KEYDIR, ISTIOD_BIN, PROMETHEUS_KEYDIR,
 # PROMETHEUS_BIN, ensure, cmd_built,
 # crd_module, crd_files, crd_bundle.
-# shellcheck shell=bash disable=SC2034,SC2153 # cluster.sh defines GO_CACHE and uses the versions and paths
+# shellcheck shell=bash disable=SC2034,SC2153 # lib.sh defines GO_CACHE; cluster.sh uses the versions and paths
 command -v jq >/dev/null || die "jq is required (apt-get install jq)"
 # One jq call for all pins; a missing key fails here.
 if ! IFS=$'\t' read -r K8S_VERSION ETCD_VERSION KWOK_VERSION ISTIO_VERSION CERT_MANAGER_VERSION GATEWAY_API_VERSION ISTIOD_VERSION PROMETHEUS_VERSION \
@@ -33,27 +34,26 @@ BIN=$KEYDIR/bin
 ISTIOD_KEYDIR=$CACHE/istiod-${ISTIOD_VERSION}_src-$(source_hash "$ROOT/tools/xds")
 ISTIOD_BIN=$ISTIOD_KEYDIR/bin
 # Prometheus too: the tests' metrics server is no part of the control plane, and rebuilding all of that
-# (20+ min) for a new Prometheus, or the reverse, would be waste.
+# (the longest of the builds) for a new Prometheus, or the reverse, would be waste.
 PROMETHEUS_KEYDIR=$CACHE/prometheus-${PROMETHEUS_VERSION}_src-$(source_hash "$ROOT/tools/prometheus")
 PROMETHEUS_BIN=$PROMETHEUS_KEYDIR/bin
 
 # ---------------------------------------------------------------------------------------------- build
 
-# What `build` builds, in this order (later ones reuse packages the earlier ones compiled), with the time
-# each takes from an empty Go build cache: the low end on 2 idle cores, the high end while other builds
-# share them. Fields: binary, module under tools/cluster (../xds: tools/xds, ../prometheus:
-# tools/prometheus), package, estimate.
+# What `build` builds, in this order (later ones reuse packages the earlier ones compiled). How long each
+# takes from an empty Go build cache is measured in docs/testing.md, not kept here. Fields: binary, module
+# under tools/cluster (../xds: tools/xds, ../prometheus: tools/prometheus), package.
 BUILDS=(
-    "kube-apiserver kubernetes k8s.io/kubernetes/cmd/kube-apiserver 4-11 min on 2 cores"
-    "kube-controller-manager kubernetes k8s.io/kubernetes/cmd/kube-controller-manager 1-3.5 min"
-    "kube-scheduler kubernetes k8s.io/kubernetes/cmd/kube-scheduler ~15 s"
-    "kubectl kubernetes k8s.io/kubernetes/cmd/kubectl 1-1.5 min"
-    "etcd etcd go.etcd.io/etcd/server/v3 0.5-2 min"
-    "kwok kwok sigs.k8s.io/kwok/cmd/kwok 1-4 min"
-    "kwokctl kwok sigs.k8s.io/kwok/cmd/kwokctl 20-30 s"
-    "pilot-discovery ../xds istio.io/istio/pilot/cmd/pilot-discovery 5-12 min"
-    "cowsay-xds ../xds . ~10 s"
-    "prometheus ../prometheus github.com/prometheus/prometheus/cmd/prometheus 2.5-5 min"
+    "kube-apiserver kubernetes k8s.io/kubernetes/cmd/kube-apiserver"
+    "kube-controller-manager kubernetes k8s.io/kubernetes/cmd/kube-controller-manager"
+    "kube-scheduler kubernetes k8s.io/kubernetes/cmd/kube-scheduler"
+    "kubectl kubernetes k8s.io/kubernetes/cmd/kubectl"
+    "etcd etcd go.etcd.io/etcd/server/v3"
+    "kwok kwok sigs.k8s.io/kwok/cmd/kwok"
+    "kwokctl kwok sigs.k8s.io/kwok/cmd/kwokctl"
+    "pilot-discovery ../xds istio.io/istio/pilot/cmd/pilot-discovery"
+    "cowsay-xds ../xds ."
+    "prometheus ../prometheus github.com/prometheus/prometheus/cmd/prometheus"
 )
 bin_dir() {
     case $1 in
@@ -67,13 +67,6 @@ bin_dir() {
 # with file_sd, and the cloud SDKs are most of the build. No builtinassets: no web UI, the API is all
 # the tests and the analysis read.
 build_tags() { if [[ $1 == ../prometheus ]]; then echo remove_all_sd; fi; }
-
-go_env() {
-    command -v go >/dev/null || die "Go is required to build the control plane (go 1.26 or newer)."
-    export GOMODCACHE=$GO_CACHE/mod GOCACHE=$GO_CACHE/build
-    export GOFLAGS="-buildvcs=false -mod=readonly" CGO_ENABLED=0 GOWORK=off
-    export GOPROXY=${GOPROXY:-https://proxy.golang.org,direct}
-}
 
 # The wrapper go.mod files cannot read versions.json: check they say the same, so one pin is the truth.
 check_pins() {
@@ -121,7 +114,7 @@ ldflags() {   # version stamps, as the projects' release builds set them
 module_dir() {   # module_dir PATH VERSION: the extracted module in GOMODCACHE, downloaded if missing
     local dir=$GO_CACHE/mod/$1@$2
     if [[ ! -d $dir ]]; then
-        go_env
+        go_env "download $1"
         mkdir -p "$CACHE"
         log "downloading $1@$2 ..."
         GOFLAGS=-mod=mod go -C "$CACHE" mod download "$1@$2" >&2 \
@@ -177,7 +170,7 @@ missing_binaries() {   # the BUILDS lines whose binary is not in the cache
 }
 
 ensure() {   # build what is missing, download the CRD modules
-    local line name mod pkg estimate start set d missing
+    local line name mod pkg start set d missing
     missing=$(missing_binaries)
     if [[ -n $missing ]]; then
         mkdir -p "$CACHE"
@@ -186,16 +179,17 @@ ensure() {   # build what is missing, download the CRD modules
         exec 8>"$CACHE/build.lock"
         flock 8
         check_pins
-        go_env
-        log "downloading Go modules for the control plane (cold: ~1 min) ..."
+        go_env "build the control plane"
+        log "building $(wc -l <<<"$missing") binaries from the Go module proxy; how long each takes cold: docs/testing.md#how-long-each-build-takes"
+        log "downloading Go modules for the control plane ..."
         # Not tools/prometheus: `go mod download` there would fetch every cloud SDK the build tags leave
         # out; `go build` downloads what the packages it builds need.
         for mod in kubernetes etcd kwok ../xds; do
             run_child go -C "$SRC/$mod" mod download || die "go mod download failed in tools/cluster/$mod (is the Go module proxy reachable?)"
         done
         mkdir -p "$KEYDIR/tmp" "$BIN" "$ISTIOD_BIN" "$PROMETHEUS_BIN"
-        while read -r name mod pkg estimate; do
-            log "building $name (cold: $estimate) ..."
+        while read -r name mod pkg; do
+            log "building $name ..."
             start=$SECONDS
             run_child go -C "$SRC/$mod" build -p "$JOBS" -trimpath -tags "$(build_tags "$mod")" -ldflags "-s -w $(ldflags "$mod")" -o "$KEYDIR/tmp/$name" "$pkg" \
                 || die "building $name failed (is the Go module proxy reachable? go: $(go version))"
@@ -206,7 +200,7 @@ ensure() {   # build what is missing, download the CRD modules
         exec 8>&-
     fi
     for set in istio cert-manager gateway-api; do crd_files "$set" >/dev/null; done
-    # Drop builds for other keys (~400 MB each); the Go caches stay, so going back is a relink. istiod's
+    # Drop builds for other keys (hundreds of MB each); the Go caches stay, so going back is a relink. istiod's
     # key follows tools/xds (Prometheus's tools/prometheus), which worktrees of this repository on one
     # machine (one cache) may hold in different versions: their other builds go once unused for a day,
     # not while another checkout uses them.
@@ -218,14 +212,14 @@ ensure() {   # build what is missing, download the CRD modules
     done
 }
 
-cmd_built() {   # what `build` would do, one "<piece> (cold: <estimate>)" line each on stdout; exit 1 if anything
-    local name estimate set mod version missing=0
-    while read -r name _ _ estimate; do
-        [[ -n $name ]] && { printf '%s (cold: %s)\n' "$name" "$estimate"; missing=1; }
+cmd_built() {   # what `build` would do, one line each on stdout; exit 1 if anything
+    local name set mod version missing=0
+    while read -r name _; do
+        [[ -n $name ]] && { printf '%s\n' "$name"; missing=1; }
     done <<<"$(missing_binaries)"
     for set in istio cert-manager gateway-api; do
         read -r mod version <<<"$(crd_module "$set")"
-        [[ -d $GO_CACHE/mod/$mod@$version ]] || { printf '%s CRDs, %s@%s (cold: ~10 s download)\n' "$set" "$mod" "$version"; missing=1; }
+        [[ -d $GO_CACHE/mod/$mod@$version ]] || { printf '%s CRDs, %s@%s (a download)\n' "$set" "$mod" "$version"; missing=1; }
     done
     ((missing == 0)) && log "everything is built: $BIN, $ISTIOD_BIN, $PROMETHEUS_BIN"
     return "$missing"

@@ -32,7 +32,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SRC=$ROOT/tools/cluster
 CACHE=${COWSAY_CLUSTER_CACHE:-$HOME/.cache/cowsay-bluegreen/cluster}
-GO_CACHE=${COWSAY_GO_CACHE:-$HOME/.cache/cowsay-bluegreen/go}
 # Once per machine, not per cache: clusters of two caches (a cold CI run beside a warm one) share the
 # machine's ports. ports.lock: kwokctl's probe for free ports and every bind of a port it probed;
 # ports/: istiod's and Prometheus's reservations.
@@ -47,8 +46,9 @@ NAME=cowsay                             # the kwokctl cluster; unique per state 
 W=$STATE/clusters/$NAME                 # its directory: kwok.yaml, kubeconfig.yaml, pki, etcd, logs, pids, bin
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok-controller)   # kwokctl's names
 
-log() { printf '[cluster %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
+# log, die (prefix [cluster]), GO_CACHE (COWSAY_GO_CACHE) and go_env, shared with the other scripts.
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh" cluster
 
 for v in NODES TIMEOUT JOBS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "COWSAY_CLUSTER_$v is '${!v}'; allowed: a whole number of 1 or more"
@@ -308,7 +308,7 @@ cmd_up() {
         log "a cluster in $STATE that is not ready: deleting it, starting afresh"
         teardown
     fi
-    log "kwokctl create cluster: kubernetes v$K8S_VERSION, etcd v$ETCD_VERSION, kwok v$KWOK_VERSION (~10 s) ..."
+    log "kwokctl create cluster: kubernetes v$K8S_VERSION, etcd v$ETCD_VERSION, kwok v$KWOK_VERSION ..."
     lock_ports   # until its components listen
     kwokctl create cluster --config "$SRC/kwokctl.yaml" --runtime binary --kubeconfig "" --timeout "${TIMEOUT}s" \
         --etcd-binary "$BIN/etcd" --kube-apiserver-binary "$BIN/kube-apiserver" \

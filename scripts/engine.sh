@@ -16,7 +16,7 @@
 # Usage:
 #   scripts/engine.sh build            build what is missing (prints where things are)
 #   scripts/engine.sh built            exit 0 if everything is cached; otherwise print what `build` would
-#                                      build, one line each with its cold time, and exit 1
+#                                      build, one line each, and exit 1 (how long: docs/testing.md)
 #   eval "$(scripts/engine.sh env)"    build if needed, then export PATH (the CLI, and Node 24 from
 #                                      node_modules/.bin), PULUMI_HOME, ... in this shell
 #   scripts/engine.sh exec CMD [ARGS]  run one command in that environment, e.g. `exec pulumi preview`
@@ -27,7 +27,8 @@
 #   COWSAY_GO_CACHE         Go caches shared with scripts/cluster.sh: <dir>/mod is GOMODCACHE, <dir>/build
 #                           GOCACHE (default ~/.cache/cowsay-bluegreen/go), so a build does not depend on
 #                           the user's own Go caches
-#   COWSAY_ENGINE_JOBS      go build -p (default 2: the machines have 2 cores; the CLI link needs ~3 GB)
+#   COWSAY_ENGINE_JOBS      go build -p (default 2: the machines have 2 cores, and the CLI's link alone
+#                           needs gigabytes of memory: docs/testing.md)
 #   COWSAY_ENGINE_BUILD_CLI 1 = build the CLI even if `pulumi` is on PATH
 #
 # Versions: the provider version below must equal the @pulumi/kubernetes version in package.json (the SDK
@@ -49,8 +50,9 @@ ENGINE_SRC=$ROOT/tools/engine
 CACHE=${COWSAY_ENGINE_CACHE:-$HOME/.cache/cowsay-bluegreen/engine}
 JOBS=${COWSAY_ENGINE_JOBS:-2}
 
-log() { printf '[engine %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { printf '[engine] error: %s\n' "$*" >&2; exit 1; }
+# log, die (prefix [engine]) and go_env, shared with the other scripts.
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" engine
 
 # The cache key: versions plus a hash of our Go sources, so editing tools/engine rebuilds.
 source_hash() {
@@ -63,14 +65,6 @@ KEYDIR=$CACHE/$KEY
 BIN=$KEYDIR/bin                 # pulumi + pulumi-language-nodejs (+ helper script); goes first on PATH
 PROVIDER_BIN=$KEYDIR/provider/pulumi-resource-kubernetes   # not on PATH: installed as a plugin
 export PULUMI_HOME=$KEYDIR/pulumi-home
-
-go_env() {
-    # The Go caches are shared with scripts/cluster.sh (many modules are common to both builds).
-    local go_cache=${COWSAY_GO_CACHE:-$HOME/.cache/cowsay-bluegreen/go}
-    export GOMODCACHE=$go_cache/mod GOCACHE=$go_cache/build
-    export GOFLAGS="-buildvcs=false -mod=readonly" CGO_ENABLED=0
-    export GOPROXY=${GOPROXY:-https://proxy.golang.org,direct}
-}
 
 # Is there a pulumi CLI on PATH that is not ours?
 ambient_pulumi() {
@@ -85,19 +79,15 @@ use_own_cli() {
     ! ambient_pulumi >/dev/null
 }
 
-require_go() {
-    command -v go >/dev/null || die "Go is required to build the toolchain (go 1.26 or newer)."
-}
-
 build_cli() {
     [[ -x $BIN/pulumi && -x $BIN/pulumi-language-nodejs ]] && return 0
-    require_go; go_env
+    go_env "build the toolchain"
     local mod=$ENGINE_SRC/cli tmp=$KEYDIR/tmp
     local ldflags="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v${PULUMI_VERSION}"
     mkdir -p "$tmp" "$BIN"
     log "downloading Go modules for the Pulumi CLI v${PULUMI_VERSION} ..."
     (cd "$mod" && go mod download) || die "go mod download failed in $mod (is the Go module proxy reachable?)"
-    log "building pulumi v${PULUMI_VERSION} (cold: 6-13 min on 2 cores) ..."
+    log "building pulumi v${PULUMI_VERSION} (cold, minutes: docs/testing.md#how-long-each-build-takes) ..."
     (cd "$mod" && go build -p "$JOBS" -trimpath -tags osusergo,grpcnotrace -ldflags "$ldflags" \
         -o "$tmp/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi) || die "building the Pulumi CLI failed"
     log "building pulumi-language-nodejs ..."
@@ -113,7 +103,7 @@ build_cli() {
 
 build_provider() {
     [[ -x $PROVIDER_BIN ]] && return 0
-    require_go; go_env
+    go_env "build the toolchain"
     local mod=$ENGINE_SRC/kubernetes tmp=$KEYDIR/tmp moddir
     mkdir -p "$tmp" "$(dirname "$PROVIDER_BIN")"
     log "downloading Go modules for the Kubernetes provider ..."
@@ -122,7 +112,7 @@ build_provider() {
     # The upstream main embeds files made by `go generate`; they are not in the module. Make them.
     (cd "$mod" && go run ./internal/genembed "$moddir" cmd/pulumi-resource-kubernetes "$K8S_VERSION") \
         || die "generating the provider's embedded schema failed"
-    log "building pulumi-resource-kubernetes v${K8S_VERSION} (cold: 8-11 min) ..."
+    log "building pulumi-resource-kubernetes v${K8S_VERSION} (cold, minutes: docs/testing.md#how-long-each-build-takes) ..."
     (cd "$mod" && go build -p "$JOBS" -trimpath \
         -ldflags "-s -w -X ${K8S_MODULE}/pkg/version.Version=${K8S_VERSION}" \
         -o "$tmp/pulumi-resource-kubernetes" ./cmd/pulumi-resource-kubernetes) \
@@ -133,9 +123,9 @@ build_provider() {
 # What `build` would compile, one line each, nothing if all is cached (the plugin install is seconds).
 missing() {
     if use_own_cli && ! [[ -x $BIN/pulumi && -x $BIN/pulumi-language-nodejs ]]; then
-        echo "the Pulumi CLI v${PULUMI_VERSION} and its Node.js language host (cold: 6-13 min on 2 cores)"
+        echo "the Pulumi CLI v${PULUMI_VERSION} and its Node.js language host"
     fi
-    [[ -x $PROVIDER_BIN ]] || echo "the Kubernetes provider v${K8S_VERSION} (cold: 8-11 min on 2 cores)"
+    [[ -x $PROVIDER_BIN ]] || echo "the Kubernetes provider v${K8S_VERSION}"
 }
 
 pulumi_cmd() {
@@ -162,8 +152,8 @@ ensure() {
     build_provider
     install_plugin
     rm -rf "$KEYDIR/tmp"
-    # Drop builds for other keys (older versions or sources, ~450 MB each); the Go caches stay, so going
-    # back to one of them is a ~30 s relink, not a cold build.
+    # Drop builds for other keys (older versions or sources, hundreds of MB each); the Go caches stay, so
+    # going back to one of them is a relink, not a cold build.
     local d
     for d in "$CACHE"/pulumi-v*_kubernetes-v*_src-*; do
         [[ -d $d && $d != "$KEYDIR" ]] || continue

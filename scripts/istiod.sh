@@ -29,8 +29,8 @@ NS=istio-system
 WEBHOOK=istio-validator-$NS           # the name and labels the Helm chart gives it: istiod keeps its caBundle
 KUBECTL=("$BIN/kubectl" "--kubeconfig=$W/kubeconfig.yaml" --request-timeout=10s)
 
-log() { printf '[istiod %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { printf '[istiod] error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" istiod
 
 pid() {   # the running istiod of this cluster (its pid file, checked against /proc like cluster.sh does)
     local p a0

@@ -5,22 +5,19 @@
 # install time, which fails offline), shellcheck from Debian's packages.
 #
 # Usage: scripts/lint.sh         (installs what is missing, then lints; exit 1 on any finding)
-# Environment: COWSAY_TOOLS_CACHE (default ~/.cache/cowsay-bluegreen/tools), COWSAY_GO_CACHE as in engine.sh
+# Environment: COWSAY_TOOLS_CACHE (default ~/.cache/cowsay-bluegreen/tools), COWSAY_GO_CACHE as in engine.sh (scripts/lib.sh)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ACTIONLINT_VERSION=v1.7.12
 SHELLCHECK_VERSION=0.9.0-1          # Debian bookworm's; `apt-cache policy shellcheck`
 TOOLS=${COWSAY_TOOLS_CACHE:-$HOME/.cache/cowsay-bluegreen/tools}/actionlint-$ACTIONLINT_VERSION
-GO_CACHE=${COWSAY_GO_CACHE:-$HOME/.cache/cowsay-bluegreen/go}
-
-log() { printf '[lint] %s\n' "$*" >&2; }
-die() { printf '[lint] error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh" lint
 
 if [[ ! -x $TOOLS/actionlint ]]; then
-    command -v go >/dev/null || die "Go is required to install actionlint $ACTIONLINT_VERSION"
+    go_env "install actionlint $ACTIONLINT_VERSION"
     log "installing actionlint $ACTIONLINT_VERSION from the Go module proxy ..."
-    GOBIN=$TOOLS GOMODCACHE=$GO_CACHE/mod GOCACHE=$GO_CACHE/build CGO_ENABLED=0 GOFLAGS=-buildvcs=false \
-        go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
+    GOBIN=$TOOLS go install "github.com/rhysd/actionlint/cmd/actionlint@$ACTIONLINT_VERSION"
 fi
 if [[ $(dpkg-query -W -f '${Version}' shellcheck 2>/dev/null) != "$SHELLCHECK_VERSION" ]]; then
     [[ $(id -u) == 0 ]] || die "shellcheck $SHELLCHECK_VERSION is missing: sudo apt-get install shellcheck=$SHELLCHECK_VERSION"

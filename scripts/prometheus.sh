@@ -26,8 +26,8 @@ LOG=$W/logs/prometheus.log
 EXE=$W/bin/prometheus                 # a link into the cache: cluster.sh's wait_gone finds it by this path
 PORTS=$LOCKS/ports                    # <port> -> link to the cluster directory that reserved it (istiod.sh's too)
 
-log() { printf '[prometheus %s] %s\n' "$(date +%T)" "$*" >&2; }
-die() { printf '[prometheus] error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" prometheus
 
 pid() {   # the running Prometheus of this cluster (its pid file, checked against /proc like cluster.sh does)
     local p a0

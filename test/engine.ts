@@ -124,7 +124,7 @@ export class EngineStack {
             ...process.env,
             // ts-node keys its compile cache by the compiler options, which hold the project's
             // absolute paths: the first pulumi command in each new project directory type-checked the
-            // whole program again (7.8 s of CPU instead of 2.3: npm run bench:pulumi-cpu). The tests'
+            // whole program again (about three times the CPU: docs/testing.md, npm run bench:pulumi-cpu). The tests'
             // `npm run build` (tsc, the same tsconfig) has type-checked these files already, so here
             // ts-node only strips the types. A caller showing what a user gets passes TYPE_CHECKED.
             PULUMI_NODEJS_TRANSPILE_ONLY: "true",

@@ -10,6 +10,7 @@
 // with its first request, as Envoy's do; none is created ahead with a zero.
 import { Counter, Histogram, Registry } from "prom-client";
 
+import { GATEWAY_NAME } from "../config";
 import { APP, APP_NAMESPACE, INGRESS_NAMESPACE } from "./constants";
 
 /** Istio's labels on its HTTP metrics, in the order its stats filter writes them. */
@@ -57,8 +58,6 @@ export interface MeshNames {
     readonly ingressNamespace?: string;
 }
 
-/** The ingress gateway's Deployment, app label and ServiceAccount: the chart's release name (components/mesh.ts, index.ts). */
-export const GATEWAY_WORKLOAD = "istio-ingressgateway";
 /** Istio's defaults: the trust domain of every SPIFFE identity, and the cluster ID of a single-cluster mesh. */
 const TRUST_DOMAIN = "cluster.local";
 const CLUSTER_ID = "Kubernetes";
@@ -108,13 +107,14 @@ export function istioLabels(outcome: Outcome, names: MeshNames = {}): IstioLabel
     const appName = names.appName ?? APP;
     const appNamespace = names.appNamespace ?? APP_NAMESPACE;
     const ingressNamespace = names.ingressNamespace ?? INGRESS_NAMESPACE;
+    // The gateway chart names the Deployment, its app label and the ServiceAccount after the release.
     const gateway = {
-        source_workload: GATEWAY_WORKLOAD,
-        source_canonical_service: GATEWAY_WORKLOAD,
+        source_workload: GATEWAY_NAME,
+        source_canonical_service: GATEWAY_NAME,
         source_canonical_revision: "latest",
         source_workload_namespace: ingressNamespace,
-        source_principal: spiffe(ingressNamespace, GATEWAY_WORKLOAD),
-        source_app: GATEWAY_WORKLOAD,
+        source_principal: spiffe(ingressNamespace, GATEWAY_NAME),
+        source_app: GATEWAY_NAME,
         source_cluster: CLUSTER_ID,
     };
     const response = { request_protocol: "http", response_code: String(outcome.status), grpc_response_status: "", response_flags: outcome.flags };

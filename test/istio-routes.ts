@@ -12,6 +12,7 @@ import * as path from "node:path";
 import { promisify } from "node:util";
 
 import { tlsSecretName } from "../components/tls";
+import { GATEWAY_NAME } from "../config";
 import type { LocalCluster } from "./cluster";
 import { HEADER, HOST } from "./constants";
 import { StandInGateway } from "./gateway";
@@ -126,8 +127,8 @@ export class IstioRoutes {
  */
 export async function createGatewayService(cluster: LocalCluster, namespace: string, selector: Readonly<Record<string, string>>): Promise<void> {
     await cluster.createNamespace(namespace);
-    const service = await cluster.kubectl("-n", namespace, "create", "service", "clusterip", "istio-ingressgateway", "--tcp=80:8080,443:8443");
-    const selected = await cluster.kubectl("-n", namespace, "set", "selector", "service", "istio-ingressgateway", Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(","));
+    const service = await cluster.kubectl("-n", namespace, "create", "service", "clusterip", GATEWAY_NAME, "--tcp=80:8080,443:8443");
+    const selected = await cluster.kubectl("-n", namespace, "set", "selector", "service", GATEWAY_NAME, Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(","));
     if (service.code !== 0 || selected.code !== 0) throw new Error(`the gateway Service in ${namespace}: ${service.stderr}${selected.stderr}`);
 }
 

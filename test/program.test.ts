@@ -12,7 +12,7 @@ import { parseDocument } from "yaml";
 import versions from "../versions.json";
 
 import {
-    DEPLOYMENT, DR, GW, HTTPROUTE, RELEASE, SERVICE, VS,
+    DEPLOYMENT, DR, GW, HTTPROUTE, K8S_GATEWAY, RELEASE, SERVICE, VS,
     byKey, find, keyOf, metadataOf, ofType, podLabels, runProgram, selects, spec, type Registered, type Run, type Spec,
 } from "./helpers";
 import { ROOT } from "./constants";
@@ -127,6 +127,19 @@ describe("the program with the example stack", () => {
         assert.deepEqual(moved.inputs.values, { service: { type: "NodePort" } });
         assert.equal(find(nodePort, "pulumi-nodejs:dynamic/cowsay-bluegreen:DeploymentReady").inputs.namespace, "edge");
         assert.match(String(nodePort.outputs.gatewayAddressCommand), /^n="\$\(kubectl get nodes .*kubectl -n edge get service istio-ingressgateway /);
+    });
+
+    it("names the gateway once: the release the mesh installs is the identity the app admits, the Service the Gateway API addresses and the selector's default", async () => {
+        const run = await runProgram({ routingApi: "gateway-api", ingressNamespace: "edge" });
+        const release = ofType(run, RELEASE).find((r) => r.inputs.chart === "gateway") as Registered;
+        const name = release.inputs.name as string;
+        // The gateway chart names the ServiceAccount and the Service after the release.
+        const policy = find(run, "kubernetes:security.istio.io/v1:AuthorizationPolicy");
+        assert.deepEqual(spec(policy).rules[0].from[0].source.principals, [`cluster.local/ns/edge/sa/${name}`]);
+        assert.deepEqual(spec(find(run, K8S_GATEWAY)).addresses, [{ type: "Hostname", value: `${name}.edge.svc.cluster.local` }]);
+        assert.match(String(run.outputs.gatewayAddressCommand), new RegExp(`kubectl -n edge get service ${name} `));
+        // ... and labels its pods `istio: <release without "istio-">`, which the Istio API's Gateway selects.
+        assert.deepEqual(spec(find(await runProgram({}), GW)).selector, { istio: name.replace(/^istio-/, "") });
     });
 
     it("takes the Istio charts from a mirror or a local directory when told to (clusters without internet)", async () => {

@@ -244,4 +244,14 @@ describe("the README's map of the code", () => {
         assert.ok(folders.length > 5, `git ls-files found ${folders.length} folders`);
         assert.deepEqual(folders.filter((f) => !named.has(f)), []);
     });
+
+    it("names every file in scripts/, the entry points a reader runs or meets in the logs", () => {
+        const readme = readFileSync(path.join(ROOT, "README.md"), "utf8");
+        const start = readme.indexOf("## Map of the code");
+        const map = readme.slice(start, readme.indexOf("\n## ", start + 1));
+        const named = new Set([...map.matchAll(/^(scripts\/[\w.-]+)\s/gm)].map((m) => m[1]));
+        const tracked = execFileSync("git", ["ls-files", "scripts"], { cwd: ROOT, encoding: "utf8" }).split("\n").filter((f) => f !== "");
+        assert.ok(tracked.length > 5, `git ls-files found ${tracked.length} files in scripts/`);
+        assert.deepEqual(tracked.filter((f) => !named.has(f)), []);
+    });
 });

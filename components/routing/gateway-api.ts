@@ -14,17 +14,13 @@ import type { IHTTPRouteRule } from "@kubernetes-models/gateway-api/gateway.netw
 import type { IHTTPRouteSpec } from "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRouteSpec";
 import type { IParentReference } from "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ParentReference";
 
+import { GATEWAY_NAME } from "../../config";
 import { NO_SERVICE_AWAIT } from "../annotations";
 import type { Manifest } from "../manifest";
 import type { VersionPlan } from "../plan";
 import { RouteStatus, type RouteRef } from "../route-status";
 import { ROUTING_OBJECT_ANNOTATIONS, routingChild, sharedName, type Http01Solver, type Http01Target, type Routing, type RoutingArgs } from "./shape";
 
-/**
- * The Service of the ingress gateway the Gateway binds to: the one the `gateway` chart creates for the
- * release mesh.ts installs, and the one the Istio API's Gateway selects the pods of.
- */
-export const GATEWAY_SERVICE = "istio-ingressgateway";
 const API_VERSION = "gateway.networking.k8s.io/v1";
 const GATEWAY_GROUP = "gateway.networking.k8s.io";
 
@@ -92,7 +88,8 @@ export function gateway(args: RoutingArgs): Manifest<IGatewaySpec> {
         metadata: { name: gatewayName(args), namespace: args.ingressNamespace },
         spec: {
             gatewayClassName: "istio",
-            addresses: [{ type: "Hostname", value: `${GATEWAY_SERVICE}.${args.ingressNamespace}.svc.cluster.local` }],
+            // The Service the gateway chart creates for the release mesh.ts installs.
+            addresses: [{ type: "Hostname", value: `${GATEWAY_NAME}.${args.ingressNamespace}.svc.cluster.local` }],
             listeners: [
                 {
                     name: "http",
