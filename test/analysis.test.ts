@@ -12,7 +12,7 @@ import { minimumSeconds, parseAnalysis, promqlError, resolveChecks, type Analysi
 import { analyse, checkEnd, judge, queryPrometheus, type Verdict } from "../components/analysis/judge";
 import { parseSettings } from "../config";
 import { runAnalysis, type GateAnalysis, type GateInputs, type VersionCheck } from "../components/gate";
-import { DEPLOYMENT, find, podLabels, runProgram } from "./helpers";
+import { DEPLOYMENT, find, podLabels, runProgram } from "./support/helpers";
 
 const GATEWAY = "https://203.0.113.10";
 const PROMETHEUS = "http://127.0.0.1:9090";

@@ -10,7 +10,7 @@ import { parse } from "yaml";
 
 import { CONFIG_KEYS, DEFAULTS, parseSettings, type LastRun } from "../config";
 import { planVersions } from "../components/plan";
-import { runProgram } from "./helpers";
+import { runProgram } from "./support/helpers";
 
 const versions = (v: Record<string, unknown>) => JSON.stringify(v);
 const cow = { image: "dougbtv/nginx-cowsay:v1", expect: "^__^" };

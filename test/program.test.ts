@@ -14,8 +14,8 @@ import versions from "../versions.json";
 import {
     DEPLOYMENT, DR, GW, HTTPROUTE, RELEASE, SERVICE, VS,
     byKey, find, keyOf, metadataOf, ofType, podLabels, runProgram, selects, spec, type Registered, type Run, type Spec,
-} from "./helpers";
-import { ROOT } from "./constants";
+} from "./support/helpers";
+import { ROOT } from "./support/constants";
 
 const liveRoute = (run: Run) => find(run, VS, "cowsay-nginx");
 

@@ -2,7 +2,7 @@
 // them, answer slowly or never: never more requests than the rate and duration allow, never more in
 // flight than the bound, a stop that is immediate, what goes on the wire (Host, TLS server name,
 // credentials, path, query, the header), the refusals; that it still works once Pulumi has
-// serialized it as a dynamic provider would; and the tests' load generator (test/load.ts), which
+// serialized it as a dynamic provider would; and the tests' load generator (test/support/load.ts), which
 // refuses anything but loopback.
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
@@ -19,7 +19,7 @@ import { after, before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 
 import { sendTraffic, type TrafficOptions } from "../components/traffic";
-import { isLoopback, startLoad } from "./load";
+import { isLoopback, startLoad } from "./support/load";
 
 /** A local server that records each request and answers as `handle` says (or never). */
 interface Recorder {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { DEPLOYMENT, DR, GW, HTTPROUTE, K8S_GATEWAY, SERVICE, VS, keyOf, runProgram, type Registered } from "./helpers";
+import { DEPLOYMENT, DR, GW, HTTPROUTE, K8S_GATEWAY, SERVICE, VS, keyOf, runProgram, type Registered } from "./support/helpers";
 
 const KEPT = [DEPLOYMENT, SERVICE, DR, GW, K8S_GATEWAY, HTTPROUTE];
 const gated = { gatewayUrl: "https://203.0.113.10" };

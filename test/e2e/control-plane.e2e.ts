@@ -14,8 +14,8 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import versions from "../../versions.json";
-import { LocalCluster, portReservation } from "../cluster";
-import { processesMentioning, runCommand } from "../processes";
+import { LocalCluster, portReservation } from "../support/cluster";
+import { processesMentioning, runCommand } from "../support/processes";
 
 const SCRIPT = path.resolve(__dirname, "..", "..", "..", "scripts", "cluster.sh");
 const COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller"];

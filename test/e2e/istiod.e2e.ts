@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { LocalCluster, portReservation } from "../cluster";
-import { processesMentioning, runCommand, runUntil } from "../processes";
+import { LocalCluster, portReservation } from "../support/cluster";
+import { processesMentioning, runCommand, runUntil } from "../support/processes";
 
 const HOST = "cowsay.example.com";
 const GATEWAY = ["--role", "gateway", "--namespace", "istio-ingress", "--labels", "istio=ingressgateway"];

@@ -4,7 +4,7 @@
 // duration ends (or at stop()), so a suite that forgets it cannot leave traffic running.
 import { BlockList, isIP } from "node:net";
 
-import { sendTraffic, type TrafficOptions, type TrafficResult } from "../components/traffic";
+import { sendTraffic, type TrafficOptions, type TrafficResult } from "../../components/traffic";
 import { HOST } from "./constants";
 
 /** What to send; `host` defaults to the gateway's host, `timeoutMs` to 2000. */

@@ -8,7 +8,7 @@ import * as path from "node:path";
 
 import { parseAllDocuments, parseDocument } from "yaml";
 
-import { namespacedKey, projectKey, stackSettingsFile } from "../components/stack-config";
+import { namespacedKey, projectKey, stackSettingsFile } from "../../components/stack-config";
 import { ROOT } from "./constants";
 import { runCommand, runUntil, type CommandResult, type RunningCommand } from "./processes";
 

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 
-import { tlsSecretName } from "../components/tls";
+import { tlsSecretName } from "../../components/tls";
 import type { LocalCluster } from "./cluster";
 import { HEADER, HOST } from "./constants";
 import { StandInGateway } from "./gateway";

@@ -7,11 +7,14 @@ import * as path from "node:path";
 
 import { parse } from "yaml";
 
-import { DEFAULTS } from "../config";
-import { namespacedKey } from "../components/stack-config";
+import { DEFAULTS } from "../../config";
+import { namespacedKey } from "../../components/stack-config";
 
-/** The repository (tests run from bin/test, two levels below). */
-export const ROOT = path.resolve(__dirname, "..", "..");
+/**
+ * The repository's root, and only that: the compiled program is COMPILED (test/support/helpers.ts).
+ * This file runs from bin/test/support, three levels below.
+ */
+export const ROOT = path.resolve(__dirname, "..", "..", "..");
 
 /** The project name, which prefixes every config key (`<project>:activeVersion`). */
 export const PROJECT: string = (parse(readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")) as { name: string }).name;

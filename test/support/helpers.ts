@@ -4,9 +4,10 @@ import * as path from "node:path";
 
 import * as pulumi from "@pulumi/pulumi";
 
-import { configKey, PROJECT } from "./constants";
+import { configKey, PROJECT, ROOT } from "./constants";
 
-const ROOT = path.resolve(__dirname, "..");
+/** Where tsc put the program (tsconfig's outDir): the mocks run the compiled index.js, as Pulumi would. */
+const COMPILED = path.join(ROOT, "bin");
 
 /** A resource as the program registered it. */
 export interface Registered {
@@ -80,7 +81,7 @@ class RecordingMocks implements pulumi.runtime.Mocks {
 /** Forgets the program's modules so the next require evaluates it again with new config. */
 function unloadProgram(): void {
     for (const file of Object.keys(require.cache)) {
-        if (file.startsWith(ROOT) && !file.includes(`${path.sep}node_modules${path.sep}`) && !file.includes(`${path.sep}test${path.sep}`)) {
+        if (file.startsWith(COMPILED) && !file.includes(`${path.sep}node_modules${path.sep}`) && !file.includes(`${path.sep}test${path.sep}`)) {
             delete require.cache[file];
         }
     }
@@ -131,7 +132,7 @@ export async function runProgram(
     let error: Error | undefined;
     try {
         // The program is imported and run as Pulumi runs it; a refusal surfaces here.
-        const main = require(path.join(ROOT, "index")) as () => Promise<Record<string, unknown>>;
+        const main = require(path.join(COMPILED, "index")) as () => Promise<Record<string, unknown>>;
         program = await main();
     } catch (err) {
         error = err as Error;
