@@ -4,19 +4,19 @@
 // live version) happens before the first resource is registered, as one message.
 import * as pulumi from "@pulumi/pulumi";
 
-import { gatewayAddressCommand } from "./components/address";
+import { gatewayAddressCommand } from "./lib/address";
 import { BlueGreenApp } from "./components/app";
 import { ConfigError, SECRET_CAPABLE_KEYS, parseSettings, type LastRun, type RawConfig, type Settings } from "./config";
-import type { GateSettings } from "./components/gate";
+import type { GateSettings } from "./dynamic/gate";
 import { GatewayApiCrds } from "./components/gateway-api-crds";
 import { IstioMesh } from "./components/mesh";
-import { APP_NAME, planVersions } from "./components/plan";
+import { APP_NAME, planVersions } from "./lib/plan";
 import { ROUTING } from "./components/routing";
 import { GATEWAY_SERVICE } from "./components/routing/gateway-api";
 import type { RouteSettings } from "./components/routing/shape";
 import { MeshSecurity } from "./components/security";
-import { sharedNamePrefix } from "./components/shared-names";
-import { projectConfig } from "./components/stack-config";
+import { sharedNamePrefix } from "./lib/shared-names";
+import { projectConfig } from "./lib/stack-config";
 import { GatewayTls } from "./components/tls";
 
 const MIN_NODE_MAJOR = 22;

@@ -1,7 +1,7 @@
 // The blue-green app: the namespace, one Deployment (and PodDisruptionBudget) per version, the one
 // Service in front of all of them, the gate, and the routing component the caller picked, a child of
 // the app, which owns the ingress and routing objects and the live route (components/routing/). What
-// each version does comes from the plan (components/plan.ts); the app does not decide it again. Only
+// each version does comes from the plan (lib/plan.ts); the app does not decide it again. Only
 // the live route depends on which version is active, so a switch or a rollback changes that one
 // object (and the gate) and nothing else. Order inside one `pulumi up`: the Deployments of the
 // versions that will take traffic, then the gate, then the live route, and only then the versions
@@ -9,10 +9,10 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
-import { ALLOW_ZERO_REPLICAS, NO_SERVICE_AWAIT } from "./annotations";
-import { resolveChecks, type Subject } from "./analysis/checks";
-import { FORMER_GATE_TYPE, Gate, type GateArgs, type GateSettings } from "./gate";
-import { APP_NAME, workloadName, type Plan, type VersionPlan } from "./plan";
+import { ALLOW_ZERO_REPLICAS, NO_SERVICE_AWAIT } from "../lib/annotations";
+import { resolveChecks, type Subject } from "../lib/analysis/checks";
+import { FORMER_GATE_TYPE, Gate, type GateArgs, type GateSettings } from "../dynamic/gate";
+import { APP_NAME, workloadName, type Plan, type VersionPlan } from "../lib/plan";
 import type { Routing, RoutingComponent, RouteSettings } from "./routing/shape";
 
 export interface BlueGreenAppArgs {

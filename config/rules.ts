@@ -4,7 +4,7 @@
 // object the program and the fleet receive.
 import type * as z from "zod";
 
-import { AnalysisError, parseAnalysis, type AnalysisSettings } from "../components/analysis/checks";
+import { AnalysisError, parseAnalysis, type AnalysisSettings } from "../lib/analysis/checks";
 import type { configSchema } from "./keys";
 import { ConfigError, show, suggestion } from "./messages";
 import type { GatewayApiCrdsSource } from "./values";

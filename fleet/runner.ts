@@ -9,8 +9,8 @@ import * as path from "node:path";
 import { LocalWorkspace, Stack, type EngineEvent } from "@pulumi/pulumi/automation";
 
 import { ConfigError, parseSettings, type RawConfig, type Settings } from "../config";
-import { runChecks } from "../components/gate";
-import { namespacedKey, projectConfig, stackSettingsFile } from "../components/stack-config";
+import { runChecks } from "../dynamic/gate";
+import { namespacedKey, projectConfig, stackSettingsFile } from "../lib/stack-config";
 import { allStale, fileBackendLocks, lockHolders, type LockHolder } from "./locks";
 import { StoppedAfterFailure, type PlanProgress, type StackRunner } from "./plan";
 import { processAlive, type SwitchRecord } from "./record";

@@ -9,7 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 
 import { CONFIG_KEYS, DEFAULTS, parseSettings, type LastRun } from "../config";
-import { planVersions } from "../components/plan";
+import { planVersions } from "../lib/plan";
 import { runProgram } from "./support/helpers";
 
 const versions = (v: Record<string, unknown>) => JSON.stringify(v);

@@ -14,10 +14,10 @@ import type { IHTTPRouteRule } from "@kubernetes-models/gateway-api/gateway.netw
 import type { IHTTPRouteSpec } from "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRouteSpec";
 import type { IParentReference } from "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ParentReference";
 
-import { NO_SERVICE_AWAIT } from "../annotations";
-import type { Manifest } from "../manifest";
-import type { VersionPlan } from "../plan";
-import { RouteStatus, type RouteRef } from "../route-status";
+import { NO_SERVICE_AWAIT } from "../../lib/annotations";
+import type { Manifest } from "../../lib/manifest";
+import type { VersionPlan } from "../../lib/plan";
+import { RouteStatus, type RouteRef } from "../../dynamic/route-status";
 import { ROUTING_OBJECT_ANNOTATIONS, routingChild, sharedName, type Http01Solver, type Http01Target, type Routing, type RoutingArgs } from "./shape";
 
 /**
@@ -29,7 +29,7 @@ const API_VERSION = "gateway.networking.k8s.io/v1";
 const GATEWAY_GROUP = "gateway.networking.k8s.io";
 
 // The Gateway and the redirect route live in the shared ingress namespace: named per stack
-// (components/shared-names.ts), as before for the default app namespace and stacks deployed before.
+// (lib/shared-names.ts), as before for the default app namespace and stacks deployed before.
 const gatewayName = (args: Http01Target) => sharedName(args, `${args.appName}-gateway`);
 const redirectName = (args: Http01Target) => sharedName(args, `${args.appName}-redirect`);
 const serviceOf = (args: RoutingArgs, version: string) => `${args.appName}-${version}`;
@@ -204,7 +204,7 @@ export class GatewayApiRouting extends pulumi.ComponentResource implements Routi
     public readonly ingressRoute: k8s.apiextensions.CustomResource;
     /** The mesh route, created after the ingress route: waiting for it is waiting for both. */
     public readonly live: k8s.apiextensions.CustomResource;
-    /** Istio's verdict on every HTTPRoute this update wrote (components/route-status.ts); `live` when not waited for. */
+    /** Istio's verdict on every HTTPRoute this update wrote (dynamic/route-status.ts); `live` when not waited for. */
     public readonly settled: pulumi.Resource;
 
     constructor(name: string, args: RoutingArgs, opts?: pulumi.ComponentResourceOptions) {

@@ -24,7 +24,7 @@ import type { IDestinationRule } from "@kubernetes-models/istio/networking.istio
 import type { IGateway } from "@kubernetes-models/istio/networking.istio.io/v1/Gateway";
 import type { IVirtualService } from "@kubernetes-models/istio/networking.istio.io/v1/VirtualService";
 
-import type { Manifest } from "../manifest";
+import type { Manifest } from "../../lib/manifest";
 import { ROUTING_OBJECT_ANNOTATIONS, routingChild, sharedName, type Http01Solver, type Http01Target, type Routing, type RoutingArgs } from "./shape";
 
 const API_VERSION = "networking.istio.io/v1";
@@ -39,7 +39,7 @@ const gatewayName = (args: RoutingArgs) => `${args.appName}-gateway`;
 const httpGatewayName = (args: RoutingArgs) => `${args.appName}-http-gateway`;
 /** How the VirtualServices name the Gateway. */
 const gatewayRef = (args: RoutingArgs) => `${args.namespace}/${gatewayName(args)}`;
-/** Cluster-scoped, so named per stack (components/shared-names.ts); Istio reads its controller, not its name. */
+/** Cluster-scoped, so named per stack (lib/shared-names.ts); Istio reads its controller, not its name. */
 const ingressClassName = (target: Http01Target) => sharedName(target, "istio");
 /** The redirect is a route of its own (see the header) when ACME challenges must pass port 80. */
 const redirectsByRoute = (args: RoutingArgs) => args.httpsRedirect && args.acmeHttp01 === true;

@@ -9,7 +9,7 @@
 import type * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 
-import type { Plan } from "../plan";
+import type { Plan } from "../../lib/plan";
 
 /** What the caller decides about routing (from the config), whichever API routes. */
 export interface RouteSettings {
@@ -32,7 +32,7 @@ export interface RouteSettings {
     readonly acmeHttp01?: boolean;
     /**
      * Prefix of the names of the objects other stacks on the cluster may name too: those in the shared
-     * ingress namespace and cluster-scoped ones (components/shared-names.ts). Default: "".
+     * ingress namespace and cluster-scoped ones (lib/shared-names.ts). Default: "".
      */
     readonly sharedNamePrefix?: string;
     /**

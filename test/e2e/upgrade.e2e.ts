@@ -26,7 +26,7 @@ import type { StandInGateway, KubeObject } from "../support/gateway";
 import { createGatewayService, createTlsSecret, IstioRoutes } from "../support/istio-routes";
 
 const FROM = "39520e0";
-/** The program's wait for Istio's verdict on HTTPRoutes (components/route-status.ts), new since FROM. */
+/** The program's wait for Istio's verdict on HTTPRoutes (dynamic/route-status.ts), new since FROM. */
 const ROUTE_STATUS_TYPE = "pulumi-nodejs:dynamic/cowsay-bluegreen:RouteStatus";
 /** Operations that would disturb a running object: a new one, a deleted one, a replacement. */
 const DISTURBING = ["create", "delete", "replace", "create-replacement", "delete-replaced", "discard", "import"];

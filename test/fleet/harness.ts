@@ -7,7 +7,7 @@
 import { cpSync, readFileSync, rmSync } from "node:fs";
 import * as path from "node:path";
 
-import { stackSettingsFile } from "../../components/stack-config";
+import { stackSettingsFile } from "../../lib/stack-config";
 import { LocalCluster } from "../support/cluster";
 import { APP_NAMESPACE, GATEWAY_SELECTOR, HOST, INGRESS_NAMESPACE, NO_INSTALLS, SHORT_GATE, URN, configKey } from "../support/constants";
 import { EngineStack, ROOT } from "../support/engine";

@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { parse } from "yaml";
 
 import { DEFAULTS } from "../../config";
-import { namespacedKey } from "../../components/stack-config";
+import { namespacedKey } from "../../lib/stack-config";
 
 /**
  * The repository's root, and only that: the compiled program is COMPILED (test/support/helpers.ts).
@@ -55,7 +55,7 @@ export const NO_INSTALLS: Readonly<Record<string, string>> = { installIstio: "fa
 
 /**
  * Config for a Gateway API stack on a control plane where nothing writes the HTTPRoutes' status (no
- * istiod): the program's wait for Istio's verdict (components/route-status.ts) is off.
+ * istiod): the program's wait for Istio's verdict (dynamic/route-status.ts) is off.
  */
 export const NO_ROUTE_STATUS: Readonly<Record<string, string>> = { routeStatusTimeout: "0" };
 

@@ -78,13 +78,21 @@ class RecordingMocks implements pulumi.runtime.Mocks {
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
+/** The program's own compiled modules in Node's module cache: what a run loaded, not the tests or node_modules. */
+function loadedProgramFiles(): string[] {
+    return Object.keys(require.cache).filter(
+        (file) => file.startsWith(COMPILED + path.sep) && !file.includes(`${path.sep}node_modules${path.sep}`) && !file.includes(`${path.sep}test${path.sep}`),
+    );
+}
+
+/** The modules the last runProgram loaded, relative to the compiled tree (`index.js`, `lib/plan.js`, ...). */
+export function programModules(): string[] {
+    return loadedProgramFiles().map((file) => path.relative(COMPILED, file));
+}
+
 /** Forgets the program's modules so the next require evaluates it again with new config. */
 function unloadProgram(): void {
-    for (const file of Object.keys(require.cache)) {
-        if (file.startsWith(COMPILED) && !file.includes(`${path.sep}node_modules${path.sep}`) && !file.includes(`${path.sep}test${path.sep}`)) {
-            delete require.cache[file];
-        }
-    }
+    for (const file of loadedProgramFiles()) delete require.cache[file];
 }
 
 /** Resolves every Output in a stack export (mocks make them all known); secrets are marked. */
