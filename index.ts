@@ -1,4 +1,4 @@
-// The wiring: read the stack config once, plan what each version does, build the mesh, TLS, the
+// The wiring: read the stack config once, decide what each version does, build the mesh, TLS, the
 // blue-green app (with the routing API the config picks) and the mesh security beside it, and export
 // what a user needs to watch the switch. Every refusal (bad config, an old Node.js, a removal of the
 // live version) happens before the first resource is registered, as one message.
@@ -10,7 +10,8 @@ import { ConfigError, SECRET_CAPABLE_KEYS, parseSettings, type LastRun, type Raw
 import type { GateSettings } from "./dynamic/gate";
 import { GatewayApiCrds } from "./components/gateway-api-crds";
 import { IstioMesh } from "./components/mesh";
-import { APP_NAME, planVersions } from "./lib/plan";
+import { APP_NAME } from "./lib/app-names";
+import { decideRoles } from "./lib/version-roles";
 import { ROUTING } from "./components/routing";
 import { GATEWAY_SERVICE } from "./components/routing/gateway-api";
 import type { RouteSettings } from "./components/routing/shape";
@@ -105,13 +106,13 @@ function deploy(settings: Settings, last: LastRun | undefined) {
         );
     }
 
-    const plan = planVersions(settings);
+    const roles = decideRoles(settings);
     // The routing objects need their CRDs (Istio's, the Gateway API's) and a running gateway; the Gateway needs the Secret.
     const prerequisites = [...(mesh === undefined ? [] : [mesh]), ...(gatewayApi === undefined ? [] : [gatewayApi]), tls];
     const app = new BlueGreenApp("cowsay", {
         namespace: settings.appNamespace,
         appName: APP_NAME,
-        plan,
+        roles,
         routing: routing.component,
         route: {
             hostname: settings.hostname,
@@ -157,9 +158,9 @@ function deploy(settings: Settings, last: LastRun | undefined) {
     const whenRouted = <T>(value: T): pulumi.Output<T> => app.route.urn.apply(() => value);
 
     return {
-        activeVersion: whenRouted(plan.active),
-        trafficSplit: whenRouted(Object.fromEntries(plan.serving.map((v) => [v.name, v.weight]))),
-        versions: Object.fromEntries(plan.versions.map((v) => [v.name, v.expect === undefined ? { image: v.image } : { image: v.image, expect: v.expect }])),
+        activeVersion: whenRouted(roles.active),
+        trafficSplit: whenRouted(Object.fromEntries(roles.serving.map((v) => [v.name, v.weight]))),
+        versions: Object.fromEntries(roles.versions.map((v) => [v.name, v.expect === undefined ? { image: v.image } : { image: v.image, expect: v.expect }])),
         gatewayHost: settings.hostname,
         // Read back by the next update (lastRun), so that the names of this stack's shared objects never change.
         sharedNamePrefix: prefix,

@@ -6,7 +6,7 @@
 import { resolveChecks, type ResolvedCheck } from "../lib/analysis/checks";
 import { analyse, type AnalysisResult } from "../lib/analysis/judge";
 import { ConfigError, parseSettings, type Analysis } from "../config";
-import { workloadName } from "../lib/plan";
+import { workloadName } from "../lib/app-names";
 import type { PlanProgress } from "./plan";
 import { stepTarget, type RolloutRunner } from "./rollout";
 import { refusal, type AutomationRunner, type FleetWorkspace, type StackView } from "./runner";

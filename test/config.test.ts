@@ -9,7 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 
 import { CONFIG_KEYS, DEFAULTS, parseSettings, type LastRun } from "../config";
-import { planVersions } from "../lib/plan";
+import { decideRoles } from "../lib/version-roles";
 import { runProgram } from "./support/helpers";
 
 const versions = (v: Record<string, unknown>) => JSON.stringify(v);
@@ -141,14 +141,14 @@ describe("good stack config", () => {
         assert.equal(settings.activeVersion, "v1");
         assert.deepEqual([...settings.trafficSplit], [["v1", 100]]);
         assert.deepEqual([...settings.versions.keys()], ["v1", "v2"]);
-        assert.deepEqual(planVersions(settings).versions.map((v) => [v.name, v.replicas, v.serving]), [["v1", 2, true], ["v2", 2, false]]);
+        assert.deepEqual(decideRoles(settings).versions.map((v) => [v.name, v.replicas, v.serving]), [["v1", 2, true], ["v2", 2, false]]);
     });
 
     it("keeps a valid 0 idle replicas and scales only idle versions", () => {
         const settings = parseSettings({ idleReplicas: "0", trafficSplit: '{"v1":90,"v2":10}', versions: versions({ v1: cow, v2: hotdog, v3: { image: "cowsay:v3", expect: "3" } }) });
-        const plan = planVersions(settings);
-        assert.deepEqual(plan.versions.map((v) => [v.name, v.replicas, v.weight]), [["v1", 2, 90], ["v2", 2, 10], ["v3", 0, 0]]);
-        assert.deepEqual([plan.serving.map((v) => v.name), plan.idle.map((v) => v.name)], [["v1", "v2"], ["v3"]]);
+        const roles = decideRoles(settings);
+        assert.deepEqual(roles.versions.map((v) => [v.name, v.replicas, v.weight]), [["v1", 2, 90], ["v2", 2, 10], ["v3", 0, 0]]);
+        assert.deepEqual([roles.serving.map((v) => v.name), roles.idle.map((v) => v.name)], [["v1", "v2"], ["v3"]]);
     });
 
     it("does not mistake a repeated name inside a version, or inside a string, for a duplicate version", () => {

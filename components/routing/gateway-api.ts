@@ -16,7 +16,7 @@ import type { IParentReference } from "@kubernetes-models/gateway-api/gateway.ne
 
 import { NO_SERVICE_AWAIT } from "../../lib/annotations";
 import type { Manifest } from "../../lib/manifest";
-import type { VersionPlan } from "../../lib/plan";
+import type { VersionRole } from "../../lib/version-roles";
 import { RouteStatus, type RouteRef } from "../../dynamic/route-status";
 import { ROUTING_OBJECT_ANNOTATIONS, routingChild, sharedName, type Http01Solver, type Http01Target, type Routing, type RoutingArgs } from "./shape";
 
@@ -53,14 +53,14 @@ function backend(args: RoutingArgs, version: string, weight?: number): IHTTPBack
 
 /** What both live routes send: every serving version with its weight. */
 function liveRule(args: RoutingArgs): IHTTPRouteRule {
-    return { matches: [everyPath], backendRefs: args.plan.serving.map((v) => backend(args, v.name, v.weight)) };
+    return { matches: [everyPath], backendRefs: args.roles.serving.map((v) => backend(args, v.name, v.weight)) };
 }
 
 /**
  * A backendRef names a Service, never a subset: each version gets a Service that selects exactly its
  * pods. The shared Service stays: in-mesh callers address it, and the mesh route hangs off it.
  */
-export function versionService(args: RoutingArgs, version: VersionPlan): k8s.core.v1.ServiceArgs {
+export function versionService(args: RoutingArgs, version: VersionRole): k8s.core.v1.ServiceArgs {
     return {
         metadata: { name: serviceOf(args, version.name), namespace: args.namespace, labels: { ...args.podSelector, version: version.name }, annotations: { ...NO_SERVICE_AWAIT } },
         spec: {
@@ -151,7 +151,7 @@ export function testRoute(args: RoutingArgs, header: string): Manifest<IHTTPRout
         spec: {
             parentRefs: [gatewayRef(args)],
             hostnames: [args.hostname],
-            rules: args.plan.versions.map((v) => ({
+            rules: args.roles.versions.map((v) => ({
                 matches: [{ ...everyPath, headers: [{ type: "Exact", name: header, value: v.name }] }],
                 backendRefs: [backend(args, v.name)],
             })),
@@ -210,7 +210,7 @@ export class GatewayApiRouting extends pulumi.ComponentResource implements Routi
     constructor(name: string, args: RoutingArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cowsay-bluegreen:routing:GatewayApiRouting", name, {}, opts);
         const CustomResource = k8s.apiextensions.CustomResource;
-        this.services = args.plan.versions.map((v) => new k8s.core.v1.Service(`${name}-${v.name}-service`, versionService(args, v), routingChild(this, args)));
+        this.services = args.roles.versions.map((v) => new k8s.core.v1.Service(`${name}-${v.name}-service`, versionService(args, v), routingChild(this, args)));
         this.gateway = new CustomResource(`${name}-gateway`, gateway(args), routingChild(this, args));
         const ready: pulumi.Resource[] = [this.gateway, ...this.services];
         const routes: k8s.apiextensions.CustomResource[] = [];

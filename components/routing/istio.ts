@@ -59,7 +59,7 @@ export function destinationRule(args: RoutingArgs): Manifest<NonNullable<IDestin
         metadata: { name: args.appName, namespace: args.namespace, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
         spec: {
             host: serviceHost(args),
-            subsets: args.plan.versions.map((v) => ({ name: v.name, labels: { version: v.name } })),
+            subsets: args.roles.versions.map((v) => ({ name: v.name, labels: { version: v.name } })),
         },
     };
 }
@@ -142,7 +142,7 @@ export function testRoute(args: RoutingArgs, header: string): Manifest<VirtualSe
         spec: {
             hosts: [args.hostname],
             gateways: [gatewayRef(args)],
-            http: args.plan.versions.map((v) => ({
+            http: args.roles.versions.map((v) => ({
                 name: `test-${v.name}`,
                 match: [{ headers: { [header]: { exact: v.name } } }],
                 route: [subsetRoute(args, v.name)],
@@ -161,7 +161,7 @@ export function liveRoute(args: RoutingArgs): Manifest<VirtualServiceSpec> {
             // The gateway host for ingress traffic, the Service host for in-mesh callers.
             hosts: [args.hostname, serviceHost(args)],
             gateways: [gatewayRef(args), "mesh"],
-            http: [{ name: "live", route: args.plan.serving.map((v) => subsetRoute(args, v.name, v.weight)) }],
+            http: [{ name: "live", route: args.roles.serving.map((v) => subsetRoute(args, v.name, v.weight)) }],
         },
     };
 }

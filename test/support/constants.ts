@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { parse } from "yaml";
 
 import { DEFAULTS } from "../../config";
+import { APP_NAME } from "../../lib/app-names";
 import { namespacedKey } from "../../lib/stack-config";
 
 /**
@@ -44,7 +45,7 @@ export const COW: string = VERSIONS.v1.expect;
 export const HOTDOG: string = VERSIONS.v2.expect;
 
 /** The app's objects are named after it: the live route, the DestinationRule, `<app>-<version>` Deployments. */
-export const APP = "cowsay-nginx";
+export const APP: string = APP_NAME;
 
 /**
  * Config every end-to-end stack starts from: Istio and cert-manager are not installed (Helm releases

@@ -85,7 +85,7 @@ function loadedProgramFiles(): string[] {
     );
 }
 
-/** The modules the last runProgram loaded, relative to the compiled tree (`index.js`, `lib/plan.js`, ...). */
+/** The modules the last runProgram loaded, relative to the compiled tree (`index.js`, `lib/image.js`, ...). */
 export function programModules(): string[] {
     return loadedProgramFiles().map((file) => path.relative(COMPILED, file));
 }
