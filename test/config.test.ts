@@ -10,6 +10,7 @@ import { parse } from "yaml";
 
 import { CONFIG_KEYS, DEFAULTS, parseSettings, type LastRun } from "../config";
 import { decideRoles } from "../lib/version-roles";
+import { ROOT } from "./support/constants";
 import { runProgram } from "./support/helpers";
 
 const versions = (v: Record<string, unknown>) => JSON.stringify(v);
@@ -176,7 +177,7 @@ describe("good stack config", () => {
 });
 
 describe("Pulumi.yaml", () => {
-    const project = parse(readFileSync(path.join(__dirname, "..", "..", "Pulumi.yaml"), "utf8")) as {
+    const project = parse(readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")) as {
         name: string;
         main?: string;
         runtime: { name: string; options: { typescript?: boolean } };
@@ -185,12 +186,12 @@ describe("Pulumi.yaml", () => {
     it("runs index.ts itself, as Pulumi's TypeScript convention has it: no main, no pre-built JavaScript", () => {
         assert.equal(project.main, undefined);
         assert.notEqual(project.runtime.options.typescript, false);
-        const pkg = JSON.parse(readFileSync(path.join(__dirname, "..", "..", "package.json"), "utf8")) as { main: string };
+        const pkg = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { main: string };
         assert.equal(pkg.main, "index.ts");
     });
 
     it("has an example stack that the program accepts, with its versions written out", () => {
-        const stack = parse(readFileSync(path.join(__dirname, "..", "..", "Pulumi.dev.yaml"), "utf8")) as { config: Record<string, unknown> };
+        const stack = parse(readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")) as { config: Record<string, unknown> };
         const raw = Object.fromEntries(
             Object.entries(stack.config).map(([k, v]) => [k.replace("cowsay-bluegreen:", ""), typeof v === "string" ? v : JSON.stringify(v)]),
         );

@@ -11,7 +11,8 @@ import type { KubeObject } from "./gateway";
 import { ROOT } from "./constants";
 import { runCommand, runToEnd, type CommandResult } from "./processes";
 
-const SCRIPT = path.join(ROOT, "scripts", "cluster.sh");
+/** scripts/cluster.sh, which builds and runs the control plane; the suites of the script itself call it too. */
+export const SCRIPT = path.join(ROOT, "scripts", "cluster.sh");
 
 /**
  * Where scripts/cluster.sh reserves a port of istiod's or Prometheus's: a link to the cluster's
