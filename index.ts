@@ -1,22 +1,23 @@
-// The wiring: read the stack config once, plan what each version does, build the mesh, TLS, the
+// The wiring: read the stack config once, decide what each version does, build the mesh, TLS, the
 // blue-green app (with the routing API the config picks) and the mesh security beside it, and export
 // what a user needs to watch the switch. Every refusal (bad config, an old Node.js, a removal of the
 // live version) happens before the first resource is registered, as one message.
 import * as pulumi from "@pulumi/pulumi";
 
-import { gatewayAddressCommand } from "./components/address";
+import { gatewayAddressCommand } from "./lib/address";
 import { BlueGreenApp } from "./components/app";
 import { ConfigError, GATEWAY_NAME, SECRET_CAPABLE_KEYS, parseSettings, type LastRun, type RawConfig, type Settings } from "./config";
-import type { GateSettings } from "./components/gate";
+import type { GateSettings } from "./dynamic/gate";
 import { GatewayApiCrds } from "./components/gateway-api-crds";
 import { IstioMesh } from "./components/mesh";
-import { APP_NAME, planVersions } from "./components/plan";
+import { APP_NAME } from "./lib/app-names";
+import { decideRoles } from "./lib/version-roles";
 import { ROUTING } from "./components/routing";
 import type { RouteSettings } from "./components/routing/shape";
 import { sdkIsConfigSecret } from "./components/sdk";
 import { MeshSecurity } from "./components/security";
-import { sharedNamePrefix } from "./components/shared-names";
-import { projectConfig } from "./components/stack-config";
+import { sharedNamePrefix } from "./lib/shared-names";
+import { projectConfig } from "./lib/stack-config";
 import { GatewayTls } from "./components/tls";
 
 const MIN_NODE_MAJOR = 22;
@@ -102,13 +103,13 @@ function deploy(settings: Settings, last: LastRun | undefined) {
         );
     }
 
-    const plan = planVersions(settings);
+    const roles = decideRoles(settings);
     // The routing objects need their CRDs (Istio's, the Gateway API's) and a running gateway; the Gateway needs the Secret.
     const prerequisites = [...(mesh === undefined ? [] : [mesh]), ...(gatewayApi === undefined ? [] : [gatewayApi]), tls];
     const app = new BlueGreenApp("cowsay", {
         namespace: settings.appNamespace,
         appName: APP_NAME,
-        plan,
+        roles,
         routing: routing.component,
         route: {
             hostname: settings.hostname,
@@ -154,9 +155,9 @@ function deploy(settings: Settings, last: LastRun | undefined) {
     const whenRouted = <T>(value: T): pulumi.Output<T> => app.route.urn.apply(() => value);
 
     return {
-        activeVersion: whenRouted(plan.active),
-        trafficSplit: whenRouted(Object.fromEntries(plan.serving.map((v) => [v.name, v.weight]))),
-        versions: Object.fromEntries(plan.versions.map((v) => [v.name, v.expect === undefined ? { image: v.image } : { image: v.image, expect: v.expect }])),
+        activeVersion: whenRouted(roles.active),
+        trafficSplit: whenRouted(Object.fromEntries(roles.serving.map((v) => [v.name, v.weight]))),
+        versions: Object.fromEntries(roles.versions.map((v) => [v.name, v.expect === undefined ? { image: v.image } : { image: v.image, expect: v.expect }])),
         gatewayHost: settings.hostname,
         // Read back by the next update (lastRun), so that the names of this stack's shared objects never change.
         sharedNamePrefix: prefix,

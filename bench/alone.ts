@@ -15,8 +15,8 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 
-import { ROOT } from "../test/constants";
-import { runCommand } from "../test/processes";
+import { ROOT } from "../test/support/constants";
+import { runCommand } from "../test/support/processes";
 
 const E2E = path.join(ROOT, "bin", "test", "e2e");
 const LISTER = path.join(ROOT, "bin", "bench", "list-tests.js");

@@ -19,10 +19,10 @@ import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 
 import type { SwitchRecord } from "../fleet/record";
-import { configKey } from "../test/constants";
-import { pulumiOnPath } from "../test/engine";
+import { configKey } from "../test/support/constants";
+import { pulumiOnPath } from "../test/support/engine";
 import { FleetOfClusters, type Member } from "../test/fleet/harness";
-import { startLoad } from "../test/load";
+import { startLoad } from "../test/support/load";
 
 const STACK = "bench";
 /** Live load through the gateway during a rollout: at the 10% step v2 takes about 4 a second. */

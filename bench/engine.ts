@@ -13,10 +13,10 @@
 // control plane is built if missing.
 import { performance } from "node:perf_hooks";
 
-import { LocalCluster } from "../test/cluster";
-import { APP, APP_NAMESPACE, configKey, GATEWAY_SELECTOR, HOST, INGRESS_NAMESPACE, NO_INSTALLS } from "../test/constants";
-import { EngineStack, TYPE_CHECKED, pulumiOnPath } from "../test/engine";
-import { createGatewayService, createTlsSecret, IstioRoutes } from "../test/istio-routes";
+import { LocalCluster } from "../test/support/cluster";
+import { APP, APP_NAMESPACE, configKey, GATEWAY_SELECTOR, HOST, INGRESS_NAMESPACE, NO_INSTALLS } from "../test/support/constants";
+import { EngineStack, TYPE_CHECKED, pulumiOnPath } from "../test/support/engine";
+import { createGatewayService, createTlsSecret, IstioRoutes } from "../test/support/istio-routes";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 

@@ -3,7 +3,7 @@
 // ratio of the two medians, all measured in this one process.
 import { performance } from "node:perf_hooks";
 
-import { runProgram } from "../test/helpers";
+import { runProgram } from "../test/support/helpers";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 7);
 

@@ -9,7 +9,7 @@ import { loadavg } from "node:os";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 
-import { pulumiOnPath } from "../test/engine";
+import { pulumiOnPath } from "../test/support/engine";
 import { FleetOfClusters } from "../test/fleet/harness";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);

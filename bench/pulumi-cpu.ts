@@ -11,8 +11,8 @@
 // weighs on each alike.
 import { spawnSync } from "node:child_process";
 
-import { NO_INSTALLS } from "../test/constants";
-import { EngineStack, TYPE_CHECKED, pulumiOnPath } from "../test/engine";
+import { NO_INSTALLS } from "../test/support/constants";
+import { EngineStack, TYPE_CHECKED, pulumiOnPath } from "../test/support/engine";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? "7");
 const MODES: { label: string; env: Record<string, string> }[] = [

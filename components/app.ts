@@ -1,7 +1,7 @@
 // The blue-green app: the namespace, one Deployment (and PodDisruptionBudget) per version, the one
 // Service in front of all of them, the gate, and the routing component the caller picked, a child of
 // the app, which owns the ingress and routing objects and the live route (components/routing/). What
-// each version does comes from the plan (components/plan.ts); the app does not decide it again. Only
+// each version does comes from its role (lib/version-roles.ts); the app does not decide it again. Only
 // the live route depends on which version is active, so a switch or a rollback changes that one
 // object (and the gate) and nothing else. Order inside one `pulumi up`: the Deployments of the
 // versions that will take traffic, then the gate, then the live route, and only then the versions
@@ -9,17 +9,18 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
-import { ALLOW_ZERO_REPLICAS, NO_SERVICE_AWAIT } from "./annotations";
-import { resolveChecks, type Subject } from "./analysis/checks";
-import { FORMER_GATE_TYPE, Gate, type GateArgs, type GateSettings } from "./gate";
-import { APP_NAME, workloadName, type Plan, type VersionPlan } from "./plan";
+import { ALLOW_ZERO_REPLICAS, NO_SERVICE_AWAIT } from "../lib/annotations";
+import { resolveChecks, type Subject } from "../lib/analysis/checks";
+import { FORMER_GATE_TYPE, Gate, type GateArgs, type GateSettings } from "../dynamic/gate";
+import { APP_NAME, workloadName } from "../lib/app-names";
+import type { VersionRole, VersionRoles } from "../lib/version-roles";
 import type { Routing, RoutingComponent, RouteSettings } from "./routing/shape";
 
 export interface BlueGreenAppArgs {
     /** Namespace to create for the app; sidecar injection is on in it. */
     readonly namespace: string;
     /** Every version and what it does in this update. */
-    readonly plan: Plan;
+    readonly roles: VersionRoles;
     /** How traffic reaches the versions: a routing API's component (components/routing/index.ts). */
     readonly routing: RoutingComponent;
     /** What the routing needs from the config: host, test-route header, gateway, TLS. */
@@ -80,18 +81,18 @@ export class BlueGreenApp extends pulumi.ComponentResource {
 
         const readOnlyRoot = args.readOnlyRootFilesystem ?? true;
         const deployments = new Map<string, k8s.apps.v1.Deployment>();
-        for (const version of args.plan.serving) {
+        for (const version of args.roles.serving) {
             deployments.set(version.name, this.deploy(name, appName, ns, version, readOnlyRoot, inNamespace));
         }
 
-        const serving: pulumi.Resource[] = args.plan.serving.map((v) => deployments.get(v.name) as k8s.apps.v1.Deployment);
+        const serving: pulumi.Resource[] = args.roles.serving.map((v) => deployments.get(v.name) as k8s.apps.v1.Deployment);
         let gate: Gate | undefined;
         const header = args.route.testRouteHeader;
         this.routing = new args.routing(
             name,
             {
                 ...args.route,
-                plan: args.plan,
+                roles: args.roles,
                 namespace: ns,
                 appName,
                 service: this.service,
@@ -115,7 +116,7 @@ export class BlueGreenApp extends pulumi.ComponentResource {
 
         // Idle versions change only once the live route has left them, as the routing API reports
         // it: if the gate, the route or Istio's verdict on it fails, the version that was live keeps every pod.
-        for (const version of args.plan.idle) {
+        for (const version of args.roles.idle) {
             deployments.set(
                 version.name,
                 this.deploy(name, appName, ns, version, readOnlyRoot, { ...inNamespace, dependsOn: [...inNamespace.dependsOn, this.routing.settled] }),
@@ -137,7 +138,7 @@ export class BlueGreenApp extends pulumi.ComponentResource {
         const subject = (version: string): Subject => ({ namespace: args.namespace, workload: workloadName(version, args.appName), version });
         const live = analysis.liveBefore;
         const checks = Object.fromEntries(
-            args.plan.serving.map((v) => [v.name, resolveChecks(analysis.settings, subject(v.name), live === undefined || live === v.name ? undefined : subject(live))]),
+            args.roles.serving.map((v) => [v.name, resolveChecks(analysis.settings, subject(v.name), live === undefined || live === v.name ? undefined : subject(live))]),
         );
         return {
             prometheusUrl: analysis.prometheusUrl,
@@ -154,7 +155,7 @@ export class BlueGreenApp extends pulumi.ComponentResource {
                 gatewayUrl: settings.gatewayUrl,
                 host: args.route.hostname,
                 header,
-                checks: args.plan.serving.map((v) => ({ version: v.name, image: v.image, expect: v.expect ?? "" })),
+                checks: args.roles.serving.map((v) => ({ version: v.name, image: v.image, expect: v.expect ?? "" })),
                 timeoutSeconds: settings.timeoutSeconds ?? 60,
                 intervalMs: settings.intervalMs ?? 2000,
                 ...(settings.analysis === undefined ? {} : this.analysisOf(args, settings.analysis)),
@@ -168,7 +169,7 @@ export class BlueGreenApp extends pulumi.ComponentResource {
         name: string,
         appName: string,
         ns: string,
-        version: VersionPlan,
+        version: VersionRole,
         readOnlyRoot: boolean,
         opts: pulumi.CustomResourceOptions,
     ): k8s.apps.v1.Deployment {

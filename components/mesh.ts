@@ -10,7 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 
 import versions from "../versions.json";
 import { GATEWAY_NAME, ISTIO_CHART_REPOSITORY, type ChartSource, type GatewayServiceType } from "../config";
-import { DeploymentReady, type DeploymentReadyArgs } from "./deployment-ready";
+import { DeploymentReady, type DeploymentReadyArgs } from "../dynamic/deployment-ready";
 
 /** The Istio release every chart is pinned to (versions.json; the tests load this release's CRDs). */
 export const ISTIO_VERSION: string = versions.istio;

@@ -7,7 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { IAuthorizationPolicy } from "@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy";
 import type { IPeerAuthentication } from "@kubernetes-models/istio/security.istio.io/v1/PeerAuthentication";
 
-import type { Manifest } from "./manifest";
+import type { Manifest } from "../lib/manifest";
 
 const API_VERSION = "security.istio.io/v1";
 

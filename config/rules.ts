@@ -4,7 +4,8 @@
 // object the program and the fleet receive.
 import type * as z from "zod";
 
-import { AnalysisError, parseAnalysis, type AnalysisSettings } from "../components/analysis/checks";
+import { AnalysisError, parseAnalysis, type AnalysisSettings } from "../lib/analysis/checks";
+import type { MetricsProvider } from "../lib/analysis/judge";
 import type { configSchema } from "./keys";
 import { ConfigError, show, suggestion } from "./messages";
 import type { GatewayApiCrdsSource } from "./values";
@@ -50,12 +51,91 @@ function refuseRemovingLive(declared: readonly string[], last: LastRun | undefin
     );
 }
 
+/** One deployable version of the app, as declared (its replicas filled in from the replicas key). */
+export interface VersionSpec {
+    readonly image: string;
+    /** Pods this version runs while it takes traffic. */
+    readonly replicas: number;
+    /** Text the version's page must contain for the gate to pass. */
+    readonly expect: string | undefined;
+}
+
+/** Where the gateway's certificate comes from, with what issuer acme needs. */
+export type IssuerSettings = { readonly kind: "selfsigned" } | { readonly kind: "acme"; readonly email: string; readonly server: string };
+
+/** The metric analysis: where Prometheus is and what to check. */
+export interface Analysis extends AnalysisSettings {
+    /** Prometheus's HTTP API (prometheusUrl) and its bearer token (prometheusToken). */
+    readonly provider: MetricsProvider;
+}
+
+/**
+ * The stack config, parsed and checked: what the program and the fleet receive. The keys that pass
+ * through as parsed keep the schema's type (config/keys.ts, which documents each at length); the
+ * others are what the rules between keys resolve. settle is declared to return it, so the compiler
+ * checks that every field is filled, with its type.
+ */
+export interface Settings {
+    /** routingApi: how traffic reaches the versions (Istio's APIs or the Gateway API). */
+    readonly routingApi: ConfigValues["routingApi"];
+    /** Where the Gateway API CRDs come from; undefined: not installed (routingApi istio, none, or auto without installIstio). */
+    readonly gatewayApiCrds: GatewayApiCrdsSource | undefined;
+    /** activeVersion: the version that owns the live route; always a declared one. */
+    readonly activeVersion: ConfigValues["activeVersion"];
+    /** Every declared version, in declaration order, with its replicas filled in from the replicas key. */
+    readonly versions: ReadonlyMap<string, VersionSpec>;
+    /** The live shares in percent, > 0 only, summing to 100 (activeVersion 100 when trafficSplit is {}). */
+    readonly trafficSplit: ReadonlyMap<string, number>;
+    /** idleReplicas: pods a version keeps while idle; undefined keeps its own replicas. */
+    readonly idleReplicas: ConfigValues["idleReplicas"];
+    /** testRouteHeader: the header that reaches a named version whatever the live route; undefined: no test routes. */
+    readonly testRouteHeader: ConfigValues["testRouteHeader"];
+    /** smokeCheck: the gate is on (then every version has its expect text, and test routes exist). */
+    readonly smokeCheck: ConfigValues["smokeCheck"];
+    /** smokeCheckTimeout: the most seconds one pulumi up spends in the gate. */
+    readonly smokeCheckTimeout: ConfigValues["smokeCheckTimeout"];
+    /** routeStatusTimeout: the most seconds one pulumi up waits for Istio's verdict on the HTTPRoutes; 0: no wait. */
+    readonly routeStatusTimeout: ConfigValues["routeStatusTimeout"];
+    /** gatewayUrl: the gateway as seen from where pulumi runs; undefined until it has an address. */
+    readonly gatewayUrl: ConfigValues["gatewayUrl"];
+    /** The metric analysis; undefined without prometheusUrl. */
+    readonly analysis: Analysis | undefined;
+    /** hostname: the host the gateway serves and the certificate names. */
+    readonly hostname: ConfigValues["hostname"];
+    /** appNamespace: the namespace created for the app. */
+    readonly appNamespace: ConfigValues["appNamespace"];
+    /** installIstio: install Istio's base, istiod and gateway charts. */
+    readonly installIstio: ConfigValues["installIstio"];
+    /** istioCharts: where Istio's charts come from (a Helm repository or a local directory). */
+    readonly istioCharts: ConfigValues["istioCharts"];
+    /** gatewayServiceType: the type of the ingress gateway's Service. */
+    readonly gatewayServiceType: ConfigValues["gatewayServiceType"];
+    /** installCertManager: install cert-manager with its CRDs. */
+    readonly installCertManager: ConfigValues["installCertManager"];
+    /** The certificate's issuer: self-signed, or ACME with its account e-mail and directory URL (no trailing slash). */
+    readonly issuer: IssuerSettings;
+    /** httpsRedirect: plain HTTP is redirected to HTTPS at the gateway. */
+    readonly httpsRedirect: ConfigValues["httpsRedirect"];
+    /** readOnlyRootFilesystem: the app containers' root filesystem is mounted read-only. */
+    readonly readOnlyRootFilesystem: ConfigValues["readOnlyRootFilesystem"];
+    /** ingressNamespace: the ingress gateway's namespace, where the TLS Secret is written. */
+    readonly ingressNamespace: ConfigValues["ingressNamespace"];
+    /** gatewaySelector: the labels of the ingress gateway pods the Gateway binds to. */
+    readonly gatewaySelector: ConfigValues["gatewaySelector"];
+    /** meshClients: principals, besides the ingress gateway, allowed to call the app. */
+    readonly meshClients: ConfigValues["meshClients"];
+    /** The keys the stack stores as secrets (the URLs and the token stay secret in the outputs). */
+    readonly secretKeys: ReadonlySet<string>;
+}
+
+export type GatewayServiceType = Settings["gatewayServiceType"];
+
 /**
  * The rules between keys, once every key is valid on its own, in the order a user fixes them: a live
  * version first (a new map that leaves it out is what the user must hear about, not the activeVersion
  * it no longer declares), then the route, then what the gate and the issuer need.
  */
-export function settle(values: ConfigValues, secretKeys: ReadonlySet<string>, last: LastRun | undefined) {
+export function settle(values: ConfigValues, secretKeys: ReadonlySet<string>, last: LastRun | undefined): Settings {
     const { acmeEmail, acmeServer, replicas, trafficSplit, prometheusUrl, prometheusToken, analysis: analysisValue, ...rest } = values;
     const names = Object.keys(values.versions);
     refuseRemovingLive(names, last);
@@ -103,7 +183,7 @@ export function settle(values: ConfigValues, secretKeys: ReadonlySet<string>, la
     const gatewayApiCrds: GatewayApiCrdsSource | undefined =
         values.routingApi !== "gateway-api" || crds === "none" ? undefined : crds === "auto" ? (values.installIstio ? { kind: "release" } : undefined) : crds;
 
-    let issuer: { readonly kind: "selfsigned" } | { readonly kind: "acme"; readonly email: string; readonly server: string } = { kind: "selfsigned" };
+    let issuer: IssuerSettings = { kind: "selfsigned" };
     if (values.issuer === "acme") {
         if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(acmeEmail)) {
             throw new ConfigError("acmeEmail", `${show(acmeEmail)} is not allowed; issuer acme needs the e-mail address of the account.`);
@@ -122,7 +202,7 @@ export function settle(values: ConfigValues, secretKeys: ReadonlySet<string>, la
     if (prometheusToken !== undefined && prometheusUrl === undefined) {
         throw new ConfigError("prometheusToken", 'is set but prometheusUrl is ""; set prometheusUrl to the Prometheus the token is for, or remove the token.');
     }
-    const analysis = prometheusUrl === undefined ? undefined : { provider: { url: prometheusUrl, token: prometheusToken }, ...checks };
+    const analysis: Analysis | undefined = prometheusUrl === undefined ? undefined : { provider: { url: prometheusUrl, token: prometheusToken }, ...checks };
     // The pre-switch analysis sends its traffic through the gate's test route: without the gate it could not run.
     if (analysis?.preSwitch === true && (!values.smokeCheck || values.gatewayUrl === undefined)) {
         throw new ConfigError(
@@ -131,25 +211,9 @@ export function settle(values: ConfigValues, secretKeys: ReadonlySet<string>, la
         );
     }
 
-    return { ...rest, versions: versions as ReadonlyMap<string, VersionSpec>, trafficSplit: weights as ReadonlyMap<string, number>, gatewayApiCrds, issuer, analysis, secretKeys };
+    // The keys that pass through as parsed. Picked from Settings by their own names, so a key added to
+    // the schema fails tsc here until Settings declares it (a spread alone would carry it untyped).
+    const passed: Pick<Settings, Exclude<keyof typeof rest, "versions" | "gatewayApiCrds" | "issuer">> = rest;
+    return { ...passed, versions, trafficSplit: weights, gatewayApiCrds, issuer, analysis, secretKeys };
 }
 
-/** One deployable version of the app, as declared (its replicas filled in from the replicas key). */
-export interface VersionSpec {
-    readonly image: string;
-    /** Pods this version runs while it takes traffic. */
-    readonly replicas: number;
-    /** Text the version's page must contain for the gate to pass. */
-    readonly expect: string | undefined;
-}
-
-/**
- * The stack config, parsed and checked: every key of the schema, typed, plus what the rules
- * between keys resolve (the versions with their replicas, trafficSplit as the live shares (> 0 only,
- * activeVersion 100 when empty), the CRD source, the issuer) and which keys are secrets.
- */
-export type Settings = ReturnType<typeof settle>;
-export type IssuerSettings = Settings["issuer"];
-export type GatewayServiceType = Settings["gatewayServiceType"];
-/** The metric analysis: where Prometheus is and what to check; undefined without prometheusUrl. */
-export type Analysis = NonNullable<Settings["analysis"]>;

@@ -3,7 +3,7 @@
 // refusal names the version or its field, so the user knows which line of the map to fix.
 import * as z from "zod";
 
-import { IMAGE_EXAMPLE, imageProblem } from "../components/image";
+import { IMAGE_EXAMPLE, imageProblem } from "../lib/image";
 import { notAllowed, refuse, show } from "./messages";
 import { DNS_LABEL, MAX_REPLICAS, integer } from "./values";
 

@@ -2,11 +2,11 @@
 // It builds what is missing (the engine, scripts/engine.sh; the control plane, scripts/cluster.sh),
 // and runs the README's walkthrough blocks as written, with the real pulumi CLI, on a temporary copy
 // of the program and a temporary file backend, against a local API server of its own. It uses the
-// end-to-end suites' harness: the control plane is test/cluster.ts's LocalCluster, with istiod (Istio's
+// end-to-end suites' harness: the control plane is test/support/cluster.ts's LocalCluster, with istiod (Istio's
 // control plane, built from Istio's main branch at the 1.31 branch point), the project and its
-// environment test/engine.ts's EngineStack, the blocks are read and run by test/readme.ts, and the
-// stand-in gateway (test/gateway.ts) answers for Istio's ingress gateway by the route table istiod
-// pushes to it (test/istio-routes.ts), so the gate really fetches each version before the switch. What
+// environment test/support/engine.ts's EngineStack, the blocks are read and run by test/support/readme.ts, and the
+// stand-in gateway (test/support/gateway.ts) answers for Istio's ingress gateway by the route table istiod
+// pushes to it (test/support/istio-routes.ts), so the gate really fetches each version before the switch. What
 // is its own is the narration: after each block it prints the commands, the plan, the live route as the
 // API server has it and as istiod pushes it to the gateway (with how long a switch took to get there),
 // the pods, and what a visitor sees, and checks each; a step that does not do what it should fails the
@@ -18,13 +18,13 @@ import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 
 import { GATEWAY_NAME } from "../config";
-import { LocalCluster } from "../test/cluster";
-import { APP, APP_NAMESPACE, configKey, GATEWAY_SELECTOR, HEADER, HOST, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, VERSIONS } from "../test/constants";
-import { EngineStack, TYPE_CHECKED, liveWeights } from "../test/engine";
-import type { StandInGateway, KubeObject } from "../test/gateway";
-import { createGatewayService, createTlsSecret, IstioRoutes } from "../test/istio-routes";
-import { descendants, processesIn, processesMentioning, runCommand, runToEnd, signalAll } from "../test/processes";
-import { readmeBlocks, runBlock, type ReadmeBlock } from "../test/readme";
+import { LocalCluster } from "../test/support/cluster";
+import { APP, APP_NAMESPACE, configKey, GATEWAY_SELECTOR, HEADER, HOST, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, VERSIONS } from "../test/support/constants";
+import { EngineStack, TYPE_CHECKED, liveWeights } from "../test/support/engine";
+import type { StandInGateway, KubeObject } from "../test/support/gateway";
+import { createGatewayService, createTlsSecret, IstioRoutes } from "../test/support/istio-routes";
+import { descendants, processesIn, processesMentioning, runCommand, runToEnd, signalAll } from "../test/support/processes";
+import { readmeBlocks, runBlock, type ReadmeBlock } from "../test/support/readme";
 
 /** What the demo shows: the app's routing objects and Deployments on the API server. */
 const APP_KINDS = "deployments.apps,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io";

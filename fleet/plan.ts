@@ -2,7 +2,7 @@
 // stack is switched when, how many at once, what is watched during the bake, and what a failure or a
 // Ctrl-C leaves. The stacks are reached through a StackRunner (the Automation API in runner.ts, a fake
 // in the unit tests), so every rule here is tested without an engine.
-import { pause } from "../components/pause";
+import { pause } from "../lib/pause";
 import type { Fleet } from "./file";
 import { eachLimited } from "./pool";
 

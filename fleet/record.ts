@@ -10,7 +10,7 @@ import * as path from "node:path";
 
 import { z } from "zod";
 
-import type { Verdict } from "../components/analysis/judge";
+import type { Verdict } from "../lib/analysis/judge";
 import type { AnalysisEntry } from "./rollout";
 import type { SwitchConfig, Target, Weights } from "./target";
 

@@ -1,8 +1,8 @@
 // What a rollout prints, pure: its preview (per stack the steps, each check with its resolved queries
 // and bounds, and the least time the rollout takes; nothing asks Prometheus) as a Markdown section of
 // the fleet preview, and every measurement of a rollout that ran, on stdout.
-import { minimumSeconds } from "../components/analysis/checks";
-import { shownUrl } from "../components/analysis/judge";
+import { minimumSeconds } from "../lib/analysis/checks";
+import { shownUrl } from "../lib/analysis/judge";
 import type { Fleet } from "./file";
 import type { AnalysisEntry } from "./rollout";
 import { leastSeconds, stepTarget } from "./rollout";

@@ -1,12 +1,12 @@
 // The part of a rollout that reaches stacks and Prometheus: each step is the switch runner's own
 // config change and `pulumi up` (runner.ts, with a step's target), and each analysis is the shared
-// judge (components/analysis/judge.ts) over the checks the stack's config declares, resolved for its
+// judge (lib/analysis/judge.ts) over the checks the stack's config declares, resolved for its
 // new version's workload and, at the weighted steps, for the live one. What to do when is decided in
 // rollout.ts; the refusals before anything changes are here, one line per stack.
-import { resolveChecks, type ResolvedCheck } from "../components/analysis/checks";
-import { analyse, type AnalysisResult } from "../components/analysis/judge";
+import { resolveChecks, type ResolvedCheck } from "../lib/analysis/checks";
+import { analyse, type AnalysisResult } from "../lib/analysis/judge";
 import { ConfigError, parseSettings, type Analysis } from "../config";
-import { workloadName } from "../components/plan";
+import { workloadName } from "../lib/app-names";
 import type { PlanProgress } from "./plan";
 import { stepTarget, type RolloutRunner } from "./rollout";
 import { refusal } from "./refusal";

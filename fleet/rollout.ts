@@ -7,7 +7,7 @@
 // are reached through a RolloutRunner (fleet/rollout-runner.ts, a fake in the unit tests).
 import { setMaxListeners } from "node:events";
 
-import type { AnalysisResult, Measurement, Verdict } from "../components/analysis/judge";
+import type { AnalysisResult, Measurement, Verdict } from "../lib/analysis/judge";
 import type { Fleet } from "./file";
 import { eachLimited } from "./pool";
 import { CHECK_INTERVAL_MS, StoppedAfterFailure, realClock, rollbackAll, switchStackRecorded, type Clock, type Outcome, type PlanProgress, type StackEnd } from "./plan";

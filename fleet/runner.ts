@@ -6,7 +6,7 @@
 import { hostname } from "node:os";
 
 import { parseSettings, type Settings } from "../config";
-import { runChecks } from "../components/gate";
+import { runChecks } from "../dynamic/gate";
 import { forwardCancel } from "./cancel";
 import { EngineListener, StackError, resourceName } from "./engine-events";
 import { allStale, lockHolders, type LockHolder } from "./locks";

@@ -7,7 +7,7 @@ import { parseDocument } from "yaml";
 import { z } from "zod";
 
 import { DEFAULTS } from "../config";
-import { namespacedKey } from "../components/stack-config";
+import { namespacedKey } from "../lib/stack-config";
 
 export type Target = { readonly kind: "version"; readonly version: string } | { readonly kind: "split"; readonly weights: Readonly<Record<string, number>> };
 

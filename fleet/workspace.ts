@@ -8,7 +8,7 @@ import * as path from "node:path";
 import { LocalWorkspace, type Stack } from "@pulumi/pulumi/automation";
 
 import type { RawConfig } from "../config";
-import { namespacedKey, projectConfig, stackSettingsFile } from "../components/stack-config";
+import { namespacedKey, projectConfig, stackSettingsFile } from "../lib/stack-config";
 import { fileBackendLocks, type LockHolder } from "./locks";
 import { existingStack, exportedOutputs, withoutSelection } from "./sdk";
 import { SWITCH_KEYS, stackFileConfig, type SwitchConfig, type Weights } from "./target";

@@ -2,7 +2,7 @@
 // `new PolicyPack` starts a gRPC server: tests import this module and call the validators directly.
 //
 // Only types come from @pulumi/policy (import type), so this module loads without it at run time.
-// The image rule is the program's (components/image.ts), imported, not restated.
+// The image rule is the program's (lib/image.ts), imported, not restated.
 // Keep the syntax within TypeScript 3.8: the Pulumi policy runner falls back to its vendored
 // TypeScript 3.8 when the pack's folder has no TypeScript of its own.
 
@@ -14,8 +14,8 @@ import type {
 } from "@pulumi/policy";
 
 // The program's own image rule and annotation, so that the pack and the program agree.
-import { ALLOW_ZERO_REPLICAS } from "../components/annotations";
-import { imageProblem } from "../components/image";
+import { ALLOW_ZERO_REPLICAS } from "../lib/annotations";
+import { imageProblem } from "../lib/image";
 
 /** A resource policy with exactly one validation function, so callers need not narrow it. */
 export interface SingleResourcePolicy extends ResourceValidationPolicy {

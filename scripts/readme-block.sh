@@ -4,7 +4,7 @@
 # A block is marked `<!-- ci: <id> -->` on the line before its ```sh fence. `.ci/run` runs the README's
 # set-up and "see it work" blocks through this script, so CI types exactly what the README shows, in
 # the README's order, and a README edit changes what CI runs. (The blocks that the end-to-end suites
-# run are marked `<!-- e2e: <id> -->` and read by test/readme.ts; test/readme.test.ts checks that this
+# run are marked `<!-- e2e: <id> -->` and read by test/support/readme.ts; test/readme.test.ts checks that this
 # script and that reader agree on the format.)
 #
 # Usage: scripts/readme-block.sh ID [FILE]     (FILE defaults to README.md at the repository root)

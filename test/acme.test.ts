@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { GW, HTTPROUTE, K8S_GATEWAY, VS, byKey, find, kubernetesObjects, metadataOf, ofType, runProgram, spec, type Registered, type Run, type Spec } from "./helpers";
+import { GW, HTTPROUTE, K8S_GATEWAY, VS, byKey, find, kubernetesObjects, metadataOf, ofType, runProgram, spec, type Registered, type Run, type Spec } from "./support/helpers";
 
 const ISSUER = "kubernetes:cert-manager.io/v1:Issuer";
 const CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate";

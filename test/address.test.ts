@@ -1,4 +1,4 @@
-// The stack output gatewayAddressCommand (components/address.ts), run by a shell as a user runs it,
+// The stack output gatewayAddressCommand (lib/address.ts), run by a shell as a user runs it,
 // against a stand-in kubectl that answers like the real one: host:port for each Service type, and a
 // failure that says why instead of half an address.
 import assert from "node:assert/strict";
@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 
-import { gatewayAddressCommand } from "../components/address";
+import { gatewayAddressCommand } from "../lib/address";
 import type { GatewayServiceType } from "../config";
 
 const GATEWAY = { namespace: "istio-ingress", service: "istio-ingressgateway" };

@@ -8,11 +8,11 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 
-import { minimumSeconds, parseAnalysis, promqlError, resolveChecks, type AnalysisSettings, type Subject } from "../components/analysis/checks";
-import { analyse, checkEnd, judge, queryPrometheus, type Verdict } from "../components/analysis/judge";
+import { minimumSeconds, parseAnalysis, promqlError, resolveChecks, type AnalysisSettings, type Subject } from "../lib/analysis/checks";
+import { analyse, checkEnd, judge, queryPrometheus, type Verdict } from "../lib/analysis/judge";
 import { parseSettings } from "../config";
-import { runAnalysis, type GateAnalysis, type GateInputs, type VersionCheck } from "../components/gate";
-import { DEPLOYMENT, find, podLabels, runProgram } from "./helpers";
+import { runAnalysis, type GateAnalysis, type GateInputs, type VersionCheck } from "../dynamic/gate";
+import { DEPLOYMENT, find, podLabels, runProgram } from "./support/helpers";
 
 const GATEWAY = "https://203.0.113.10";
 const PROMETHEUS = "http://127.0.0.1:9090";

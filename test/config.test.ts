@@ -9,8 +9,9 @@ import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 
 import { CONFIG_KEYS, DEFAULTS, parseSettings, type LastRun } from "../config";
-import { planVersions } from "../components/plan";
-import { runProgram } from "./helpers";
+import { decideRoles } from "../lib/version-roles";
+import { ROOT } from "./support/constants";
+import { runProgram } from "./support/helpers";
 
 const versions = (v: Record<string, unknown>) => JSON.stringify(v);
 const cow = { image: "dougbtv/nginx-cowsay:v1", expect: "^__^" };
@@ -141,14 +142,14 @@ describe("good stack config", () => {
         assert.equal(settings.activeVersion, "v1");
         assert.deepEqual([...settings.trafficSplit], [["v1", 100]]);
         assert.deepEqual([...settings.versions.keys()], ["v1", "v2"]);
-        assert.deepEqual(planVersions(settings).versions.map((v) => [v.name, v.replicas, v.serving]), [["v1", 2, true], ["v2", 2, false]]);
+        assert.deepEqual(decideRoles(settings).versions.map((v) => [v.name, v.replicas, v.serving]), [["v1", 2, true], ["v2", 2, false]]);
     });
 
     it("keeps a valid 0 idle replicas and scales only idle versions", () => {
         const settings = parseSettings({ idleReplicas: "0", trafficSplit: '{"v1":90,"v2":10}', versions: versions({ v1: cow, v2: hotdog, v3: { image: "cowsay:v3", expect: "3" } }) });
-        const plan = planVersions(settings);
-        assert.deepEqual(plan.versions.map((v) => [v.name, v.replicas, v.weight]), [["v1", 2, 90], ["v2", 2, 10], ["v3", 0, 0]]);
-        assert.deepEqual([plan.serving.map((v) => v.name), plan.idle.map((v) => v.name)], [["v1", "v2"], ["v3"]]);
+        const roles = decideRoles(settings);
+        assert.deepEqual(roles.versions.map((v) => [v.name, v.replicas, v.weight]), [["v1", 2, 90], ["v2", 2, 10], ["v3", 0, 0]]);
+        assert.deepEqual([roles.serving.map((v) => v.name), roles.idle.map((v) => v.name)], [["v1", "v2"], ["v3"]]);
     });
 
     it("does not mistake a repeated name inside a version, or inside a string, for a duplicate version", () => {
@@ -176,7 +177,7 @@ describe("good stack config", () => {
 });
 
 describe("Pulumi.yaml", () => {
-    const project = parse(readFileSync(path.join(__dirname, "..", "..", "Pulumi.yaml"), "utf8")) as {
+    const project = parse(readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")) as {
         name: string;
         main?: string;
         runtime: { name: string; options: { typescript?: boolean } };
@@ -185,12 +186,12 @@ describe("Pulumi.yaml", () => {
     it("runs index.ts itself, as Pulumi's TypeScript convention has it: no main, no pre-built JavaScript", () => {
         assert.equal(project.main, undefined);
         assert.notEqual(project.runtime.options.typescript, false);
-        const pkg = JSON.parse(readFileSync(path.join(__dirname, "..", "..", "package.json"), "utf8")) as { main: string };
+        const pkg = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { main: string };
         assert.equal(pkg.main, "index.ts");
     });
 
     it("has an example stack that the program accepts, with its versions written out", () => {
-        const stack = parse(readFileSync(path.join(__dirname, "..", "..", "Pulumi.dev.yaml"), "utf8")) as { config: Record<string, unknown> };
+        const stack = parse(readFileSync(path.join(ROOT, "Pulumi.dev.yaml"), "utf8")) as { config: Record<string, unknown> };
         const raw = Object.fromEntries(
             Object.entries(stack.config).map(([k, v]) => [k.replace("cowsay-bluegreen:", ""), typeof v === "string" ? v : JSON.stringify(v)]),
         );

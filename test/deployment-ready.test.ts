@@ -1,10 +1,10 @@
-// The wait for the ingress gateway's pods (components/deployment-ready.ts): which Deployment status
+// The wait for the ingress gateway's pods (dynamic/deployment-ready.ts): which Deployment status
 // means rolled out (kubectl rollout status's rule), and how the wait ends: done, the bound with what
 // is missing, a Deployment that cannot be read yet, or a cancelled update.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { deploymentVerdict, waitForDeployment, type DeploymentObject } from "../components/deployment-ready";
+import { deploymentVerdict, waitForDeployment, type DeploymentObject } from "../dynamic/deployment-ready";
 
 function deployment(generation: number, replicas: number, status: NonNullable<DeploymentObject["status"]>): DeploymentObject {
     return { metadata: { generation }, spec: { replicas }, status };

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { DEPLOYMENT, UNRESOLVED, VS, byKey, find, keyOf, metadataOf, ofType, runProgram, spec, type Run, type Spec } from "./helpers";
+import { DEPLOYMENT, UNRESOLVED, VS, byKey, find, keyOf, metadataOf, ofType, runProgram, spec, type Run, type Spec } from "./support/helpers";
 
 const GATE = "pulumi-nodejs:dynamic/cowsay-bluegreen:Gate";
 const liveRoute = (run: Run) => find(run, VS, "cowsay-nginx");

@@ -11,8 +11,8 @@ import * as path from "node:path";
 import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
 
-import { runChecks } from "../components/gate";
-import { ROOT } from "./constants";
+import { runChecks } from "../dynamic/gate";
+import { ROOT } from "./support/constants";
 
 const COW = "<pre>\n \\   ^__^\n  \\  (oo)\\_______\n</pre>";
 

@@ -6,7 +6,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 
-import { redactUrl, runChecks, whatToFetch, type GateInputs, type VersionCheck } from "../components/gate";
+import { redactUrl, runChecks, whatToFetch, type GateInputs, type VersionCheck } from "../dynamic/gate";
 
 const COW = "<pre>\n \\   ^__^\n  \\  (oo)\\_______\n</pre>";
 const HOTDOG = "<pre>\n  |O___O |\n</pre>";

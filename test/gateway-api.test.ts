@@ -5,12 +5,12 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import versions from "../versions.json";
-import type { KubeObject } from "./gateway";
-import { routeWithHttpRoutes } from "./rendered-routes";
+import type { KubeObject } from "./support/gateway";
+import { routeWithHttpRoutes } from "./support/rendered-routes";
 import {
     DEPLOYMENT, HTTPROUTE, K8S_GATEWAY, SERVICE, VS,
     byKey, find, keyOf, metadataOf, ofType, podLabels, runProgram, selects, spec, type Registered, type Run, type Spec,
-} from "./helpers";
+} from "./support/helpers";
 
 
 const GA = { routingApi: "gateway-api" };

@@ -1,6 +1,6 @@
 // One table of image references, run through the program (the config's versions.<name>.image) and
 // through the policy pack (images-pinned): both must give each reference the verdict the table says,
-// in the same words, because both import components/image.ts. Before they shared it, the program took
+// in the same words, because both import lib/image.ts. Before they shared it, the program took
 // `app@sha256:abc` for a tag "abc" of an image named "app@sha256" and deployed it; the pack refused it.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";

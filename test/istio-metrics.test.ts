@@ -10,10 +10,10 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, it } from "node:test";
 
-import { APP, APP_NAMESPACE, COW, HEADER, HOST, HOTDOG, INGRESS_NAMESPACE, VERSIONS } from "./constants";
-import { fetchPage, pageOf, PROMETHEUS_TARGETS_ENV, StandInGateway, type Router } from "./gateway";
-import { DURATION_BUCKETS_MS } from "./istio-metrics";
-import { sendLoad } from "./load";
+import { APP, APP_NAMESPACE, COW, HEADER, HOST, HOTDOG, INGRESS_NAMESPACE, VERSIONS } from "./support/constants";
+import { fetchPage, pageOf, PROMETHEUS_TARGETS_ENV, StandInGateway, type Router } from "./support/gateway";
+import { DURATION_BUCKETS_MS } from "./support/istio-metrics";
+import { sendLoad } from "./support/load";
 
 /**
  * Istio's labels on istio_requests_total and istio_request_duration_milliseconds, as its docs list

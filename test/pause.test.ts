@@ -1,4 +1,4 @@
-// The shared abortable pause (components/pause.ts): it waits, an abort ends it early without an
+// The shared abortable pause (lib/pause.ts): it waits, an abort ends it early without an
 // error, and it still does both once Pulumi's closure serializer has turned it into the dynamic
 // provider's code (the gate and the analysis sleep with it there).
 import assert from "node:assert/strict";
@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 
 import * as pulumi from "@pulumi/pulumi";
 
-import { pause } from "../components/pause";
+import { pause } from "../lib/pause";
 
 /** Whether `promise` settles before `ms` (a bound far above what it should take: no timing claim). */
 async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {

@@ -13,9 +13,10 @@ import versions from "../versions.json";
 
 import {
     DEPLOYMENT, DR, GW, HTTPROUTE, K8S_GATEWAY, RELEASE, SERVICE, VS,
-    byKey, find, keyOf, metadataOf, ofType, podLabels, runProgram, selects, spec, type Registered, type Run, type Spec,
-} from "./helpers";
-import { ROOT } from "./constants";
+    byKey, find, keyOf, metadataOf, ofType, podLabels, programModules, runProgram, selects, spec, type Registered, type Run, type Spec,
+} from "./support/helpers";
+import { ROOT } from "./support/constants";
+import { PROGRAM_FILES } from "./support/engine";
 
 const liveRoute = (run: Run) => find(run, VS, "cowsay-nginx");
 
@@ -222,7 +223,7 @@ describe("switching activeVersion", () => {
 });
 
 describe("the Node.js that pulumi starts for the program", () => {
-    it("has Node's compile cache on before Pulumi's runtime loads: Pulumi.yaml's nodeargs require components/compile-cache.cjs", () => {
+    it("has Node's compile cache on before Pulumi's runtime loads: Pulumi.yaml's nodeargs require compile-cache.cjs", () => {
         const project = parseDocument(readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")).toJS() as { runtime: { options: { nodeargs: string } } };
         const env = { ...process.env };
         delete env.NODE_COMPILE_CACHE;
@@ -230,5 +231,25 @@ describe("the Node.js that pulumi starts for the program", () => {
         const dir = execFileSync(process.execPath, [...project.runtime.options.nodeargs.split(" "), "-p", "require('node:module').getCompileCacheDir()"], { cwd: ROOT, env, encoding: "utf8" }).trim();
         // Node keeps one subdirectory per version and build of itself.
         assert.equal(path.dirname(dir), path.join(tmpdir(), "node-compile-cache"));
+    });
+});
+
+describe("the copy of the program the end-to-end suites run (PROGRAM_FILES)", () => {
+    const carried = (file: string) => PROGRAM_FILES.some((entry) => file === entry || file === entry.replace(/\.ts$/, ".js") || file.startsWith(entry + path.sep));
+
+    it("holds every module the program loads, so a new folder of the program is copied too", async () => {
+        const run = await runProgram({});
+        assert.equal(run.error, undefined);
+        const loaded = programModules();
+        // The run loaded the program at all: an empty list would prove nothing.
+        assert.ok(loaded.includes("index.js") && loaded.some((file) => file.startsWith(`lib${path.sep}`)), loaded.join(", "));
+        assert.deepEqual(loaded.filter((file) => !carried(file)), []);
+    });
+
+    it("holds what Pulumi.yaml's nodeargs require before the program", () => {
+        const project = parseDocument(readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")).toJS() as { runtime: { options: { nodeargs: string } } };
+        const required = [...project.runtime.options.nodeargs.matchAll(/--require=(\S+)/g)].map((m) => path.normalize(m[1]));
+        assert.deepEqual(required, ["compile-cache.cjs"]);
+        assert.deepEqual(required.filter((file) => !carried(file)), []);
     });
 });

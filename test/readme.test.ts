@@ -1,6 +1,6 @@
 // The README and the docs as tests. The README blocks CI types: `.ci/run` reads the blocks marked
 // `<!-- ci: <id> -->` with scripts/readme-block.sh (bash, since it runs before `npm ci`), the suites read
-// theirs with test/readme.ts; these tests hold the two readers to one format, and hold CI to the
+// theirs with test/support/readme.ts; these tests hold the two readers to one format, and hold CI to the
 // README's first command. Then the docs: every e2e block is claimed by a suite, every other shell block
 // says why no test runs it, and every relative link and #anchor resolves.
 import assert from "node:assert/strict";
@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, describe, it } from "node:test";
 
-import { ROOT } from "./engine";
-import { OTHER_SUITES_FILES, README_SUITE_FILES, readmeBlocks, storyBlocks } from "./readme";
+import { ROOT } from "./support/engine";
+import { OTHER_SUITES_FILES, README_SUITE_FILES, readmeBlocks, storyBlocks } from "./support/readme";
 
 const SCRIPT = path.join(ROOT, "scripts", "readme-block.sh");
 const block = (id: string, file?: string) => spawnSync(SCRIPT, file === undefined ? [id] : [id, file], { encoding: "utf8" });
@@ -22,7 +22,7 @@ const fixture = (text: string): string => {
 };
 
 describe("the README blocks CI runs", () => {
-    it("scripts/readme-block.sh prints what test/readme.ts reads, for every ci block of the README", () => {
+    it("scripts/readme-block.sh prints what test/support/readme.ts reads, for every ci block of the README", () => {
         const blocks = readmeBlocks(undefined, "ci");
         assert.deepEqual(blocks.map((b) => b.id), ["see-it-work", "set-up-and-test"]);
         for (const b of blocks) {
@@ -123,7 +123,7 @@ describe("the docs the README suite runs", () => {
             [{ "docs/operations.md": `# O\n${e2e("a")}${e2e("a")}` }, /docs\/operations\.md:7: the e2e mark a is used twice \(first at line 3\)/],
             [{ "docs/security.md": "# S\n<!-- e2e: c -->\n\n```sh\nx\n```\n" }, /docs\/security\.md:2: the e2e mark c must be followed by a ```sh fence/],
             [{ "docs/engine.md": "# E\n<!-- e2e: c -->\n```sh\nx\n" }, /docs\/engine\.md:3: unclosed block c/],
-            [{ "docs/routing.md": null }, /docs\/routing\.md: listed in README_SUITE_FILES \(test\/readme\.ts\) but missing/],
+            [{ "docs/routing.md": null }, /docs\/routing\.md: listed in README_SUITE_FILES \(test\/support\/readme\.ts\) but missing/],
         ];
         for (const [files, message] of cases) {
             const all = Object.entries({ ...suiteFiles(), ...files }).filter((e): e is [string, string] => e[1] !== null);

@@ -1,10 +1,10 @@
-// Istio's verdict on an HTTPRoute (components/route-status.ts): which status means the generation a
+// Istio's verdict on an HTTPRoute (dynamic/route-status.ts): which status means the generation a
 // switch wrote is programmed, and how the wait for it ends: done, Istio's refusal once it holds, the bound,
 // a route that cannot be read, or a cancelled update. Statuses are shaped as Istio writes them.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { routeVerdict, waitForRoutes, type RouteObject } from "../components/route-status";
+import { routeVerdict, waitForRoutes, type RouteObject } from "../dynamic/route-status";
 
 const GATEWAY = { group: "gateway.networking.k8s.io", kind: "Gateway", name: "cowsay-nginx-gateway", namespace: "istio-ingress", sectionName: "https" };
 const SERVICE = { group: "", kind: "Service", name: "cowsay-nginx", port: 9080 };

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 
-import { kubernetesObjects, runProgram } from "./helpers";
+import { kubernetesObjects, runProgram } from "./support/helpers";
 
 interface Validatable {
     validate(): void;

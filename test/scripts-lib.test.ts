@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 
-import { ROOT } from "./constants";
+import { ROOT } from "./support/constants";
 
 const LIB = path.join(ROOT, "scripts", "lib.sh");
 // The library's path in LIB, not in $1: `source` without arguments passes the caller's on.

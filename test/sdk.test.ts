@@ -12,7 +12,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { ResourceProviderClient, ResourceProviderService } from "@pulumi/pulumi/proto/provider_grpc_pb";
 import { Empty } from "google-protobuf/google/protobuf/empty_pb";
 
-import { engineSignal } from "../components/gate";
+import { engineSignal } from "../dynamic/gate";
 import { onCancelCall, sdkIsConfigSecret } from "../components/sdk";
 
 /** A file of the installed SDK. */

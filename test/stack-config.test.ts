@@ -1,10 +1,10 @@
-// How a stack's config is named (components/stack-config.ts), which the program and the fleet both
+// How a stack's config is named (lib/stack-config.ts), which the program and the fleet both
 // read stacks' config through: the `<project>:` namespace of its keys (what is stripped, what is left
 // out, which keys are secrets) and the name of its stack settings file.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { namespacedKey, projectConfig, projectKey, stackSettingsFile } from "../components/stack-config";
+import { namespacedKey, projectConfig, projectKey, stackSettingsFile } from "../lib/stack-config";
 
 describe("a stack's config keys", () => {
     it("are namespaced by the project, and stripped back to the key", () => {

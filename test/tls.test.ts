@@ -1,11 +1,11 @@
 // The TLS Secret's name (components/tls.ts tlsSecretName): the rule itself, and that the program's
 // Certificate writes the Secret it names, which is the one the end-to-end suites issue in
-// cert-manager's place (test/istio-routes.ts createTlsSecret).
+// cert-manager's place (test/support/istio-routes.ts createTlsSecret).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import { tlsSecretName } from "../components/tls";
-import { GW, find, runProgram, spec } from "./helpers";
+import { GW, find, runProgram, spec } from "./support/helpers";
 
 const CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate";
 /** What the API server accepts as a Secret's name (a DNS-1123 subdomain). */

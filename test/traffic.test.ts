@@ -1,8 +1,8 @@
-// The bounded traffic sender (components/traffic.ts) against local servers that count what reaches
+// The bounded traffic sender (lib/traffic.ts) against local servers that count what reaches
 // them, answer slowly or never: never more requests than the rate and duration allow, never more in
 // flight than the bound, a stop that is immediate, what goes on the wire (Host, TLS server name,
 // credentials, path, query, the header), the refusals; that it still works once Pulumi has
-// serialized it as a dynamic provider would; and the tests' load generator (test/load.ts), which
+// serialized it as a dynamic provider would; and the tests' load generator (test/support/load.ts), which
 // refuses anything but loopback.
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
@@ -18,8 +18,8 @@ import { after, before, describe, it } from "node:test";
 
 import * as pulumi from "@pulumi/pulumi";
 
-import { sendTraffic, type TrafficOptions } from "../components/traffic";
-import { isLoopback, startLoad } from "./load";
+import { sendTraffic, type TrafficOptions } from "../lib/traffic";
+import { isLoopback, startLoad } from "./support/load";
 
 /** A local server that records each request and answers as `handle` says (or never). */
 interface Recorder {

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { DEPLOYMENT, DR, GW, HTTPROUTE, K8S_GATEWAY, SERVICE, VS, keyOf, runProgram, type Registered } from "./helpers";
+import { DEPLOYMENT, DR, GW, HTTPROUTE, K8S_GATEWAY, SERVICE, VS, keyOf, runProgram, type Registered } from "./support/helpers";
 
 const KEPT = [DEPLOYMENT, SERVICE, DR, GW, K8S_GATEWAY, HTTPROUTE];
 const gated = { gatewayUrl: "https://203.0.113.10" };
@@ -70,7 +70,7 @@ describe("changing routingApi (a migration)", () => {
     const ROUTING_TYPES: Record<string, string[]> = {
         istio: ["cowsay-bluegreen:routing:IstioRouting", VS, DR, GW],
         "gateway-api": ["cowsay-bluegreen:routing:GatewayApiRouting", K8S_GATEWAY, HTTPROUTE, "kubernetes:yaml/v2:ConfigFile", "cowsay-bluegreen:gateway-api:GatewayApiCrds",
-            // The wait for Istio's verdict on the HTTPRoutes (components/route-status.ts).
+            // The wait for Istio's verdict on the HTTPRoutes (dynamic/route-status.ts).
             "pulumi-nodejs:dynamic/cowsay-bluegreen:RouteStatus"],
     };
     const isRouting = (r: Registered, api: string) =>

@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 
 import { parse } from "yaml";
 
-import { ROOT } from "./constants";
+import { ROOT } from "./support/constants";
 
 interface Step {
     readonly uses?: string;

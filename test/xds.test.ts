@@ -1,4 +1,4 @@
-// The stand-in gateway's route choice from what istiod pushes (test/xds.ts, test/xds-routes.ts), on
+// The stand-in gateway's route choice from what istiod pushes (test/support/xds.ts, test/support/xds-routes.ts), on
 // JSON fixtures shaped like `cowsay-xds dump` prints them (test/fixtures/xds): the virtual host by
 // Host and Service port, the first matching route in the pushed order, weights, the redirect of
 // plain HTTP, direct answers, and the pods behind a cluster (503 with none ready). No istiod runs here.
@@ -8,10 +8,10 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { ROOT } from "./constants";
-import type { GatewayRequest, KubeObject } from "./gateway";
-import { chooseRoute, lastRouteIs, parseCluster, pickWeighted, routeTable, XdsProxy, type XdsDump, type XdsRequest } from "./xds";
-import { podFor, routeWithXds, sharedFor, xdsRoutes } from "./xds-routes";
+import { ROOT } from "./support/constants";
+import type { GatewayRequest, KubeObject } from "./support/gateway";
+import { chooseRoute, lastRouteIs, parseCluster, pickWeighted, routeTable, XdsProxy, type XdsDump, type XdsRequest } from "./support/xds";
+import { podFor, routeWithXds, sharedFor, xdsRoutes } from "./support/xds-routes";
 
 const fixture = (name: string): XdsDump => JSON.parse(readFileSync(path.join(ROOT, "test", "fixtures", "xds", `${name}.json`), "utf8")) as XdsDump;
 const HOST = "cowsay.example.com";

@@ -15,17 +15,17 @@ import type { IHTTPRouteSpec } from "@kubernetes-models/gateway-api/gateway.netw
 import type { IParentReference } from "@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/ParentReference";
 
 import { GATEWAY_NAME } from "../../config";
-import { NO_SERVICE_AWAIT } from "../annotations";
-import type { Manifest } from "../manifest";
-import type { VersionPlan } from "../plan";
-import { RouteStatus, type RouteRef } from "../route-status";
+import { NO_SERVICE_AWAIT } from "../../lib/annotations";
+import type { Manifest } from "../../lib/manifest";
+import type { VersionRole } from "../../lib/version-roles";
+import { RouteStatus, type RouteRef } from "../../dynamic/route-status";
 import { ROUTING_OBJECT_ANNOTATIONS, routingChild, sharedName, type Http01Solver, type Http01Target, type Routing, type RoutingArgs } from "./shape";
 
 const API_VERSION = "gateway.networking.k8s.io/v1";
 const GATEWAY_GROUP = "gateway.networking.k8s.io";
 
 // The Gateway and the redirect route live in the shared ingress namespace: named per stack
-// (components/shared-names.ts), as before for the default app namespace and stacks deployed before.
+// (lib/shared-names.ts), as before for the default app namespace and stacks deployed before.
 const gatewayName = (args: Http01Target) => sharedName(args, `${args.appName}-gateway`);
 const redirectName = (args: Http01Target) => sharedName(args, `${args.appName}-redirect`);
 const serviceOf = (args: RoutingArgs, version: string) => `${args.appName}-${version}`;
@@ -49,14 +49,14 @@ function backend(args: RoutingArgs, version: string, weight?: number): IHTTPBack
 
 /** What both live routes send: every serving version with its weight. */
 function liveRule(args: RoutingArgs): IHTTPRouteRule {
-    return { matches: [everyPath], backendRefs: args.plan.serving.map((v) => backend(args, v.name, v.weight)) };
+    return { matches: [everyPath], backendRefs: args.roles.serving.map((v) => backend(args, v.name, v.weight)) };
 }
 
 /**
  * A backendRef names a Service, never a subset: each version gets a Service that selects exactly its
  * pods. The shared Service stays: in-mesh callers address it, and the mesh route hangs off it.
  */
-export function versionService(args: RoutingArgs, version: VersionPlan): k8s.core.v1.ServiceArgs {
+export function versionService(args: RoutingArgs, version: VersionRole): k8s.core.v1.ServiceArgs {
     return {
         metadata: { name: serviceOf(args, version.name), namespace: args.namespace, labels: { ...args.podSelector, version: version.name }, annotations: { ...NO_SERVICE_AWAIT } },
         spec: {
@@ -148,7 +148,7 @@ export function testRoute(args: RoutingArgs, header: string): Manifest<IHTTPRout
         spec: {
             parentRefs: [gatewayRef(args)],
             hostnames: [args.hostname],
-            rules: args.plan.versions.map((v) => ({
+            rules: args.roles.versions.map((v) => ({
                 matches: [{ ...everyPath, headers: [{ type: "Exact", name: header, value: v.name }] }],
                 backendRefs: [backend(args, v.name)],
             })),
@@ -201,13 +201,13 @@ export class GatewayApiRouting extends pulumi.ComponentResource implements Routi
     public readonly ingressRoute: k8s.apiextensions.CustomResource;
     /** The mesh route, created after the ingress route: waiting for it is waiting for both. */
     public readonly live: k8s.apiextensions.CustomResource;
-    /** Istio's verdict on every HTTPRoute this update wrote (components/route-status.ts); `live` when not waited for. */
+    /** Istio's verdict on every HTTPRoute this update wrote (dynamic/route-status.ts); `live` when not waited for. */
     public readonly settled: pulumi.Resource;
 
     constructor(name: string, args: RoutingArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cowsay-bluegreen:routing:GatewayApiRouting", name, {}, opts);
         const CustomResource = k8s.apiextensions.CustomResource;
-        this.services = args.plan.versions.map((v) => new k8s.core.v1.Service(`${name}-${v.name}-service`, versionService(args, v), routingChild(this, args)));
+        this.services = args.roles.versions.map((v) => new k8s.core.v1.Service(`${name}-${v.name}-service`, versionService(args, v), routingChild(this, args)));
         this.gateway = new CustomResource(`${name}-gateway`, gateway(args), routingChild(this, args));
         const ready: pulumi.Resource[] = [this.gateway, ...this.services];
         const routes: k8s.apiextensions.CustomResource[] = [];

@@ -24,7 +24,7 @@ import type { IDestinationRule } from "@kubernetes-models/istio/networking.istio
 import type { IGateway } from "@kubernetes-models/istio/networking.istio.io/v1/Gateway";
 import type { IVirtualService } from "@kubernetes-models/istio/networking.istio.io/v1/VirtualService";
 
-import type { Manifest } from "../manifest";
+import type { Manifest } from "../../lib/manifest";
 import { ROUTING_OBJECT_ANNOTATIONS, routingChild, sharedName, type Http01Solver, type Http01Target, type Routing, type RoutingArgs } from "./shape";
 
 const API_VERSION = "networking.istio.io/v1";
@@ -39,7 +39,7 @@ const gatewayName = (args: RoutingArgs) => `${args.appName}-gateway`;
 const httpGatewayName = (args: RoutingArgs) => `${args.appName}-http-gateway`;
 /** How the VirtualServices name the Gateway. */
 const gatewayRef = (args: RoutingArgs) => `${args.namespace}/${gatewayName(args)}`;
-/** Cluster-scoped, so named per stack (components/shared-names.ts); Istio reads its controller, not its name. */
+/** Cluster-scoped, so named per stack (lib/shared-names.ts); Istio reads its controller, not its name. */
 const ingressClassName = (target: Http01Target) => sharedName(target, "istio");
 /** The redirect is a route of its own (see the header) when ACME challenges must pass port 80. */
 const redirectsByRoute = (args: RoutingArgs) => args.httpsRedirect && args.acmeHttp01 === true;
@@ -59,7 +59,7 @@ export function destinationRule(args: RoutingArgs): Manifest<NonNullable<IDestin
         metadata: { name: args.appName, namespace: args.namespace, annotations: { ...ROUTING_OBJECT_ANNOTATIONS } },
         spec: {
             host: serviceHost(args),
-            subsets: args.plan.versions.map((v) => ({ name: v.name, labels: { version: v.name } })),
+            subsets: args.roles.versions.map((v) => ({ name: v.name, labels: { version: v.name } })),
         },
     };
 }
@@ -142,7 +142,7 @@ export function testRoute(args: RoutingArgs, header: string): Manifest<VirtualSe
         spec: {
             hosts: [args.hostname],
             gateways: [gatewayRef(args)],
-            http: args.plan.versions.map((v) => ({
+            http: args.roles.versions.map((v) => ({
                 name: `test-${v.name}`,
                 match: [{ headers: { [header]: { exact: v.name } } }],
                 route: [subsetRoute(args, v.name)],
@@ -161,7 +161,7 @@ export function liveRoute(args: RoutingArgs): Manifest<VirtualServiceSpec> {
             // The gateway host for ingress traffic, the Service host for in-mesh callers.
             hosts: [args.hostname, serviceHost(args)],
             gateways: [gatewayRef(args), "mesh"],
-            http: [{ name: "live", route: args.plan.serving.map((v) => subsetRoute(args, v.name, v.weight)) }],
+            http: [{ name: "live", route: args.roles.serving.map((v) => subsetRoute(args, v.name, v.weight)) }],
         },
     };
 }

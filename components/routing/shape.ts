@@ -9,7 +9,7 @@
 import type * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 
-import type { Plan } from "../plan";
+import type { VersionRoles } from "../../lib/version-roles";
 
 /** What the caller decides about routing (from the config), whichever API routes. */
 export interface RouteSettings {
@@ -32,7 +32,7 @@ export interface RouteSettings {
     readonly acmeHttp01?: boolean;
     /**
      * Prefix of the names of the objects other stacks on the cluster may name too: those in the shared
-     * ingress namespace and cluster-scoped ones (components/shared-names.ts). Default: "".
+     * ingress namespace and cluster-scoped ones (lib/shared-names.ts). Default: "".
      */
     readonly sharedNamePrefix?: string;
     /**
@@ -45,7 +45,7 @@ export interface RouteSettings {
 /** What a routing component is given: the caller's settings and the app's side of things. */
 export interface RoutingArgs extends RouteSettings {
     /** Every version and what it does in this update. */
-    readonly plan: Plan;
+    readonly roles: VersionRoles;
     /** Namespace of the app (and of every routing object unless said otherwise). */
     readonly namespace: string;
     /** Name of the shared Service; the routing objects are named from it. */

@@ -11,11 +11,11 @@ import { writeFileSync } from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { LocalCluster } from "../cluster";
-import { APP_NAMESPACE, GATEWAY_SELECTOR, HOST, INGRESS_NAMESPACE, NO_INSTALLS } from "../constants";
-import { EngineStack, requirePulumi } from "../engine";
-import type { KubeObject } from "../gateway";
-import { createGatewayService, createTlsSecret, IstioRoutes } from "../istio-routes";
+import { LocalCluster } from "../support/cluster";
+import { APP_NAMESPACE, GATEWAY_SELECTOR, HOST, INGRESS_NAMESPACE, NO_INSTALLS } from "../support/constants";
+import { EngineStack, requirePulumi } from "../support/engine";
+import type { KubeObject } from "../support/gateway";
+import { createGatewayService, createTlsSecret, IstioRoutes } from "../support/istio-routes";
 
 const TOKEN = "x";
 const CHALLENGE_PATH = `/.well-known/acme-challenge/${TOKEN}`;

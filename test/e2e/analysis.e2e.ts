@@ -13,13 +13,13 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { LocalCluster } from "../cluster";
-import { APP_NAMESPACE, COW, GATEWAY_SELECTOR, HOST, HOTDOG, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, configKey } from "../constants";
-import { EngineStack, liveWeights, requirePulumi } from "../engine";
-import { closedPort } from "../faults";
-import { fetchPage, type StandInGateway } from "../gateway";
-import { createGatewayService, createTlsSecret, IstioRoutes, istioTable } from "../istio-routes";
-import { readmeBlocks, runBlock, type ReadmeBlock } from "../readme";
+import { LocalCluster } from "../support/cluster";
+import { APP_NAMESPACE, COW, GATEWAY_SELECTOR, HOST, HOTDOG, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, configKey } from "../support/constants";
+import { EngineStack, liveWeights, requirePulumi } from "../support/engine";
+import { closedPort } from "../support/faults";
+import { fetchPage, type StandInGateway } from "../support/gateway";
+import { createGatewayService, createTlsSecret, IstioRoutes, istioTable } from "../support/istio-routes";
+import { readmeBlocks, runBlock, type ReadmeBlock } from "../support/readme";
 
 const DOC = path.join(ROOT, "docs", "analysis.md");
 /**

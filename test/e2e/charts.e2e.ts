@@ -17,11 +17,11 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { LocalCluster } from "../cluster";
-import { APP_NAMESPACE as APP, COW, configKey, GATEWAY_SELECTOR, HOST, HOTDOG, INGRESS_NAMESPACE } from "../constants";
-import { EngineStack, liveWeights, plannedChanges, requirePulumi } from "../engine";
-import { fetchPage, type KubeObject, type StandInGateway } from "../gateway";
-import { createTlsSecret, IstioRoutes, istioTable } from "../istio-routes";
+import { LocalCluster } from "../support/cluster";
+import { APP_NAMESPACE as APP, COW, configKey, GATEWAY_SELECTOR, HOST, HOTDOG, INGRESS_NAMESPACE } from "../support/constants";
+import { EngineStack, liveWeights, plannedChanges, requirePulumi } from "../support/engine";
+import { fetchPage, type KubeObject, type StandInGateway } from "../support/gateway";
+import { createTlsSecret, IstioRoutes, istioTable } from "../support/istio-routes";
 
 const SYSTEM = "istio-system";
 /** Pulumi's names of the mesh's resources (components/mesh.ts). */

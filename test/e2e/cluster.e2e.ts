@@ -17,13 +17,13 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { tlsSecretName } from "../../components/tls";
-import { LocalCluster } from "../cluster";
-import { APP_NAMESPACE as APP, configKey, GATEWAY_SELECTOR, HOST, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, URN, VERSIONS } from "../constants";
-import { EngineStack, liveWeights, plannedChanges, requirePulumi, replicasByVersion } from "../engine";
-import { fetchPage, type StandInGateway, type KubeObject } from "../gateway";
-import { CLIENT_NAMESPACE, createGatewayService, createTlsSecret, expectCertificateFor, IstioRoutes, istioTable, testRouteLines } from "../istio-routes";
-import { processesMentioning } from "../processes";
-import { runBlock, storyBlocks } from "../readme";
+import { LocalCluster } from "../support/cluster";
+import { APP_NAMESPACE as APP, configKey, GATEWAY_SELECTOR, HOST, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, URN, VERSIONS } from "../support/constants";
+import { EngineStack, liveWeights, plannedChanges, requirePulumi, replicasByVersion } from "../support/engine";
+import { fetchPage, type StandInGateway, type KubeObject } from "../support/gateway";
+import { CLIENT_NAMESPACE, createGatewayService, createTlsSecret, expectCertificateFor, IstioRoutes, istioTable, testRouteLines } from "../support/istio-routes";
+import { processesMentioning } from "../support/processes";
+import { runBlock, storyBlocks } from "../support/readme";
 
 const BASE = { ...NO_INSTALLS, smokeCheckTimeout: "30", activeVersion: "v1" };
 

@@ -14,10 +14,9 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import versions from "../../versions.json";
-import { LocalCluster, portReservation } from "../cluster";
-import { processesMentioning, runCommand } from "../processes";
+import { LocalCluster, portReservation, SCRIPT } from "../support/cluster";
+import { processesMentioning, runCommand } from "../support/processes";
 
-const SCRIPT = path.resolve(__dirname, "..", "..", "..", "scripts", "cluster.sh");
 const COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller"];
 /** How long a registered target may take to be scraped: file_sd re-reads and Prometheus scrapes every 1 s; the rest is slack for a loaded machine. */
 const SCRAPE_BOUND_MS = 30_000;

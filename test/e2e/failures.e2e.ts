@@ -9,11 +9,11 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { configKey, NO_INSTALLS, SHORT_GATE, VERSIONS } from "../constants";
-import { EngineStack, changedFiles, liveWeights as weightsOf, requirePulumi, replicasByVersion } from "../engine";
-import { StandInGateway } from "../gateway";
-import { renderedRoutes } from "../rendered-routes";
-import { descendants, runCommand, waitUntilGone, type CommandResult } from "../processes";
+import { configKey, NO_INSTALLS, SHORT_GATE, VERSIONS } from "../support/constants";
+import { EngineStack, changedFiles, liveWeights as weightsOf, requirePulumi, replicasByVersion } from "../support/engine";
+import { StandInGateway } from "../support/gateway";
+import { renderedRoutes } from "../support/rendered-routes";
+import { descendants, runCommand, waitUntilGone, type CommandResult } from "../support/processes";
 
 const BASE = { ...NO_INSTALLS, smokeCheckTimeout: SHORT_GATE };
 

@@ -12,11 +12,11 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { ROOT, plannedChanges, replicasByVersion, requirePulumi, type PreviewStep } from "../engine";
-import { configKey } from "../constants";
+import { ROOT, plannedChanges, replicasByVersion, requirePulumi, type PreviewStep } from "../support/engine";
+import { configKey } from "../support/constants";
 import { FleetOfClusters } from "../fleet/harness";
-import { descendants, waitUntilGone, type RunningCommand } from "../processes";
-import { readmeBlocks, runBlock } from "../readme";
+import { descendants, waitUntilGone, type RunningCommand } from "../support/processes";
+import { readmeBlocks, runBlock } from "../support/readme";
 
 const DOC = path.join(ROOT, "docs", "fleet.md");
 const STACKS = ["staging", "eu", "us"] as const;

@@ -10,10 +10,10 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { configKey, COW, HOTDOG, NO_INSTALLS, ROOT, SHORT_GATE, URN, VERSIONS } from "../constants";
-import { EngineStack, changedFiles, expectRefusal, plannedChanges, requirePulumi } from "../engine";
-import { fetchPage, StandInGateway } from "../gateway";
-import { renderedRoutes } from "../rendered-routes";
+import { configKey, COW, HOTDOG, NO_INSTALLS, ROOT, SHORT_GATE, URN, VERSIONS } from "../support/constants";
+import { EngineStack, changedFiles, expectRefusal, plannedChanges, requirePulumi } from "../support/engine";
+import { fetchPage, StandInGateway } from "../support/gateway";
+import { renderedRoutes } from "../support/rendered-routes";
 
 const ROUTE_URN = URN.httpRoute;
 const MESH_URN = URN.meshRoute;

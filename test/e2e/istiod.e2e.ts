@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { LocalCluster, portReservation } from "../cluster";
-import { processesMentioning, runCommand, runUntil } from "../processes";
+import { LocalCluster, portReservation, SCRIPT } from "../support/cluster";
+import { processesMentioning, runCommand, runUntil } from "../support/processes";
 
 const HOST = "cowsay.example.com";
 const GATEWAY = ["--role", "gateway", "--namespace", "istio-ingress", "--labels", "istio=ingressgateway"];
@@ -58,7 +58,6 @@ function istiodPid(cluster: LocalCluster): number {
     return Number(readFileSync(path.join(cluster.state, "clusters", "cowsay", "istiod", "pid"), "utf8"));
 }
 
-const SCRIPT = path.resolve(__dirname, "..", "..", "..", "scripts", "cluster.sh");
 /** Whether a port is reserved for some cluster's istiod (scripts/istiod.sh keeps a link per port). */
 const reserved = (port: string) => existsSync(portReservation(port));
 

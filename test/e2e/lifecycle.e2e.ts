@@ -9,10 +9,10 @@ import { readFileSync } from "node:fs";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
-import { APP, configKey, NO_INSTALLS, ROOT, SHORT_GATE, URN, VERSIONS } from "../constants";
-import { EngineStack, changedFiles, expectRefusal, plannedChanges, requirePulumi } from "../engine";
-import { StandInGateway } from "../gateway";
-import { renderedRoutes } from "../rendered-routes";
+import { APP, configKey, NO_INSTALLS, ROOT, SHORT_GATE, URN, VERSIONS } from "../support/constants";
+import { EngineStack, changedFiles, expectRefusal, plannedChanges, requirePulumi } from "../support/engine";
+import { StandInGateway } from "../support/gateway";
+import { renderedRoutes } from "../support/rendered-routes";
 
 const BASE_CONFIG = { ...NO_INSTALLS, activeVersion: "v1" };
 

@@ -1,5 +1,5 @@
 // The README and the docs, executed: every block marked `<!-- e2e: <id> -->` in README.md and then in
-// the docs files test/readme.ts lists (README_SUITE_FILES, in story order) runs with bash, exactly as
+// the docs files test/support/readme.ts lists (README_SUITE_FILES, in story order) runs with bash, exactly as
 // written, in that order, against the real Pulumi CLI. Stacks render YAML instead of reaching a
 // cluster (three lines added to each stack file: the render directory, no Istio and cert-manager
 // installs), and GATEWAY_ADDRESS points at a local stand-in for the gateway that routes with the
@@ -18,12 +18,12 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
 
-import { COW, HEADER, HOST, HOTDOG, NO_INSTALLS, VERSIONS, configKey } from "../constants";
-import { EngineStack, changedFiles, liveWeights, requirePulumi, replicasByVersion } from "../engine";
-import { StandInGateway, pageOf, type KubeObject } from "../gateway";
-import { renderedRoutes } from "../rendered-routes";
-import { descendants, waitUntilGone, type ProcessInfo } from "../processes";
-import { runBlock, storyBlocks, type BlockResult, type ReadmeBlock } from "../readme";
+import { COW, HEADER, HOST, HOTDOG, NO_INSTALLS, VERSIONS, configKey } from "../support/constants";
+import { EngineStack, changedFiles, liveWeights, requirePulumi, replicasByVersion } from "../support/engine";
+import { StandInGateway, pageOf, type KubeObject } from "../support/gateway";
+import { renderedRoutes } from "../support/rendered-routes";
+import { descendants, waitUntilGone, type ProcessInfo } from "../support/processes";
+import { runBlock, storyBlocks, type BlockResult, type ReadmeBlock } from "../support/readme";
 
 // Never execFileSync a client of the stand-in: it runs in this process and could not answer.
 const run = promisify(execFile);

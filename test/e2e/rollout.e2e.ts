@@ -18,13 +18,13 @@ import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import type { SwitchRecord } from "../../fleet/record";
-import type { CommandResult } from "../processes";
-import { configKey } from "../constants";
-import { ROOT, requirePulumi } from "../engine";
-import { closedPort } from "../faults";
+import type { CommandResult } from "../support/processes";
+import { configKey } from "../support/constants";
+import { ROOT, requirePulumi } from "../support/engine";
+import { closedPort } from "../support/faults";
 import { FleetOfClusters } from "../fleet/harness";
-import { startLoad } from "../load";
-import { readmeBlocks, runBlock, type ReadmeBlock } from "../readme";
+import { startLoad } from "../support/load";
+import { readmeBlocks, runBlock, type ReadmeBlock } from "../support/readme";
 
 const DOC = path.join(ROOT, "docs", "fleet.md");
 const LOAD_PER_SECOND = 40;

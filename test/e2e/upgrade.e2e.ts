@@ -19,14 +19,14 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 
-import { LocalCluster } from "../cluster";
-import { configKey, GATEWAY_SELECTOR, NO_INSTALLS } from "../constants";
-import { EngineStack, PROGRAM_FILES, ROOT, requirePulumi, type PreviewStep } from "../engine";
-import type { StandInGateway, KubeObject } from "../gateway";
-import { createGatewayService, createTlsSecret, IstioRoutes } from "../istio-routes";
+import { LocalCluster } from "../support/cluster";
+import { configKey, GATEWAY_SELECTOR, NO_INSTALLS } from "../support/constants";
+import { EngineStack, PROGRAM_FILES, ROOT, requirePulumi, type PreviewStep } from "../support/engine";
+import type { StandInGateway, KubeObject } from "../support/gateway";
+import { createGatewayService, createTlsSecret, IstioRoutes } from "../support/istio-routes";
 
 const FROM = "39520e0";
-/** The program's wait for Istio's verdict on HTTPRoutes (components/route-status.ts), new since FROM. */
+/** The program's wait for Istio's verdict on HTTPRoutes (dynamic/route-status.ts), new since FROM. */
 const ROUTE_STATUS_TYPE = "pulumi-nodejs:dynamic/cowsay-bluegreen:RouteStatus";
 /** Operations that would disturb a running object: a new one, a deleted one, a replacement. */
 const DISTURBING = ["create", "delete", "replace", "create-replacement", "delete-replaced", "discard", "import"];

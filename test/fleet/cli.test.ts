@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 
 import { USAGE, main } from "../../fleet/cli";
 import { EXIT_CODES } from "../../fleet/plan";
-import { ROOT } from "../engine";
+import { ROOT } from "../support/engine";
 
 async function fleet(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
     const out = new PassThrough();

@@ -4,7 +4,7 @@
 // a wall clock, without waiting for one. And a fake workspace for the commands' refusals.
 import * as path from "node:path";
 
-import { stackSettingsFile } from "../../components/stack-config";
+import { stackSettingsFile } from "../../lib/stack-config";
 import type { Clock } from "../../fleet/plan";
 import type { FleetWorkspace, StackView } from "../../fleet/workspace";
 

@@ -1,19 +1,19 @@
-// A fleet to test on: local control planes with istiod (test/cluster.ts), one copy of the project with
-// one stack per cluster in one file backend (test/engine.ts), each stack reaching its cluster only
+// A fleet to test on: local control planes with istiod (test/support/cluster.ts), one copy of the project with
+// one stack per cluster in one file backend (test/support/engine.ts), each stack reaching its cluster only
 // through its own kubernetes:kubeconfig config, and a stand-in gateway per cluster that routes by what
-// that cluster's istiod pushes to its ingress gateway (test/istio-routes.ts): where traffic goes after
+// that cluster's istiod pushes to its ingress gateway (test/support/istio-routes.ts): where traffic goes after
 // a fleet step is Istio's answer, per cluster. Used by the fleet's end-to-end suite and by
 // bench/fleet.ts. Needs `pulumi` on PATH and the control plane built.
 import { cpSync, readFileSync, rmSync } from "node:fs";
 import * as path from "node:path";
 
-import { stackSettingsFile } from "../../components/stack-config";
-import { LocalCluster } from "../cluster";
-import { APP_NAMESPACE, GATEWAY_SELECTOR, HOST, INGRESS_NAMESPACE, NO_INSTALLS, SHORT_GATE, URN, configKey } from "../constants";
-import { EngineStack, ROOT } from "../engine";
-import type { StandInGateway, KubeObject } from "../gateway";
-import { createGatewayService, createTlsSecret, IstioRoutes, istioTable } from "../istio-routes";
-import { runCommand, runUntil, type CommandResult, type RunningCommand } from "../processes";
+import { stackSettingsFile } from "../../lib/stack-config";
+import { LocalCluster } from "../support/cluster";
+import { APP_NAMESPACE, GATEWAY_SELECTOR, HOST, INGRESS_NAMESPACE, NO_INSTALLS, SHORT_GATE, URN, configKey } from "../support/constants";
+import { EngineStack, ROOT } from "../support/engine";
+import type { StandInGateway, KubeObject } from "../support/gateway";
+import { createGatewayService, createTlsSecret, IstioRoutes, istioTable } from "../support/istio-routes";
+import { runCommand, runUntil, type CommandResult, type RunningCommand } from "../support/processes";
 
 const APP_KINDS = "deployments.apps,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io";
 /** The compiled fleet command (npm run test:e2e and the benchmark build it first). */

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { parseAnalysis } from "../../components/analysis/checks";
+import { parseAnalysis } from "../../lib/analysis/checks";
 import type { Fleet } from "../../fleet/file";
 import { REPORT_TITLE, previewReport } from "../../fleet/report";
 import { stepTarget } from "../../fleet/rollout";

@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 
-import { parseAnalysis } from "../../components/analysis/checks";
-import { analyse, type AnalysisResult, type Verdict } from "../../components/analysis/judge";
+import { parseAnalysis } from "../../lib/analysis/checks";
+import { analyse, type AnalysisResult, type Verdict } from "../../lib/analysis/judge";
 import type { Fleet } from "../../fleet/file";
 import { EXIT_CODES, type PlanProgress } from "../../fleet/plan";
 import { newRecord, readRecord, withAnalysis, writeRecord } from "../../fleet/record";

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import { policies, routeBackendsSelectOneVersion, versionsKeepAReplica } from "../../policy/policies";
-import { DEPLOYMENT, HTTPROUTE, find, runProgram, type Run } from "../helpers";
+import { DEPLOYMENT, HTTPROUTE, find, runProgram, type Run } from "../support/helpers";
 import { resourceArgs, stackArgs, stackResource, violationsOf } from "./harness";
 
 async function violations(run: Run): Promise<string[]> {

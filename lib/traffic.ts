@@ -5,7 +5,7 @@
 // pile-up), and every request within its own timeout; it stops at once on its signal.
 //
 // Self-contained (requires inside, nothing from this module used at run time) because Pulumi
-// serializes it into a dynamic provider, like runChecks in components/gate.ts.
+// serializes it into a dynamic provider, like runChecks in dynamic/gate.ts.
 
 /** What to send, how fast, for how long. */
 export interface TrafficOptions {

@@ -81,13 +81,13 @@ export function storyBlocks(root = ROOT): ReadmeBlock[] {
         const unclaimed = readmeBlocks(path.join(root, doc));
         if (unclaimed.length > 0) {
             const where = unclaimed.map((b) => `${b.id} (line ${b.line})`).join(", ");
-            throw new Error(`${shown(path.join(root, doc))}: e2e blocks that no suite runs: ${where}; add the file to README_SUITE_FILES in test/readme.ts, in story order, or to OTHER_SUITES_FILES with the suite that runs them`);
+            throw new Error(`${shown(path.join(root, doc))}: e2e blocks that no suite runs: ${where}; add the file to README_SUITE_FILES in test/support/readme.ts, in story order, or to OTHER_SUITES_FILES with the suite that runs them`);
         }
     }
     const blocks: ReadmeBlock[] = [];
     for (const file of README_SUITE_FILES) {
         const full = path.join(root, file);
-        if (!existsSync(full)) throw new Error(`${shown(full)}: listed in README_SUITE_FILES (test/readme.ts) but missing`);
+        if (!existsSync(full)) throw new Error(`${shown(full)}: listed in README_SUITE_FILES (test/support/readme.ts) but missing`);
         for (const block of readmeBlocks(full)) {
             const first = blocks.find((b) => b.id === block.id);
             if (first !== undefined) throw new Error(`${block.file}:${block.line}: the e2e mark ${block.id} is used twice (first at ${first.file}:${first.line})`);

@@ -3,7 +3,7 @@
 // rendered VirtualServices or HTTPRoutes and routes HTTPS requests the way Istio and the Gateway API
 // say they should. It is the project's own reading of its objects, NOT Istio's: it is laxer (it puts
 // catch-alls last instead of following the VirtualServices' creation order) and it models no plain
-// HTTP. Suites against the API server route with what istiod pushes instead (test/xds-routes.ts).
+// HTTP. Suites against the API server route with what istiod pushes instead (test/support/xds-routes.ts).
 import type { GatewayRequest, KubeObject, ObjectSource, Routed, Router } from "./gateway";
 import { pickWeighted } from "./xds";
 

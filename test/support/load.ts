@@ -1,10 +1,10 @@
-// The tests' live traffic: components/traffic.ts's bounded sender, pointed only at what the tests
+// The tests' live traffic: lib/traffic.ts's bounded sender, pointed only at what the tests
 // started on this machine. A load generator in a test suite must never reach anything else, so any
 // address that is not loopback is refused before a single request; and it stops by itself when its
 // duration ends (or at stop()), so a suite that forgets it cannot leave traffic running.
 import { BlockList, isIP } from "node:net";
 
-import { sendTraffic, type TrafficOptions, type TrafficResult } from "../components/traffic";
+import { sendTraffic, type TrafficOptions, type TrafficResult } from "../../lib/traffic";
 import { HOST } from "./constants";
 
 /** What to send; `host` defaults to the gateway's host, `timeoutMs` to 2000. */

@@ -1,4 +1,4 @@
-// Istio's standard request metrics, as the stand-in gateway (test/gateway.ts) exports them for a real
+// Istio's standard request metrics, as the stand-in gateway (test/support/gateway.ts) exports them for a real
 // Prometheus: `istio_requests_total` and `istio_request_duration_milliseconds`, with the label set and
 // the values Istio's stats filter fills (istio/proxy, source/extensions/filters/http/istio_stats),
 // for the two proxies a request crosses: the ingress gateway (reporter "source", as every gateway
@@ -10,7 +10,7 @@
 // with its first request, as Envoy's do; none is created ahead with a zero.
 import { Counter, Histogram, Registry } from "prom-client";
 
-import { GATEWAY_NAME } from "../config";
+import { GATEWAY_NAME } from "../../config";
 import { APP, APP_NAMESPACE, INGRESS_NAMESPACE } from "./constants";
 
 /** Istio's labels on its HTTP metrics, in the order its stats filter writes them. */

@@ -4,9 +4,10 @@ import * as path from "node:path";
 
 import * as pulumi from "@pulumi/pulumi";
 
-import { configKey, PROJECT } from "./constants";
+import { configKey, PROJECT, ROOT } from "./constants";
 
-const ROOT = path.resolve(__dirname, "..");
+/** Where tsc put the program (tsconfig's outDir): the mocks run the compiled index.js, as Pulumi would. */
+const COMPILED = path.join(ROOT, "bin");
 
 /** A resource as the program registered it. */
 export interface Registered {
@@ -77,13 +78,21 @@ class RecordingMocks implements pulumi.runtime.Mocks {
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
+/** The program's own compiled modules in Node's module cache: what a run loaded, not the tests or node_modules. */
+function loadedProgramFiles(): string[] {
+    return Object.keys(require.cache).filter(
+        (file) => file.startsWith(COMPILED + path.sep) && !file.includes(`${path.sep}node_modules${path.sep}`) && !file.includes(`${path.sep}test${path.sep}`),
+    );
+}
+
+/** The modules the last runProgram loaded, relative to the compiled tree (`index.js`, `lib/image.js`, ...). */
+export function programModules(): string[] {
+    return loadedProgramFiles().map((file) => path.relative(COMPILED, file));
+}
+
 /** Forgets the program's modules so the next require evaluates it again with new config. */
 function unloadProgram(): void {
-    for (const file of Object.keys(require.cache)) {
-        if (file.startsWith(ROOT) && !file.includes(`${path.sep}node_modules${path.sep}`) && !file.includes(`${path.sep}test${path.sep}`)) {
-            delete require.cache[file];
-        }
-    }
+    for (const file of loadedProgramFiles()) delete require.cache[file];
 }
 
 /** Resolves every Output in a stack export (mocks make them all known); secrets are marked. */
@@ -131,7 +140,7 @@ export async function runProgram(
     let error: Error | undefined;
     try {
         // The program is imported and run as Pulumi runs it; a refusal surfaces here.
-        const main = require(path.join(ROOT, "index")) as () => Promise<Record<string, unknown>>;
+        const main = require(path.join(COMPILED, "index")) as () => Promise<Record<string, unknown>>;
         program = await main();
     } catch (err) {
         error = err as Error;

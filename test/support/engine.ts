@@ -8,15 +8,17 @@ import * as path from "node:path";
 
 import { parseAllDocuments, parseDocument } from "yaml";
 
-import { namespacedKey, projectKey, stackSettingsFile } from "../components/stack-config";
+import { namespacedKey, projectKey, stackSettingsFile } from "../../lib/stack-config";
 import { ROOT } from "./constants";
 import { runCommand, runUntil, type CommandResult, type RunningCommand } from "./processes";
 
 import type { KubeObject } from "./gateway";
 
 export { ROOT };
+/** The program's folders: every module index.ts loads lives in one of them (test/program.test.ts checks it). */
+export const PROGRAM_DIRS = ["components", "config", "dynamic", "lib"];
 /** What a copy of the program needs to run: the project files, not the tests. */
-export const PROGRAM_FILES = ["Pulumi.yaml", "Pulumi.dev.yaml", "index.ts", "components", "package.json", "tsconfig.json", "versions.json"];
+export const PROGRAM_FILES = ["Pulumi.yaml", "Pulumi.dev.yaml", "index.ts", "compile-cache.cjs", ...PROGRAM_DIRS, "package.json", "tsconfig.json", "versions.json"];
 
 /**
  * An EngineStack's environment (`env`) that runs the program as a user's pulumi does, type-checked:
@@ -109,7 +111,7 @@ export class EngineStack {
         if (options.files === undefined) {
             this.useCurrentProgram();
             if (options.prebuilt === true) {
-                for (const file of ["bin/index.js", "bin/components", "bin/versions.json"]) cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
+                for (const file of ["index.js", ...PROGRAM_DIRS, "versions.json"].map((f) => path.join("bin", f))) cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
                 const project = readFileSync(path.join(this.dir, "Pulumi.yaml"), "utf8").replace(/^runtime:$/m, "main: bin/index.js\nruntime:");
                 writeFileSync(path.join(this.dir, "Pulumi.yaml"), project.replace(/^    packagemanager: npm$/m, "    packagemanager: npm\n    typescript: false"));
             }

@@ -8,9 +8,11 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 
 import type { KubeObject } from "./gateway";
+import { ROOT } from "./constants";
 import { runCommand, runToEnd, type CommandResult } from "./processes";
 
-const SCRIPT = path.resolve(__dirname, "..", "..", "scripts", "cluster.sh");
+/** scripts/cluster.sh, which builds and runs the control plane; the suites of the script itself call it too. */
+export const SCRIPT = path.join(ROOT, "scripts", "cluster.sh");
 
 /**
  * Where scripts/cluster.sh reserves a port of istiod's or Prometheus's: a link to the cluster's

@@ -1,5 +1,5 @@
 // The stand-in gateway's router against a cluster that runs istiod: each request goes where the route
-// istiod pushed to the ingress gateway sends it (chooseRoute in test/xds.ts), and the chosen cluster
+// istiod pushed to the ingress gateway sends it (chooseRoute in test/support/xds.ts), and the chosen cluster
 // is answered by a ready pod behind it, found the way istiod finds its endpoints: the Service the
 // cluster names, its selector, and the DestinationRule subset's labels when the cluster names one.
 import type { GatewayRequest, KubeObject, Routed, Router } from "./gateway";

@@ -2,17 +2,17 @@
 // own commands: an HTTPS server (the gateway Service's port 443) and a plain HTTP one (its port 80)
 // that send each request where a Router says, and answer with the page of the image the chosen
 // version runs: the cow for dougbtv/nginx-cowsay:v1, the hotdog for :v2. A version with no ready pods
-// answers 503, as Envoy does. Against a cluster with istiod the router is xdsRoutes (test/xds-routes.ts):
+// answers 503, as Envoy does. Against a cluster with istiod the router is xdsRoutes (test/support/xds-routes.ts):
 // the route istiod pushed to the gateway decides. Suites that only render YAML have no istiod and use
-// the minimal renderedRoutes (test/rendered-routes.ts). Tests can break a version's page, make the
+// the minimal renderedRoutes (test/support/rendered-routes.ts). Tests can break a version's page, make the
 // gateway hang (accept and never answer), take it down and bring it back at the same addresses, and
 // reset it to serving before a test that needs it so.
 //
-// It also exports Istio's standard request metrics (test/istio-metrics.ts) on a loopback port of its
+// It also exports Istio's standard request metrics (test/support/istio-metrics.ts) on a loopback port of its
 // own at /stats/prometheus, as Envoy does, for the gateway and for the sidecar of the version that
 // answered; with COWSAY_PROMETHEUS_TARGETS set it registers that port with the Prometheus of
 // scripts/cluster.sh (a file_sd target file). And tests can break a version the way a bad release
-// does (test/faults.ts): a share of 503s, or late answers, which the metrics then show.
+// does (test/support/faults.ts): a share of 503s, or late answers, which the metrics then show.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server as HttpServer } from "node:http";

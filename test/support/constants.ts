@@ -7,11 +7,15 @@ import * as path from "node:path";
 
 import { parse } from "yaml";
 
-import { DEFAULTS } from "../config";
-import { namespacedKey } from "../components/stack-config";
+import { DEFAULTS } from "../../config";
+import { APP_NAME } from "../../lib/app-names";
+import { namespacedKey } from "../../lib/stack-config";
 
-/** The repository (tests run from bin/test, two levels below). */
-export const ROOT = path.resolve(__dirname, "..", "..");
+/**
+ * The repository's root, and only that: the compiled program is COMPILED (test/support/helpers.ts).
+ * This file runs from bin/test/support, three levels below.
+ */
+export const ROOT = path.resolve(__dirname, "..", "..", "..");
 
 /** The project name, which prefixes every config key (`<project>:activeVersion`). */
 export const PROJECT: string = (parse(readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")) as { name: string }).name;
@@ -41,7 +45,7 @@ export const COW: string = VERSIONS.v1.expect;
 export const HOTDOG: string = VERSIONS.v2.expect;
 
 /** The app's objects are named after it: the live route, the DestinationRule, `<app>-<version>` Deployments. */
-export const APP = "cowsay-nginx";
+export const APP: string = APP_NAME;
 
 /**
  * Config every end-to-end stack starts from: Istio and cert-manager are not installed (Helm releases
@@ -52,7 +56,7 @@ export const NO_INSTALLS: Readonly<Record<string, string>> = { installIstio: "fa
 
 /**
  * Config for a Gateway API stack on a control plane where nothing writes the HTTPRoutes' status (no
- * istiod): the program's wait for Istio's verdict (components/route-status.ts) is off.
+ * istiod): the program's wait for Istio's verdict (dynamic/route-status.ts) is off.
  */
 export const NO_ROUTE_STATUS: Readonly<Record<string, string>> = { routeStatusTimeout: "0" };
 

@@ -11,8 +11,8 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { promisify } from "node:util";
 
-import { tlsSecretName } from "../components/tls";
-import { GATEWAY_NAME } from "../config";
+import { tlsSecretName } from "../../components/tls";
+import { GATEWAY_NAME } from "../../config";
 import type { LocalCluster } from "./cluster";
 import { HEADER, HOST } from "./constants";
 import { StandInGateway } from "./gateway";

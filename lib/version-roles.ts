@@ -1,21 +1,12 @@
-// What each version does in this update, decided once from the settings: its image and expected
-// text, its share of the live traffic, whether it serves or idles, and how many pods it runs. The
-// app (Deployments and their order), each routing API (subsets, backends, weights), the gate (which
-// versions it fetches) and the stack outputs all read this plan; none of them decides it again.
+// Each version's role in this update, decided once from the settings: its image and expected text,
+// its share of the live traffic, whether it serves or idles, and how many pods it runs. The app
+// (Deployments and their order), each routing API (subsets, backends, weights), the gate (which
+// versions it fetches) and the stack outputs all read these roles; none of them decides them again.
+// (Not "the plan": that is the fleet's wave plan, fleet/plan.ts.)
 import type { Settings } from "../config";
 
-/** The app's Service, and the prefix of its Deployments and routing objects. */
-export const APP_NAME = "cowsay-nginx";
-
-/**
- * The Deployment (Istio's destination_workload) of one version: what the program creates and what
- * the fleet's analysis queries Prometheus about, so both read the one rule.
- */
-export function workloadName(version: string, appName: string = APP_NAME): string {
-    return `${appName}-${version}`;
-}
-
-export interface VersionPlan {
+/** What one version does in this update. */
+export interface VersionRole {
     readonly name: string;
     readonly image: string;
     /** Text only this version's page contains: what the gate requires. Undefined with the gate off. */
@@ -28,20 +19,21 @@ export interface VersionPlan {
     readonly replicas: number;
 }
 
-export interface Plan {
+/** Every version's role, and the versions grouped by it. */
+export interface VersionRoles {
     /** The version that owns the live route. */
     readonly active: string;
     /** Every version, in declaration order. */
-    readonly versions: readonly VersionPlan[];
+    readonly versions: readonly VersionRole[];
     /** The versions that take live traffic, in declaration order. */
-    readonly serving: readonly VersionPlan[];
+    readonly serving: readonly VersionRole[];
     /** The versions that take none, in declaration order. */
-    readonly idle: readonly VersionPlan[];
+    readonly idle: readonly VersionRole[];
 }
 
-/** The plan of every declared version, from the settings' versions, traffic split and idle capacity. */
-export function planVersions(settings: Pick<Settings, "versions" | "trafficSplit" | "idleReplicas" | "activeVersion">): Plan {
-    const versions = [...settings.versions].map(([name, spec]): VersionPlan => {
+/** The role of every declared version, from the settings' versions, traffic split and idle capacity. */
+export function decideRoles(settings: Pick<Settings, "versions" | "trafficSplit" | "idleReplicas" | "activeVersion">): VersionRoles {
+    const versions = [...settings.versions].map(([name, spec]): VersionRole => {
         const weight = settings.trafficSplit.get(name) ?? 0;
         const serving = weight > 0;
         return {

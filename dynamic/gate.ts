@@ -14,11 +14,11 @@
 // version rolled back from gets no such pass, nor does a canary that leaves its split.
 import * as pulumi from "@pulumi/pulumi";
 
-import type { AnalysisSettings, ResolvedCheck } from "./analysis/checks";
-import { analyse, type MetricsProvider } from "./analysis/judge";
-import { pause } from "./pause";
-import { onCancelCall } from "./sdk";
-import { sendTraffic } from "./traffic";
+import type { AnalysisSettings, ResolvedCheck } from "../lib/analysis/checks";
+import { analyse, type MetricsProvider } from "../lib/analysis/judge";
+import { pause } from "../lib/pause";
+import { onCancelCall } from "../components/sdk";
+import { sendTraffic } from "../lib/traffic";
 
 /** One version the route is about to send traffic to. */
 export interface VersionCheck {
