@@ -87,7 +87,12 @@ function deploy(settings: Settings, last: LastRun | undefined) {
                       ...settings.issuer,
                       email: secret("acmeEmail", settings.issuer.email),
                       // The solver names the routing objects the app creates below, by their names.
-                      http01: routing.http01Solver({ appName: APP_NAME, namespace: settings.appNamespace, ingressNamespace: settings.ingressNamespace, sharedNamePrefix: prefix }),
+                      http01: routing.http01Solver({
+                          appName: APP_NAME,
+                          namespace: settings.appNamespace,
+                          ingressNamespace: settings.ingressNamespace,
+                          sharedNamePrefix: prefix,
+                      }),
                   }
                 : settings.issuer,
         issuerName: `${prefix}${TLS}-${settings.issuer.kind}`,
@@ -173,7 +178,11 @@ function deploy(settings: Settings, last: LastRun | undefined) {
 }
 
 /** The gate's analysis before a switch, when the stack has a Prometheus and asks for it. */
-function preSwitchAnalysis(settings: Settings, last: LastRun | undefined, secret: (key: string, value: string) => pulumi.Input<string>): GateSettings["analysis"] {
+function preSwitchAnalysis(
+    settings: Settings,
+    last: LastRun | undefined,
+    secret: (key: string, value: string) => pulumi.Input<string>,
+): GateSettings["analysis"] {
     const analysis = settings.analysis;
     if (analysis === undefined || !analysis.preSwitch) return undefined;
     return {
@@ -195,7 +204,11 @@ export = async () => {
         );
     }
     // This project's config keys and values, without the `<project>:` prefix, and which are secrets.
-    const { raw, secretKeys }: { raw: RawConfig; secretKeys: ReadonlySet<string> } = projectConfig(pulumi.getProject(), Object.entries(pulumi.runtime.allConfig()), isSecret);
+    const { raw, secretKeys }: { raw: RawConfig; secretKeys: ReadonlySet<string> } = projectConfig(
+        pulumi.getProject(),
+        Object.entries(pulumi.runtime.allConfig()),
+        isSecret,
+    );
     const last = await lastRun();
     let settings: Settings;
     try {

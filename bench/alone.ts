@@ -34,7 +34,10 @@ const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 function runAlone(file: string, name: string): Promise<{ passed: boolean; seconds: number; output: string }> {
     const start = performance.now();
     return new Promise((resolve) => {
-        const child = spawn(process.execPath, ["--test", "--test-reporter=tap", `--test-name-pattern=^${escape(name)}$`, file], { env: process.env, stdio: ["ignore", "pipe", "pipe"] });
+        const child = spawn(process.execPath, ["--test", "--test-reporter=tap", `--test-name-pattern=^${escape(name)}$`, file], {
+            env: process.env,
+            stdio: ["ignore", "pipe", "pipe"],
+        });
         let output = "";
         child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
         child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -49,7 +52,9 @@ function runAlone(file: string, name: string): Promise<{ passed: boolean; second
 
 async function main(): Promise<number> {
     const [suiteArgs, filters] = [process.argv.slice(2).filter((a) => /^[a-z-]+$/.test(a)), process.argv.slice(2).filter((a) => !/^[a-z-]+$/.test(a))];
-    const available = readdirSync(E2E).filter((f) => f.endsWith(".e2e.js")).map((f) => f.replace(/\.e2e\.js$/, ""));
+    const available = readdirSync(E2E)
+        .filter((f) => f.endsWith(".e2e.js"))
+        .map((f) => f.replace(/\.e2e\.js$/, ""));
     const unknown = suiteArgs.filter((s) => !available.includes(s));
     if (unknown.length > 0) {
         process.stderr.write(`unknown suite ${unknown.join(", ")}; the suites in ${E2E} are: ${available.join(", ")}\n`);

@@ -31,7 +31,10 @@ const FAULT = { errorPercent: 20 } as const;
 /** The short pre-switch analysis of part 2: two measurements 5 s apart on the gate's synthetic traffic. */
 const PRE_SWITCH = { checks: [{ name: "success-rate", metric: "success-rate", min: 99, interval: "5s", count: 2, minRequests: 3 }] };
 /** Part 1's analysis at each step of the rollout, on live traffic (no pre-switch analysis). */
-const atSteps = (interval: number) => ({ preSwitch: false, checks: [{ name: "success-rate", metric: "success-rate", min: 99, interval: `${interval}s`, count: 2, minRequests: 3 }] });
+const atSteps = (interval: number) => ({
+    preSwitch: false,
+    checks: [{ name: "success-rate", metric: "success-rate", min: 99, interval: `${interval}s`, count: 2, minRequests: 3 }],
+});
 /** How long any one wait here may take before the benchmark calls the measurement failed. */
 const BOUND_SECONDS = 300;
 
@@ -47,7 +50,9 @@ function intervals(): number[] {
     const raw = process.env.BENCH_INTERVALS ?? "5,10";
     const values = raw.split(",").map(Number);
     if (!/^\d+(,\d+)*$/.test(raw) || values.some((v) => v < 2 || v > 300)) {
-        throw new Error(`BENCH_INTERVALS is ${JSON.stringify(raw)}; allowed: comma-separated whole seconds from 2 to 300 (at least twice Prometheus's 1 s scrape)`);
+        throw new Error(
+            `BENCH_INTERVALS is ${JSON.stringify(raw)}; allowed: comma-separated whole seconds from 2 to 300 (at least twice Prometheus's 1 s scrape)`,
+        );
     }
     return values;
 }
@@ -67,7 +72,10 @@ function median(values: readonly number[]): number {
 
 const seconds = (ms: number) => ms / 1000;
 const range = (xs: readonly number[]) => `${median(xs).toFixed(1)} s (${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)})`;
-const load = () => loadavg().map((l) => l.toFixed(1)).join(" ");
+const load = () =>
+    loadavg()
+        .map((l) => l.toFixed(1))
+        .join(" ");
 
 /** Fails the benchmark with what was seen, when a measurement did not happen as designed. */
 function expect(condition: boolean, what: string, output: string): asserts condition {
@@ -93,10 +101,7 @@ async function swingBack(fleet: FleetOfClusters, member: Member, interval: numbe
     try {
         const rollout = fleet.fleet("rollout", "v2", "--steps", "10,100", "--stack", STACK);
         // The first step is live once istiod pushes it to the gateway; the rollout ending first is a failure.
-        const live = await Promise.race([
-            member.istio.expectGatewayLive("v1:90 v2:10", BOUND_SECONDS).then(() => true),
-            rollout.then(() => false),
-        ]);
+        const live = await Promise.race([member.istio.expectGatewayLive("v1:90 v2:10", BOUND_SECONDS).then(() => true), rollout.then(() => false)]);
         if (!live) {
             const r = await rollout;
             expect(false, "the rollout ended before its 10% step reached the gateway", r.stdout + r.stderr);
@@ -111,15 +116,29 @@ async function swingBack(fleet: FleetOfClusters, member: Member, interval: numbe
         const ended = performance.now();
         const output = result.stdout + result.stderr;
         expect(result.code === 1, `the rollout exits 1 (a failed step), not ${result.code}`, output);
-        const failed = /^fleet: bench failed at step 10% \(analysis\): analysis of v2 on bench at 10% failed: check success-rate measurement (\d+\/\d+): \d+(?:\.\d+)? is below min 99/m.exec(result.stderr);
+        const failed =
+            /^fleet: bench failed at step 10% \(analysis\): analysis of v2 on bench at 10% failed: check success-rate measurement (\d+\/\d+): \d+(?:\.\d+)? is below min 99/m.exec(
+                result.stderr,
+            );
         expect(failed !== null, "the step failed on the analysis of v2 at 10%, its success rate below 99", output);
         expect(/^bench +alone +runs v1; rolled back$/m.test(result.stdout), "the stack was rolled back to v1", output);
         const record = JSON.parse(readFileSync(path.join(fleet.dir, ".fleet", "last-switch.json"), "utf8")) as SwitchRecord;
         expect(record.state === "rolled-back", `the record says rolled-back, not ${record.state}`, output);
-        const verdict = record.rollout?.analyses.find((a) => a.stack === STACK && a.step === 10 && a.verdict === "failed")?.measurements.find((m) => m.verdict === "failed");
+        const verdict = record.rollout?.analyses
+            .find((a) => a.stack === STACK && a.step === 10 && a.verdict === "failed")
+            ?.measurements.find((m) => m.verdict === "failed");
         expect(verdict !== undefined, "the record holds the failed measurement", JSON.stringify(record.rollout));
-        expect(/:activeVersion: v1$/m.test(fleet.stackFile(STACK)) && !/:trafficSplit:/.test(fleet.stackFile(STACK)), "the stack file is back on v1 alone", fleet.stackFile(STACK));
-        return { toVerdict: seconds(Date.parse(verdict.at) - faultOnWall), toGateway: seconds(atGateway - faultOn), toEnd: seconds(ended - faultOn), measurement: failed[1] };
+        expect(
+            /:activeVersion: v1$/m.test(fleet.stackFile(STACK)) && !/:trafficSplit:/.test(fleet.stackFile(STACK)),
+            "the stack file is back on v1 alone",
+            fleet.stackFile(STACK),
+        );
+        return {
+            toVerdict: seconds(Date.parse(verdict.at) - faultOnWall),
+            toGateway: seconds(atGateway - faultOn),
+            toEnd: seconds(ended - faultOn),
+            measurement: failed[1],
+        };
     } finally {
         await traffic.stop();
         member.gateway.faults.clear();
@@ -149,12 +168,22 @@ async function switchTo(fleet: FleetOfClusters, member: Member, version: "v1" | 
     const up = await fleet.pulumi(STACK, "up", "--yes", "--skip-preview", "--non-interactive");
     const end = performance.now();
     const output = up.stdout + up.stderr;
-    await member.istio.expectGatewayLive(version, BOUND_SECONDS).catch((err: unknown) => expect(false, `the gateway's route is ${version}: ${(err as Error).message}`, output));
+    await member.istio
+        .expectGatewayLive(version, BOUND_SECONDS)
+        .catch((err: unknown) => expect(false, `the gateway's route is ${version}: ${(err as Error).message}`, output));
     if (version === "v2") {
         expect(/gate: v2 answered with its own page/.test(output), "the gate fetched v2", output);
-        expect(analysed === /gate: analysis of v2 passed: success-rate 2\/2 at http:\/\/127\.0\.0\.1:\d+/.test(output), analysed ? "the gate's analysis of v2 passed" : "no analysis ran (prometheusUrl unset)", output);
+        expect(
+            analysed === /gate: analysis of v2 passed: success-rate 2\/2 at http:\/\/127\.0\.0\.1:\d+/.test(output),
+            analysed ? "the gate's analysis of v2 passed" : "no analysis ran (prometheusUrl unset)",
+            output,
+        );
     } else {
-        expect(/gate: not fetching v1: live already, or live just before this switch \(a rollback\)/.test(output) && !/gate: analys/.test(output), "the switch back to v1 was a rollback: not fetched, not analysed", output);
+        expect(
+            /gate: not fetching v1: live already, or live just before this switch \(a rollback\)/.test(output) && !/gate: analys/.test(output),
+            "the switch back to v1 was a rollback: not fetched, not analysed",
+            output,
+        );
     }
     return { total: seconds(end - start), up: seconds(end - upStart) };
 }
@@ -164,8 +193,12 @@ async function main(): Promise<void> {
     const steps = intervals();
     if (!pulumiOnPath()) throw new Error('no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first');
     const startedAt = Date.now();
-    console.log(`analysis benchmark (${process.version}, ${new Date().toISOString().slice(0, 10)}): BENCH_RUNS=${runs}, BENCH_INTERVALS=${steps.join(",")}; load average at start ${load()}`);
-    console.log(`one local API server with istiod and Prometheus (1 s scrape), one stack, the stand-in gateway under ${LOAD_PER_SECOND} requests/s during rollouts`);
+    console.log(
+        `analysis benchmark (${process.version}, ${new Date().toISOString().slice(0, 10)}): BENCH_RUNS=${runs}, BENCH_INTERVALS=${steps.join(",")}; load average at start ${load()}`,
+    );
+    console.log(
+        `one local API server with istiod and Prometheus (1 s scrape), one stack, the stand-in gateway under ${LOAD_PER_SECOND} requests/s during rollouts`,
+    );
     // The gateway reads istiod's push and the workloads once a second under load, as in the rollout suite.
     const fleet = await FleetOfClusters.create([STACK], {}, { routeCacheMs: 1000 });
     try {
@@ -208,8 +241,12 @@ async function main(): Promise<void> {
         }
 
         const upMedian = median(loadedRollbacks);
-        console.log(`\n1. a v2 answering ${FAULT.errorPercent}% 503s from the moment its 10% step reaches the gateway (npm run fleet -- rollout v2 --steps 10,100 --stack ${STACK};`);
-        console.log(`   check success-rate min 99, count 2, minRequests 3, preSwitch false), until istiod pushes the gateway v1 again; median of ${runs} (min-max):`);
+        console.log(
+            `\n1. a v2 answering ${FAULT.errorPercent}% 503s from the moment its 10% step reaches the gateway (npm run fleet -- rollout v2 --steps 10,100 --stack ${STACK};`,
+        );
+        console.log(
+            `   check success-rate min 99, count 2, minRequests 3, preSwitch false), until istiod pushes the gateway v1 again; median of ${runs} (min-max):`,
+        );
         console.log(
             `   one pulumi up = the median rollback \`pulumi up --yes --skip-preview\` under the same ${LOAD_PER_SECOND} requests/s, between the swings back: ${range(loadedRollbacks)} (${loadedRollbacks.length} runs; on an idle gateway, part 2: ${median(rollbacks).toFixed(1)} s)`,
         );
@@ -224,7 +261,9 @@ async function main(): Promise<void> {
         }
         const off = median(switches.off);
         const on = median(switches.on);
-        console.log(`\n2. a healthy switch, pulumi config set activeVersion v2 && pulumi up --yes --skip-preview (the gate fetches v2), median of ${runs} (min-max):`);
+        console.log(
+            `\n2. a healthy switch, pulumi config set activeVersion v2 && pulumi up --yes --skip-preview (the gate fetches v2), median of ${runs} (min-max):`,
+        );
         console.log(`   analysis off (prometheusUrl unset)                            ${range(switches.off)}`);
         console.log(`   analysis on  (success-rate min 99, interval 5s, count 2)       ${range(switches.on)}`);
         console.log(`   the analysis adds ${(on - off).toFixed(1)} s (${(on / off).toFixed(2)}x); its two measurements alone span count x interval = 10 s`);

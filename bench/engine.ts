@@ -23,7 +23,10 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const FLOOR: Record<string, string> = {
     "Pulumi.yaml": "name: floor\nruntime:\n  name: nodejs\n",
     "package.json": JSON.stringify({ name: "floor", main: "index.ts" }),
-    "tsconfig.json": JSON.stringify({ compilerOptions: { strict: true, target: "ES2022", module: "node20", moduleResolution: "node16", types: ["node"] }, files: ["index.ts"] }),
+    "tsconfig.json": JSON.stringify({
+        compilerOptions: { strict: true, target: "ES2022", module: "node20", moduleResolution: "node16", types: ["node"] },
+        files: ["index.ts"],
+    }),
     "index.ts": [
         'import * as k8s from "@pulumi/kubernetes";',
         'import * as pulumi from "@pulumi/pulumi";',
@@ -130,12 +133,17 @@ async function rollbackToGateway(): Promise<string> {
                 ["gate on,  pulumi up --skip-preview       ", { gatewayUrl: `https://${gateway.address}` }, false],
                 ["gate on,  pulumi up (previews first; -y) ", { gatewayUrl: `https://${gateway.address}` }, true],
             ] as const) {
-                const stack = await EngineStack.create({ config: { ...NO_INSTALLS, ...config, activeVersion: "v1" }, target: "cluster", env: { ...cluster.env, ...TYPE_CHECKED } });
+                const stack = await EngineStack.create({
+                    config: { ...NO_INSTALLS, ...config, activeVersion: "v1" },
+                    target: "cluster",
+                    env: { ...cluster.env, ...TYPE_CHECKED },
+                });
                 try {
                     await stack.up();
                     await istio.expectGatewayLive("v1", 30);
                     const { totals, shares, switches } = await timeRollbacks(stack, istio, preview);
-                    const range = (xs: number[], digits: number) => `${median(xs).toFixed(digits)} s (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
+                    const range = (xs: number[], digits: number) =>
+                        `${median(xs).toFixed(digits)} s (${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)})`;
                     lines.push(
                         `${label}: rollback, pulumi up start -> route at the gateway ${range(totals, 2)}   istiod's share, write -> push ${range(shares, 3)}   ` +
                             `goal <= 3 s: ${median(totals) <= 3 ? "met" : "NOT met"}   (the switch to v2 before each: ${range(switches, 2)})`,
@@ -190,7 +198,9 @@ async function main(): Promise<void> {
     if (!pulumiOnPath()) throw new Error('no pulumi on PATH: run `eval "$(scripts/engine.sh env)"` first');
     // `npm run bench:engine -- rollback`: only the rollback to the gateway.
     if (process.argv[2] === "rollback") {
-        console.log(`local API server with istiod, median of ${RUNS} rollbacks (${process.version}, ${new Date().toISOString().slice(0, 10)}):\n${await rollbackToGateway()}`);
+        console.log(
+            `local API server with istiod, median of ${RUNS} rollbacks (${process.version}, ${new Date().toISOString().slice(0, 10)}):\n${await rollbackToGateway()}`,
+        );
         return;
     }
     const rows: string[] = [];

@@ -30,7 +30,9 @@ async function measure(label: string, config: Record<string, string>): Promise<n
         resources = run.resources.length;
     }
     const m = median(times);
-    console.log(`${label.padEnd(12)} resources=${String(resources).padStart(4)}  median=${m.toFixed(1)} ms  min=${Math.min(...times).toFixed(1)} ms  max=${Math.max(...times).toFixed(1)} ms  (runs=${RUNS})`);
+    console.log(
+        `${label.padEnd(12)} resources=${String(resources).padStart(4)}  median=${m.toFixed(1)} ms  min=${Math.min(...times).toFixed(1)} ms  max=${Math.max(...times).toFixed(1)} ms  (runs=${RUNS})`,
+    );
     return m;
 }
 

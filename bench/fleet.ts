@@ -18,7 +18,10 @@ const STACKS = ["one", "two", "three"];
 const SHAPES: { label: string; file: string }[] = [
     { label: "one stack", file: "waves:\n  - name: all\n    stacks: [one]\n" },
     { label: "three stacks in one wave", file: "waves:\n  - name: all\n    stacks: [one, two, three]\n" },
-    { label: "three waves of one", file: "waves:\n  - name: first\n    stacks: [one]\n  - name: second\n    stacks: [two]\n  - name: third\n    stacks: [three]\n" },
+    {
+        label: "three waves of one",
+        file: "waves:\n  - name: first\n    stacks: [one]\n  - name: second\n    stacks: [two]\n  - name: third\n    stacks: [three]\n",
+    },
 ];
 
 // Ctrl-C (or SIGTERM) stops after the switch that runs now, so that the control planes are stopped.
@@ -54,14 +57,20 @@ async function main(): Promise<void> {
     const fleet = await FleetOfClusters.create(STACKS);
     try {
         const figures: number[] = [];
-        console.log(`npm run fleet -- switch, wall time, median of ${RUNS} (${process.version}, ${new Date().toISOString().slice(0, 10)}; 3 local API servers, bake 0):`);
+        console.log(
+            `npm run fleet -- switch, wall time, median of ${RUNS} (${process.version}, ${new Date().toISOString().slice(0, 10)}; 3 local API servers, bake 0):`,
+        );
         for (const shape of SHAPES) {
             figures.push(await timeShape(fleet, shape.file));
             const ratio = figures.length === 1 ? "" : `   ${(figures[figures.length - 1] / figures[0]).toFixed(2)}x one stack`;
             console.log(`${shape.label.padEnd(26)} ${figures[figures.length - 1].toFixed(1).padStart(6)} s${ratio}`);
         }
         const ratio = figures[1] / figures[0];
-        console.log(`goal, three stacks in one wave <= 2x one stack: ${ratio <= 2 ? "met" : "NOT met"} (${ratio.toFixed(2)}x); load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
+        console.log(
+            `goal, three stacks in one wave <= 2x one stack: ${ratio <= 2 ? "met" : "NOT met"} (${ratio.toFixed(2)}x); load average ${loadavg()
+                .map((l) => l.toFixed(1))
+                .join(" ")}`,
+        );
     } finally {
         await fleet.dispose();
     }

@@ -23,7 +23,11 @@ const MODES: { label: string; env: Record<string, string> }[] = [
 
 /** User + system CPU seconds of `pulumi preview` and everything it started (bash's `times`). */
 function previewCpu(stack: EngineStack, env: Record<string, string>): number {
-    const run = spawnSync("bash", ["-c", "pulumi preview --non-interactive >/dev/null || exit 1; times"], { cwd: stack.dir, env: { ...stack.env, ...env }, encoding: "utf8" });
+    const run = spawnSync("bash", ["-c", "pulumi preview --non-interactive >/dev/null || exit 1; times"], {
+        cwd: stack.dir,
+        env: { ...stack.env, ...env },
+        encoding: "utf8",
+    });
     if (run.status !== 0) throw new Error(`pulumi preview failed:\n${run.stderr}`);
     // times: the shell's user and system, then its children's: "0m1.234s 0m0.456s".
     const children = run.stdout.trim().split("\n").pop() ?? "";

@@ -103,7 +103,8 @@ export class BlueGreenApp extends pulumi.ComponentResource {
                 // The gate fetches each serving version through its test route, so it comes once the
                 // routing objects are ready, and the live route waits for it.
                 beforeLive: (ready) => {
-                    if (args.gate !== undefined && header !== undefined) gate = this.gateOf(name, args, args.gate, header, [...inNamespace.dependsOn, ...ready, ...serving]);
+                    if (args.gate !== undefined && header !== undefined)
+                        gate = this.gateOf(name, args, args.gate, header, [...inNamespace.dependsOn, ...ready, ...serving]);
                     return [...serving, ...(gate === undefined ? [] : [gate])];
                 },
                 // Until routing had a component of its own, its objects were the app's children.
@@ -138,7 +139,10 @@ export class BlueGreenApp extends pulumi.ComponentResource {
         const subject = (version: string): Subject => ({ namespace: args.namespace, workload: workloadName(version, args.appName), version });
         const live = analysis.liveBefore;
         const checks = Object.fromEntries(
-            args.roles.serving.map((v) => [v.name, resolveChecks(analysis.settings, subject(v.name), live === undefined || live === v.name ? undefined : subject(live))]),
+            args.roles.serving.map((v) => [
+                v.name,
+                resolveChecks(analysis.settings, subject(v.name), live === undefined || live === v.name ? undefined : subject(live)),
+            ]),
         );
         return {
             prometheusUrl: analysis.prometheusUrl,

@@ -53,11 +53,7 @@ export class IstioMesh extends pulumi.ComponentResource {
         const chart = (name: string) =>
             source.kind === "repository" ? { chart: name, version, repositoryOpts: { repo: source.url } } : { chart: path.join(source.path, name) };
 
-        const system = new k8s.core.v1.Namespace(
-            `${name}-system`,
-            { metadata: { name: args.systemNamespace ?? "istio-system" } },
-            { parent: this },
-        );
+        const system = new k8s.core.v1.Namespace(`${name}-system`, { metadata: { name: args.systemNamespace ?? "istio-system" } }, { parent: this });
         const ingress = new k8s.core.v1.Namespace(
             `${name}-ingress`,
             // The gateway's own proxy is configured by the chart, not by sidecar injection.

@@ -144,7 +144,9 @@ export function settle(values: ConfigValues, secretKeys: ReadonlySet<string>, la
     if (!names.includes(active)) {
         throw new ConfigError("activeVersion", `${show(active)} is not a deployed version${suggestion(active, names)}; allowed: ${names.join(", ")}.`);
     }
-    const versions = new Map(Object.entries(values.versions).map(([name, v]) => [name, { image: v.image, replicas: v.replicas ?? replicas, expect: v.expect }]));
+    const versions = new Map(
+        Object.entries(values.versions).map(([name, v]) => [name, { image: v.image, replicas: v.replicas ?? replicas, expect: v.expect }]),
+    );
 
     const weights = new Map<string, number>();
     let total = 0;
@@ -172,7 +174,10 @@ export function settle(values: ConfigValues, secretKeys: ReadonlySet<string>, la
         }
         for (const [name, spec] of versions) {
             if (spec.expect === undefined) {
-                throw new ConfigError(`versions.${name}.expect`, "is missing; the gate needs text that only this version's page contains, or set smokeCheck to false.");
+                throw new ConfigError(
+                    `versions.${name}.expect`,
+                    "is missing; the gate needs text that only this version's page contains, or set smokeCheck to false.",
+                );
             }
         }
     }
@@ -196,7 +201,8 @@ export function settle(values: ConfigValues, secretKeys: ReadonlySet<string>, la
     try {
         checks = parseAnalysis(analysisValue);
     } catch (err) {
-        if (err instanceof AnalysisError) throw new ConfigError(`analysis${err.path === "" ? "" : err.path.startsWith("[") ? err.path : `.${err.path}`}`, err.message);
+        if (err instanceof AnalysisError)
+            throw new ConfigError(`analysis${err.path === "" ? "" : err.path.startsWith("[") ? err.path : `.${err.path}`}`, err.message);
         throw err;
     }
     if (prometheusToken !== undefined && prometheusUrl === undefined) {
@@ -216,4 +222,3 @@ export function settle(values: ConfigValues, secretKeys: ReadonlySet<string>, la
     const passed: Pick<Settings, Exclude<keyof typeof rest, "versions" | "gatewayApiCrds" | "issuer">> = rest;
     return { ...passed, versions, trafficSplit: weights, gatewayApiCrds, issuer, analysis, secretKeys };
 }
-

@@ -39,7 +39,12 @@ export function integer(min: number, max: number) {
 }
 
 /** `true` or `false`, exactly. */
-export const bool = z.stringbool({ truthy: ["true"], falsy: ["false"], case: "sensitive", error: (issue) => `${show(issue.input)} is not a boolean; allowed: true or false.` });
+export const bool = z.stringbool({
+    truthy: ["true"],
+    falsy: ["false"],
+    case: "sensitive",
+    error: (issue) => `${show(issue.input)} is not a boolean; allowed: true or false.`,
+});
 
 /** Text, or "" for none. */
 export function orNone<T>(convert: (text: string, ctx: z.RefinementCtx<unknown>) => T) {

@@ -42,7 +42,8 @@ const versionName = z.string().regex(DNS_LABEL, { error: badVersionName }).max(M
 export const versionMap = z
     .record(versionName, versionSpec, {
         // A bad name is reported by the name's own check; the map reports only what is not a map.
-        error: (issue) => (issue.code === "invalid_key" ? issue.issues[0]?.message : notAllowed("an object from version name to { image, replicas?, expect? }")(issue)),
+        error: (issue) =>
+            issue.code === "invalid_key" ? issue.issues[0]?.message : notAllowed("an object from version name to { image, replicas?, expect? }")(issue),
     })
     .superRefine((versions, ctx) => {
         const names = Object.keys(versions);
@@ -54,7 +55,12 @@ export const versionMap = z
             const image = versions[name].image;
             const twin = byImage.get(image);
             if (twin !== undefined) {
-                ctx.issues.push({ code: "custom", input: image, path: [name, "image"], message: `${show(image)} is already version ${show(twin)}; each version needs its own image.` });
+                ctx.issues.push({
+                    code: "custom",
+                    input: image,
+                    path: [name, "image"],
+                    message: `${show(image)} is already version ${show(twin)}; each version needs its own image.`,
+                });
             }
             byImage.set(image, name);
         }

@@ -89,7 +89,8 @@ async function prepare(): Promise<void> {
     for (const [i, b] of builds.entries()) {
         const state = states[i];
         if (state.cached) say(`   ${b.what}: cached, reused`);
-        else if (state.unknown !== undefined) say(`   ${b.what}: not known in advance (scripts/${b.script} built: ${state.unknown}); its build says what it does`);
+        else if (state.unknown !== undefined)
+            say(`   ${b.what}: not known in advance (scripts/${b.script} built: ${state.unknown}); its build says what it does`);
         else say(`   ${b.what}: to build: ${state.toBuild.join("; ")}`);
     }
     if (states.some((s) => !s.cached)) {
@@ -187,7 +188,12 @@ async function visit(gateway: StandInGateway, version?: string): Promise<{ comma
     const drawing = below < 0 ? [lines[0] ?? ""] : lines.slice(below + 1).filter((l) => l !== "" && l !== "</pre>");
     const looks = Object.entries(VERSIONS).find(([, v]) => page.includes(v.expect));
     const header = version === undefined ? "" : `-H '${HEADER}: ${version}' `;
-    return { command: `curl -sk --connect-to ::${gateway.address} ${header}https://${HOST}/`, page, looks: looks === undefined ? "not a cowsay page" : `${LOOKS[looks[0]]} (${looks[0]})`, drawing };
+    return {
+        command: `curl -sk --connect-to ::${gateway.address} ${header}https://${HOST}/`,
+        page,
+        looks: looks === undefined ? "not a cowsay page" : `${LOOKS[looks[0]]} (${looks[0]})`,
+        drawing,
+    };
 }
 
 // ------------------------------------------------------------------------------------------- steps
@@ -291,7 +297,8 @@ async function runStep(demo: Demo, step: Step, n: number): Promise<void> {
     const live = Object.keys(step.route).length === 1 ? Object.keys(step.route)[0] : undefined;
     // A switch is timed to the gateway: from the block's start (for the rollback, the user's one
     // command) and from the API server's write of the VirtualService, to istiod's push.
-    const clock = step.plan === SWITCH_PLAN && live !== undefined ? istio.switchClock(live, `virtualservices.networking.istio.io/${APP}`, APP_NAMESPACE) : undefined;
+    const clock =
+        step.plan === SWITCH_PLAN && live !== undefined ? istio.switchClock(live, `virtualservices.networking.istio.io/${APP}`, APP_NAMESPACE) : undefined;
     const start = performance.now();
     const result = await runBlock(block, stack.dir, stack.env).finally(() => clock?.stop());
     checkStop();
@@ -317,7 +324,9 @@ async function runStep(demo: Demo, step: Step, n: number): Promise<void> {
 
     // What the API server has now: the live route and the pods.
     const route = liveWeights(await cluster.get(APP_KINDS, APP_NAMESPACE));
-    say(`\n   live route, VirtualService ${APP_NAMESPACE}/${APP} on the API server: ${routeText(route)}${routeBefore === undefined ? "" : `   (before: ${routeText(routeBefore)})`}`);
+    say(
+        `\n   live route, VirtualService ${APP_NAMESPACE}/${APP} on the API server: ${routeText(route)}${routeBefore === undefined ? "" : `   (before: ${routeText(routeBefore)})`}`,
+    );
     if (JSON.stringify(route) !== JSON.stringify(step.route)) throw fail(`the live route is ${routeText(route)}; expected ${routeText(step.route)}`);
     // What Istio made of it: the route table istiod pushes to the ingress gateway for the host on 443.
     if (live !== undefined) {
@@ -331,14 +340,17 @@ async function runStep(demo: Demo, step: Step, n: number): Promise<void> {
     for (const line of await istio.gatewayTable()) say(`     ${line}`);
     if (clock !== undefined) {
         const [pushed, written] = await Promise.all([clock.pushed, clock.written]);
-        say(`   istiod pushed it to the gateway ${seconds(pushed - start)} after the block started, ${((pushed - written) / 1000).toFixed(2)} s after the API server had the new VirtualService`);
+        say(
+            `   istiod pushed it to the gateway ${seconds(pushed - start)} after the block started, ${((pushed - written) / 1000).toFixed(2)} s after the API server had the new VirtualService`,
+        );
     }
     const pods = await appPods(cluster);
     say(`   pods in namespace ${APP_NAMESPACE}:`);
     for (const pod of pods) say(`     ${pod.name.padEnd(40)} version=${pod.version}  ${pod.ready ? "Ready" : "not Ready"}`);
     for (const version of step.versions) {
         const mine = pods.filter((p) => p.version === version);
-        if (mine.length === 0 || mine.some((p) => !p.ready)) throw fail(`version ${version} has ${mine.filter((p) => p.ready).length} Ready pods of ${mine.length}; expected all Ready`);
+        if (mine.length === 0 || mine.some((p) => !p.ready))
+            throw fail(`version ${version} has ${mine.filter((p) => p.ready).length} Ready pods of ${mine.length}; expected all Ready`);
     }
     if (step.samePods === true) {
         const same = JSON.stringify(pods.map((p) => p.uid).sort()) === JSON.stringify(podsBefore.map((p) => p.uid).sort());
@@ -353,7 +365,9 @@ async function runStep(demo: Demo, step: Step, n: number): Promise<void> {
         say(`     ${seen.looks}:`);
         for (const line of seen.drawing) say(`       ${line}`);
         if (!seen.page.includes(VERSIONS[v.sees].expect)) {
-            throw fail(`${v.header === undefined ? "a visitor" : `a request with ${HEADER}: ${v.header}`} got ${seen.looks}; expected ${LOOKS[v.sees]} (${v.sees})`);
+            throw fail(
+                `${v.header === undefined ? "a visitor" : `a request with ${HEADER}: ${v.header}`} got ${seen.looks}; expected ${LOOKS[v.sees]} (${v.sees})`,
+            );
         }
     }
 }
@@ -398,11 +412,19 @@ async function main(): Promise<number> {
         if (existsSync(plugins)) symlinkSync(plugins, path.join(home, "plugins"));
         else mkdirSync(path.join(home, "plugins"));
         // Type-checked, as a user's pulumi runs the program (the test harness only transpiles).
-        stack = EngineStack.project({ config: {}, target: "cluster", env: { ...cluster.env, ...TYPE_CHECKED, PULUMI_HOME: home, GATEWAY_ADDRESS: gateway.address } });
+        stack = EngineStack.project({
+            config: {},
+            target: "cluster",
+            env: { ...cluster.env, ...TYPE_CHECKED, PULUMI_HOME: home, GATEWAY_ADDRESS: gateway.address },
+        });
         // The local cluster has Istio's and cert-manager's CRDs but not their charts (no internet here).
         stack.writeStackFiles({ blog: Object.fromEntries(Object.entries(NO_INSTALLS).map(([key, value]) => [configKey(key), value])) });
         say(`\n== Setup: a copy of the program in ${stack.dir}, state in ${stack.env.PULUMI_BACKEND_URL ?? "?"}`);
-        say(`   Pulumi.blog.yaml starts with ${Object.entries(NO_INSTALLS).map(([key, value]) => `${key}: ${value}`).join(", ")} (the charts cannot be fetched here);`);
+        say(
+            `   Pulumi.blog.yaml starts with ${Object.entries(NO_INSTALLS)
+                .map(([key, value]) => `${key}: ${value}`)
+                .join(", ")} (the charts cannot be fetched here);`,
+        );
         say("   the steps are the README's walkthrough blocks, run as written with GATEWAY_ADDRESS set.");
         const demo: Demo = { cluster, istio, gateway, stack, blocks };
 
@@ -436,7 +458,9 @@ async function teardown(cluster?: LocalCluster, gateway?: StandInGateway, stack?
     const dirs = [stack?.root, home, cluster?.state].filter((d): d is string => d !== undefined);
     const left = [
         ...dirs.filter((d) => existsSync(d)),
-        ...[...dirs.flatMap((d) => [...processesIn(d), ...processesMentioning(`${d}/`)]), ...descendants(process.pid, { sameGroup: true })].map((p) => `process ${p.pid} (${p.command})`),
+        ...[...dirs.flatMap((d) => [...processesIn(d), ...processesMentioning(`${d}/`)]), ...descendants(process.pid, { sameGroup: true })].map(
+            (p) => `process ${p.pid} (${p.command})`,
+        ),
     ];
     if (left.length === 0) say("   nothing left behind: the control plane is stopped, the temporary directories are removed");
     else {

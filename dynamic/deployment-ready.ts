@@ -44,7 +44,8 @@ export function deploymentVerdict(deployment: DeploymentObject): { done: boolean
     const status = deployment.status ?? {};
     const wanted = deployment.spec?.replicas ?? 1;
     const progressing = status.conditions?.find((c) => c.type === "Progressing");
-    if (progressing?.reason === "ProgressDeadlineExceeded") return { done: false, why: `its rollout exceeded its progress deadline: ${progressing.message ?? ""}`.trimEnd() };
+    if (progressing?.reason === "ProgressDeadlineExceeded")
+        return { done: false, why: `its rollout exceeded its progress deadline: ${progressing.message ?? ""}`.trimEnd() };
     if ((status.observedGeneration ?? 0) < generation) return { done: false, why: `the controller has not seen generation ${generation} yet` };
     const updated = status.updatedReplicas ?? 0;
     if (updated < wanted) return { done: false, why: `${updated} of ${wanted} replicas run the latest template` };
@@ -78,7 +79,8 @@ export async function waitForDeployment(
             context.report(`gateway: Deployment ${key} rolled out after ${elapsed()}`);
             return;
         }
-        if (context.signal?.aborted === true) throw new Error(`waiting for Deployment ${key} stopped: ${String(context.signal.reason ?? "cancelled")} after ${elapsed()}`);
+        if (context.signal?.aborted === true)
+            throw new Error(`waiting for Deployment ${key} stopped: ${String(context.signal.reason ?? "cancelled")} after ${elapsed()}`);
         if (Date.now() >= deadline) {
             throw new Error(
                 `Deployment ${key} did not roll out within ${inputs.timeoutSeconds} s: ${verdict.why}. ` +

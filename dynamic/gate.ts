@@ -256,7 +256,9 @@ export async function runAnalysis(inputs: GateInputs, checks: readonly VersionCh
         judged.map(async (check) => {
             const resolved = analysis.checks[check.version];
             const longest = Math.max(...resolved.map((c) => c.intervalSeconds * c.count));
-            context.report(`gate: analysing ${check.version} for up to ${longest} s on ${analysis.trafficPerSecond} synthetic requests a second through its test route`);
+            context.report(
+                `gate: analysing ${check.version} for up to ${longest} s on ${analysis.trafficPerSecond} synthetic requests a second through its test route`,
+            );
             // The traffic stops when the analysis ends (passed early, failed, or stopped).
             const traffic = new AbortController();
             const stop = () => traffic.abort();
@@ -280,7 +282,9 @@ export async function runAnalysis(inputs: GateInputs, checks: readonly VersionCh
         }),
     );
     if (context.signal?.aborted === true) {
-        throw new Error(`gate stopped: ${String(context.signal.reason ?? "cancelled")} during the analysis; the route was not changed and traffic stays where it was`);
+        throw new Error(
+            `gate stopped: ${String(context.signal.reason ?? "cancelled")} during the analysis; the route was not changed and traffic stays where it was`,
+        );
     }
     const bad = results.find((r) => r.verdict !== "passed");
     if (bad !== undefined) throw new Error(`gate failed: ${bad.summary}; the route was not changed and traffic stays where it was`);

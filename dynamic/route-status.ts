@@ -58,7 +58,8 @@ export interface RouteObject {
  * Self-contained (no imports used inside) because Pulumi serializes it into the dynamic provider.
  */
 export function routeVerdict(route: RouteObject, generation: number): { done: boolean; why: string; refused?: boolean } {
-    const describe = (p: ParentRef) => `${p.kind ?? "Gateway"} ${p.namespace === undefined ? "" : `${p.namespace}/`}${p.name}${p.sectionName === undefined ? "" : `#${p.sectionName}`}`;
+    const describe = (p: ParentRef) =>
+        `${p.kind ?? "Gateway"} ${p.namespace === undefined ? "" : `${p.namespace}/`}${p.name}${p.sectionName === undefined ? "" : `#${p.sectionName}`}`;
     const same = (a: ParentRef, b: ParentRef) =>
         (a.kind ?? "Gateway") === (b.kind ?? "Gateway") &&
         a.name === b.name &&
@@ -103,7 +104,9 @@ export async function waitForRoutes(
     const started = Date.now();
     const deadline = started + inputs.timeoutSeconds * 1000;
     const settleMs = context.settleMs ?? 10_000;
-    const pending = new Map(inputs.routes.map((r) => [`${r.namespace}/${r.name}`, { route: r, why: "not read yet", refusedSince: undefined as number | undefined }]));
+    const pending = new Map(
+        inputs.routes.map((r) => [`${r.namespace}/${r.name}`, { route: r, why: "not read yet", refusedSince: undefined as number | undefined }]),
+    );
     const afterwards =
         "The routes are written, so the gateway serves what Istio made of them; the versions that went idle keep their pods. " +
         "Fix the cause and run pulumi up again, or roll back (pulumi config set activeVersion <version> && pulumi up).";
@@ -124,7 +127,9 @@ export async function waitForRoutes(
             entry.why = verdict.why;
             entry.refusedSince = verdict.refused === true ? (entry.refusedSince ?? Date.now()) : undefined;
             if (entry.refusedSince !== undefined && Date.now() - entry.refusedSince >= settleMs) {
-                throw new Error(`Istio refused HTTPRoute ${key} (generation ${entry.route.generation}), and still did ${Math.round(settleMs / 1000)} s later: ${verdict.why}. ${afterwards}`);
+                throw new Error(
+                    `Istio refused HTTPRoute ${key} (generation ${entry.route.generation}), and still did ${Math.round(settleMs / 1000)} s later: ${verdict.why}. ${afterwards}`,
+                );
             }
         }
         if (pending.size === 0) return;

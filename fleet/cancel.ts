@@ -16,7 +16,11 @@ const CANCEL_GRACE_MS = 2000;
  * failure (StoppedAfterFailure) reached no `pulumi` from the terminal: it is forwarded at once, so
  * that the rollback which follows does not share the machine with a check nobody waits for.
  */
-export function forwardCancel(outer: AbortSignal | undefined, listener: { readonly cancelling: boolean }, graceMs = CANCEL_GRACE_MS): { signal: AbortSignal | undefined; dispose(): void } {
+export function forwardCancel(
+    outer: AbortSignal | undefined,
+    listener: { readonly cancelling: boolean },
+    graceMs = CANCEL_GRACE_MS,
+): { signal: AbortSignal | undefined; dispose(): void } {
     if (outer === undefined) return { signal: undefined, dispose: () => undefined };
     const inner = new AbortController();
     let timer: NodeJS.Timeout | undefined;

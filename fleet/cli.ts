@@ -24,7 +24,8 @@ ROLLOUT: --steps 10,50,100   the new version's share at each step (default: flee
 docs/fleet.md has the fleet file, the exit codes and what a failure leaves; docs/analysis.md the checks.`;
 
 const VERBS = ["status", "preview", "switch", "rollout", "rollback"] as const;
-const ALLOWED_OPTIONS = "--json (status), --split JSON (switch, preview), --rollout (preview), --steps LIST, --stack NAME, --bake SECONDS (rollout, preview --rollout)";
+const ALLOWED_OPTIONS =
+    "--json (status), --split JSON (switch, preview), --rollout (preview), --steps LIST, --stack NAME, --bake SECONDS (rollout, preview --rollout)";
 
 /** The target of preview (optional) and switch (required): a version, or --split. */
 function target(verb: string, positionals: readonly string[], split: string | undefined, required: boolean): Target | undefined {
@@ -65,8 +66,10 @@ function rolloutOptions(values: { steps?: string; stack?: string; bake?: string 
         steps = parseSteps(values.steps);
         if (steps === undefined) throw new TargetError(`--steps ${values.steps} is not a list of steps; allowed: ${STEPS_ALLOWED}`);
     }
-    if (values.bake !== undefined && !/^\d+$/.test(values.bake)) throw new TargetError(`--bake ${values.bake} is not a number of seconds; allowed: an integer, 0 or more`);
-    if (values.stack !== undefined && !/^\S+$/.test(values.stack)) throw new TargetError(`--stack ${JSON.stringify(values.stack)} is not a stack name; allowed: a stack of this project`);
+    if (values.bake !== undefined && !/^\d+$/.test(values.bake))
+        throw new TargetError(`--bake ${values.bake} is not a number of seconds; allowed: an integer, 0 or more`);
+    if (values.stack !== undefined && !/^\S+$/.test(values.stack))
+        throw new TargetError(`--stack ${JSON.stringify(values.stack)} is not a stack name; allowed: a stack of this project`);
     return { steps, stack: values.stack, bake: values.bake === undefined ? undefined : Number(values.bake) };
 }
 
@@ -92,7 +95,8 @@ export async function main(argv: readonly string[], io: Io, dir = process.cwd())
         // --steps alone makes a preview a rollout's: `preview v2 --steps 10,50,100` reads as the rollout it shows.
         const previewsRollout = verb === "preview" && (values.rollout || values.steps !== undefined);
         for (const option of ["steps", "stack", "bake"] as const) {
-            if (values[option] !== undefined && verb !== "rollout" && !previewsRollout) throw new TargetError(`--${option} is an option of rollout and preview --rollout only`);
+            if (values[option] !== undefined && verb !== "rollout" && !previewsRollout)
+                throw new TargetError(`--${option} is an option of rollout and preview --rollout only`);
         }
         if (previewsRollout && values.split !== undefined) throw new TargetError("preview takes --split or --rollout, not both");
         switch (verb) {
@@ -130,7 +134,10 @@ if (require.main === module) {
         process.on(signal, () => {
             signals += 1;
             // npm forwards the terminal's Ctrl-C to this process a second time: never escalate on it.
-            if (signals === 1) process.stderr.write(`\nfleet: ${signal === "SIGINT" ? "Ctrl-C" : signal}: no more stacks start; those in flight are cancelled through the engine ...\n`);
+            if (signals === 1)
+                process.stderr.write(
+                    `\nfleet: ${signal === "SIGINT" ? "Ctrl-C" : signal}: no more stacks start; those in flight are cancelled through the engine ...\n`,
+                );
             else process.stderr.write("fleet: still stopping: waiting for the stacks in flight to cancel\n");
             controller.abort();
         });

@@ -33,7 +33,11 @@ export function openFleet(dir: string, io: Io): Promise<FleetWorkspace> {
 /** Previews at once at most; each is a `pulumi preview` with its language host and providers. */
 export const PREVIEW_CONCURRENCY = 4;
 
-export async function views(fleet: FleetWorkspace, stacks: readonly { stack: string; wave: string }[], history = false): Promise<(StackView & { wave: string })[]> {
+export async function views(
+    fleet: FleetWorkspace,
+    stacks: readonly { stack: string; wave: string }[],
+    history = false,
+): Promise<(StackView & { wave: string })[]> {
     return Promise.all(stacks.map(async ({ stack, wave }) => ({ ...(await fleet.view(stack, { history })), wave })));
 }
 
@@ -41,7 +45,8 @@ export async function views(fleet: FleetWorkspace, stacks: readonly { stack: str
 export function unfinished(record: SwitchRecord | undefined): string | undefined {
     if (record === undefined || record.state === "switched" || record.state === "rolled-back") return undefined;
     const verb = record.rollout === undefined ? "switch" : "rollout";
-    if (stillRunning(record)) return `a fleet ${record.state === "rolling-back" ? "rollback" : verb} is running (pid ${record.pid}); wait for it, or stop it with Ctrl-C`;
+    if (stillRunning(record))
+        return `a fleet ${record.state === "rolling-back" ? "rollback" : verb} is running (pid ${record.pid}); wait for it, or stop it with Ctrl-C`;
     const how = record.state === "switching" ? "did not finish (its process was killed)" : `ended ${record.state}`;
     return `the last fleet ${verb} (to ${describeTarget(record.target)}, started ${record.startedAt}) ${how}: run npm run fleet -- rollback first`;
 }
@@ -56,7 +61,9 @@ export function refuseRendered(views: readonly StackView[]): void {
 export function refuseLocked(views: readonly StackView[]): void {
     const locked = views.find((v) => v.locked === true);
     if (locked !== undefined) {
-        throw new Refusal(`stack ${locked.name} is locked by another update; wait for it, or run pulumi cancel --stack ${locked.name} once nothing runs. Nothing was changed.`);
+        throw new Refusal(
+            `stack ${locked.name} is locked by another update; wait for it, or run pulumi cancel --stack ${locked.name} once nothing runs. Nothing was changed.`,
+        );
     }
 }
 
@@ -80,7 +87,10 @@ export async function preview(dir: string, target: Target | undefined, io: Io): 
     const progress = createProgress(io.err, stacks);
     let plans: (StackPlan & { wave: string })[];
     try {
-        plans = await mapLimited(read, PREVIEW_CONCURRENCY, async (view) => ({ ...(await previewStack(fleet, view, target, progress, io.signal)), wave: view.wave }));
+        plans = await mapLimited(read, PREVIEW_CONCURRENCY, async (view) => ({
+            ...(await previewStack(fleet, view, target, progress, io.signal)),
+            wave: view.wave,
+        }));
     } finally {
         progress.close();
     }
@@ -106,7 +116,10 @@ export async function switchFleet(dir: string, target: Target, io: Io): Promise<
     if (io.signal.aborted) return EXIT_CODES.interrupted;
 
     // The record of what each stack ran, on disk before the first stack is touched.
-    const record = newRecord(target, Object.fromEntries(before.map((v): [string, StackBefore] => [v.name, { wave: v.wave, config: v.config, ran: v.live ?? {} }])));
+    const record = newRecord(
+        target,
+        Object.fromEntries(before.map((v): [string, StackBefore] => [v.name, { wave: v.wave, config: v.config, ran: v.live ?? {} }])),
+    );
     writeRecord(dir, record);
     const progress = createProgress(io.err, stacks);
     progress.line(undefined, `switch ${record.id}: to ${describeTarget(target)}; what each stack ran before is in .fleet/last-switch.json`);
@@ -143,7 +156,8 @@ export async function switchFleet(dir: string, target: Target, io: Io): Promise<
 export async function rollback(dir: string, io: Io): Promise<number> {
     const record = readRecord(dir);
     if (record === undefined) throw new Refusal("no fleet switch is recorded here (.fleet/last-switch.json): nothing to roll back");
-    if (stillRunning(record)) throw new Refusal(`a fleet ${record.state === "rolling-back" ? "rollback" : "switch"} is running (pid ${record.pid}); stop it first (Ctrl-C)`);
+    if (stillRunning(record))
+        throw new Refusal(`a fleet ${record.state === "rolling-back" ? "rollback" : "switch"} is running (pid ${record.pid}); stop it first (Ctrl-C)`);
     const fleet = await openFleet(dir, io);
     const stacks = Object.entries(record.stacks).map(([stack, b]) => ({ stack, wave: b.wave }));
     const gone = stacks.find((s) => !fleet.stackNames.includes(s.stack));
@@ -201,7 +215,14 @@ export async function printEnds(
     const rows = await Promise.all(
         stacks.map(async ({ stack, wave }) => {
             const locks = fleet.locks(stack);
-            return { stack, wave, live: await fleet.live(stack), end: ends.get(stack) ?? "untouched", locked: locks === undefined ? undefined : locks.length > 0, note: notes.get(stack) };
+            return {
+                stack,
+                wave,
+                live: await fleet.live(stack),
+                end: ends.get(stack) ?? "untouched",
+                locked: locks === undefined ? undefined : locks.length > 0,
+                note: notes.get(stack),
+            };
         }),
     );
     io.out.write(finalLines(rows));

@@ -43,7 +43,10 @@ export class EngineListener {
         const diagnostic = event.diagnosticEvent;
         // Debug diagnostics (the SDK's RPC traces) are left out, as the CLI leaves them out.
         if (diagnostic !== undefined && diagnostic.ephemeral !== true && SHOWN_SEVERITIES.includes(diagnostic.severity)) {
-            const lines = diagnostic.message.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+            const lines = diagnostic.message
+                .split("\n")
+                .map((l) => l.trim())
+                .filter((l) => l !== "");
             if (diagnostic.severity === "error") this.errors.push(...lines);
             for (const line of lines) this.progress.line(this.stack, diagnostic.severity === "error" ? `error: ${line}` : line);
         }
@@ -54,7 +57,9 @@ export class EngineListener {
         const detail = String((err as Error).message ?? err);
         // The engine's own errors (the gate, the program's refusals) come first; the CLI's (a lock,
         // a missing stack) are only in its stderr.
-        const engine = this.errors.map((l) => l.replace(/^(Error: )+/, "")).find((l) => !/^update failed$|^preview failed$|^an unhandled error occurred/i.test(l));
+        const engine = this.errors
+            .map((l) => l.replace(/^(Error: )+/, ""))
+            .find((l) => !/^update failed$|^preview failed$|^an unhandled error occurred/i.test(l));
         const cli = /^error: (.*)$/m.exec(detail)?.[1];
         return new StackError(engine ?? cli ?? detail.split("\n").find((l) => l.trim() !== "") ?? "failed", detail);
     }

@@ -44,7 +44,10 @@ const FILE = z
     .strictObject({
         waves: z.array(WAVE).min(1).describe("a list of at least one wave, each with a name and stacks"),
         bake: z.number().min(0).optional().describe("a number of seconds, 0 or more (default 0)"),
-        onFailure: z.enum(ON_FAILURE).optional().describe(`${ON_FAILURE.join(" or ")} (default rollback)`),
+        onFailure: z
+            .enum(ON_FAILURE)
+            .optional()
+            .describe(`${ON_FAILURE.join(" or ")} (default rollback)`),
         steps: z.array(z.int().describe(STEPS_ALLOWED)).refine(stepsAllowed).optional().describe(STEPS_ALLOWED),
     })
     .describe("a mapping with the keys waves, bake, onFailure and steps");
@@ -60,7 +63,10 @@ function show(value: unknown): string {
 }
 
 function valueAt(input: unknown, keys: readonly PropertyKey[]): unknown {
-    return keys.reduce<unknown>((value, key) => (value !== null && typeof value === "object" ? (value as Record<PropertyKey, unknown>)[key] : undefined), input);
+    return keys.reduce<unknown>(
+        (value, key) => (value !== null && typeof value === "object" ? (value as Record<PropertyKey, unknown>)[key] : undefined),
+        input,
+    );
 }
 
 /** The schema of the value at `keys`, to quote its description and its keys. */
@@ -118,7 +124,9 @@ export function parseFleet(text: string, stacks: readonly string[], file = FLEET
         wave.stacks.forEach((stack, s) => {
             const where = `waves[${w}].stacks[${s}]`;
             if (!stacks.includes(stack)) {
-                refuse(`${where} is ${show(stack)}, not a stack of this project; allowed: ${stacks.length === 0 ? "none yet (pulumi stack init <name>)" : [...stacks].sort().join(", ")}`);
+                refuse(
+                    `${where} is ${show(stack)}, not a stack of this project; allowed: ${stacks.length === 0 ? "none yet (pulumi stack init <name>)" : [...stacks].sort().join(", ")}`,
+                );
             }
             const earlier = waveOf.get(stack);
             if (earlier !== undefined) {

@@ -116,9 +116,14 @@ export async function runSwitch(fleet: Fleet, runner: StackRunner, options: Plan
     let failure: Failure | undefined;
 
     const switchOne = async (stack: string, wave: string) => {
-        const switchedNow = await switchStackRecorded(stack, { wave, signal, progress, ends }, () => runner.switchStack(stack, signal), (message) => {
-            failure ??= { stack, during: "switch", message };
-        });
+        const switchedNow = await switchStackRecorded(
+            stack,
+            { wave, signal, progress, ends },
+            () => runner.switchStack(stack, signal),
+            (message) => {
+                failure ??= { stack, during: "switch", message };
+            },
+        );
         if (switchedNow) switched.push(stack);
     };
 
@@ -225,7 +230,12 @@ export async function switchStackRecorded(
 }
 
 /** Rolls every stack back at once (like a single-stack rollback, ungated); records each end in `ends`. */
-export async function rollbackAll(stacks: readonly string[], runner: Pick<StackRunner, "rollback">, progress: PlanProgress, ends: Map<string, StackEnd>): Promise<void> {
+export async function rollbackAll(
+    stacks: readonly string[],
+    runner: Pick<StackRunner, "rollback">,
+    progress: PlanProgress,
+    ends: Map<string, StackEnd>,
+): Promise<void> {
     await Promise.all(
         stacks.map(async (stack) => {
             progress.step(stack, "rolling back");

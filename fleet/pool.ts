@@ -17,7 +17,12 @@ export interface EachLimitedOptions {
  * rejects with the first error of `fn` (the other workers' items in flight still run to their end).
  * No item is started with a `limit` below 1.
  */
-export async function eachLimited<T>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<void>, options: EachLimitedOptions = {}): Promise<void> {
+export async function eachLimited<T>(
+    items: readonly T[],
+    limit: number,
+    fn: (item: T, index: number) => Promise<void>,
+    options: EachLimitedOptions = {},
+): Promise<void> {
     let next = 0;
     const worker = async () => {
         for (let i = next++; i < items.length; i = next++) {

@@ -26,7 +26,13 @@ export interface StackPlan {
  * config as it is). The preview runs on a copy of the stack file (--config-file): the stack's own
  * file is never written, so it stays byte for byte as it was, whatever happens to this process.
  */
-export async function previewStack(fleet: FleetWorkspace, view: StackView, target: Target | undefined, progress: PlanProgress, signal: AbortSignal): Promise<StackPlan> {
+export async function previewStack(
+    fleet: FleetWorkspace,
+    view: StackView,
+    target: Target | undefined,
+    progress: PlanProgress,
+    signal: AbortSignal,
+): Promise<StackPlan> {
     const stack = await fleet.stack(view.name);
     const file = fleet.stackFile(view.name);
     const text = fleet.readStackFile(view.name);

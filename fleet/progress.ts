@@ -20,7 +20,11 @@ interface Row {
 /** Steps after which a stack's clock stops. */
 const FINAL = /^(switched|failed|cancelled|rolled back|rollback failed|previewed|preview failed|baking: serves the target|bake check failed)$/;
 
-export function createProgress(stream: NodeJS.WriteStream, stacks: readonly { stack: string; wave: string }[], live = stream.isTTY === true && process.env.CI === undefined): Progress {
+export function createProgress(
+    stream: NodeJS.WriteStream,
+    stacks: readonly { stack: string; wave: string }[],
+    live = stream.isTTY === true && process.env.CI === undefined,
+): Progress {
     const prefixWidth = Math.max(0, ...stacks.map((s) => s.stack.length));
     const prefix = (stack: string | undefined) => (stack === undefined ? "fleet".padEnd(prefixWidth) : stack.padEnd(prefixWidth));
     if (!live) {

@@ -58,10 +58,7 @@ const VERDICTS = ["passed", "failed", "inconclusive"] as const satisfies readonl
 const WEIGHTS = z.record(z.string(), z.number());
 const SCHEMA = z.strictObject({
     id: z.string(),
-    target: z.union([
-        z.strictObject({ kind: z.literal("version"), version: z.string() }),
-        z.strictObject({ kind: z.literal("split"), weights: WEIGHTS }),
-    ]),
+    target: z.union([z.strictObject({ kind: z.literal("version"), version: z.string() }), z.strictObject({ kind: z.literal("split"), weights: WEIGHTS })]),
     startedAt: z.string(),
     pid: z.int(),
     host: z.string(),
@@ -110,7 +107,15 @@ export class RecordError extends Error {}
 
 /** A new record for a switch that starts now in this process. */
 export function newRecord(target: Target, stacks: Record<string, StackBefore>, now = new Date(), rollout?: Omit<RolloutRecord, "analyses">): SwitchRecord {
-    const record: SwitchRecord = { id: `${now.toISOString()}-${process.pid}`, target, startedAt: now.toISOString(), pid: process.pid, host: hostname(), state: "switching", stacks };
+    const record: SwitchRecord = {
+        id: `${now.toISOString()}-${process.pid}`,
+        target,
+        startedAt: now.toISOString(),
+        pid: process.pid,
+        host: hostname(),
+        state: "switching",
+        stacks,
+    };
     return rollout === undefined ? record : { ...record, rollout: { ...rollout, analyses: [] } };
 }
 

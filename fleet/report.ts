@@ -36,16 +36,28 @@ export interface RolloutPreview {
  * stack's `pulumi preview --diff` in a collapsed block, cut to fit one PR comment. A rollout's
  * preview has its section between the table and the diffs (of its first step).
  */
-export function previewReport(target: Target | undefined, plans: readonly (StackPlan & { wave: string })[], limit = COMMENT_LIMIT, rollout?: RolloutPreview): string {
+export function previewReport(
+    target: Target | undefined,
+    plans: readonly (StackPlan & { wave: string })[],
+    limit = COMMENT_LIMIT,
+    rollout?: RolloutPreview,
+): string {
     const title = `${REPORT_TITLE}: ${rollout !== undefined ? rollout.title : target === undefined ? "every stack as configured" : `switch to ${describeTarget(target)}`}`;
-    const after = (stack: string) => (rollout !== undefined ? `${describeTarget(rollout.firstStep(stack))} (first step)` : target === undefined ? "as configured" : describeTarget(target));
+    const after = (stack: string) =>
+        rollout !== undefined ? `${describeTarget(rollout.firstStep(stack))} (first step)` : target === undefined ? "as configured" : describeTarget(target);
     const failed = plans.filter((p) => p.error !== undefined);
     const head = [
         title,
         "",
         ...table(
             ["wave", "stack", "live now", "after", "plan"],
-            plans.map((p) => [p.wave, p.stack, describeWeights(p.live), after(p.stack), p.error === undefined ? countOps(p.steps) : `**preview failed**: ${p.error}`]),
+            plans.map((p) => [
+                p.wave,
+                p.stack,
+                describeWeights(p.live),
+                after(p.stack),
+                p.error === undefined ? countOps(p.steps) : `**preview failed**: ${p.error}`,
+            ]),
         ),
         "",
         failed.length === 0 ? `Every stack's preview passed (${plans.length}).` : `**${failed.length} of ${plans.length} previews failed.**`,
@@ -56,7 +68,15 @@ export function previewReport(target: Target | undefined, plans: readonly (Stack
     const blocks = plans.map((p) => {
         const body = p.error !== undefined ? p.error : p.diff.trim();
         const cut = body.length > budget ? `${body.slice(0, budget)}\n... (cut to fit one comment: run npm run fleet -- preview for the rest)` : body;
-        return [`<details><summary>${p.stack}: ${p.error === undefined ? countOps(p.steps) : "preview failed"}</summary>`, "", "```", cut.replace(/```/g, "'''"), "```", "</details>", ""].join("\n");
+        return [
+            `<details><summary>${p.stack}: ${p.error === undefined ? countOps(p.steps) : "preview failed"}</summary>`,
+            "",
+            "```",
+            cut.replace(/```/g, "'''"),
+            "```",
+            "</details>",
+            "",
+        ].join("\n");
     });
     return `${head}\n${blocks.join("\n")}`;
 }
@@ -98,8 +118,17 @@ export function statusText(rows: readonly StatusRow[], record: SwitchRecord | un
         r.locked === null ? "unknown" : r.locked ? "LOCKED (pulumi cancel, once nothing runs)" : "no",
     ]);
     const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)));
-    const out = [header, ...lines].map((l) => l.map((c, i) => (i === l.length - 1 ? c : c.padEnd(widths[i]))).join("  ").trimEnd());
-    if (record !== undefined) out.push("", `last fleet ${record.rollout === undefined ? "switch" : "rollout"}: to ${describeTarget(record.target)}, started ${record.startedAt}, ${record.state}`);
+    const out = [header, ...lines].map((l) =>
+        l
+            .map((c, i) => (i === l.length - 1 ? c : c.padEnd(widths[i])))
+            .join("  ")
+            .trimEnd(),
+    );
+    if (record !== undefined)
+        out.push(
+            "",
+            `last fleet ${record.rollout === undefined ? "switch" : "rollout"}: to ${describeTarget(record.target)}, started ${record.startedAt}, ${record.state}`,
+        );
     return `${out.join("\n")}\n`;
 }
 
@@ -113,7 +142,9 @@ const END_TEXT: Record<StackEnd, string> = {
 };
 
 /** The last lines: every stack, what it runs now (its outputs), what happened to it, whether it is locked. */
-export function finalLines(rows: readonly { stack: string; wave: string; live: Weights | undefined; end: StackEnd; locked?: boolean; note?: string }[]): string {
+export function finalLines(
+    rows: readonly { stack: string; wave: string; live: Weights | undefined; end: StackEnd; locked?: boolean; note?: string }[],
+): string {
     const width = Math.max(...rows.map((r) => r.stack.length));
     const waveWidth = Math.max(...rows.map((r) => r.wave.length));
     return `${rows

@@ -33,14 +33,17 @@ export function rolloutPlan(dir: string, stackNames: readonly string[], options:
     let fleet: Fleet;
     if (options.stack !== undefined) {
         if (!stackNames.includes(options.stack)) {
-            throw new Refusal(`--stack ${options.stack} is not a stack of this project; allowed: ${stackNames.length === 0 ? "none yet (pulumi stack init <name>)" : [...stackNames].sort().join(", ")}`);
+            throw new Refusal(
+                `--stack ${options.stack} is not a stack of this project; allowed: ${stackNames.length === 0 ? "none yet (pulumi stack init <name>)" : [...stackNames].sort().join(", ")}`,
+            );
         }
         fleet = { waves: [{ name: ONE_STACK_WAVE, stacks: [options.stack], parallel: 1 }], bake: options.bake ?? 0, onFailure: "rollback" };
     } else {
         try {
             fleet = readFleet(dir, stackNames);
         } catch (err) {
-            if (err instanceof FleetFileError && / not found in /.test(err.message)) throw new FleetFileError(`${err.message}, or name one stack with --stack NAME`);
+            if (err instanceof FleetFileError && / not found in /.test(err.message))
+                throw new FleetFileError(`${err.message}, or name one stack with --stack NAME`);
             throw err;
         }
         fleet = { ...fleet, bake: options.bake ?? fleet.bake };
@@ -76,7 +79,10 @@ export async function rollout(dir: string, version: string, options: RolloutOpti
     let record = newRecord({ kind: "version", version }, ran, new Date(), { steps, bake: file.bake });
     writeRecord(dir, record);
     const progress = createProgress(io.err, stacks);
-    progress.line(undefined, `rollout ${record.id}: ${version} in steps ${describeSteps(steps)}, bake ${file.bake} s; what each stack ran before is in .fleet/last-switch.json`);
+    progress.line(
+        undefined,
+        `rollout ${record.id}: ${version} in steps ${describeSteps(steps)}, bake ${file.bake} s; what each stack ran before is in .fleet/last-switch.json`,
+    );
     const automation = new AutomationRunner(fleet, record, progress, new Map(before.map((v) => [v.name, v])));
     const runner = new RolloutStacks(fleet, automation, new Map(before.map((v) => [v.name, stackRollout(v, version)])), progress);
     let result: RolloutResult;
@@ -136,7 +142,10 @@ export async function previewRollout(dir: string, version: string, options: Roll
     const progress = createProgress(io.err, stacks);
     let plans: (StackPlan & { wave: string })[];
     try {
-        plans = await mapLimited(read, PREVIEW_CONCURRENCY, async (view) => ({ ...(await previewStack(fleet, view, firstStep(view.name), progress, io.signal)), wave: view.wave }));
+        plans = await mapLimited(read, PREVIEW_CONCURRENCY, async (view) => ({
+            ...(await previewStack(fleet, view, firstStep(view.name), progress, io.signal)),
+            wave: view.wave,
+        }));
     } finally {
         progress.close();
     }
@@ -144,6 +153,12 @@ export async function previewRollout(dir: string, version: string, options: Roll
         io.err.write("fleet: preview interrupted; no stack file was written (each preview ran on a copy)\n");
         return EXIT_CODES.interrupted;
     }
-    io.out.write(previewReport(undefined, plans, undefined, { title: rolloutTitle(version, steps, file.bake), firstStep, section: rolloutSection(file, steps, rollouts) }));
+    io.out.write(
+        previewReport(undefined, plans, undefined, {
+            title: rolloutTitle(version, steps, file.bake),
+            firstStep,
+            section: rolloutSection(file, steps, rollouts),
+        }),
+    );
     return plans.some((p) => p.error !== undefined) ? EXIT_CODES["preview-failed"] : 0;
 }

@@ -46,11 +46,24 @@ export function rolloutSection(fleet: Fleet, steps: readonly number[], stacks: r
     ];
     for (const s of stacks) {
         const minimum = minimumSeconds(s.analysis);
-        lines.push(`#### ${s.stack} (wave ${s.wave}): ${s.from} to ${s.to}, at least ${describeSeconds(minimum)} of analysis at each step, on ${shownUrl(s.analysis.provider.url)}`, "");
+        lines.push(
+            `#### ${s.stack} (wave ${s.wave}): ${s.from} to ${s.to}, at least ${describeSeconds(minimum)} of analysis at each step, on ${shownUrl(s.analysis.provider.url)}`,
+            "",
+        );
         lines.push(row(["step", "traffic", "check", "bound", "every", "measurements", "minRequests"]), row(["---", "---", "---", "---", "---", "---", "---"]));
         for (const step of steps) {
             for (const check of stepChecks(s, step)) {
-                lines.push(row([`${step}%`, describeTarget(stepTarget(step, s.from, s.to)), check.name, check.bound, `${check.intervalSeconds} s`, String(check.count), String(check.minRequests)]));
+                lines.push(
+                    row([
+                        `${step}%`,
+                        describeTarget(stepTarget(step, s.from, s.to)),
+                        check.name,
+                        check.bound,
+                        `${check.intervalSeconds} s`,
+                        String(check.count),
+                        String(check.minRequests),
+                    ]),
+                );
             }
         }
         lines.push("", `Queries (${s.to}, at every step; ${s.from} where a check compares with the live version, below 100%):`, "", "```");
@@ -83,7 +96,10 @@ export function analysisReport(entries: readonly AnalysisEntry[]): string {
         for (const m of entry.measurements) {
             const requests = m.requests === undefined ? "" : `, ${show(m.requests)} requests`;
             const live = m.baseline === undefined ? "" : `, live ${show(m.baseline)}`;
-            lines.push(`  ${m.at}  ${m.check} ${m.index}/${m.count}  ${m.verdict}  value ${show(m.value)}${requests}${live} (bound: ${m.bound}): ${m.reason}`, `    query: ${m.query}`);
+            lines.push(
+                `  ${m.at}  ${m.check} ${m.index}/${m.count}  ${m.verdict}  value ${show(m.value)}${requests}${live} (bound: ${m.bound}): ${m.reason}`,
+                `    query: ${m.query}`,
+            );
         }
     }
     return `${lines.join("\n")}\n`;

@@ -51,7 +51,8 @@ export function rolloutRefusal(view: StackView, version: string, steps: readonly
     if (from === undefined) {
         return `stack ${view.name} runs ${describeWeights(view.live)}; a rollout starts from one version at 100% (npm run fleet -- rollback, or switch it to one version first). Nothing was changed.`;
     }
-    if (from === version) return `stack ${view.name} runs ${version} already; a rollout to ${version} starts from another version at 100%. Nothing was changed.`;
+    if (from === version)
+        return `stack ${view.name} runs ${version} already; a rollout to ${version} starts from another version at 100%. Nothing was changed.`;
     for (const step of [steps[steps.length - 1], ...steps.slice(0, -1)]) {
         const refused = refusal(view, stepTarget(step, from, version));
         if (refused !== undefined) return refused;

@@ -10,7 +10,17 @@ import { setMaxListeners } from "node:events";
 import type { AnalysisResult, Measurement, Verdict } from "../lib/analysis/judge";
 import type { Fleet } from "./file";
 import { eachLimited } from "./pool";
-import { CHECK_INTERVAL_MS, StoppedAfterFailure, realClock, rollbackAll, switchStackRecorded, type Clock, type Outcome, type PlanProgress, type StackEnd } from "./plan";
+import {
+    CHECK_INTERVAL_MS,
+    StoppedAfterFailure,
+    realClock,
+    rollbackAll,
+    switchStackRecorded,
+    type Clock,
+    type Outcome,
+    type PlanProgress,
+    type StackEnd,
+} from "./plan";
 import type { Target } from "./target";
 
 export const DEFAULT_STEPS: readonly number[] = [10, 50, 100];
@@ -18,7 +28,9 @@ export const STEPS_ALLOWED = "increasing integers from 1 to 100 that end at 100,
 
 /** Whether `steps` are a rollout's steps: increasing integers from 1 to 100, the last one 100. */
 export function stepsAllowed(steps: readonly number[]): boolean {
-    return steps.length > 0 && steps.every((s, i) => Number.isInteger(s) && s >= 1 && s <= 100 && (i === 0 || s > steps[i - 1])) && steps[steps.length - 1] === 100;
+    return (
+        steps.length > 0 && steps.every((s, i) => Number.isInteger(s) && s >= 1 && s <= 100 && (i === 0 || s > steps[i - 1])) && steps[steps.length - 1] === 100
+    );
 }
 
 /** The --steps argument ("10,50,100"); undefined when it is not a list of steps. */
@@ -139,7 +151,6 @@ export async function runRollout(fleet: Fleet, steps: readonly number[], runner:
         work.then(settle, settle);
         return Promise.race([work, stopped]);
     };
-
 
     const stepOne = async (stack: string, step: number, wave: string) => {
         const at = { wave, label: `${step}%`, signal, progress, ends };

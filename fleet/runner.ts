@@ -12,7 +12,17 @@ import { EngineListener, StackError, resourceName } from "./engine-events";
 import { allStale, lockHolders, type LockHolder } from "./locks";
 import type { PlanProgress, StackRunner } from "./plan";
 import { processAlive, type SwitchRecord } from "./record";
-import { describeTarget, describeWeights, sameWeights, stackFileConfig, switchConfig, targetVersions, targetWeights, type Target, type Weights } from "./target";
+import {
+    describeTarget,
+    describeWeights,
+    sameWeights,
+    stackFileConfig,
+    switchConfig,
+    targetVersions,
+    targetWeights,
+    type Target,
+    type Weights,
+} from "./target";
 import { stackOutputsOf, withoutReadBack } from "./sdk";
 import type { FleetWorkspace, StackView } from "./workspace";
 
@@ -108,10 +118,13 @@ export class AutomationRunner implements StackRunner {
         if (signal.aborted) return;
         if (outputs.status === "rejected") throw outputs.reason;
         const expected = targetWeights(target);
-        if (!sameWeights(outputs.value, expected)) throw new Error(`its outputs say the live route sends ${describeWeights(outputs.value)}, not ${describeWeights(expected)}`);
+        if (!sameWeights(outputs.value, expected))
+            throw new Error(`its outputs say the live route sends ${describeWeights(outputs.value)}, not ${describeWeights(expected)}`);
         if (drift.status === "rejected") throw drift.reason;
         if (drift.value.length > 0) {
-            throw new Error(`its live route on the cluster is not what pulumi up applied (${drift.value.join(", ")} changed; pulumi refresh --diff --stack ${name} shows how)`);
+            throw new Error(
+                `its live route on the cluster is not what pulumi up applied (${drift.value.join(", ")} changed; pulumi refresh --diff --stack ${name} shows how)`,
+            );
         }
         if (gateway.status === "rejected") throw gateway.reason;
     }
@@ -139,7 +152,13 @@ export class AutomationRunner implements StackRunner {
                 onEvent: (event) => {
                     listener.onEvent(event);
                     const step = event.resourcePreEvent?.metadata ?? event.resOutputsEvent?.metadata;
-                    if (step !== undefined && urns.includes(step.urn) && step.op !== "same" && step.op !== "read" && (step.op !== "refresh" || (step.diffs ?? []).length > 0)) {
+                    if (
+                        step !== undefined &&
+                        urns.includes(step.urn) &&
+                        step.op !== "same" &&
+                        step.op !== "read" &&
+                        (step.op !== "refresh" || (step.diffs ?? []).length > 0)
+                    ) {
                         drifted.add(resourceName(step.urn));
                     }
                 },
@@ -193,7 +212,8 @@ export class AutomationRunner implements StackRunner {
             cancel.dispose();
         }
         // A secret trafficSplit is masked in the events: read it back from the state then.
-        const live = outputs.trafficSplit === undefined || outputs.trafficSplit === "[secret]" ? await this.fleet.live(name) : (outputs.trafficSplit as Weights);
+        const live =
+            outputs.trafficSplit === undefined || outputs.trafficSplit === "[secret]" ? await this.fleet.live(name) : (outputs.trafficSplit as Weights);
         return { routes: [...routes], live };
     }
 }

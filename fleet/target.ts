@@ -30,7 +30,8 @@ const SPLIT = z.record(z.string().min(1), z.int());
 
 /** A version name from the command line. */
 export function parseVersion(text: string): Target {
-    if (!/^\S+$/.test(text)) throw new TargetError(`version ${JSON.stringify(text)} is not a version name; allowed: a version every stack declares, such as v2`);
+    if (!/^\S+$/.test(text))
+        throw new TargetError(`version ${JSON.stringify(text)} is not a version name; allowed: a version every stack declares, such as v2`);
     return { kind: "version", version: text };
 }
 

@@ -64,7 +64,13 @@ export class FleetWorkspace {
         const workspace = await LocalWorkspace.create({ workDir: dir, envVars: { PULUMI_SKIP_CONFIRMATIONS: "false" } });
         const project = (await workspace.projectSettings()).name;
         const [stacks, whoami] = await Promise.all([workspace.listStacks(), workspace.whoAmI()]);
-        return new FleetWorkspace(dir, workspace, project, stacks.map((s) => s.name), whoami.url);
+        return new FleetWorkspace(
+            dir,
+            workspace,
+            project,
+            stacks.map((s) => s.name),
+            whoami.url,
+        );
     }
 
     /** One of the project's stacks (named in the fleet file, so known to exist). */
@@ -106,7 +112,12 @@ export class FleetWorkspace {
             lastUpdate:
                 last === undefined
                     ? undefined
-                    : { kind: last.kind, result: last.result, startedAt: new Date(last.startTime).toISOString(), endedAt: last.endTime === undefined ? undefined : new Date(last.endTime).toISOString() },
+                    : {
+                          kind: last.kind,
+                          result: last.result,
+                          startedAt: new Date(last.startTime).toISOString(),
+                          endedAt: last.endTime === undefined ? undefined : new Date(last.endTime).toISOString(),
+                      },
             locked: locks === undefined ? undefined : locks.length > 0,
             renderYamlTo: config[RENDER_YAML_KEY]?.value,
         };

@@ -6,12 +6,7 @@
 // Keep the syntax within TypeScript 3.8: the Pulumi policy runner falls back to its vendored
 // TypeScript 3.8 when the pack's folder has no TypeScript of its own.
 
-import type {
-    PolicyResource,
-    ResourceValidation,
-    ResourceValidationPolicy,
-    StackValidationPolicy,
-} from "@pulumi/policy";
+import type { PolicyResource, ResourceValidation, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 
 // The program's own image rule and annotation, so that the pack and the program agree.
 import { ALLOW_ZERO_REPLICAS } from "../lib/annotations";
@@ -119,8 +114,7 @@ function annotationEnabled(props: JsonObject, annotation: string): boolean {
 export const versionsKeepAReplica: SingleResourcePolicy = {
     name: "versions-keep-a-replica",
     description:
-        "A Deployment whose pods carry a `version` label keeps at least one replica, unless it is annotated " +
-        `${allowZeroReplicasAnnotation}: "true".`,
+        "A Deployment whose pods carry a `version` label keeps at least one replica, unless it is annotated " + `${allowZeroReplicasAnnotation}: "true".`,
     validateResource: (args, reportViolation) => {
         if (args.type !== deploymentType) {
             return;

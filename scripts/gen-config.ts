@@ -28,7 +28,7 @@ export function projectConfigBlock(): string {
     );
     return [
         PROJECT_MARK,
-        "# No key declares a `type`: the CLI would refuse `pulumi config set trafficSplit '{\"v1\":90,\"v2\":10}'`",
+        '# No key declares a `type`: the CLI would refuse `pulumi config set trafficSplit \'{"v1":90,"v2":10}\'`',
         "# (stored as text) on every later run, the rollback included. The program checks every value itself",
         "# and names the key, the value and what is allowed.",
         stringify({ config }, { lineWidth: 110, minContentWidth: 40 }).trimEnd(),

@@ -7,7 +7,22 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { GW, HTTPROUTE, K8S_GATEWAY, VS, byKey, find, kubernetesObjects, metadataOf, ofType, runProgram, spec, type Registered, type Run, type Spec } from "./support/helpers";
+import {
+    GW,
+    HTTPROUTE,
+    K8S_GATEWAY,
+    VS,
+    byKey,
+    find,
+    kubernetesObjects,
+    metadataOf,
+    ofType,
+    runProgram,
+    spec,
+    type Registered,
+    type Run,
+    type Spec,
+} from "./support/helpers";
 
 const ISSUER = "kubernetes:cert-manager.io/v1:Issuer";
 const CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate";
@@ -25,7 +40,10 @@ const namesOf = (rs: readonly Registered[]) => rs.map((r) => metadataOf(r).name)
 
 describe("issuer acme, routingApi gateway-api: the solver's HTTPRoute attaches to port 80 and wins over the redirect", () => {
     it("names the program's Gateway and its plain-HTTP listener, which admits routes from the Issuer's namespace", async () => {
-        for (const config of [{ ...GA, ...ACME }, { ...GA, ...ACME, appNamespace: "shop", hostname: "shop.example.com" }] as Record<string, string>[]) {
+        for (const config of [
+            { ...GA, ...ACME },
+            { ...GA, ...ACME, appNamespace: "shop", hostname: "shop.example.com" },
+        ] as Record<string, string>[]) {
             const run = await runProgram(config);
             assert.equal(run.error, undefined);
             const issuer = find(run, ISSUER);
@@ -47,7 +65,10 @@ describe("issuer acme, routingApi gateway-api: the solver's HTTPRoute attaches t
         const run = await runProgram({ ...GA, ...ACME });
         const redirect = find(run, HTTPROUTE, "cowsay-nginx-redirect");
         const ref = (solverOf(run).gatewayHTTPRoute.parentRefs as Spec[])[0];
-        assert.deepEqual((spec(redirect).parentRefs as Spec[]).map((p) => [p.name, p.sectionName]), [[ref.name, ref.sectionName]]);
+        assert.deepEqual(
+            (spec(redirect).parentRefs as Spec[]).map((p) => [p.name, p.sectionName]),
+            [[ref.name, ref.sectionName]],
+        );
         const rules = spec(redirect).rules as Spec[];
         assert.equal(rules.length, 1);
         assert.equal(rules[0].matches, undefined, "no match: a prefix '/', below any Exact path");
@@ -78,7 +99,10 @@ describe("issuer acme, routingApi gateway-api: the solver's HTTPRoute attaches t
 
 describe("issuer acme, routingApi istio: the solver's Ingress is Istio's, and port 80 redirects by a route", () => {
     it("the Issuer's ingress class is the IngressClass the stack creates, for Istio's ingress controller", async () => {
-        for (const [config, name] of [[ACME, "istio"], [{ ...ACME, appNamespace: "shop", hostname: "shop.example.com" }, "shop-istio"]] as const) {
+        for (const [config, name] of [
+            [ACME, "istio"],
+            [{ ...ACME, appNamespace: "shop", hostname: "shop.example.com" }, "shop-istio"],
+        ] as const) {
             const run = await runProgram(config);
             assert.equal(run.error, undefined);
             const ingressClass = find(run, INGRESS_CLASS);
@@ -90,8 +114,14 @@ describe("issuer acme, routingApi istio: the solver's Ingress is Istio's, and po
 
     it("no Gateway server redirects by tls.httpsRedirect; port 80 has a Gateway of its own, bound only by a catch-all redirect", async () => {
         const run = await runProgram(ACME);
-        const servers: Spec[] = ofType(run, GW).flatMap((g) => (spec(g).servers as Spec[]).map((s) => ({ gateway: `${metadataOf(g).namespace}/${metadataOf(g).name}`, ...s })));
-        assert.deepEqual(servers.filter((s) => s.tls?.httpsRedirect !== undefined), [], "require-TLS would redirect the challenge too");
+        const servers: Spec[] = ofType(run, GW).flatMap((g) =>
+            (spec(g).servers as Spec[]).map((s) => ({ gateway: `${metadataOf(g).namespace}/${metadataOf(g).name}`, ...s })),
+        );
+        assert.deepEqual(
+            servers.filter((s) => s.tls?.httpsRedirect !== undefined),
+            [],
+            "require-TLS would redirect the challenge too",
+        );
         const http = servers.filter((s) => s.port.number === 80);
         assert.equal(http.length, 1);
         const boundToHttp = ofType(run, VS).filter((vs) => (spec(vs).gateways as string[]).includes(http[0].gateway));
@@ -100,9 +130,16 @@ describe("issuer acme, routingApi istio: the solver's Ingress is Istio's, and po
         assert.deepEqual(spec(boundToHttp[0]).hosts, ["cowsay.example.com"]);
         // The live and test routes stay on HTTPS: nothing of the app is served in plain HTTP.
         const https = servers.filter((s) => s.port.number === 443);
-        assert.deepEqual(https.map((s) => s.hosts), [["cowsay.example.com"]]);
+        assert.deepEqual(
+            https.map((s) => s.hosts),
+            [["cowsay.example.com"]],
+        );
         for (const vs of ofType(run, VS).filter((v) => v !== boundToHttp[0])) {
-            assert.deepEqual((spec(vs).gateways as string[]).filter((g) => g !== "mesh"), [https[0].gateway], metadataOf(vs).name);
+            assert.deepEqual(
+                (spec(vs).gateways as string[]).filter((g) => g !== "mesh"),
+                [https[0].gateway],
+                metadataOf(vs).name,
+            );
         }
     });
 
@@ -123,7 +160,10 @@ describe("issuer acme, routingApi istio: the solver's Ingress is Istio's, and po
 });
 
 describe("issuer selfsigned: every object as before", () => {
-    for (const [label, config] of [["istio", {}], ["gateway-api", GA]] as const) {
+    for (const [label, config] of [
+        ["istio", {}],
+        ["gateway-api", GA],
+    ] as const) {
         it(`${label}: the redirect, the names and the Issuer are those stacks run; ACME adds or changes only the Issuer and port 80's objects`, async () => {
             const run = await runProgram(config);
             assert.deepEqual([metadataOf(find(run, ISSUER)).name, spec(find(run, ISSUER))], ["tls-selfsigned", { selfSigned: {} }]);
@@ -131,7 +171,13 @@ describe("issuer selfsigned: every object as before", () => {
             assert.equal((find(run, CERT_MANAGER).inputs.helmOptions as Spec).values, undefined);
             if (label === "istio") {
                 assert.deepEqual(namesOf(ofType(run, GW)), ["cowsay-nginx-gateway"]);
-                assert.deepEqual((spec(find(run, GW)).servers as Spec[]).map((s) => [s.port.number, s.tls?.httpsRedirect]), [[80, true], [443, undefined]]);
+                assert.deepEqual(
+                    (spec(find(run, GW)).servers as Spec[]).map((s) => [s.port.number, s.tls?.httpsRedirect]),
+                    [
+                        [80, true],
+                        [443, undefined],
+                    ],
+                );
                 assert.deepEqual(namesOf(ofType(run, VS)), ["cowsay-nginx", "cowsay-nginx-test"]);
             } else {
                 assert.deepEqual(namesOf(ofType(run, K8S_GATEWAY)), ["cowsay-nginx-gateway"]);
@@ -155,7 +201,8 @@ describe("issuer selfsigned: every object as before", () => {
 describe("two stacks on one cluster: a second one shares the mesh with an app namespace of its own", () => {
     const SECOND = { installIstio: "false", installCertManager: "false", appNamespace: "shop", hostname: "shop.example.com" };
     /** Kind, namespace and name: what the API server keys an object by. */
-    const identities = (run: Run) => kubernetesObjects(run).map((r) => `${r.type.split(":")[2]} ${metadataOf(r).namespace ?? "(cluster)"}/${metadataOf(r).name}`);
+    const identities = (run: Run) =>
+        kubernetesObjects(run).map((r) => `${r.type.split(":")[2]} ${metadataOf(r).namespace ?? "(cluster)"}/${metadataOf(r).name}`);
 
     for (const [label, extra] of [
         ["istio, selfsigned", {}],
@@ -166,20 +213,35 @@ describe("two stacks on one cluster: a second one shares the mesh with an app na
         it(`${label}: no object of one is an object of the other`, async () => {
             const first = identities(await runProgram({ ...extra }));
             const second = identities(await runProgram({ ...extra, ...SECOND }));
-            assert.ok(second.some((id) => id.includes(" istio-ingress/")), "the second stack does write into the shared ingress namespace");
-            assert.deepEqual(first.filter((id) => second.includes(id)), []);
+            assert.ok(
+                second.some((id) => id.includes(" istio-ingress/")),
+                "the second stack does write into the shared ingress namespace",
+            );
+            assert.deepEqual(
+                first.filter((id) => second.includes(id)),
+                [],
+            );
         });
     }
 
     it("no stack's names change on an upgrade: one deployed before the prefix keeps its names, one deployed since keeps its prefix", async () => {
         const shop = { ...GA, ...SECOND };
         const ran = { trafficSplit: { v1: 100 }, versions: { v1: { image: "dougbtv/nginx-cowsay:v1" }, v2: { image: "dougbtv/nginx-cowsay:v2" } } };
-        const names = (run: Run) => [find(run, ISSUER), find(run, K8S_GATEWAY), find(run, HTTPROUTE, metadataOf(ofType(run, HTTPROUTE).find((r) => metadataOf(r).namespace === "istio-ingress") as Registered).name)].map((r) => metadataOf(r).name);
+        const names = (run: Run) =>
+            [
+                find(run, ISSUER),
+                find(run, K8S_GATEWAY),
+                find(run, HTTPROUTE, metadataOf(ofType(run, HTTPROUTE).find((r) => metadataOf(r).namespace === "istio-ingress") as Registered).name),
+            ].map((r) => metadataOf(r).name);
         const fresh = await runProgram(shop);
         assert.deepEqual(names(fresh), ["shop-tls-selfsigned", "shop-cowsay-nginx-gateway", "shop-cowsay-nginx-redirect"]);
         assert.equal(fresh.outputs.sharedNamePrefix, "shop-");
         const before = await runProgram(shop, { previousOutputs: ran });
-        assert.deepEqual(names(before), ["tls-selfsigned", "cowsay-nginx-gateway", "cowsay-nginx-redirect"], "deployed before sharedNamePrefix: its names as they are");
+        assert.deepEqual(
+            names(before),
+            ["tls-selfsigned", "cowsay-nginx-gateway", "cowsay-nginx-redirect"],
+            "deployed before sharedNamePrefix: its names as they are",
+        );
         assert.equal(before.outputs.sharedNamePrefix, "");
         const moved = await runProgram({ ...shop, appNamespace: "shop2" }, { previousOutputs: { ...ran, sharedNamePrefix: "shop-" } });
         assert.deepEqual(names(moved), names(fresh), "the prefix the stack first ran with");
@@ -198,7 +260,10 @@ describe("two stacks on one cluster: a second one shares the mesh with an app na
         assert.equal(spec(find(run, CERTIFICATE)).issuerRef.name, "shop-tls-acme");
         // The app's routes name the renamed Gateway.
         for (const route of ofType(run, HTTPROUTE).filter((r) => metadataOf(r).namespace === "shop" && metadataOf(r).name !== "cowsay-nginx-mesh")) {
-            assert.deepEqual((spec(route).parentRefs as Spec[]).map((p) => `${p.namespace}/${p.name}`), ["istio-ingress/shop-cowsay-nginx-gateway"]);
+            assert.deepEqual(
+                (spec(route).parentRefs as Spec[]).map((p) => `${p.namespace}/${p.name}`),
+                ["istio-ingress/shop-cowsay-nginx-gateway"],
+            );
         }
     });
 });

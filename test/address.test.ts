@@ -21,10 +21,18 @@ function run(type: GatewayServiceType, answers: Record<string, string>) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "address-"));
     const log = path.join(dir, "calls");
     const cases = Object.entries(answers)
-        .map(([key, value]) => `  *${JSON.stringify(key).slice(1, -1).replace(/[[\]?*()]/g, "\\$&")}*) printf '%s' '${value}' ;;`)
+        .map(
+            ([key, value]) =>
+                `  *${JSON.stringify(key)
+                    .slice(1, -1)
+                    .replace(/[[\]?*()]/g, "\\$&")}*) printf '%s' '${value}' ;;`,
+        )
         .join("\n");
     fs.writeFileSync(path.join(dir, "kubectl"), `#!/bin/sh\necho "$*" >> '${log}'\ncase "$*" in\n${cases}\nesac\n`, { mode: 0o755 });
-    const result = spawnSync("sh", ["-c", gatewayAddressCommand({ type, ...GATEWAY })], { env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ""}` }, encoding: "utf8" });
+    const result = spawnSync("sh", ["-c", gatewayAddressCommand({ type, ...GATEWAY })], {
+        env: { ...process.env, PATH: `${dir}:${process.env.PATH ?? ""}` },
+        encoding: "utf8",
+    });
     const calls = fs.existsSync(log) ? fs.readFileSync(log, "utf8").trim().split("\n") : [];
     fs.rmSync(dir, { recursive: true });
     return { status: result.status, stdout: result.stdout, stderr: result.stderr, calls };
@@ -34,7 +42,10 @@ describe("gatewayAddressCommand", () => {
     it("LoadBalancer: prints the load balancer's IP or host name with port 443", () => {
         const ip = run("LoadBalancer", { "loadBalancer.ingress[0].ip": "203.0.113.10" });
         assert.deepEqual([ip.status, ip.stdout], [0, "203.0.113.10:443\n"]);
-        assert.deepEqual(ip.calls.map((c) => c.split(" ").slice(0, 5).join(" ")), ["-n istio-ingress get service istio-ingressgateway"]);
+        assert.deepEqual(
+            ip.calls.map((c) => c.split(" ").slice(0, 5).join(" ")),
+            ["-n istio-ingress get service istio-ingressgateway"],
+        );
     });
 
     it("LoadBalancer without an address (no load-balancer controller, kind's case): fails and names the key that fixes it", () => {

@@ -26,30 +26,88 @@ describe("the analysis config", () => {
     const BAD: [string, string, string][] = [
         ["not JSON", "{checks", 'Invalid config analysis: "{checks" is not valid JSON; expected an object.'],
         ["an unknown field", '{"preswitch":true}', "Invalid config analysis.preswitch: is not a known field; allowed: preSwitch, trafficPerSecond, checks."],
-        ["a misspelt check field", '{"checks":[{"name":"a","metric":"success-rate","mni":99}]}', "Invalid config analysis.checks[0].mni: is not a known field; allowed: name, metric, query, min, max, vsLive, interval, count, failureLimit, consecutiveFailureLimit, minRequests, noData, unreachable."],
-        ["a bad interval", '{"checks":[{"name":"a","metric":"success-rate","min":99,"interval":"30"}]}', 'Invalid config analysis.checks[0].interval: is "30"; allowed: a duration such as 30s, 2m or 1h.'],
-        ["zero measurements", '{"checks":[{"name":"a","metric":"success-rate","min":99,"count":0}]}', "Invalid config analysis.checks[0].count: is 0; allowed: an integer from 1 to 100."],
-        ["noData passed as a word", '{"checks":[{"name":"a","metric":"success-rate","min":99,"noData":"ok"}]}', 'Invalid config analysis.checks[0].noData: is "ok"; allowed: inconclusive, fail, pass.'],
-        ["no bound", '{"checks":[{"name":"a","metric":"success-rate"}]}', "Invalid config analysis.checks[0]: has no bound; allowed: min, max or vsLive (at least one)."],
-        ["a max on success-rate", '{"checks":[{"name":"a","metric":"success-rate","max":1}]}', "Invalid config analysis.checks[0].max: is set on success-rate; allowed: min (the least percent of non-5xx answers)."],
-        ["a custom check without query", '{"checks":[{"name":"a","metric":"custom","max":1}]}', "Invalid config analysis.checks[0].query: is missing; a custom check needs a PromQL query."],
-        ["a query on a built-in", '{"checks":[{"name":"a","metric":"request-duration","query":"up","max":1}]}', "Invalid config analysis.checks[0].query: is set on the built-in metric request-duration; allowed: a query only with metric custom (or no metric)."],
-        ["broken PromQL", '{"checks":[{"name":"a","query":"sum(rate(x[{{ interval }}])","max":1}]}', 'Invalid config analysis.checks[0].query: "sum(rate(x[{{ interval }}])" is not valid PromQL: with its templates filled in, the parser stops at character 17 (the end: something is missing).'],
-        ["an unknown template", '{"checks":[{"name":"a","query":"up{job=\\"{{ job }}\\"}","max":1}]}', 'Invalid config analysis.checks[0].query: "up{job=\\"{{ job }}\\"}" uses the unknown template {{ job }}; allowed: {{ namespace }}, {{ workload }}, {{ version }}, {{ interval }}.'],
-        ["two checks of one name", '{"checks":[{"name":"a","metric":"success-rate","min":99},{"name":"a","metric":"request-duration","max":9}]}', 'Invalid config analysis.checks[1].name: is "a", already the name of another check; allowed: a name used once.'],
-        ["an hour and more", '{"checks":[{"name":"a","metric":"success-rate","min":99,"interval":"1h","count":2}]}', "Invalid config analysis.checks[0]: takes 7200 s (count 2 × interval 1h); allowed: at most 3600 s."],
-        ["min above max", '{"checks":[{"name":"a","query":"up","min":5,"max":1}]}', "Invalid config analysis.checks[0].min: is 5, above max 1; no value could pass."],
+        [
+            "a misspelt check field",
+            '{"checks":[{"name":"a","metric":"success-rate","mni":99}]}',
+            "Invalid config analysis.checks[0].mni: is not a known field; allowed: name, metric, query, min, max, vsLive, interval, count, failureLimit, consecutiveFailureLimit, minRequests, noData, unreachable.",
+        ],
+        [
+            "a bad interval",
+            '{"checks":[{"name":"a","metric":"success-rate","min":99,"interval":"30"}]}',
+            'Invalid config analysis.checks[0].interval: is "30"; allowed: a duration such as 30s, 2m or 1h.',
+        ],
+        [
+            "zero measurements",
+            '{"checks":[{"name":"a","metric":"success-rate","min":99,"count":0}]}',
+            "Invalid config analysis.checks[0].count: is 0; allowed: an integer from 1 to 100.",
+        ],
+        [
+            "noData passed as a word",
+            '{"checks":[{"name":"a","metric":"success-rate","min":99,"noData":"ok"}]}',
+            'Invalid config analysis.checks[0].noData: is "ok"; allowed: inconclusive, fail, pass.',
+        ],
+        [
+            "no bound",
+            '{"checks":[{"name":"a","metric":"success-rate"}]}',
+            "Invalid config analysis.checks[0]: has no bound; allowed: min, max or vsLive (at least one).",
+        ],
+        [
+            "a max on success-rate",
+            '{"checks":[{"name":"a","metric":"success-rate","max":1}]}',
+            "Invalid config analysis.checks[0].max: is set on success-rate; allowed: min (the least percent of non-5xx answers).",
+        ],
+        [
+            "a custom check without query",
+            '{"checks":[{"name":"a","metric":"custom","max":1}]}',
+            "Invalid config analysis.checks[0].query: is missing; a custom check needs a PromQL query.",
+        ],
+        [
+            "a query on a built-in",
+            '{"checks":[{"name":"a","metric":"request-duration","query":"up","max":1}]}',
+            "Invalid config analysis.checks[0].query: is set on the built-in metric request-duration; allowed: a query only with metric custom (or no metric).",
+        ],
+        [
+            "broken PromQL",
+            '{"checks":[{"name":"a","query":"sum(rate(x[{{ interval }}])","max":1}]}',
+            'Invalid config analysis.checks[0].query: "sum(rate(x[{{ interval }}])" is not valid PromQL: with its templates filled in, the parser stops at character 17 (the end: something is missing).',
+        ],
+        [
+            "an unknown template",
+            '{"checks":[{"name":"a","query":"up{job=\\"{{ job }}\\"}","max":1}]}',
+            'Invalid config analysis.checks[0].query: "up{job=\\"{{ job }}\\"}" uses the unknown template {{ job }}; allowed: {{ namespace }}, {{ workload }}, {{ version }}, {{ interval }}.',
+        ],
+        [
+            "two checks of one name",
+            '{"checks":[{"name":"a","metric":"success-rate","min":99},{"name":"a","metric":"request-duration","max":9}]}',
+            'Invalid config analysis.checks[1].name: is "a", already the name of another check; allowed: a name used once.',
+        ],
+        [
+            "an hour and more",
+            '{"checks":[{"name":"a","metric":"success-rate","min":99,"interval":"1h","count":2}]}',
+            "Invalid config analysis.checks[0]: takes 7200 s (count 2 × interval 1h); allowed: at most 3600 s.",
+        ],
+        [
+            "min above max",
+            '{"checks":[{"name":"a","query":"up","min":5,"max":1}]}',
+            "Invalid config analysis.checks[0].min: is 5, above max 1; no value could pass.",
+        ],
         ["no checks", '{"checks":[]}', "Invalid config analysis.checks: is empty; allowed: at least one check (leave prometheusUrl unset for no analysis)."],
     ];
     for (const [what, value, message] of BAD) {
         it(`refuses ${what} in one line`, () => {
-            assert.throws(() => parseSettings({ analysis: value }), (err: Error) => err.message === message && !err.message.includes("\n"));
+            assert.throws(
+                () => parseSettings({ analysis: value }),
+                (err: Error) => err.message === message && !err.message.includes("\n"),
+            );
         });
     }
 
     it("refuses a token without a Prometheus, and keeps both secret-capable", () => {
         assert.throws(() => parseSettings({ prometheusToken: "t" }), /prometheusToken: is set but prometheusUrl is ""/);
-        const settings = parseSettings({ prometheusUrl: "https://user:pw@prom.example:9090/", prometheusToken: "t", gatewayUrl: GATEWAY }, new Set(["prometheusUrl", "prometheusToken"]));
+        const settings = parseSettings(
+            { prometheusUrl: "https://user:pw@prom.example:9090/", prometheusToken: "t", gatewayUrl: GATEWAY },
+            new Set(["prometheusUrl", "prometheusToken"]),
+        );
         assert.deepEqual(settings.analysis?.provider, { url: "https://user:pw@prom.example:9090", token: "t" });
     });
 
@@ -73,12 +131,20 @@ describe("the analysis config", () => {
                 err.message ===
                 "Invalid config analysis.preSwitch: is true, but the gate that runs it is off (gatewayUrl is unset); set gatewayUrl, or set analysis.preSwitch to false to analyse only during npm run fleet -- rollout.",
         );
-        assert.throws(() => parseSettings({ prometheusUrl: PROMETHEUS, gatewayUrl: GATEWAY, smokeCheck: "false" }), /the gate that runs it is off \(smokeCheck is false\); set smokeCheck to true and gatewayUrl/);
+        assert.throws(
+            () => parseSettings({ prometheusUrl: PROMETHEUS, gatewayUrl: GATEWAY, smokeCheck: "false" }),
+            /the gate that runs it is off \(smokeCheck is false\); set smokeCheck to true and gatewayUrl/,
+        );
         assert.equal(parseSettings({ prometheusUrl: PROMETHEUS, analysis: '{"preSwitch":false}' }).analysis?.preSwitch, false);
     });
 
     it("accepts PromQL that Prometheus's grammar accepts, with every template", () => {
-        assert.equal(promqlError('sum(rate(istio_requests_total{destination_workload="{{ workload }}",destination_version="{{ version }}",destination_workload_namespace="{{ namespace }}"}[{{ interval }}]))'), undefined);
+        assert.equal(
+            promqlError(
+                'sum(rate(istio_requests_total{destination_workload="{{ workload }}",destination_version="{{ version }}",destination_workload_namespace="{{ namespace }}"}[{{ interval }}]))',
+            ),
+            undefined,
+        );
         assert.equal(promqlError("histogram_quantile(0.9, sum by (le) (rate(x_bucket[5m])))"), undefined);
         assert.match(promqlError("rate(x[5m]) +") ?? "", /not valid PromQL/);
     });
@@ -86,14 +152,29 @@ describe("the analysis config", () => {
 
 describe("the queries of a check", () => {
     it("selects the version's workload as its sidecar reports it, over the check's interval", () => {
-        const [rate, p99] = resolveChecks(parseAnalysis({ checks: [{ name: "s", metric: "success-rate", min: 99, interval: "10s" }, { name: "d", metric: "request-duration", max: 250 }] }), V2, undefined);
+        const [rate, p99] = resolveChecks(
+            parseAnalysis({
+                checks: [
+                    { name: "s", metric: "success-rate", min: 99, interval: "10s" },
+                    { name: "d", metric: "request-duration", max: 250 },
+                ],
+            }),
+            V2,
+            undefined,
+        );
         assert.equal(
             rate.query,
             'sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2",response_code!~"5.."}[10s])) / ' +
                 'sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2"}[10s])) * 100',
         );
-        assert.equal(p99.query, 'histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2"}[30s])))');
-        assert.equal(rate.requestsQuery, 'sum(increase(istio_requests_total{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2"}[10s]))');
+        assert.equal(
+            p99.query,
+            'histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2"}[30s])))',
+        );
+        assert.equal(
+            rate.requestsQuery,
+            'sum(increase(istio_requests_total{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2"}[10s]))',
+        );
         for (const q of [rate.query, p99.query, rate.requestsQuery]) assert.equal(promqlError(q), undefined);
         assert.equal(rate.baselineQuery, undefined, "no comparison without vsLive");
         assert.equal(rate.bound, "min 99");
@@ -111,7 +192,15 @@ describe("the queries of a check", () => {
     });
 
     it("takes at least its slowest check's count × interval", () => {
-        assert.equal(minimumSeconds(analysisOf([{ name: "a", metric: "success-rate", min: 9, interval: "5s", count: 4 }, { name: "b", metric: "request-duration", max: 9, interval: "1m" }])), 180);
+        assert.equal(
+            minimumSeconds(
+                analysisOf([
+                    { name: "a", metric: "success-rate", min: 9, interval: "5s", count: 4 },
+                    { name: "b", metric: "request-duration", max: 9, interval: "1m" },
+                ]),
+            ),
+            180,
+        );
     });
 });
 
@@ -124,12 +213,42 @@ describe("one measurement's verdict", () => {
         ["no data is not a pass", rate, { requests: 50 }, "inconclusive", /no data; noData is inconclusive/],
         ["no data as failure", oneCheck({ metric: "success-rate", min: 99, noData: "fail" }), { requests: 50 }, "failed", /noData is fail/],
         ["an unreachable Prometheus is not a pass", rate, { error: "connect ECONNREFUSED" }, "inconclusive", /did not answer \(connect ECONNREFUSED\)/],
-        ["unreachable as pass, when asked", oneCheck({ metric: "success-rate", min: 99, unreachable: "pass" }), { error: "x" }, "passed", /unreachable is pass/],
+        [
+            "unreachable as pass, when asked",
+            oneCheck({ metric: "success-rate", min: 99, unreachable: "pass" }),
+            { error: "x" },
+            "passed",
+            /unreachable is pass/,
+        ],
         ["slow", oneCheck({ metric: "request-duration", max: 500 }), { value: 2400, requests: 40 }, "failed", /^2400 is above max 500$/],
-        ["worse than live", oneCheck({ metric: "success-rate", min: 90, vsLive: 1 }), { value: 97, requests: 40, baseline: 99.5, baselineRequests: 40 }, "failed", /97 is below the live version's 99.5 - 1/],
-        ["as good as live", oneCheck({ metric: "success-rate", min: 90, vsLive: 1 }), { value: 99, requests: 40, baseline: 99.5, baselineRequests: 40 }, "passed", /live: 99.5/],
-        ["live without traffic: the absolute bound decides", oneCheck({ metric: "success-rate", min: 90, vsLive: 1 }), { value: 95, requests: 40, baseline: 100, baselineRequests: 0 }, "passed", /not compared with the live version/],
-        ["only a relative bound and an idle live version", oneCheck({ metric: "request-duration", vsLive: 10 }), { value: 5, requests: 40, baselineRequests: 0 }, "inconclusive", /too little traffic to compare/],
+        [
+            "worse than live",
+            oneCheck({ metric: "success-rate", min: 90, vsLive: 1 }),
+            { value: 97, requests: 40, baseline: 99.5, baselineRequests: 40 },
+            "failed",
+            /97 is below the live version's 99.5 - 1/,
+        ],
+        [
+            "as good as live",
+            oneCheck({ metric: "success-rate", min: 90, vsLive: 1 }),
+            { value: 99, requests: 40, baseline: 99.5, baselineRequests: 40 },
+            "passed",
+            /live: 99.5/,
+        ],
+        [
+            "live without traffic: the absolute bound decides",
+            oneCheck({ metric: "success-rate", min: 90, vsLive: 1 }),
+            { value: 95, requests: 40, baseline: 100, baselineRequests: 0 },
+            "passed",
+            /not compared with the live version/,
+        ],
+        [
+            "only a relative bound and an idle live version",
+            oneCheck({ metric: "request-duration", vsLive: 10 }),
+            { value: 5, requests: 40, baselineRequests: 0 },
+            "inconclusive",
+            /too little traffic to compare/,
+        ],
     ];
     for (const [what, check, sample, verdict, reason] of cases) {
         it(what, () => {
@@ -227,7 +346,10 @@ describe("analyse", () => {
         assert.equal(result.verdict, "failed");
         assert.equal(result.measurements.length, 1, "p99's first measurement (at 20 s) never ran");
         assert.ok(!asked.some((q) => q.startsWith("histogram")));
-        assert.match(result.summary, /^analysis of v2 failed: check rate measurement 1\/3: 80 is below min 99 \(bound: min 99\); query at http:\/\/prom:9090: sum\(rate\(istio_requests_total/);
+        assert.match(
+            result.summary,
+            /^analysis of v2 failed: check rate measurement 1\/3: 80 is below min 99 \(bound: min 99\); query at http:\/\/prom:9090: sum\(rate\(istio_requests_total/,
+        );
         assert.ok(!result.summary.includes("secret"));
     });
 
@@ -242,7 +364,11 @@ describe("analyse", () => {
         const controller = new AbortController();
         const checks = resolveChecks(analysisOf([{ name: "rate", metric: "success-rate", min: 99, interval: "1h", count: 1 }]), V2, undefined);
         const started = Date.now();
-        const pending = analyse({ url: "http://prom" }, checks, "v2", { report: () => undefined, signal: controller.signal, query: () => Promise.resolve(100) });
+        const pending = analyse({ url: "http://prom" }, checks, "v2", {
+            report: () => undefined,
+            signal: controller.signal,
+            query: () => Promise.resolve(100),
+        });
         setTimeout(() => controller.abort("Ctrl-C"), 50);
         const result = await pending;
         assert.equal(result.verdict, "inconclusive");
@@ -315,14 +441,21 @@ describe("the program's gate with a Prometheus", () => {
         assert.match(check.baselineQuery ?? "", /destination_workload="cowsay-nginx-v1"/);
         assert.equal(check.bound, "min 99, v1's own - 1");
         // What the mocks receive for a secret input: Pulumi's secret envelope, never the plain value.
-        for (const key of ["prometheusUrl", "prometheusToken"] as const) assert.notEqual(typeof inputs[key], "string", `${key} is a secret: ${JSON.stringify(inputs[key])}`);
+        for (const key of ["prometheusUrl", "prometheusToken"] as const)
+            assert.notEqual(typeof inputs[key], "string", `${key} is a secret: ${JSON.stringify(inputs[key])}`);
         // The workload the queries select is the Deployment whose pods run v2.
         assert.equal(podLabels(find(run, DEPLOYMENT, "cowsay-nginx-v2")).version, "v2");
     });
 
     it("leaves the gate's inputs as they were without prometheusUrl or with preSwitch false", async () => {
         const plain = find(await runProgram({ gatewayUrl: GATEWAY, activeVersion: "v2" }, { previousOutputs: deployed }), GATE).inputs;
-        const off = find(await runProgram({ gatewayUrl: GATEWAY, activeVersion: "v2", prometheusUrl: PROMETHEUS, analysis: '{"preSwitch":false}' }, { previousOutputs: deployed }), GATE).inputs;
+        const off = find(
+            await runProgram(
+                { gatewayUrl: GATEWAY, activeVersion: "v2", prometheusUrl: PROMETHEUS, analysis: '{"preSwitch":false}' },
+                { previousOutputs: deployed },
+            ),
+            GATE,
+        ).inputs;
         assert.deepEqual(Object.keys(plain).sort(), Object.keys(off).sort());
         assert.ok(!("analysis" in plain) && !("prometheusUrl" in plain));
     });
@@ -365,7 +498,10 @@ describe("the gate's pre-switch analysis", () => {
         timeoutSeconds: 5,
         intervalMs: 10,
         prometheusUrl,
-        analysis: { trafficPerSecond: 20, checks: { v2: resolveChecks(analysisOf([{ name: "rate", metric: "success-rate", min: 99, interval: "1s", count, minRequests: 5 }]), V2, V1) } },
+        analysis: {
+            trafficPerSecond: 20,
+            checks: { v2: resolveChecks(analysisOf([{ name: "rate", metric: "success-rate", min: 99, interval: "1s", count, minRequests: 5 }]), V2, V1) },
+        },
     });
 
     it("sends synthetic traffic to the candidate's test route while it judges it, and passes a healthy one", async () => {
@@ -377,7 +513,10 @@ describe("the gate's pre-switch analysis", () => {
         const after = reached.length;
         await new Promise((resolve) => setTimeout(resolve, 300));
         assert.equal(reached.length, after, "the traffic stopped with the analysis");
-        assert.ok(lines.some((l) => /^gate: analysis of v2 passed: rate 2\/2/.test(l)), lines.join("\n"));
+        assert.ok(
+            lines.some((l) => /^gate: analysis of v2 passed: rate 2\/2/.test(l)),
+            lines.join("\n"),
+        );
     });
 
     it("refuses a failing candidate with the query, the value and the bound, and the route stays", async () => {
@@ -385,14 +524,18 @@ describe("the gate's pre-switch analysis", () => {
         await assert.rejects(
             runAnalysis(inputs(3), [V2_CHECK], { report: () => undefined }),
             (err: Error) =>
-                /^gate failed: analysis of v2 failed: check rate measurement 1\/3: 80 is below min 99 \(bound: min 99\); query at http:\/\/127\.0\.0\.1:\d+: sum\(rate\(istio_requests_total\{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2"/.test(err.message) &&
-                err.message.endsWith("the route was not changed and traffic stays where it was"),
+                /^gate failed: analysis of v2 failed: check rate measurement 1\/3: 80 is below min 99 \(bound: min 99\); query at http:\/\/127\.0\.0\.1:\d+: sum\(rate\(istio_requests_total\{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2"/.test(
+                    err.message,
+                ) && err.message.endsWith("the route was not changed and traffic stays where it was"),
         );
     });
 
     it("never passes a candidate without data", async () => {
         successRate = undefined;
-        await assert.rejects(runAnalysis(inputs(2), [V2_CHECK], { report: () => undefined }), /analysis of v2 was inconclusive \(not a pass\).*no data; noData is inconclusive/);
+        await assert.rejects(
+            runAnalysis(inputs(2), [V2_CHECK], { report: () => undefined }),
+            /analysis of v2 was inconclusive \(not a pass\).*no data; noData is inconclusive/,
+        );
     });
 
     it("stops at once on Ctrl-C, traffic included", async () => {

@@ -31,7 +31,8 @@ describe("what the config schema generates", () => {
     });
 
     it("declares in Pulumi.yaml every key the program reads, with its default, a description, and no type", () => {
-        const config = (parse(readFileSync(PROJECT_FILE, "utf8")) as { config: Record<string, { type?: string; default: unknown; description: string }> }).config;
+        const config = (parse(readFileSync(PROJECT_FILE, "utf8")) as { config: Record<string, { type?: string; default: unknown; description: string }> })
+            .config;
         assert.deepEqual(Object.keys(config), [...CONFIG_KEYS]);
         for (const key of CONFIG_KEYS) {
             assert.deepEqual(config[key].default, DEFAULTS[key], key);
@@ -46,18 +47,27 @@ describe("what the config schema generates", () => {
         const text = readFileSync(PROJECT_FILE, "utf8");
         const drifted = text.replace("default: 60", "default: 90");
         assert.notEqual(drifted, text);
-        assert.throws(() => assertGenerated("Pulumi.yaml", drifted, withConfigBlock(drifted)), (err: Error) => {
-            assert.match(err.message, /^Pulumi\.yaml is not what the schema/);
-            assert.match(err.message, /^- +default: 90$/m);
-            assert.match(err.message, /^\+ +default: 60$/m);
-            return true;
-        });
+        assert.throws(
+            () => assertGenerated("Pulumi.yaml", drifted, withConfigBlock(drifted)),
+            (err: Error) => {
+                assert.match(err.message, /^Pulumi\.yaml is not what the schema/);
+                assert.match(err.message, /^- +default: 90$/m);
+                assert.match(err.message, /^\+ +default: 60$/m);
+                return true;
+            },
+        );
     });
 
     it("the table has a row per key, in the schema's order, marking the keys that may be secret", () => {
         const rows = configTable().split("\n").slice(2);
-        assert.deepEqual(rows.map((r) => /^\| `([^`]+)`/.exec(r)?.[1]), [...CONFIG_KEYS]);
-        assert.deepEqual(rows.filter((r) => r.includes("| may be |")).map((r) => /^\| `([^`]+)`/.exec(r)?.[1]), [...SECRET_CAPABLE_KEYS]);
+        assert.deepEqual(
+            rows.map((r) => /^\| `([^`]+)`/.exec(r)?.[1]),
+            [...CONFIG_KEYS],
+        );
+        assert.deepEqual(
+            rows.filter((r) => r.includes("| may be |")).map((r) => /^\| `([^`]+)`/.exec(r)?.[1]),
+            [...SECRET_CAPABLE_KEYS],
+        );
         assert.deepEqual([...SECRET_CAPABLE_KEYS], ["gatewayUrl", "prometheusUrl", "prometheusToken", "acmeEmail"]);
     });
 });

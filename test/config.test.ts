@@ -23,48 +23,179 @@ const BAD: [string, Record<string, string>, string][] = [
     ["wrong case", { activeVersion: "V2" }, 'Invalid config activeVersion: "V2" is not a deployed version (did you mean "v2"?); allowed: v1, v2.'],
     ["empty active version", { activeVersion: "" }, 'Invalid config activeVersion: "" is not a deployed version; allowed: v1, v2.'],
     ["malformed versions map", { versions: "{v1: cow}" }, 'Invalid config versions: "{v1: cow}" is not valid JSON; expected an object.'],
-    ["versions not an object", { versions: '["v1","v2"]' }, 'Invalid config versions: ["v1","v2"] is not allowed; expected an object from version name to { image, replicas?, expect? }.'],
-    ["empty versions map", { versions: "{}" }, 'Invalid config versions: {} is not allowed; declare at least one version, for example { "v1": { "image": "dougbtv/nginx-cowsay:v1" } }.'],
-    ["malformed version name", { versions: versions({ V1: cow }), activeVersion: "V1" }, `Invalid config versions: version name "V1" is not allowed; names are lower-case letters, digits and '-', start and end alphanumeric, at most 40 characters.`],
-    ["duplicate version name", { versions: '{"v1":{"image":"dougbtv/nginx-cowsay:v1","expect":"a"},"v2":{"image":"dougbtv/nginx-cowsay:v2","expect":"b"},"v1":{"image":"x:1","expect":"c"}}' }, 'Invalid config versions: version name "v1" is declared twice; each version name must be unique.'],
-    ["duplicate version (same image twice)", { versions: versions({ v1: cow, blue: cow }) }, 'Invalid config versions.blue.image: "dougbtv/nginx-cowsay:v1" is already version "v1"; each version needs its own image.'],
-    ["image without a tag", { versions: versions({ v1: { image: "dougbtv/nginx-cowsay" }, v2: hotdog }) }, 'Invalid config versions.v1.image: "dougbtv/nginx-cowsay" is not allowed; expected a pinned tag or digest (for example dougbtv/nginx-cowsay:v1).'],
-    ["registry port is not a tag", { versions: versions({ v1: { image: "registry:5000/cowsay" }, v2: hotdog }) }, 'Invalid config versions.v1.image: "registry:5000/cowsay" is not allowed; expected a pinned tag or digest (for example dougbtv/nginx-cowsay:v1).'],
-    ["image with latest", { versions: versions({ v1: { image: "dougbtv/nginx-cowsay:latest" }, v2: hotdog }) }, 'Invalid config versions.v1.image: "dougbtv/nginx-cowsay:latest" is not allowed; expected a pinned tag other than latest, or a digest.'],
-    ["negative replicas", { versions: versions({ v1: { ...cow, replicas: -1 }, v2: hotdog }) }, "Invalid config versions.v1.replicas: -1 is not allowed; expected an integer from 1 to 1000."],
-    ["non-integer replicas", { versions: versions({ v1: { ...cow, replicas: 1.5 }, v2: hotdog }) }, "Invalid config versions.v1.replicas: 1.5 is not allowed; expected an integer from 1 to 1000."],
+    [
+        "versions not an object",
+        { versions: '["v1","v2"]' },
+        'Invalid config versions: ["v1","v2"] is not allowed; expected an object from version name to { image, replicas?, expect? }.',
+    ],
+    [
+        "empty versions map",
+        { versions: "{}" },
+        'Invalid config versions: {} is not allowed; declare at least one version, for example { "v1": { "image": "dougbtv/nginx-cowsay:v1" } }.',
+    ],
+    [
+        "malformed version name",
+        { versions: versions({ V1: cow }), activeVersion: "V1" },
+        `Invalid config versions: version name "V1" is not allowed; names are lower-case letters, digits and '-', start and end alphanumeric, at most 40 characters.`,
+    ],
+    [
+        "duplicate version name",
+        {
+            versions:
+                '{"v1":{"image":"dougbtv/nginx-cowsay:v1","expect":"a"},"v2":{"image":"dougbtv/nginx-cowsay:v2","expect":"b"},"v1":{"image":"x:1","expect":"c"}}',
+        },
+        'Invalid config versions: version name "v1" is declared twice; each version name must be unique.',
+    ],
+    [
+        "duplicate version (same image twice)",
+        { versions: versions({ v1: cow, blue: cow }) },
+        'Invalid config versions.blue.image: "dougbtv/nginx-cowsay:v1" is already version "v1"; each version needs its own image.',
+    ],
+    [
+        "image without a tag",
+        { versions: versions({ v1: { image: "dougbtv/nginx-cowsay" }, v2: hotdog }) },
+        'Invalid config versions.v1.image: "dougbtv/nginx-cowsay" is not allowed; expected a pinned tag or digest (for example dougbtv/nginx-cowsay:v1).',
+    ],
+    [
+        "registry port is not a tag",
+        { versions: versions({ v1: { image: "registry:5000/cowsay" }, v2: hotdog }) },
+        'Invalid config versions.v1.image: "registry:5000/cowsay" is not allowed; expected a pinned tag or digest (for example dougbtv/nginx-cowsay:v1).',
+    ],
+    [
+        "image with latest",
+        { versions: versions({ v1: { image: "dougbtv/nginx-cowsay:latest" }, v2: hotdog }) },
+        'Invalid config versions.v1.image: "dougbtv/nginx-cowsay:latest" is not allowed; expected a pinned tag other than latest, or a digest.',
+    ],
+    [
+        "negative replicas",
+        { versions: versions({ v1: { ...cow, replicas: -1 }, v2: hotdog }) },
+        "Invalid config versions.v1.replicas: -1 is not allowed; expected an integer from 1 to 1000.",
+    ],
+    [
+        "non-integer replicas",
+        { versions: versions({ v1: { ...cow, replicas: 1.5 }, v2: hotdog }) },
+        "Invalid config versions.v1.replicas: 1.5 is not allowed; expected an integer from 1 to 1000.",
+    ],
     ["replicas as text", { replicas: "two" }, 'Invalid config replicas: "two" is not allowed; expected an integer from 1 to 1000.'],
     ["replicas past int32", { replicas: "3000000000" }, 'Invalid config replicas: "3000000000" is not allowed; expected an integer from 1 to 1000.'],
     ["replicas past int64", { replicas: "99999999999" }, 'Invalid config replicas: "99999999999" is not allowed; expected an integer from 1 to 1000.'],
-    ["a billion pods in a version", { versions: versions({ v1: { ...cow, replicas: 1e9 }, v2: hotdog }) }, "Invalid config versions.v1.replicas: 1000000000 is not allowed; expected an integer from 1 to 1000."],
+    [
+        "a billion pods in a version",
+        { versions: versions({ v1: { ...cow, replicas: 1e9 }, v2: hotdog }) },
+        "Invalid config versions.v1.replicas: 1000000000 is not allowed; expected an integer from 1 to 1000.",
+    ],
     ["idle replicas past the bound", { idleReplicas: "1001" }, 'Invalid config idleReplicas: "1001" is not allowed; expected an integer from 0 to 1000.'],
-    ["a smoke check that could run for hours", { smokeCheckTimeout: "36000" }, 'Invalid config smokeCheckTimeout: "36000" is not allowed; expected an integer from 5 to 600.'],
-    ["a smoke check with no time at all", { smokeCheckTimeout: "0" }, 'Invalid config smokeCheckTimeout: "0" is not allowed; expected an integer from 5 to 600.'],
-    ["a wait for Istio's route status that could run for hours", { routeStatusTimeout: "3600" }, 'Invalid config routeStatusTimeout: "3600" is not allowed; expected an integer from 0 to 600.'],
-    ["a negative wait for Istio's route status", { routeStatusTimeout: "-1" }, 'Invalid config routeStatusTimeout: "-1" is not allowed; expected an integer from 0 to 600.'],
-    ["an Istio chart source that is neither a repository nor a directory", { istioCharts: "ftp://charts.example.com" }, 'Invalid config istioCharts: "ftp://charts.example.com" is not allowed; expected a chart repository URL (https://, http:// or oci://) or the path of a directory holding the base, istiod and gateway charts.'],
-    ["unknown field in a version", { versions: versions({ v1: { ...cow, replica: 2 }, v2: hotdog }) }, 'Invalid config versions.v1: unknown field "replica"; allowed fields: image, replicas, expect.'],
+    [
+        "a smoke check that could run for hours",
+        { smokeCheckTimeout: "36000" },
+        'Invalid config smokeCheckTimeout: "36000" is not allowed; expected an integer from 5 to 600.',
+    ],
+    [
+        "a smoke check with no time at all",
+        { smokeCheckTimeout: "0" },
+        'Invalid config smokeCheckTimeout: "0" is not allowed; expected an integer from 5 to 600.',
+    ],
+    [
+        "a wait for Istio's route status that could run for hours",
+        { routeStatusTimeout: "3600" },
+        'Invalid config routeStatusTimeout: "3600" is not allowed; expected an integer from 0 to 600.',
+    ],
+    [
+        "a negative wait for Istio's route status",
+        { routeStatusTimeout: "-1" },
+        'Invalid config routeStatusTimeout: "-1" is not allowed; expected an integer from 0 to 600.',
+    ],
+    [
+        "an Istio chart source that is neither a repository nor a directory",
+        { istioCharts: "ftp://charts.example.com" },
+        'Invalid config istioCharts: "ftp://charts.example.com" is not allowed; expected a chart repository URL (https://, http:// or oci://) or the path of a directory holding the base, istiod and gateway charts.',
+    ],
+    [
+        "unknown field in a version",
+        { versions: versions({ v1: { ...cow, replica: 2 }, v2: hotdog }) },
+        'Invalid config versions.v1: unknown field "replica"; allowed fields: image, replicas, expect.',
+    ],
     ["unknown key", { activeVersoin: "v2" }, `Invalid config activeVersoin: unknown key; allowed keys: ${CONFIG_KEYS.join(", ")}.`],
-    ["weights that do not sum to 100", { trafficSplit: '{"v1":90,"v2":20}' }, 'Invalid config trafficSplit: {"v1":90,"v2":20} sums to 110; the weights must sum to 100.'],
+    [
+        "weights that do not sum to 100",
+        { trafficSplit: '{"v1":90,"v2":20}' },
+        'Invalid config trafficSplit: {"v1":90,"v2":20} sums to 110; the weights must sum to 100.',
+    ],
     ["weight for an unknown version", { trafficSplit: '{"v1":90,"v3":10}' }, 'Invalid config trafficSplit: "v3" is not a deployed version; allowed: v1, v2.'],
-    ["fractional weight", { trafficSplit: '{"v1":90.5,"v2":9.5}' }, "Invalid config trafficSplit.v1: 90.5 is not allowed; expected an integer percent from 0 to 100."],
-    ["split that starves the active version", { trafficSplit: '{"v1":0,"v2":100}' }, 'Invalid config trafficSplit: {"v1":0,"v2":100} gives activeVersion "v1" no traffic; the active version must keep a share > 0 (set activeVersion to the version you are moving to once it takes all traffic).'],
+    [
+        "fractional weight",
+        { trafficSplit: '{"v1":90.5,"v2":9.5}' },
+        "Invalid config trafficSplit.v1: 90.5 is not allowed; expected an integer percent from 0 to 100.",
+    ],
+    [
+        "split that starves the active version",
+        { trafficSplit: '{"v1":0,"v2":100}' },
+        'Invalid config trafficSplit: {"v1":0,"v2":100} gives activeVersion "v1" no traffic; the active version must keep a share > 0 (set activeVersion to the version you are moving to once it takes all traffic).',
+    ],
     ["negative idle replicas", { idleReplicas: "-1" }, 'Invalid config idleReplicas: "-1" is not allowed; expected an integer from 0 to 1000.'],
     ["boolean as text", { installIstio: "yes" }, 'Invalid config installIstio: "yes" is not a boolean; allowed: true or false.'],
     ["unknown issuer", { issuer: "letsencrypt" }, 'Invalid config issuer: "letsencrypt" is not allowed; allowed: selfsigned, acme.'],
-    ["a gateway Service type Kubernetes has but the gateway cannot use", { gatewayServiceType: "ExternalName" }, 'Invalid config gatewayServiceType: "ExternalName" is not allowed; allowed: LoadBalancer, NodePort, ClusterIP.'],
-    ["a gateway Service type in the wrong case", { gatewayServiceType: "nodeport" }, 'Invalid config gatewayServiceType: "nodeport" is not allowed; allowed: LoadBalancer, NodePort, ClusterIP.'],
+    [
+        "a gateway Service type Kubernetes has but the gateway cannot use",
+        { gatewayServiceType: "ExternalName" },
+        'Invalid config gatewayServiceType: "ExternalName" is not allowed; allowed: LoadBalancer, NodePort, ClusterIP.',
+    ],
+    [
+        "a gateway Service type in the wrong case",
+        { gatewayServiceType: "nodeport" },
+        'Invalid config gatewayServiceType: "nodeport" is not allowed; allowed: LoadBalancer, NodePort, ClusterIP.',
+    ],
     ["acme without an e-mail", { issuer: "acme" }, 'Invalid config acmeEmail: "" is not allowed; issuer acme needs the e-mail address of the account.'],
-    ["header with upper case", { testRouteHeader: "X-Version" }, `Invalid config testRouteHeader: "X-Version" is not allowed; expected a lower-case HTTP header name (letters, digits, '-'), or "" to turn test routes off.`],
-    ["smoke check without test routes", { testRouteHeader: "" }, 'Invalid config smokeCheck: true needs the test routes (testRouteHeader is ""); set a header name or set smokeCheck to false.'],
-    ["smoke check without expected text", { versions: versions({ v1: cow, v2: { image: "dougbtv/nginx-cowsay:v2" } }) }, "Invalid config versions.v2.expect: is missing; the gate needs text that only this version's page contains, or set smokeCheck to false."],
-    ["gateway URL that is not a URL", { gatewayUrl: "203.0.113.10" }, 'Invalid config gatewayUrl: "203.0.113.10" is not a URL; expected for example http://203.0.113.10 or http://localhost:8080.'],
-    ["unknown routing API", { routingApi: "Gateway-API" }, 'Invalid config routingApi: "Gateway-API" is not allowed (did you mean "gateway-api"?); allowed: istio, gateway-api.'],
-    ["Gateway API CRDs from nowhere known", { routingApi: "gateway-api", gatewayApiCrds: "latest" }, 'Invalid config gatewayApiCrds: "latest" is not allowed; allowed: auto, release, none, an http:// or https:// URL of the manifest, or the path of a local .yaml file.'],
-    ["Gateway API CRDs from a file:// URL", { routingApi: "gateway-api", gatewayApiCrds: "file:///srv/standard-install.yaml" }, 'Invalid config gatewayApiCrds: "file:///srv/standard-install.yaml" is not allowed; allowed: auto, release, none, an http:// or https:// URL of the manifest, or the path of a local .yaml file.'],
-    ["Gateway API CRDs from a file that is not YAML", { routingApi: "gateway-api", gatewayApiCrds: "crds.tar.gz" }, 'Invalid config gatewayApiCrds: "crds.tar.gz" is not allowed; allowed: auto, release, none, an http:// or https:// URL of the manifest, or the path of a local .yaml file.'],
-    ["Gateway API CRDs set but empty", { gatewayApiCrds: "" }, 'Invalid config gatewayApiCrds: "" is not allowed; allowed: auto, release, none, an http:// or https:// URL of the manifest, or the path of a local .yaml file.'],
-    ["host name with upper case", { hostname: "Cowsay.example.com" }, `Invalid config hostname: "Cowsay.example.com" is not allowed; expected a lower-case DNS host name such as cowsay.example.com.`],
+    [
+        "header with upper case",
+        { testRouteHeader: "X-Version" },
+        `Invalid config testRouteHeader: "X-Version" is not allowed; expected a lower-case HTTP header name (letters, digits, '-'), or "" to turn test routes off.`,
+    ],
+    [
+        "smoke check without test routes",
+        { testRouteHeader: "" },
+        'Invalid config smokeCheck: true needs the test routes (testRouteHeader is ""); set a header name or set smokeCheck to false.',
+    ],
+    [
+        "smoke check without expected text",
+        { versions: versions({ v1: cow, v2: { image: "dougbtv/nginx-cowsay:v2" } }) },
+        "Invalid config versions.v2.expect: is missing; the gate needs text that only this version's page contains, or set smokeCheck to false.",
+    ],
+    [
+        "gateway URL that is not a URL",
+        { gatewayUrl: "203.0.113.10" },
+        'Invalid config gatewayUrl: "203.0.113.10" is not a URL; expected for example http://203.0.113.10 or http://localhost:8080.',
+    ],
+    [
+        "unknown routing API",
+        { routingApi: "Gateway-API" },
+        'Invalid config routingApi: "Gateway-API" is not allowed (did you mean "gateway-api"?); allowed: istio, gateway-api.',
+    ],
+    [
+        "Gateway API CRDs from nowhere known",
+        { routingApi: "gateway-api", gatewayApiCrds: "latest" },
+        'Invalid config gatewayApiCrds: "latest" is not allowed; allowed: auto, release, none, an http:// or https:// URL of the manifest, or the path of a local .yaml file.',
+    ],
+    [
+        "Gateway API CRDs from a file:// URL",
+        { routingApi: "gateway-api", gatewayApiCrds: "file:///srv/standard-install.yaml" },
+        'Invalid config gatewayApiCrds: "file:///srv/standard-install.yaml" is not allowed; allowed: auto, release, none, an http:// or https:// URL of the manifest, or the path of a local .yaml file.',
+    ],
+    [
+        "Gateway API CRDs from a file that is not YAML",
+        { routingApi: "gateway-api", gatewayApiCrds: "crds.tar.gz" },
+        'Invalid config gatewayApiCrds: "crds.tar.gz" is not allowed; allowed: auto, release, none, an http:// or https:// URL of the manifest, or the path of a local .yaml file.',
+    ],
+    [
+        "Gateway API CRDs set but empty",
+        { gatewayApiCrds: "" },
+        'Invalid config gatewayApiCrds: "" is not allowed; allowed: auto, release, none, an http:// or https:// URL of the manifest, or the path of a local .yaml file.',
+    ],
+    [
+        "host name with upper case",
+        { hostname: "Cowsay.example.com" },
+        `Invalid config hostname: "Cowsay.example.com" is not allowed; expected a lower-case DNS host name such as cowsay.example.com.`,
+    ],
 ];
 
 describe("bad stack config", () => {
@@ -102,7 +233,10 @@ describe("removing a version", () => {
 
     it("is refused while the version takes live traffic, whatever else the config says", () => {
         assert.throws(() => parseSettings(onlyV3, new Set(), defaultsRan), { name: "ConfigError", message: V1_IS_LIVE });
-        assert.throws(() => parseSettings(onlyV3, new Set(), { live: ["v1", "v2"], versions: {} }), /^ConfigError: Invalid config versions: v1, v2 take live traffic now/);
+        assert.throws(
+            () => parseSettings(onlyV3, new Set(), { live: ["v1", "v2"], versions: {} }),
+            /^ConfigError: Invalid config versions: v1, v2 take live traffic now/,
+        );
     });
 
     it("is refused as such when a first `--path` starts a new map on a stack that ran the Pulumi.yaml default, not as an unknown activeVersion", () => {
@@ -122,8 +256,14 @@ describe("removing a version", () => {
 
     it("refuses through the program, reading the stack's last trafficSplit, before anything is registered but that read", async () => {
         const run = await runProgram(onlyV3, { previousOutputs: { trafficSplit: { v1: 90, v2: 10 } } });
-        assert.match(run.error?.message ?? "", /^Invalid config versions: v1, v2 take live traffic now, but versions declares only v3; .* Nothing was changed\.$/);
-        assert.deepEqual(run.resources.filter((r) => r.type !== "pulumi:pulumi:StackReference"), []);
+        assert.match(
+            run.error?.message ?? "",
+            /^Invalid config versions: v1, v2 take live traffic now, but versions declares only v3; .* Nothing was changed\.$/,
+        );
+        assert.deepEqual(
+            run.resources.filter((r) => r.type !== "pulumi:pulumi:StackReference"),
+            [],
+        );
     });
 
     it("refuses the first `--path` on a stack that ran the default through the program with the README's message", async () => {
@@ -132,7 +272,10 @@ describe("removing a version", () => {
             { previousOutputs: { trafficSplit: { v1: 100 }, versions: { v1: cow, v2: hotdog } } },
         );
         assert.equal(run.error?.message, `${V1_IS_LIVE} Nothing was changed.`);
-        assert.deepEqual(run.resources.filter((r) => r.type !== "pulumi:pulumi:StackReference"), []);
+        assert.deepEqual(
+            run.resources.filter((r) => r.type !== "pulumi:pulumi:StackReference"),
+            [],
+        );
     });
 });
 
@@ -142,13 +285,30 @@ describe("good stack config", () => {
         assert.equal(settings.activeVersion, "v1");
         assert.deepEqual([...settings.trafficSplit], [["v1", 100]]);
         assert.deepEqual([...settings.versions.keys()], ["v1", "v2"]);
-        assert.deepEqual(decideRoles(settings).versions.map((v) => [v.name, v.replicas, v.serving]), [["v1", 2, true], ["v2", 2, false]]);
+        assert.deepEqual(
+            decideRoles(settings).versions.map((v) => [v.name, v.replicas, v.serving]),
+            [
+                ["v1", 2, true],
+                ["v2", 2, false],
+            ],
+        );
     });
 
     it("keeps a valid 0 idle replicas and scales only idle versions", () => {
-        const settings = parseSettings({ idleReplicas: "0", trafficSplit: '{"v1":90,"v2":10}', versions: versions({ v1: cow, v2: hotdog, v3: { image: "cowsay:v3", expect: "3" } }) });
+        const settings = parseSettings({
+            idleReplicas: "0",
+            trafficSplit: '{"v1":90,"v2":10}',
+            versions: versions({ v1: cow, v2: hotdog, v3: { image: "cowsay:v3", expect: "3" } }),
+        });
         const roles = decideRoles(settings);
-        assert.deepEqual(roles.versions.map((v) => [v.name, v.replicas, v.weight]), [["v1", 2, 90], ["v2", 2, 10], ["v3", 0, 0]]);
+        assert.deepEqual(
+            roles.versions.map((v) => [v.name, v.replicas, v.weight]),
+            [
+                ["v1", 2, 90],
+                ["v2", 2, 10],
+                ["v3", 0, 0],
+            ],
+        );
         assert.deepEqual([roles.serving.map((v) => v.name), roles.idle.map((v) => v.name)], [["v1", "v2"], ["v3"]]);
     });
 
@@ -165,7 +325,10 @@ describe("good stack config", () => {
         assert.equal(parseSettings({ ...ga, gatewayApiCrds: "none" }).gatewayApiCrds, undefined);
         const mirror = "http://mirror.internal/gateway-api/v1.6.3/standard-install.yaml";
         assert.deepEqual(parseSettings({ ...ga, gatewayApiCrds: mirror }).gatewayApiCrds, { kind: "url", location: mirror });
-        assert.deepEqual(parseSettings({ ...ga, gatewayApiCrds: "vendor/standard-install.yml" }).gatewayApiCrds, { kind: "file", location: "vendor/standard-install.yml" });
+        assert.deepEqual(parseSettings({ ...ga, gatewayApiCrds: "vendor/standard-install.yml" }).gatewayApiCrds, {
+            kind: "file",
+            location: "vendor/standard-install.yml",
+        });
         assert.equal(parseSettings({ gatewayApiCrds: mirror }).gatewayApiCrds, undefined, "routingApi istio needs none");
     });
 

@@ -23,9 +23,18 @@ describe("deployment ready: the verdict on one Deployment", () => {
             done: false,
             why: "the controller has not seen generation 3 yet",
         });
-        assert.equal(deploymentVerdict(deployment(1, 2, { observedGeneration: 1, replicas: 2, updatedReplicas: 1, availableReplicas: 1 })).why, "1 of 2 replicas run the latest template");
-        assert.equal(deploymentVerdict(deployment(1, 1, { observedGeneration: 1, replicas: 2, updatedReplicas: 1, availableReplicas: 1 })).why, "1 old replicas are still terminating");
-        assert.equal(deploymentVerdict(deployment(1, 1, { observedGeneration: 1, replicas: 1, updatedReplicas: 1, availableReplicas: 0 })).why, "0 of 1 updated replicas are available");
+        assert.equal(
+            deploymentVerdict(deployment(1, 2, { observedGeneration: 1, replicas: 2, updatedReplicas: 1, availableReplicas: 1 })).why,
+            "1 of 2 replicas run the latest template",
+        );
+        assert.equal(
+            deploymentVerdict(deployment(1, 1, { observedGeneration: 1, replicas: 2, updatedReplicas: 1, availableReplicas: 1 })).why,
+            "1 old replicas are still terminating",
+        );
+        assert.equal(
+            deploymentVerdict(deployment(1, 1, { observedGeneration: 1, replicas: 1, updatedReplicas: 1, availableReplicas: 0 })).why,
+            "0 of 1 updated replicas are available",
+        );
         // A Deployment the controller has never looked at (no status at all) is not done either.
         assert.equal(deploymentVerdict({ metadata: { generation: 1 }, spec: { replicas: 1 } }).done, false);
     });
@@ -38,7 +47,10 @@ describe("deployment ready: the verdict on one Deployment", () => {
             availableReplicas: 0,
             conditions: [{ type: "Progressing", status: "False", reason: "ProgressDeadlineExceeded", message: 'ReplicaSet "gw-1" has timed out progressing.' }],
         });
-        assert.deepEqual(deploymentVerdict(stuck), { done: false, why: 'its rollout exceeded its progress deadline: ReplicaSet "gw-1" has timed out progressing.' });
+        assert.deepEqual(deploymentVerdict(stuck), {
+            done: false,
+            why: 'its rollout exceeded its progress deadline: ReplicaSet "gw-1" has timed out progressing.',
+        });
     });
 });
 
@@ -51,7 +63,7 @@ describe("deployment ready: the wait", () => {
             { ...INPUTS, timeoutSeconds: 10 },
             () => {
                 calls++;
-                if (calls === 1) return Promise.reject(new Error("deployments.apps \"istio-ingressgateway\" not found"));
+                if (calls === 1) return Promise.reject(new Error('deployments.apps "istio-ingressgateway" not found'));
                 return Promise.resolve(reads.shift() ?? rolledOut);
             },
             { report: (line) => lines.push(line), intervalMs: 1 },
@@ -83,7 +95,10 @@ describe("deployment ready: the wait", () => {
         const controller = new AbortController();
         controller.abort("pulumi cancel");
         await assert.rejects(
-            waitForDeployment({ ...INPUTS, timeoutSeconds: 60 }, () => Promise.resolve(deployment(1, 1, {})), { report: () => undefined, signal: controller.signal }),
+            waitForDeployment({ ...INPUTS, timeoutSeconds: 60 }, () => Promise.resolve(deployment(1, 1, {})), {
+                report: () => undefined,
+                signal: controller.signal,
+            }),
             /^Error: waiting for Deployment istio-ingress\/istio-ingressgateway stopped: pulumi cancel after/,
         );
     });

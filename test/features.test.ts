@@ -8,8 +8,7 @@ import { DEPLOYMENT, UNRESOLVED, VS, byKey, find, keyOf, metadataOf, ofType, run
 const GATE = "pulumi-nodejs:dynamic/cowsay-bluegreen:Gate";
 const liveRoute = (run: Run) => find(run, VS, "cowsay-nginx");
 const testRoute = (run: Run) => find(run, VS, "cowsay-nginx-test");
-const split = (run: Run) =>
-    Object.fromEntries(spec(liveRoute(run)).http[0].route.map((r: Spec) => [r.destination.subset, r.weight]));
+const split = (run: Run) => Object.fromEntries(spec(liveRoute(run)).http[0].route.map((r: Spec) => [r.destination.subset, r.weight]));
 const gated = { gatewayUrl: "https://203.0.113.10" };
 
 describe("test routes", () => {
@@ -19,11 +18,17 @@ describe("test routes", () => {
             const rules: Spec[] = spec(testRoute(run)).http;
             assert.deepEqual(
                 rules.map((r) => [r.match[0].headers["x-cowsay-version"].exact, r.route[0].destination.subset]),
-                [["v1", "v1"], ["v2", "v2"]],
+                [
+                    ["v1", "v1"],
+                    ["v2", "v2"],
+                ],
             );
             // No catch-all: requests without the header fall through to the live route.
             assert.ok(rules.every((r) => r.match !== undefined && r.route.length === 1));
-            assert.deepEqual(spec(testRoute(run)).gateways, spec(liveRoute(run)).gateways.filter((g: string) => g !== "mesh"));
+            assert.deepEqual(
+                spec(testRoute(run)).gateways,
+                spec(liveRoute(run)).gateways.filter((g: string) => g !== "mesh"),
+            );
             assert.deepEqual(spec(testRoute(run)).hosts, ["cowsay.example.com"]);
         }
     });
@@ -37,7 +42,10 @@ describe("test routes", () => {
         const custom = await runProgram({ testRouteHeader: "x-canary" });
         assert.deepEqual(Object.keys(spec(testRoute(custom)).http[0].match[0].headers), ["x-canary"]);
         const off = await runProgram({ testRouteHeader: "", smokeCheck: "false" });
-        assert.deepEqual(ofType(off, VS).map((r) => metadataOf(r).name), ["cowsay-nginx"]);
+        assert.deepEqual(
+            ofType(off, VS).map((r) => metadataOf(r).name),
+            ["cowsay-nginx"],
+        );
     });
 });
 
@@ -113,10 +121,19 @@ describe("the gate before a switch", () => {
 
     it("leaves the live route, the version going idle and the outputs untouched when the check fails", async () => {
         const run = await runProgram({ ...gated, activeVersion: "v2", idleReplicas: "0" }, { fails: (type) => type === GATE });
-        assert.ok(run.failures.some((f) => f.includes("mock failure of " + GATE)), run.failures.join("; "));
-        assert.deepEqual(ofType(run, VS).map((r) => metadataOf(r).name), ["cowsay-nginx-test"]);
+        assert.ok(
+            run.failures.some((f) => f.includes("mock failure of " + GATE)),
+            run.failures.join("; "),
+        );
+        assert.deepEqual(
+            ofType(run, VS).map((r) => metadataOf(r).name),
+            ["cowsay-nginx-test"],
+        );
         // v2 scales up before the gate; v1, still live, is scaled to 0 only after the route left it.
-        assert.deepEqual(ofType(run, DEPLOYMENT).map((d) => metadataOf(d).name), ["cowsay-nginx-v2"]);
+        assert.deepEqual(
+            ofType(run, DEPLOYMENT).map((d) => metadataOf(d).name),
+            ["cowsay-nginx-v2"],
+        );
         assert.equal(run.outputs.activeVersion, UNRESOLVED, "the stack output does not claim v2 is live");
         assert.equal(run.outputs.trafficSplit, UNRESOLVED);
     });

@@ -78,13 +78,19 @@ describe("runChecks", () => {
             ],
         );
         assert.equal(lines.length, 2);
-        assert.ok(lines.every((l) => /^gate: v[12] answered with its own page \(try 1, \d+ s of 5 s\)$/.test(l)), lines.join("\n"));
+        assert.ok(
+            lines.every((l) => /^gate: v[12] answered with its own page \(try 1, \d+ s of 5 s\)$/.test(l)),
+            lines.join("\n"),
+        );
     });
 
     it("fails, naming the version and what came back, when a version answers with another's page", async () => {
         Object.assign(pages, { v1: COW, v2: COW });
         await assert.rejects(runChecks(inputs({ timeoutSeconds: 1 }), [V2], quiet), (err: Error) => {
-            assert.match(err.message, /^gate failed after \d+ s of 1 s: version v2 \(dougbtv\/nginx-cowsay:v2\) at http:\/\/127\.0\.0\.1:\d+ with x-cowsay-version: v2 answered 200 with a page that does not contain "O___O"/);
+            assert.match(
+                err.message,
+                /^gate failed after \d+ s of 1 s: version v2 \(dougbtv\/nginx-cowsay:v2\) at http:\/\/127\.0\.0\.1:\d+ with x-cowsay-version: v2 answered 200 with a page that does not contain "O___O"/,
+            );
             assert.match(err.message, /the route was not changed and traffic stays where it was$/);
             return true;
         });
@@ -143,7 +149,10 @@ describe("runChecks", () => {
     });
 
     it("fails clearly when the gateway cannot be reached", async () => {
-        await assert.rejects(runChecks(inputs({ gatewayUrl: "http://127.0.0.1:1", timeoutSeconds: 1 }), [V1], quiet), /version v1 .* could not be fetched: connect ECONNREFUSED/);
+        await assert.rejects(
+            runChecks(inputs({ gatewayUrl: "http://127.0.0.1:1", timeoutSeconds: 1 }), [V1], quiet),
+            /version v1 .* could not be fetched: connect ECONNREFUSED/,
+        );
     });
 
     it("sends the credentials a gatewayUrl carries, and never prints them", async () => {
@@ -177,14 +186,38 @@ describe("which versions a change makes the gate fetch", () => {
         ["a new gate checks every live version", undefined, [V1], ["v1"], []],
         ["a switch checks the version it moves to, and remembers the one it leaves", { checks: [V1], rollbackTargets: [] }, [V2], ["v2"], ["v1"]],
         ["the rollback to that version fetches nothing, and gives the version it leaves no pass", { checks: [V2], rollbackTargets: [V1] }, [V1], [], []],
-        ["so a canary of the version rolled back from is checked, and the live version is its rollback target", { checks: [V1], rollbackTargets: [] }, [V1, V2], ["v2"], ["v1"]],
-        ["promoting a canary fetches nothing and remembers the version that was live when the split began", { checks: [V1, V2], rollbackTargets: [V1] }, [V2], [], ["v1"]],
+        [
+            "so a canary of the version rolled back from is checked, and the live version is its rollback target",
+            { checks: [V1], rollbackTargets: [] },
+            [V1, V2],
+            ["v2"],
+            ["v1"],
+        ],
+        [
+            "promoting a canary fetches nothing and remembers the version that was live when the split began",
+            { checks: [V1, V2], rollbackTargets: [V1] },
+            [V2],
+            [],
+            ["v1"],
+        ],
         ["rolling back from a canary fetches nothing and gives the canary no pass", { checks: [V1, V2], rollbackTargets: [V1] }, [V1], [], []],
         ["a split begun by an earlier version of this program (no target) earns nothing when it ends", { checks: [V1, V2], rollbackTargets: [] }, [V2], [], []],
         ["a switch to a third version checks it even with a rollback target", { checks: [V2], rollbackTargets: [V1] }, [V3], ["v3"], ["v2"]],
-        ["a new image under the rollback target's name is checked", { checks: [V2], rollbackTargets: [V1] }, [{ ...V1, image: "dougbtv/nginx-cowsay:v1.1" }], ["v1"], ["v2"]],
+        [
+            "a new image under the rollback target's name is checked",
+            { checks: [V2], rollbackTargets: [V1] },
+            [{ ...V1, image: "dougbtv/nginx-cowsay:v1.1" }],
+            ["v1"],
+            ["v2"],
+        ],
         ["a change of settings alone fetches nothing and keeps the rollback target", { checks: [V2], rollbackTargets: [V1] }, [V2], [], ["v1"]],
-        ["a canary next to the live version keeps the rollback target and adds the live version", { checks: [V2], rollbackTargets: [V1] }, [V2, V3], ["v3"], ["v1", "v2"]],
+        [
+            "a canary next to the live version keeps the rollback target and adds the live version",
+            { checks: [V2], rollbackTargets: [V1] },
+            [V2, V3],
+            ["v3"],
+            ["v1", "v2"],
+        ],
         ["rolling back from that canary keeps the older target", { checks: [V2, V3], rollbackTargets: [V1, V2] }, [V2], [], ["v1"]],
     ];
     for (const [what, previous, next, fetched, targets] of CASES) {

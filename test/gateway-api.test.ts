@@ -8,10 +8,24 @@ import versions from "../versions.json";
 import type { KubeObject } from "./support/gateway";
 import { routeWithHttpRoutes } from "./support/rendered-routes";
 import {
-    DEPLOYMENT, HTTPROUTE, K8S_GATEWAY, SERVICE, VS,
-    byKey, find, keyOf, metadataOf, ofType, podLabels, runProgram, selects, spec, type Registered, type Run, type Spec,
+    DEPLOYMENT,
+    HTTPROUTE,
+    K8S_GATEWAY,
+    SERVICE,
+    VS,
+    byKey,
+    find,
+    keyOf,
+    metadataOf,
+    ofType,
+    podLabels,
+    runProgram,
+    selects,
+    spec,
+    type Registered,
+    type Run,
+    type Spec,
 } from "./support/helpers";
-
 
 const GA = { routingApi: "gateway-api" };
 const gated = { ...GA, gatewayUrl: "https://203.0.113.10" };
@@ -21,8 +35,7 @@ const ROUTE_STATUS = "pulumi-nodejs:dynamic/cowsay-bluegreen:RouteStatus";
 const liveRoute = (run: Run) => find(run, HTTPROUTE, "cowsay-nginx");
 const meshRoute = (run: Run) => find(run, HTTPROUTE, "cowsay-nginx-mesh");
 const testRoute = (run: Run) => find(run, HTTPROUTE, "cowsay-nginx-test");
-const backends = (route: Registered) =>
-    Object.fromEntries(spec(route).rules[0].backendRefs.map((b: Spec) => [b.name, b.weight]));
+const backends = (route: Registered) => Object.fromEntries(spec(route).rules[0].backendRefs.map((b: Spec) => [b.name, b.weight]));
 
 /** The program's objects as the stand-in gateway reads them from rendered YAML. */
 const kubeObjects = (run: Run): KubeObject[] =>
@@ -43,7 +56,10 @@ describe("routingApi gateway-api: the objects", () => {
         const deployments = ofType(run, DEPLOYMENT);
         for (const version of ["v1", "v2"]) {
             const service = find(run, SERVICE, `cowsay-nginx-${version}`);
-            assert.deepEqual(deployments.filter((d) => selects(spec(service).selector, podLabels(d))).map((d) => podLabels(d).version), [version]);
+            assert.deepEqual(
+                deployments.filter((d) => selects(spec(service).selector, podLabels(d))).map((d) => podLabels(d).version),
+                [version],
+            );
             assert.deepEqual(spec(service).ports, [{ name: "http", port: 9080, targetPort: 80, appProtocol: "http" }]);
         }
         const shared = find(run, SERVICE, "cowsay-nginx");
@@ -75,13 +91,20 @@ describe("routingApi gateway-api: the objects", () => {
         const redirect = find(run, HTTPROUTE, "cowsay-nginx-redirect");
         const gateway = find(run, K8S_GATEWAY);
         assert.equal(metadataOf(redirect).namespace, metadataOf(gateway).namespace);
-        assert.deepEqual(spec(redirect).parentRefs, [{ group: "gateway.networking.k8s.io", kind: "Gateway", name: metadataOf(gateway).name, sectionName: "http" }]);
+        assert.deepEqual(spec(redirect).parentRefs, [
+            { group: "gateway.networking.k8s.io", kind: "Gateway", name: metadataOf(gateway).name, sectionName: "http" },
+        ]);
         assert.deepEqual(spec(redirect).rules, [{ filters: [{ type: "RequestRedirect", requestRedirect: { scheme: "https", statusCode: 301 } }] }]);
         assert.deepEqual(spec(gateway).listeners[0].allowedRoutes, { namespaces: { from: "Same" } }, "only the redirect may serve plain HTTP");
         for (const route of [liveRoute(run), testRoute(run)]) assert.equal(spec(route).parentRefs[0].sectionName, "https");
 
         const plain = await runProgram({ ...GA, httpsRedirect: "false" });
-        assert.deepEqual(ofType(plain, HTTPROUTE).map((r) => metadataOf(r).name).sort(), ["cowsay-nginx", "cowsay-nginx-mesh", "cowsay-nginx-test"]);
+        assert.deepEqual(
+            ofType(plain, HTTPROUTE)
+                .map((r) => metadataOf(r).name)
+                .sort(),
+            ["cowsay-nginx", "cowsay-nginx-mesh", "cowsay-nginx-test"],
+        );
         assert.deepEqual(spec(find(plain, K8S_GATEWAY)).listeners[0].allowedRoutes, spec(find(plain, K8S_GATEWAY)).listeners[1].allowedRoutes);
         assert.equal(spec(liveRoute(plain)).parentRefs[0].sectionName, undefined, "both listeners");
     });
@@ -95,7 +118,10 @@ describe("routingApi gateway-api: the objects", () => {
             assert.ok(spec(gateway).listeners.some((l: Spec) => l.name === parent.sectionName));
             assert.deepEqual(spec(liveRoute(run)).hostnames, ["cowsay.example.com"]);
             assert.deepEqual(spec(liveRoute(run)).rules, [
-                { matches: [{ path: { type: "PathPrefix", value: "/" } }], backendRefs: [{ group: "", kind: "Service", name: `cowsay-nginx-${active}`, port: 9080, weight: 100 }] },
+                {
+                    matches: [{ path: { type: "PathPrefix", value: "/" } }],
+                    backendRefs: [{ group: "", kind: "Service", name: `cowsay-nginx-${active}`, port: 9080, weight: 100 }],
+                },
             ]);
             assert.equal(routedVersion(run), active);
             assert.equal(run.outputs.activeVersion, active);
@@ -123,7 +149,10 @@ describe("routingApi gateway-api: test routes", () => {
             const run = await runProgram({ ...GA, activeVersion: active });
             assert.deepEqual(
                 spec(testRoute(run)).rules.map((r: Spec) => [r.matches[0].headers[0].value, r.backendRefs[0].name]),
-                [["v1", "cowsay-nginx-v1"], ["v2", "cowsay-nginx-v2"]],
+                [
+                    ["v1", "cowsay-nginx-v1"],
+                    ["v2", "cowsay-nginx-v2"],
+                ],
             );
             assert.deepEqual(spec(testRoute(run)).parentRefs, spec(liveRoute(run)).parentRefs);
             assert.deepEqual(spec(testRoute(run)).hostnames, spec(liveRoute(run)).hostnames);
@@ -143,7 +172,12 @@ describe("routingApi gateway-api: test routes", () => {
         const custom = await runProgram({ ...GA, testRouteHeader: "x-canary" });
         assert.equal(spec(testRoute(custom)).rules[0].matches[0].headers[0].name, "x-canary");
         const off = await runProgram({ ...GA, testRouteHeader: "", smokeCheck: "false" });
-        assert.deepEqual(ofType(off, HTTPROUTE).map((r) => metadataOf(r).name).sort(), ["cowsay-nginx", "cowsay-nginx-mesh", "cowsay-nginx-redirect"]);
+        assert.deepEqual(
+            ofType(off, HTTPROUTE)
+                .map((r) => metadataOf(r).name)
+                .sort(),
+            ["cowsay-nginx", "cowsay-nginx-mesh", "cowsay-nginx-redirect"],
+        );
     });
 });
 
@@ -179,15 +213,33 @@ describe("routingApi gateway-api: order", () => {
 
     it("leaves the version going idle untouched when Istio does not accept the routes", async () => {
         const run = await runProgram({ ...gated, activeVersion: "v2", idleReplicas: "0" }, { fails: (type) => type === ROUTE_STATUS });
-        assert.ok(run.failures.some((f) => f.includes(`mock failure of ${ROUTE_STATUS}`)), run.failures.join("; "));
-        assert.deepEqual(ofType(run, DEPLOYMENT).map((d) => metadataOf(d).name), ["cowsay-nginx-v2"], "v1 keeps its pods");
+        assert.ok(
+            run.failures.some((f) => f.includes(`mock failure of ${ROUTE_STATUS}`)),
+            run.failures.join("; "),
+        );
+        assert.deepEqual(
+            ofType(run, DEPLOYMENT).map((d) => metadataOf(d).name),
+            ["cowsay-nginx-v2"],
+            "v1 keeps its pods",
+        );
     });
 
     it("leaves both live routes and the version going idle untouched when the gate fails", async () => {
         const run = await runProgram({ ...gated, activeVersion: "v2", idleReplicas: "0" }, { fails: (type) => type === GATE });
-        assert.ok(run.failures.some((f) => f.includes(`mock failure of ${GATE}`)), run.failures.join("; "));
-        assert.deepEqual(ofType(run, HTTPROUTE).map((r) => metadataOf(r).name).sort(), ["cowsay-nginx-redirect", "cowsay-nginx-test"]);
-        assert.deepEqual(ofType(run, DEPLOYMENT).map((d) => metadataOf(d).name), ["cowsay-nginx-v2"]);
+        assert.ok(
+            run.failures.some((f) => f.includes(`mock failure of ${GATE}`)),
+            run.failures.join("; "),
+        );
+        assert.deepEqual(
+            ofType(run, HTTPROUTE)
+                .map((r) => metadataOf(r).name)
+                .sort(),
+            ["cowsay-nginx-redirect", "cowsay-nginx-test"],
+        );
+        assert.deepEqual(
+            ofType(run, DEPLOYMENT).map((d) => metadataOf(d).name),
+            ["cowsay-nginx-v2"],
+        );
     });
 });
 
@@ -234,7 +286,10 @@ describe("routingApi gateway-api: the CRDs", () => {
 
     it("installs from a mirror URL or a local file when told, with or without Istio", async () => {
         const mirror = "https://mirror.example.com/gateway-api/standard-install.yaml";
-        for (const [source, installIstio] of [[mirror, "false"], ["./vendor/standard-install.yaml", "true"]]) {
+        for (const [source, installIstio] of [
+            [mirror, "false"],
+            ["./vendor/standard-install.yaml", "true"],
+        ]) {
             const run = await runProgram({ ...GA, gatewayApiCrds: source, installIstio });
             assert.equal(find(run, CONFIG_FILE).inputs.file, source);
         }

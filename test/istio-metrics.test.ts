@@ -143,7 +143,10 @@ describe("the stand-in gateway's Istio metrics", () => {
         await sendLoad({ url: https(gateway), requestsPerSecond: 20, durationMs: 250 });
         const samples = await scrape(gateway);
         assert.ok(total(samples, REQUESTS, { destination_version: "v1" }) > 0);
-        assert.deepEqual(samples.filter((s) => s.labels.destination_version === "v2"), []);
+        assert.deepEqual(
+            samples.filter((s) => s.labels.destination_version === "v2"),
+            [],
+        );
         assert.equal((await fetchText(gateway.metricsAddress, "/metrics")).status, 404, "only Envoy's path serves them");
     });
 
@@ -229,7 +232,28 @@ describe("the stand-in gateway's Istio metrics", () => {
         );
         assert.deepEqual(
             buckets.map((b) => b.labels.le),
-            ["0.5", "1", "5", "10", "25", "50", "100", "250", "500", "1000", "2500", "5000", "10000", "30000", "60000", "300000", "600000", "1800000", "3600000", "+Inf"],
+            [
+                "0.5",
+                "1",
+                "5",
+                "10",
+                "25",
+                "50",
+                "100",
+                "250",
+                "500",
+                "1000",
+                "2500",
+                "5000",
+                "10000",
+                "30000",
+                "60000",
+                "300000",
+                "600000",
+                "1800000",
+                "3600000",
+                "+Inf",
+            ],
         );
         for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i].value >= buckets[i - 1].value, `le=${buckets[i].labels.le} is cumulative`);
         assert.equal(buckets[buckets.length - 1].value, 10);
@@ -329,7 +353,13 @@ describe("the stand-in gateway's Istio metrics", () => {
         });
         // No healthy upstream: the cluster (and so its Service) is known, no pod is.
         assert.equal(pick("503").value, 2);
-        assert.deepEqual(pick("503").labels, { ...pick("503").labels, ...unknownPeer, response_flags: "UH", destination_service: SERVICE, destination_service_name: APP });
+        assert.deepEqual(pick("503").labels, {
+            ...pick("503").labels,
+            ...unknownPeer,
+            response_flags: "UH",
+            destination_service: SERVICE,
+            destination_service_name: APP,
+        });
         assert.equal(pick("301").value, 1);
         assert.deepEqual(pick("301").labels, { ...pick("301").labels, ...unknownPeer, response_flags: "-", destination_service: HOST });
     });
@@ -391,9 +421,15 @@ describe("faults", () => {
     it("refuses values outside their ranges with one line", async () => {
         const gateway = await StandInGateway.start(router);
         try {
-            assert.throws(() => gateway.faults.set("v2", { errorPercent: 120 }), { message: "fault for v2: errorPercent is 120; allowed: a number from 0 to 100" });
-            assert.throws(() => gateway.faults.set("v2", { errorPercent: Number.NaN }), { message: "fault for v2: errorPercent is null; allowed: a number from 0 to 100" });
-            assert.throws(() => gateway.faults.set("v1", { delayMs: -5 }), { message: "fault for v1: delayMs is -5; allowed: a number of milliseconds from 0 to 600000" });
+            assert.throws(() => gateway.faults.set("v2", { errorPercent: 120 }), {
+                message: "fault for v2: errorPercent is 120; allowed: a number from 0 to 100",
+            });
+            assert.throws(() => gateway.faults.set("v2", { errorPercent: Number.NaN }), {
+                message: "fault for v2: errorPercent is null; allowed: a number from 0 to 100",
+            });
+            assert.throws(() => gateway.faults.set("v1", { delayMs: -5 }), {
+                message: "fault for v1: delayMs is -5; allowed: a number of milliseconds from 0 to 600000",
+            });
             assert.equal(gateway.faults.get("v2"), undefined, "a refused fault is not set");
         } finally {
             await gateway.stop();
@@ -403,7 +439,8 @@ describe("faults", () => {
     it("fails the n-th answer exactly when the share says: 20% the 5th and 10th, 50% every 2nd, 0% none, 100% all", async () => {
         const gateway = await StandInGateway.start(router);
         try {
-            const failing = (version: string, n: number) => Array.from({ length: n }, (_, i) => (gateway.faults.next(version).fail ? i + 1 : 0)).filter((i) => i > 0);
+            const failing = (version: string, n: number) =>
+                Array.from({ length: n }, (_, i) => (gateway.faults.next(version).fail ? i + 1 : 0)).filter((i) => i > 0);
             gateway.faults.set("v1", { errorPercent: 20 }).set("v2", { errorPercent: 50 }).set("v3", { errorPercent: 0 }).set("v4", { errorPercent: 100 });
             assert.deepEqual(failing("v1", 10), [5, 10]);
             assert.deepEqual(failing("v2", 6), [2, 4, 6]);

@@ -43,8 +43,14 @@ describe("the layout of the program's code (README: map of the code)", () => {
         // The program has both kinds: an empty list would prove nothing.
         assert.ok(components.includes(path.join("components", "app.ts")), components.join(", "));
         assert.ok(dynamic.includes(path.join("dynamic", "gate.ts")), dynamic.join(", "));
-        assert.deepEqual(components.filter((file) => !file.startsWith(`components${path.sep}`)), []);
-        assert.deepEqual(dynamic.filter((file) => !file.startsWith(`dynamic${path.sep}`)), []);
+        assert.deepEqual(
+            components.filter((file) => !file.startsWith(`components${path.sep}`)),
+            [],
+        );
+        assert.deepEqual(
+            dynamic.filter((file) => !file.startsWith(`dynamic${path.sep}`)),
+            [],
+        );
     });
 
     it("keeps lib/ free of Pulumi, of components/ and of dynamic/", () => {
@@ -52,7 +58,11 @@ describe("the layout of the program's code (README: map of the code)", () => {
         assert.ok(lib.length > 5, lib.join(", "));
         const offending = lib.flatMap((file) =>
             importsOf(file)
-                .filter((spec) => spec.startsWith("@pulumi/") || (spec.startsWith(".") && /^(components|dynamic)(\/|$)/.test(target(file, spec).split(path.sep).join("/"))))
+                .filter(
+                    (spec) =>
+                        spec.startsWith("@pulumi/") ||
+                        (spec.startsWith(".") && /^(components|dynamic)(\/|$)/.test(target(file, spec).split(path.sep).join("/"))),
+                )
                 .map((spec) => `${file} imports ${spec}`),
         );
         assert.deepEqual(offending, []);

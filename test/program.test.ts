@@ -12,8 +12,27 @@ import { parseDocument } from "yaml";
 import versions from "../versions.json";
 
 import {
-    DEPLOYMENT, DR, GW, HTTPROUTE, K8S_GATEWAY, RELEASE, SERVICE, VS,
-    byKey, find, keyOf, metadataOf, ofType, podLabels, programModules, runProgram, selects, spec, type Registered, type Run, type Spec,
+    DEPLOYMENT,
+    DR,
+    GW,
+    HTTPROUTE,
+    K8S_GATEWAY,
+    RELEASE,
+    SERVICE,
+    VS,
+    byKey,
+    find,
+    keyOf,
+    metadataOf,
+    ofType,
+    podLabels,
+    programModules,
+    runProgram,
+    selects,
+    spec,
+    type Registered,
+    type Run,
+    type Spec,
 } from "./support/helpers";
 import { ROOT } from "./support/constants";
 import { PROGRAM_FILES } from "./support/engine";
@@ -25,10 +44,7 @@ describe("the program with the example stack", () => {
         const run = await runProgram({});
         assert.equal(run.error, undefined);
         const deployments = ofType(run, DEPLOYMENT);
-        assert.deepEqual(deployments.map((d) => spec(d).template.spec.containers[0].image).sort(), [
-            "dougbtv/nginx-cowsay:v1",
-            "dougbtv/nginx-cowsay:v2",
-        ]);
+        assert.deepEqual(deployments.map((d) => spec(d).template.spec.containers[0].image).sort(), ["dougbtv/nginx-cowsay:v1", "dougbtv/nginx-cowsay:v2"]);
         const service = find(run, SERVICE, "cowsay-nginx");
         assert.deepEqual(spec(service).ports, [{ name: "http", port: 9080, targetPort: 80, appProtocol: "http" }]);
         for (const d of deployments) {
@@ -45,9 +61,15 @@ describe("the program with the example stack", () => {
         const deployments = ofType(run, DEPLOYMENT);
         for (const subset of subsets) {
             const matched = deployments.filter((d) => selects(subset.labels, podLabels(d)));
-            assert.deepEqual(matched.map((d) => podLabels(d).version), [subset.name]);
+            assert.deepEqual(
+                matched.map((d) => podLabels(d).version),
+                [subset.name],
+            );
         }
-        assert.deepEqual(subsets.map((s) => s.name), ["v1", "v2"]);
+        assert.deepEqual(
+            subsets.map((s) => s.name),
+            ["v1", "v2"],
+        );
         assert.equal(spec(find(run, DR)).host, "cowsay-nginx.cowsay.svc.cluster.local");
     });
 
@@ -57,7 +79,10 @@ describe("the program with the example stack", () => {
         const gateway = find(run, GW);
         assert.ok(route.gateways.includes(`${metadataOf(gateway).namespace}/${metadataOf(gateway).name}`));
         assert.ok(route.hosts.includes("cowsay.example.com"));
-        assert.deepEqual(spec(gateway).servers.map((s: Spec) => s.hosts), [["cowsay.example.com"], ["cowsay.example.com"]]);
+        assert.deepEqual(
+            spec(gateway).servers.map((s: Spec) => s.hosts),
+            [["cowsay.example.com"], ["cowsay.example.com"]],
+        );
         assert.deepEqual(route.http, [
             {
                 name: "live",
@@ -149,11 +174,14 @@ describe("the program with the example stack", () => {
             assert.deepEqual([(r.inputs.repositoryOpts as Spec).repo, r.inputs.version], ["oci://registry.example.com/istio-charts", versions.istio]);
         }
         const local = await runProgram({ istioCharts: "/srv/charts/istio-1.31.4" });
-        assert.deepEqual(ofType(local, RELEASE).map((r) => [r.inputs.chart, r.inputs.repositoryOpts, r.inputs.version]), [
-            ["/srv/charts/istio-1.31.4/base", undefined, undefined],
-            ["/srv/charts/istio-1.31.4/istiod", undefined, undefined],
-            ["/srv/charts/istio-1.31.4/gateway", undefined, undefined],
-        ]);
+        assert.deepEqual(
+            ofType(local, RELEASE).map((r) => [r.inputs.chart, r.inputs.repositoryOpts, r.inputs.version]),
+            [
+                ["/srv/charts/istio-1.31.4/base", undefined, undefined],
+                ["/srv/charts/istio-1.31.4/istiod", undefined, undefined],
+                ["/srv/charts/istio-1.31.4/gateway", undefined, undefined],
+            ],
+        );
     });
 
     it("skips the Istio and cert-manager installs when told the cluster has them, keeping the Issuer and Certificate", async () => {
@@ -173,13 +201,17 @@ describe("the program with the example stack", () => {
 
 describe("objects that decide where traffic goes", () => {
     it("belong to the program in either routing API: a hand edit is undone by the next up, not a field conflict", async () => {
-        for (const [api, types] of [["istio", [VS, DR]], ["gateway-api", [HTTPROUTE]]] as const) {
+        for (const [api, types] of [
+            ["istio", [VS, DR]],
+            ["gateway-api", [HTTPROUTE]],
+        ] as const) {
             const run = await runProgram({ routingApi: api });
             const routing = run.resources.filter((r) => (types as readonly string[]).includes(r.type));
             assert.ok(routing.length >= 2, api);
             for (const r of routing) assert.equal(metadataOf(r).annotations?.["pulumi.com/patchForce"], "true", `${api} ${metadataOf(r).name}`);
             // Deployments and Services are not forced: an operator's kubectl scale shows up as a conflict.
-            for (const r of [...ofType(run, DEPLOYMENT), ...ofType(run, SERVICE)]) assert.equal(metadataOf(r).annotations?.["pulumi.com/patchForce"], undefined);
+            for (const r of [...ofType(run, DEPLOYMENT), ...ofType(run, SERVICE)])
+                assert.equal(metadataOf(r).annotations?.["pulumi.com/patchForce"], undefined);
         }
     });
 
@@ -189,20 +221,27 @@ describe("objects that decide where traffic goes", () => {
             const services = ofType(run, SERVICE);
             assert.equal(services.length, api === "istio" ? 1 : 3, api);
             for (const r of services) assert.equal(metadataOf(r).annotations?.["pulumi.com/skipAwait"], "true", `${api} ${metadataOf(r).name}`);
-            for (const r of ofType(run, DEPLOYMENT)) assert.equal(metadataOf(r).annotations?.["pulumi.com/skipAwait"], undefined, `${api} ${metadataOf(r).name}`);
+            for (const r of ofType(run, DEPLOYMENT))
+                assert.equal(metadataOf(r).annotations?.["pulumi.com/skipAwait"], undefined, `${api} ${metadataOf(r).name}`);
         }
     });
 });
 
 describe("switching activeVersion", () => {
-    for (const [from, to] of [["v1", "v2"], ["v2", "v1"]]) {
+    for (const [from, to] of [
+        ["v1", "v2"],
+        ["v2", "v1"],
+    ]) {
         it(`from ${from} to ${to} changes the live route and nothing else`, async () => {
             const before = byKey(await runProgram({ activeVersion: from }));
             const afterRun = await runProgram({ activeVersion: to });
             const after = byKey(afterRun);
             assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort(), "no resource created or deleted");
             const changed = [...after.keys()].filter((k) => after.get(k) !== before.get(k));
-            assert.deepEqual(changed, [keyOf(liveRoute(afterRun)), "pulumi-nodejs:dynamic/cowsay-bluegreen:Gate::cowsay-gate"].filter((k) => after.has(k)));
+            assert.deepEqual(
+                changed,
+                [keyOf(liveRoute(afterRun)), "pulumi-nodejs:dynamic/cowsay-bluegreen:Gate::cowsay-gate"].filter((k) => after.has(k)),
+            );
             assert.equal(spec(liveRoute(afterRun)).http[0].route[0].destination.subset, to);
         });
     }
@@ -228,14 +267,19 @@ describe("the Node.js that pulumi starts for the program", () => {
         const env = { ...process.env };
         delete env.NODE_COMPILE_CACHE;
         // What the language host runs, from the project directory: node <nodeargs> <its runtime>.
-        const dir = execFileSync(process.execPath, [...project.runtime.options.nodeargs.split(" "), "-p", "require('node:module').getCompileCacheDir()"], { cwd: ROOT, env, encoding: "utf8" }).trim();
+        const dir = execFileSync(process.execPath, [...project.runtime.options.nodeargs.split(" "), "-p", "require('node:module').getCompileCacheDir()"], {
+            cwd: ROOT,
+            env,
+            encoding: "utf8",
+        }).trim();
         // Node keeps one subdirectory per version and build of itself.
         assert.equal(path.dirname(dir), path.join(tmpdir(), "node-compile-cache"));
     });
 });
 
 describe("the copy of the program the end-to-end suites run (PROGRAM_FILES)", () => {
-    const carried = (file: string) => PROGRAM_FILES.some((entry) => file === entry || file === entry.replace(/\.ts$/, ".js") || file.startsWith(entry + path.sep));
+    const carried = (file: string) =>
+        PROGRAM_FILES.some((entry) => file === entry || file === entry.replace(/\.ts$/, ".js") || file.startsWith(entry + path.sep));
 
     it("holds every module the program loads, so a new folder of the program is copied too", async () => {
         const run = await runProgram({});
@@ -243,13 +287,19 @@ describe("the copy of the program the end-to-end suites run (PROGRAM_FILES)", ()
         const loaded = programModules();
         // The run loaded the program at all: an empty list would prove nothing.
         assert.ok(loaded.includes("index.js") && loaded.some((file) => file.startsWith(`lib${path.sep}`)), loaded.join(", "));
-        assert.deepEqual(loaded.filter((file) => !carried(file)), []);
+        assert.deepEqual(
+            loaded.filter((file) => !carried(file)),
+            [],
+        );
     });
 
     it("holds what Pulumi.yaml's nodeargs require before the program", () => {
         const project = parseDocument(readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8")).toJS() as { runtime: { options: { nodeargs: string } } };
         const required = [...project.runtime.options.nodeargs.matchAll(/--require=(\S+)/g)].map((m) => path.normalize(m[1]));
         assert.deepEqual(required, ["compile-cache.cjs"]);
-        assert.deepEqual(required.filter((file) => !carried(file)), []);
+        assert.deepEqual(
+            required.filter((file) => !carried(file)),
+            [],
+        );
     });
 });

@@ -24,7 +24,10 @@ const fixture = (text: string): string => {
 describe("the README blocks CI runs", () => {
     it("scripts/readme-block.sh prints what test/support/readme.ts reads, for every ci block of the README", () => {
         const blocks = readmeBlocks(undefined, "ci");
-        assert.deepEqual(blocks.map((b) => b.id), ["see-it-work", "set-up-and-test"]);
+        assert.deepEqual(
+            blocks.map((b) => b.id),
+            ["see-it-work", "set-up-and-test"],
+        );
         for (const b of blocks) {
             const printed = block(b.id);
             assert.equal(printed.status, 0, printed.stderr);
@@ -83,7 +86,12 @@ const tree = (files: Record<string, string>): string => {
 const suiteFiles = (): Record<string, string> => Object.fromEntries(README_SUITE_FILES.map((f) => [f, "# x\n"]));
 const e2e = (id: string) => `<!-- e2e: ${id} -->\n\`\`\`sh\necho ${id}\n\`\`\`\n`;
 /** README.md and docs/*.md under `root`, relative to it. */
-const docsOf = (root: string): string[] => ["README.md", ...readdirSync(path.join(root, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+const docsOf = (root: string): string[] => [
+    "README.md",
+    ...readdirSync(path.join(root, "docs"))
+        .filter((f) => f.endsWith(".md"))
+        .map((f) => `docs/${f}`),
+];
 
 describe("the docs the README suite runs", () => {
     it("reads README.md, then the listed docs in their order, and names each block's own file and line", () => {
@@ -106,7 +114,10 @@ describe("the docs the README suite runs", () => {
     it("runs every e2e block of README.md and docs/*.md, other suites' files aside, in the order of README_SUITE_FILES", () => {
         const blocks = storyBlocks();
         const order = blocks.map((b) => README_SUITE_FILES.indexOf(b.file));
-        assert.ok(order.every((n, i) => n >= 0 && (i === 0 || n >= order[i - 1])), blocks.map((b) => `${b.file}:${b.line}`).join("\n"));
+        assert.ok(
+            order.every((n, i) => n >= 0 && (i === 0 || n >= order[i - 1])),
+            blocks.map((b) => `${b.file}:${b.line}`).join("\n"),
+        );
         // An independent count: every mark line in every file, read with nothing but a regex.
         const marked = docsOf(ROOT)
             .filter((file) => !(file in OTHER_SUITES_FILES))
@@ -119,7 +130,10 @@ describe("the docs the README suite runs", () => {
         // Each case changes the files of a tree where everything is fine (null: the file is removed).
         const cases: [Record<string, string | null>, RegExp][] = [
             [{ "docs/extra.md": `# Extra\n\n${e2e("z")}` }, /docs\/extra\.md: e2e blocks that no suite runs: z \(line 4\); add the file to README_SUITE_FILES/],
-            [{ "README.md": e2e("a"), "docs/security.md": `# S\n${e2e("a")}` }, /docs\/security\.md:3: the e2e mark a is used twice \(first at \S*README\.md:2\)/],
+            [
+                { "README.md": e2e("a"), "docs/security.md": `# S\n${e2e("a")}` },
+                /docs\/security\.md:3: the e2e mark a is used twice \(first at \S*README\.md:2\)/,
+            ],
             [{ "docs/operations.md": `# O\n${e2e("a")}${e2e("a")}` }, /docs\/operations\.md:7: the e2e mark a is used twice \(first at line 3\)/],
             [{ "docs/security.md": "# S\n<!-- e2e: c -->\n\n```sh\nx\n```\n" }, /docs\/security\.md:2: the e2e mark c must be followed by a ```sh fence/],
             [{ "docs/engine.md": "# E\n<!-- e2e: c -->\n```sh\nx\n" }, /docs\/engine\.md:3: unclosed block c/],
@@ -158,20 +172,49 @@ function unexplainedShellBlocks(root: string): string[] {
 
 describe("every shell block of the README and the docs", () => {
     it("is run by a test or CI, or says beside it why not", () => {
-        assert.deepEqual(unexplainedShellBlocks(ROOT), [], "add <!-- e2e: id --> (and its checks) or <!-- not run: why --> on the line before each of these fences");
+        assert.deepEqual(
+            unexplainedShellBlocks(ROOT),
+            [],
+            "add <!-- e2e: id --> (and its checks) or <!-- not run: why --> on the line before each of these fences",
+        );
     });
 
     it("is found unexplained without a mark, with an empty reason, with a ci mark outside the README, or as a bash block", () => {
         const root = tree({
             "README.md": [
-                "<!-- ci: set-up -->", "```sh", "npm ci", "```",                     // 1: run by CI
-                "<!-- e2e: deploy -->", "```sh", "pulumi up", "```",               // 5: run by a suite
-                "<!-- not run: needs a real cluster -->", "```sh", "kubectl get pods", "```", // 9: says why
-                "```sh", "pulumi destroy", "```",                                  // 13: unexplained
-                "<!-- not run: -->", "```sh", "x", "```",                          // 17: no reason
-                "- a list item:", "", "  ```bash", "  y", "  ```",                  // 22: indented, bash, unexplained
-                "````markdown", "```sh", "inside another block: not a block of its own", "```", "````",
-                "```", "plain output, not shell", "```", "",
+                "<!-- ci: set-up -->",
+                "```sh",
+                "npm ci",
+                "```", // 1: run by CI
+                "<!-- e2e: deploy -->",
+                "```sh",
+                "pulumi up",
+                "```", // 5: run by a suite
+                "<!-- not run: needs a real cluster -->",
+                "```sh",
+                "kubectl get pods",
+                "```", // 9: says why
+                "```sh",
+                "pulumi destroy",
+                "```", // 13: unexplained
+                "<!-- not run: -->",
+                "```sh",
+                "x",
+                "```", // 17: no reason
+                "- a list item:",
+                "",
+                "  ```bash",
+                "  y",
+                "  ```", // 22: indented, bash, unexplained
+                "````markdown",
+                "```sh",
+                "inside another block: not a block of its own",
+                "```",
+                "````",
+                "```",
+                "plain output, not shell",
+                "```",
+                "",
             ].join("\n"),
             "docs/a.md": ["# A", "<!-- ci: set-up -->", "```sh", "npm ci", "```", "<!-- e2e: x -->", "```sh", "y", "```", ""].join("\n"),
         });
@@ -188,8 +231,14 @@ describe("links in the README and the docs", () => {
         spawnSync(
             REMARK,
             [
-                "--frail", "--quiet", "--no-stdout", "--no-color", "--no-config", "--no-ignore",
-                "--use", `${path.join(ROOT, "node_modules", "remark-validate-links", "index.js")}=repository:false,skipPathPatterns:${JSON.stringify(skip)}`,
+                "--frail",
+                "--quiet",
+                "--no-stdout",
+                "--no-color",
+                "--no-config",
+                "--no-ignore",
+                "--use",
+                `${path.join(ROOT, "node_modules", "remark-validate-links", "index.js")}=repository:false,skipPathPatterns:${JSON.stringify(skip)}`,
                 ...docsOf(root),
             ],
             { cwd: root, encoding: "utf8" },
@@ -206,7 +255,10 @@ describe("links in the README and the docs", () => {
     it("fail on a missing file, a missing heading here or in another file, with GitHub's slugs", () => {
         const root = tree({
             "README.md": [
-                "# T", "", "## Changing `routingApi` on a running stack", "",
+                "# T",
+                "",
+                "## Changing `routingApi` on a running stack",
+                "",
                 "[ok](#changing-routingapi-on-a-running-stack) [ok](docs/a.md#the-gate-and-the-rollback) [ok](docs/a.md)",
                 "[bad](#changing-routingapi) [bad](docs/a.md#gate) [bad](docs/none.md) [bad](docs/none.md#x)",
                 "",
@@ -221,14 +273,17 @@ describe("links in the README and the docs", () => {
             .map((l) => /^\s*(\d+:\d+)-\S+ +warning (.*)$/.exec(l))
             .filter((m) => m !== null)
             .map((m) => [m[1], ...(m[2].match(/`[^`]+`/g) ?? [])].join(" "));
-        assert.deepEqual(warnings.sort(), [
-            "5:22 `#a` `../README.md`", // in docs/a.md; the others in README.md
-            "6:1 `#changing-routingapi`",
-            "6:29 `#gate` `docs/a.md`",
-            "6:51 `docs/none.md`",
-            "6:71 `#x` `docs/none.md`",
-            "6:71 `docs/none.md`",
-        ].sort());
+        assert.deepEqual(
+            warnings.sort(),
+            [
+                "5:22 `#a` `../README.md`", // in docs/a.md; the others in README.md
+                "6:1 `#changing-routingapi`",
+                "6:29 `#gate` `docs/a.md`",
+                "6:51 `docs/none.md`",
+                "6:71 `#x` `docs/none.md`",
+                "6:71 `docs/none.md`",
+            ].sort(),
+        );
     });
 });
 
@@ -242,7 +297,10 @@ describe("the README's map of the code", () => {
         const tracked = execFileSync("git", ["ls-files"], { cwd: ROOT, encoding: "utf8" }).split("\n");
         const folders = [...new Set(tracked.filter((f) => f.includes("/")).map((f) => f.split("/")[0]))].sort();
         assert.ok(folders.length > 5, `git ls-files found ${folders.length} folders`);
-        assert.deepEqual(folders.filter((f) => !named.has(f)), []);
+        assert.deepEqual(
+            folders.filter((f) => !named.has(f)),
+            [],
+        );
     });
 
     it("names every file in scripts/, the entry points a reader runs or meets in the logs", () => {
@@ -250,8 +308,13 @@ describe("the README's map of the code", () => {
         const start = readme.indexOf("## Map of the code");
         const map = readme.slice(start, readme.indexOf("\n## ", start + 1));
         const named = new Set([...map.matchAll(/^(scripts\/[\w.-]+)\s/gm)].map((m) => m[1]));
-        const tracked = execFileSync("git", ["ls-files", "scripts"], { cwd: ROOT, encoding: "utf8" }).split("\n").filter((f) => f !== "");
+        const tracked = execFileSync("git", ["ls-files", "scripts"], { cwd: ROOT, encoding: "utf8" })
+            .split("\n")
+            .filter((f) => f !== "");
         assert.ok(tracked.length > 5, `git ls-files found ${tracked.length} files in scripts/`);
-        assert.deepEqual(tracked.filter((f) => !named.has(f)), []);
+        assert.deepEqual(
+            tracked.filter((f) => !named.has(f)),
+            [],
+        );
     });
 });

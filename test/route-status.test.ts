@@ -9,7 +9,13 @@ import { routeVerdict, waitForRoutes, type RouteObject } from "../dynamic/route-
 const GATEWAY = { group: "gateway.networking.k8s.io", kind: "Gateway", name: "cowsay-nginx-gateway", namespace: "istio-ingress", sectionName: "https" };
 const SERVICE = { group: "", kind: "Service", name: "cowsay-nginx", port: 9080 };
 
-const condition = (type: string, status: string, observedGeneration: number, reason = type, message = "") => ({ type, status, observedGeneration, reason, message });
+const condition = (type: string, status: string, observedGeneration: number, reason = type, message = "") => ({
+    type,
+    status,
+    observedGeneration,
+    reason,
+    message,
+});
 const parentStatus = (parentRef: object, generation: number, resolved = "True", reason = "ResolvedRefs", message = "") => ({
     parentRef,
     controllerName: "istio.io/gateway-controller",
@@ -35,7 +41,10 @@ describe("route status: Istio's verdict on one HTTPRoute", () => {
     it("is not done for a parent Istio has not written about, even when another parent is accepted", () => {
         const verdict = routeVerdict(route(1, [GATEWAY, SERVICE], [parentStatus(GATEWAY, 1)]), 1);
         assert.deepEqual(verdict, { done: false, why: "no status from Istio for Service cowsay-nginx yet" });
-        assert.equal(routeVerdict({ metadata: { generation: 1 }, spec: { parentRefs: [GATEWAY] } }, 1).why, "no status from Istio for Gateway istio-ingress/cowsay-nginx-gateway#https yet");
+        assert.equal(
+            routeVerdict({ metadata: { generation: 1 }, spec: { parentRefs: [GATEWAY] } }, 1).why,
+            "no status from Istio for Gateway istio-ingress/cowsay-nginx-gateway#https yet",
+        );
     });
 
     it("gives Istio's reason and message when a condition is False", () => {
@@ -72,13 +81,17 @@ describe("route status: the wait", () => {
     it("ends once Istio has judged each route's generation, reading each until it has", async () => {
         const reads: string[] = [];
         const lines: string[] = [];
-        await waitForRoutes({ routes: ROUTES, timeoutSeconds: 5 }, (_namespace, name) => {
-            reads.push(name);
-            // The mesh route's verdict arrives on the third read (Istio's debounce).
-            const judged = name === "cowsay-nginx" || reads.filter((n) => n === name).length >= 3 ? 2 : 1;
-            const parent = name === "cowsay-nginx" ? GATEWAY : SERVICE;
-            return Promise.resolve(route(2, [parent], [parentStatus(parent, judged)]));
-        }, { ...quiet, report: (line) => lines.push(line) });
+        await waitForRoutes(
+            { routes: ROUTES, timeoutSeconds: 5 },
+            (_namespace, name) => {
+                reads.push(name);
+                // The mesh route's verdict arrives on the third read (Istio's debounce).
+                const judged = name === "cowsay-nginx" || reads.filter((n) => n === name).length >= 3 ? 2 : 1;
+                const parent = name === "cowsay-nginx" ? GATEWAY : SERVICE;
+                return Promise.resolve(route(2, [parent], [parentStatus(parent, judged)]));
+            },
+            { ...quiet, report: (line) => lines.push(line) },
+        );
         assert.deepEqual(reads, ["cowsay-nginx", "cowsay-nginx-mesh", "cowsay-nginx-mesh", "cowsay-nginx-mesh"]);
         assert.equal(lines.length, 2);
         assert.match(lines[1], /^routes: Istio accepted HTTPRoute cowsay\/cowsay-nginx-mesh \(generation 2\) after \d+\.\d s$/);
@@ -90,7 +103,10 @@ describe("route status: the wait", () => {
         await assert.rejects(
             waitForRoutes({ routes: ROUTES.slice(0, 1), timeoutSeconds: 1 }, () => Promise.resolve(route(2, [GATEWAY], [bad])), quiet),
             (err: Error) => {
-                assert.match(err.message, /^Istio did not accept HTTPRoute cowsay\/cowsay-nginx \(generation 2\) within 1 s: .*ResolvedRefs=False \(BackendNotFound\): backend\(cowsay-nginx-v3/);
+                assert.match(
+                    err.message,
+                    /^Istio did not accept HTTPRoute cowsay\/cowsay-nginx \(generation 2\) within 1 s: .*ResolvedRefs=False \(BackendNotFound\): backend\(cowsay-nginx-v3/,
+                );
                 assert.match(err.message, /the versions that went idle keep their pods/);
                 return true;
             },
@@ -104,7 +120,10 @@ describe("route status: the wait", () => {
         await assert.rejects(
             waitForRoutes({ routes: ROUTES.slice(0, 1), timeoutSeconds: 60 }, () => Promise.resolve(route(2, [GATEWAY], [bad])), { ...quiet, settleMs: 1000 }),
             (err: Error) => {
-                assert.match(err.message, /^Istio refused HTTPRoute cowsay\/cowsay-nginx \(generation 2\), and still did 1 s later: .*ResolvedRefs=False \(BackendNotFound\): backend\(cowsay-nginx-v1/);
+                assert.match(
+                    err.message,
+                    /^Istio refused HTTPRoute cowsay\/cowsay-nginx \(generation 2\), and still did 1 s later: .*ResolvedRefs=False \(BackendNotFound\): backend\(cowsay-nginx-v1/,
+                );
                 assert.match(err.message, /the versions that went idle keep their pods/);
                 return true;
             },
@@ -117,7 +136,11 @@ describe("route status: the wait", () => {
         let reads = 0;
         const bad = parentStatus(GATEWAY, 2, "False", "BackendNotFound", "backend(cowsay-nginx-v2.cowsay.svc.cluster.local) not found");
         // False on the first five reads (Istio judged before it saw the new Service), then True.
-        await waitForRoutes({ routes: ROUTES.slice(0, 1), timeoutSeconds: 60 }, () => Promise.resolve(route(2, [GATEWAY], [++reads <= 5 ? bad : parentStatus(GATEWAY, 2)])), { ...quiet, settleMs: 1000 });
+        await waitForRoutes(
+            { routes: ROUTES.slice(0, 1), timeoutSeconds: 60 },
+            () => Promise.resolve(route(2, [GATEWAY], [++reads <= 5 ? bad : parentStatus(GATEWAY, 2)])),
+            { ...quiet, settleMs: 1000 },
+        );
         assert.equal(reads, 6);
     });
 
@@ -130,7 +153,10 @@ describe("route status: the wait", () => {
 
     it("stops when the update is cancelled", async () => {
         const controller = new AbortController();
-        const waiting = waitForRoutes({ routes: ROUTES, timeoutSeconds: 60 }, () => Promise.resolve(route(2, [GATEWAY], [])), { ...quiet, signal: controller.signal });
+        const waiting = waitForRoutes({ routes: ROUTES, timeoutSeconds: 60 }, () => Promise.resolve(route(2, [GATEWAY], [])), {
+            ...quiet,
+            signal: controller.signal,
+        });
         setTimeout(() => controller.abort("the update was cancelled (Ctrl-C)"), 50);
         await assert.rejects(waiting, /^Error: waiting for Istio stopped: the update was cancelled \(Ctrl-C\) after/);
     });

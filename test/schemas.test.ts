@@ -23,15 +23,27 @@ async function loadModels(): Promise<Record<string, Model>> {
         "kubernetes:apps/v1:Deployment": m(await import("kubernetes-models/apps/v1/Deployment"), "Deployment"),
         "kubernetes:policy/v1:PodDisruptionBudget": m(await import("kubernetes-models/policy/v1/PodDisruptionBudget"), "PodDisruptionBudget"),
         "kubernetes:networking.k8s.io/v1:IngressClass": m(await import("kubernetes-models/networking.k8s.io/v1/IngressClass"), "IngressClass"),
-        "kubernetes:networking.istio.io/v1:DestinationRule": m(await import("@kubernetes-models/istio/networking.istio.io/v1/DestinationRule"), "DestinationRule"),
+        "kubernetes:networking.istio.io/v1:DestinationRule": m(
+            await import("@kubernetes-models/istio/networking.istio.io/v1/DestinationRule"),
+            "DestinationRule",
+        ),
         "kubernetes:networking.istio.io/v1:Gateway": m(await import("@kubernetes-models/istio/networking.istio.io/v1/Gateway"), "Gateway"),
         "kubernetes:networking.istio.io/v1:VirtualService": m(await import("@kubernetes-models/istio/networking.istio.io/v1/VirtualService"), "VirtualService"),
-        "kubernetes:security.istio.io/v1:PeerAuthentication": m(await import("@kubernetes-models/istio/security.istio.io/v1/PeerAuthentication"), "PeerAuthentication"),
-        "kubernetes:security.istio.io/v1:AuthorizationPolicy": m(await import("@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy"), "AuthorizationPolicy"),
+        "kubernetes:security.istio.io/v1:PeerAuthentication": m(
+            await import("@kubernetes-models/istio/security.istio.io/v1/PeerAuthentication"),
+            "PeerAuthentication",
+        ),
+        "kubernetes:security.istio.io/v1:AuthorizationPolicy": m(
+            await import("@kubernetes-models/istio/security.istio.io/v1/AuthorizationPolicy"),
+            "AuthorizationPolicy",
+        ),
         "kubernetes:cert-manager.io/v1:Issuer": m(await import("@kubernetes-models/cert-manager/cert-manager.io/v1/Issuer"), "Issuer"),
         "kubernetes:cert-manager.io/v1:Certificate": m(await import("@kubernetes-models/cert-manager/cert-manager.io/v1/Certificate"), "Certificate"),
         "kubernetes:gateway.networking.k8s.io/v1:Gateway": m(await import("@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/Gateway"), "Gateway"),
-        "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute": m(await import("@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute"), "HTTPRoute"),
+        "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute": m(
+            await import("@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1/HTTPRoute"),
+            "HTTPRoute",
+        ),
     };
 }
 
@@ -108,10 +120,19 @@ describe("every emitted Kubernetes object matches its upstream schema", () => {
     }
 
     it("rejects an object that breaks its schema (the check can fail)", () => {
-        const broken = { apiVersion: "networking.istio.io/v1", kind: "VirtualService", spec: { http: [{ route: [{ destination: { port: { number: "80" } } }] }] } };
+        const broken = {
+            apiVersion: "networking.istio.io/v1",
+            kind: "VirtualService",
+            spec: { http: [{ route: [{ destination: { port: { number: "80" } } }] }] },
+        };
         const model = MODELS["kubernetes:networking.istio.io/v1:VirtualService"];
         assert.throws(() => new model(broken).validate(), /port|number|integer/i);
-        const brokenRoute = { apiVersion: "gateway.networking.k8s.io/v1", kind: "HTTPRoute", metadata: { name: "x" }, spec: { rules: [{ backendRefs: [{ name: "a", port: "80" }] }] } };
+        const brokenRoute = {
+            apiVersion: "gateway.networking.k8s.io/v1",
+            kind: "HTTPRoute",
+            metadata: { name: "x" },
+            spec: { rules: [{ backendRefs: [{ name: "a", port: "80" }] }] },
+        };
         assert.throws(() => new MODELS["kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"](brokenRoute).validate(), /port must be integer/);
     });
 });

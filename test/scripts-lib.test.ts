@@ -11,7 +11,8 @@ import { ROOT } from "./support/constants";
 
 const LIB = path.join(ROOT, "scripts", "lib.sh");
 // The library's path in LIB, not in $1: `source` without arguments passes the caller's on.
-const bash = (script: string, env: NodeJS.ProcessEnv = process.env) => spawnSync("bash", ["-euo", "pipefail", "-c", script], { encoding: "utf8", env: { ...env, LIB } });
+const bash = (script: string, env: NodeJS.ProcessEnv = process.env) =>
+    spawnSync("bash", ["-euo", "pipefail", "-c", script], { encoding: "utf8", env: { ...env, LIB } });
 const script = (name: string, args: string[], env: NodeJS.ProcessEnv = {}) =>
     spawnSync(path.join(ROOT, "scripts", name), args, { encoding: "utf8", cwd: tmpdir(), env: { ...process.env, ...env } });
 
@@ -35,7 +36,10 @@ describe("scripts/lib.sh", () => {
         assert.equal(exported.stderr, "");
         assert.equal(exported.stdout, "/tmp/go-cache/mod /tmp/go-cache/build -buildvcs=false -mod=readonly 0 off\n");
         // No `go` on PATH: bash itself is called by its absolute path, and `command -v go` finds nothing.
-        const missing = spawnSync("/bin/bash", ["-c", 'source "$LIB" engine; go_env "build the toolchain"'], { encoding: "utf8", env: { ...env, LIB, PATH: "/nonexistent" } });
+        const missing = spawnSync("/bin/bash", ["-c", 'source "$LIB" engine; go_env "build the toolchain"'], {
+            encoding: "utf8",
+            env: { ...env, LIB, PATH: "/nonexistent" },
+        });
         assert.equal(missing.status, 1);
         assert.equal(missing.stderr, "[engine] error: Go is required to build the toolchain (go 1.26 or newer).\n");
     });
@@ -47,8 +51,18 @@ describe("the scripts that source it keep their own prefix", () => {
     const cases: [string, string[], NodeJS.ProcessEnv, string][] = [
         ["engine.sh", ["bogus"], {}, "[engine] error: unknown command 'bogus' (try: build, built, env, exec, clean, help)\n"],
         ["cluster.sh", ["status"], { COWSAY_CLUSTER_NODES: "x" }, "[cluster] error: COWSAY_CLUSTER_NODES is 'x'; allowed: a whole number of 1 or more\n"],
-        ["istiod.sh", ["bogus"], { ...stub, ISTIOD_BIN: "/nonexistent" }, "[istiod] error: unknown command 'bogus'; allowed: start, chart, stop, kill, env, pid\n"],
-        ["prometheus.sh", ["bogus"], { ...stub, PROMETHEUS_BIN: "/nonexistent" }, "[prometheus] error: unknown command 'bogus'; allowed: start, stop, kill, env, pid, ready\n"],
+        [
+            "istiod.sh",
+            ["bogus"],
+            { ...stub, ISTIOD_BIN: "/nonexistent" },
+            "[istiod] error: unknown command 'bogus'; allowed: start, chart, stop, kill, env, pid\n",
+        ],
+        [
+            "prometheus.sh",
+            ["bogus"],
+            { ...stub, PROMETHEUS_BIN: "/nonexistent" },
+            "[prometheus] error: unknown command 'bogus'; allowed: start, stop, kill, env, pid, ready\n",
+        ],
     ];
     for (const [name, args, env, expected] of cases) {
         it(`scripts/${name} ${args.join(" ")}: ${expected.trim()}`, () => {

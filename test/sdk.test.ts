@@ -44,11 +44,17 @@ describe("the engine's Cancel in a dynamic provider (onCancelCall)", () => {
     it("sees a Cancel call on the process's gRPC server (grpc-js, as the dynamic provider serves)", async () => {
         const server = new grpc.Server();
         server.addService(ResourceProviderService, { cancel: (_call: unknown, callback: grpc.sendUnaryData<Empty>) => callback(null, new Empty()) });
-        const port = await new Promise<number>((resolve, reject) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err === null ? resolve(p) : reject(err))));
+        const port = await new Promise<number>((resolve, reject) =>
+            server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (err, p) => (err === null ? resolve(p) : reject(err))),
+        );
         const client = new ResourceProviderClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
         try {
             let cancelled = 0;
-            assert.equal(onCancelCall(() => (cancelled += 1)), 1, "the gRPC server is among the process's active handles");
+            assert.equal(
+                onCancelCall(() => (cancelled += 1)),
+                1,
+                "the gRPC server is among the process's active handles",
+            );
             assert.equal(cancelled, 0);
             await new Promise<void>((resolve, reject) => client.cancel(new Empty(), (err) => (err === null ? resolve() : reject(err))));
             assert.equal(cancelled, 1);

@@ -72,7 +72,14 @@ async function recorder(server: Server, handle: (req: IncomingMessage, res: Serv
 const ok = (_req: IncomingMessage, res: ServerResponse) => res.writeHead(200).end("moo");
 const never = () => undefined;
 
-const options = (url: string, more: Partial<TrafficOptions> = {}): TrafficOptions => ({ url, host: "cowsay.example.com", requestsPerSecond: 10, durationMs: 100, timeoutMs: 1000, ...more });
+const options = (url: string, more: Partial<TrafficOptions> = {}): TrafficOptions => ({
+    url,
+    host: "cowsay.example.com",
+    requestsPerSecond: 10,
+    durationMs: 100,
+    timeoutMs: 1000,
+    ...more,
+});
 
 describe("sendTraffic", () => {
     let answering: Recorder;
@@ -84,10 +91,27 @@ describe("sendTraffic", () => {
         answering = await recorder(createServer(), (req, res) => (req.url?.includes("fail") === true ? res.writeHead(503).end() : ok(req, res)));
         hanging = await recorder(createServer(), never);
         certDir = mkdtempSync(path.join(tmpdir(), "cowsay-traffic-"));
-        execFileSync("openssl", [
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-            "-subj", "/CN=cowsay.example.com", "-keyout", path.join(certDir, "key.pem"), "-out", path.join(certDir, "cert.pem"),
-        ], { stdio: "ignore" });
+        execFileSync(
+            "openssl",
+            [
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=cowsay.example.com",
+                "-keyout",
+                path.join(certDir, "key.pem"),
+                "-out",
+                path.join(certDir, "cert.pem"),
+            ],
+            { stdio: "ignore" },
+        );
         const tls = createHttpsServer({ key: readFileSync(path.join(certDir, "key.pem")), cert: readFileSync(path.join(certDir, "cert.pem")) });
         secure = await recorder(tls, ok, "https");
     });
@@ -149,7 +173,13 @@ describe("sendTraffic", () => {
         const url = secure.url.replace("https://", "https://gate:s%3Acret@") + "/base/page?token=t1";
         const result = await sendTraffic(options(url, { header: { name: "x-cowsay-version", value: "v2" }, requestsPerSecond: 10, durationMs: 200 }));
         assert.deepEqual(result.statuses, { "200": 2 });
-        const expected = { url: "/base/page?token=t1", host: "cowsay.example.com", auth: `Basic ${Buffer.from("gate:s:cret").toString("base64")}`, header: "v2", servername: "cowsay.example.com" };
+        const expected = {
+            url: "/base/page?token=t1",
+            host: "cowsay.example.com",
+            auth: `Basic ${Buffer.from("gate:s:cret").toString("base64")}`,
+            header: "v2",
+            servername: "cowsay.example.com",
+        };
         assert.deepEqual(secure.seen.slice(from), [expected, expected]);
     });
 

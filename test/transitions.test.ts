@@ -69,14 +69,24 @@ describe("transitions between valid configs", () => {
 describe("changing routingApi (a migration)", () => {
     const ROUTING_TYPES: Record<string, string[]> = {
         istio: ["cowsay-bluegreen:routing:IstioRouting", VS, DR, GW],
-        "gateway-api": ["cowsay-bluegreen:routing:GatewayApiRouting", K8S_GATEWAY, HTTPROUTE, "kubernetes:yaml/v2:ConfigFile", "cowsay-bluegreen:gateway-api:GatewayApiCrds",
+        "gateway-api": [
+            "cowsay-bluegreen:routing:GatewayApiRouting",
+            K8S_GATEWAY,
+            HTTPROUTE,
+            "kubernetes:yaml/v2:ConfigFile",
+            "cowsay-bluegreen:gateway-api:GatewayApiCrds",
             // The wait for Istio's verdict on the HTTPRoutes (dynamic/route-status.ts).
-            "pulumi-nodejs:dynamic/cowsay-bluegreen:RouteStatus"],
+            "pulumi-nodejs:dynamic/cowsay-bluegreen:RouteStatus",
+        ],
     };
     const isRouting = (r: Registered, api: string) =>
-        ROUTING_TYPES[api].includes(r.type) || (api === "gateway-api" && r.type === SERVICE && /^cowsay-nginx-/.test((r.inputs.metadata as { name: string }).name));
+        ROUTING_TYPES[api].includes(r.type) ||
+        (api === "gateway-api" && r.type === SERVICE && /^cowsay-nginx-/.test((r.inputs.metadata as { name: string }).name));
 
-    for (const [from, to] of [["istio", "gateway-api"], ["gateway-api", "istio"]]) {
+    for (const [from, to] of [
+        ["istio", "gateway-api"],
+        ["gateway-api", "istio"],
+    ]) {
         it(`from ${from} to ${to}: creates the new API's routing objects, deletes only the old API's, and keeps the rest as it is`, async () => {
             const beforeRun = await runProgram({ ...gated, routingApi: from });
             const afterRun = await runProgram({ ...gated, routingApi: to });

@@ -22,7 +22,8 @@ interface Workflow {
 const WORKFLOWS = ["preview.yml", "deploy.yml"];
 const text = (file: string) => readFileSync(path.join(ROOT, ".github", "workflows", file), "utf8");
 const workflow = (file: string) => parse(text(file)) as Workflow;
-const pulumiSteps = (file: string) => Object.values(workflow(file).jobs).flatMap((job) => job.steps.filter((s) => s.uses?.startsWith("pulumi/actions@") === true));
+const pulumiSteps = (file: string) =>
+    Object.values(workflow(file).jobs).flatMap((job) => job.steps.filter((s) => s.uses?.startsWith("pulumi/actions@") === true));
 
 /** The one place the tests' CLI version is kept. */
 const testedVersion = (): string => {
@@ -34,7 +35,12 @@ const testedVersion = (): string => {
 /** The comment lines at the top of a workflow, before its first key. */
 const header = (file: string): string => {
     const lines = text(file).split("\n");
-    return lines.slice(0, lines.findIndex((l) => !l.startsWith("#"))).join("\n");
+    return lines
+        .slice(
+            0,
+            lines.findIndex((l) => !l.startsWith("#")),
+        )
+        .join("\n");
 };
 
 describe("the GitHub workflows", () => {
@@ -52,9 +58,20 @@ describe("the GitHub workflows", () => {
         it(`${file}: names in its header comment every secret it reads, and passes the backend's to the whole job`, () => {
             const read = new Set([...text(file).matchAll(/\bsecrets\.([A-Z0-9_]+)/g)].map((m) => m[1]));
             const named = header(file);
-            assert.deepEqual([...read].filter((name) => !new RegExp(`\\b${name}\\b`).test(named)), [], `${file}: secrets missing from the header`);
+            assert.deepEqual(
+                [...read].filter((name) => !new RegExp(`\\b${name}\\b`).test(named)),
+                [],
+                `${file}: secrets missing from the header`,
+            );
             const env = Object.values(workflow(file).jobs)[0].env ?? {};
-            for (const name of ["PULUMI_ACCESS_TOKEN", "PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"]) {
+            for (const name of [
+                "PULUMI_ACCESS_TOKEN",
+                "PULUMI_BACKEND_URL",
+                "PULUMI_CONFIG_PASSPHRASE",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_REGION",
+            ]) {
                 assert.equal(env[name], `\${{ secrets.${name} }}`, `${file}: env ${name}`);
             }
         });

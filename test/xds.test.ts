@@ -44,7 +44,11 @@ describe("chooseRoute: the gateway's route as istiod pushed it (Istio APIs)", ()
     });
 
     it("plain HTTP on port 80 is redirected to HTTPS (the virtual host requires TLS: Istio's httpsRedirect), path kept, before any route", () => {
-        assert.deepEqual(chooseRoute(dump, { host: HOST, port: 80, path: "/moo?x=1", headers: { "x-cowsay-version": "v2" } }), { kind: "redirect", status: 301, location: `https://${HOST}/moo?x=1` });
+        assert.deepEqual(chooseRoute(dump, { host: HOST, port: 80, path: "/moo?x=1", headers: { "x-cowsay-version": "v2" } }), {
+            kind: "redirect",
+            status: 301,
+            location: `https://${HOST}/moo?x=1`,
+        });
         assert.deepEqual(chooseRoute(dump, { host: HOST, port: 80, path: "/moo?x=1" }), { kind: "redirect", status: 301, location: `https://${HOST}/moo?x=1` });
     });
 
@@ -115,8 +119,15 @@ describe("chooseRoute follows Envoy's order, not the project's idea of it", () =
     });
 
     it("pickWeighted splits by weight and never picks a zero weight", () => {
-        const choices = [{ value: "a", weight: 0 }, { value: "b", weight: 1 }, { value: "c", weight: 3 }];
-        assert.deepEqual([0, 0.24, 0.25, 0.99].map((p) => pickWeighted(choices, p)), ["b", "b", "c", "c"]);
+        const choices = [
+            { value: "a", weight: 0 },
+            { value: "b", weight: 1 },
+            { value: "c", weight: 3 },
+        ];
+        assert.deepEqual(
+            [0, 0.24, 0.25, 0.99].map((p) => pickWeighted(choices, p)),
+            ["b", "b", "c", "c"],
+        );
     });
 });
 
@@ -127,7 +138,11 @@ describe("the Gateway API and a sidecar (GAMMA)", () => {
         assert.equal(clusterOf(dump, https()), "outbound|9080||cowsay-nginx-v2.cowsay.svc.cluster.local");
         assert.deepEqual(chooseRoute(dump, { host: HOST, port: 80 }), { kind: "redirect", status: 301, location: `https://${HOST}/` });
         assert.deepEqual(routeTable(dump, HOST, 80), [`/ -> redirect 301 https://${HOST}/`], "a route redirect (RequestRedirect), not require_tls");
-        assert.deepEqual(routeTable(dump, HOST, 443), ["/ x-cowsay-version=v2 -> cowsay-nginx-v2", "/ x-cowsay-version=v1 -> cowsay-nginx-v1", "/ -> cowsay-nginx-v2"]);
+        assert.deepEqual(routeTable(dump, HOST, 443), [
+            "/ x-cowsay-version=v2 -> cowsay-nginx-v2",
+            "/ x-cowsay-version=v1 -> cowsay-nginx-v1",
+            "/ -> cowsay-nginx-v2",
+        ]);
     });
 
     it("a sidecar in another namespace calling the shared Service follows the mesh route, by any of its names", () => {
@@ -141,7 +156,12 @@ describe("the Gateway API and a sidecar (GAMMA)", () => {
 
     it("parseCluster reads subsets and Services back, and nothing else", () => {
         assert.deepEqual(parseCluster(V2), { port: 9080, subset: "v2", service: "cowsay-nginx", namespace: "cowsay" });
-        assert.deepEqual(parseCluster("outbound|9080||cowsay-nginx-v1.cowsay.svc.cluster.local"), { port: 9080, subset: "", service: "cowsay-nginx-v1", namespace: "cowsay" });
+        assert.deepEqual(parseCluster("outbound|9080||cowsay-nginx-v1.cowsay.svc.cluster.local"), {
+            port: 9080,
+            subset: "",
+            service: "cowsay-nginx-v1",
+            namespace: "cowsay",
+        });
         assert.equal(parseCluster("PassthroughCluster"), undefined);
         assert.equal(parseCluster("inbound|9080||"), undefined);
     });
@@ -155,11 +175,21 @@ describe("the pods behind the chosen cluster (xds-routes)", () => {
         spec: { containers: [{ image: IMAGES[version] }] },
         status: { conditions: [{ type: "Ready", status: ready ? "True" : "False" }] },
     });
-    const service = (name: string, selector: Record<string, string>): KubeObject => ({ kind: "Service", metadata: { name, namespace: "cowsay" }, spec: { selector } });
+    const service = (name: string, selector: Record<string, string>): KubeObject => ({
+        kind: "Service",
+        metadata: { name, namespace: "cowsay" },
+        spec: { selector },
+    });
     const rule: KubeObject = {
         kind: "DestinationRule",
         metadata: { name: "cowsay-nginx", namespace: "cowsay" },
-        spec: { host: "cowsay-nginx.cowsay.svc.cluster.local", subsets: [{ name: "v1", labels: { version: "v1" } }, { name: "v2", labels: { version: "v2" } }] },
+        spec: {
+            host: "cowsay-nginx.cowsay.svc.cluster.local",
+            subsets: [
+                { name: "v1", labels: { version: "v1" } },
+                { name: "v2", labels: { version: "v2" } },
+            ],
+        },
     };
     const shared = service("cowsay-nginx", { service: "cowsay-nginx" });
 
@@ -171,15 +201,28 @@ describe("the pods behind the chosen cluster (xds-routes)", () => {
 
     it("a version Service's cluster (Gateway API) is answered by the pods its selector picks", () => {
         const objects = [service("cowsay-nginx-v2", { service: "cowsay-nginx", version: "v2" }), pod("v1", true), pod("v2", true)];
-        assert.deepEqual(podFor("outbound|9080||cowsay-nginx-v2.cowsay.svc.cluster.local", objects), { version: "v2", image: IMAGES.v2, service: "cowsay-nginx-v2.cowsay.svc.cluster.local" });
+        assert.deepEqual(podFor("outbound|9080||cowsay-nginx-v2.cowsay.svc.cluster.local", objects), {
+            version: "v2",
+            image: IMAGES.v2,
+            service: "cowsay-nginx-v2.cowsay.svc.cluster.local",
+        });
     });
 
     it("503 when the version has no ready pod, no pod, no subset or no Service, with Envoy's flag for each", () => {
-        const noHealthy = { status: 503, reason: `no healthy upstream: no ready pod behind ${V2}`, version: "v2", service: "cowsay-nginx.cowsay.svc.cluster.local", flags: "UH" };
+        const noHealthy = {
+            status: 503,
+            reason: `no healthy upstream: no ready pod behind ${V2}`,
+            version: "v2",
+            service: "cowsay-nginx.cowsay.svc.cluster.local",
+            flags: "UH",
+        };
         assert.deepEqual(podFor(V2, [shared, rule, pod("v1", true), pod("v2", false)]), noHealthy);
         assert.deepEqual(podFor(V2, [shared, rule, pod("v1", true)]), noHealthy, "no v2 pod at all: the subset names the version");
         // No such subset or Service: istiod pushes no cluster for it, and Envoy answers "cluster not found".
-        const noSubset = podFor(V2, [shared, { ...rule, spec: { ...rule.spec, subsets: [{ name: "v1", labels: { version: "v1" } }] } }, pod("v2", true)]) as { reason: string; flags: string };
+        const noSubset = podFor(V2, [shared, { ...rule, spec: { ...rule.spec, subsets: [{ name: "v1", labels: { version: "v1" } }] } }, pod("v2", true)]) as {
+            reason: string;
+            flags: string;
+        };
         assert.match(noSubset.reason, /no subset v2/);
         assert.equal(noSubset.flags, "NC");
         const noService = podFor(V2, [rule, pod("v2", true)]) as { reason: string; flags: string };
@@ -201,16 +244,32 @@ describe("the pods behind the chosen cluster (xds-routes)", () => {
             return Promise.resolve([shared, rule, pod("v1", true), pod("v2", true)]);
         };
         const request = (port: 80 | 443, headers: Record<string, string> = {}): GatewayRequest => ({ host: HOST, port, headers, method: "GET", url: "/" });
-        assert.deepEqual(await routeWithXds(dump, request(443, { "x-cowsay-version": "v2" }), workloads), { version: "v2", image: IMAGES.v2, service: "cowsay-nginx.cowsay.svc.cluster.local" });
+        assert.deepEqual(await routeWithXds(dump, request(443, { "x-cowsay-version": "v2" }), workloads), {
+            version: "v2",
+            image: IMAGES.v2,
+            service: "cowsay-nginx.cowsay.svc.cluster.local",
+        });
         assert.deepEqual(asked, ["cowsay"], "the pods are read in the cluster's namespace");
-        assert.deepEqual(await routeWithXds(dump, request(80), workloads), { status: 301, reason: `redirect to https://${HOST}/`, location: `https://${HOST}/`, flags: "-" });
-        assert.deepEqual(await routeWithXds(dump, { ...request(443), host: "nope.example.com" }, workloads), { status: 404, reason: "no virtual host for nope.example.com on port 443" });
+        assert.deepEqual(await routeWithXds(dump, request(80), workloads), {
+            status: 301,
+            reason: `redirect to https://${HOST}/`,
+            location: `https://${HOST}/`,
+            flags: "-",
+        });
+        assert.deepEqual(await routeWithXds(dump, { ...request(443), host: "nope.example.com" }, workloads), {
+            status: 404,
+            reason: "no virtual host for nope.example.com on port 443",
+        });
     });
 
     it("sharedFor: one read per period; once one answered, calls get the newest answer without waiting for the next read; a failed read keeps it and is read again", async () => {
         let t = 0;
         const reads: { resolve: (n: number) => void; reject: (e: Error) => void }[] = [];
-        const read = sharedFor(1000, () => new Promise<number>((resolve, reject) => reads.push({ resolve, reject })), () => t);
+        const read = sharedFor(
+            1000,
+            () => new Promise<number>((resolve, reject) => reads.push({ resolve, reject })),
+            () => t,
+        );
         const first = Promise.all([read(), read()]);
         assert.equal(reads.length, 1, "two requests at once: one read");
         reads[0].resolve(1);
@@ -236,7 +295,11 @@ describe("the pods behind the chosen cluster (xds-routes)", () => {
         await Promise.resolve();
         assert.equal(await read(), 3, "a failed read keeps the last answer, and the next call reads again");
         assert.equal(reads.length, 5);
-        const cold = sharedFor(1000, () => Promise.reject(new Error("istiod unreachable")), () => t);
+        const cold = sharedFor(
+            1000,
+            () => Promise.reject(new Error("istiod unreachable")),
+            () => t,
+        );
         await assert.rejects(cold(), /istiod unreachable/, "with no answer yet, the error reaches the caller");
     });
 
@@ -250,9 +313,15 @@ describe("the pods behind the chosen cluster (xds-routes)", () => {
         );
         const request: GatewayRequest = { host: HOST, port: 443, headers: { "x-cowsay-version": "v2" }, method: "GET", url: "/" };
         const answers = await Promise.all(Array.from({ length: 5 }, () => route(request)));
-        assert.deepEqual(answers.map((a) => ("version" in a ? a.version : a.status)), ["v2", "v2", "v2", "v2", "v2"]);
+        assert.deepEqual(
+            answers.map((a) => ("version" in a ? a.version : a.status)),
+            ["v2", "v2", "v2", "v2", "v2"],
+        );
         assert.deepEqual([dumps, lists], [1, 1]);
-        const uncached = xdsRoutes(() => (dumps++, Promise.resolve(fixture("gateway-istio"))), () => Promise.resolve([shared, rule, pod("v1", true), pod("v2", true)]));
+        const uncached = xdsRoutes(
+            () => (dumps++, Promise.resolve(fixture("gateway-istio"))),
+            () => Promise.resolve([shared, rule, pod("v1", true), pod("v2", true)]),
+        );
         await Promise.all([uncached(request), uncached(request)]);
         assert.equal(dumps, 3, "without a cache, every request reads the push");
     });

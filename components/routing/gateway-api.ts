@@ -58,7 +58,12 @@ function liveRule(args: RoutingArgs): IHTTPRouteRule {
  */
 export function versionService(args: RoutingArgs, version: VersionRole): k8s.core.v1.ServiceArgs {
     return {
-        metadata: { name: serviceOf(args, version.name), namespace: args.namespace, labels: { ...args.podSelector, version: version.name }, annotations: { ...NO_SERVICE_AWAIT } },
+        metadata: {
+            name: serviceOf(args, version.name),
+            namespace: args.namespace,
+            labels: { ...args.podSelector, version: version.name },
+            annotations: { ...NO_SERVICE_AWAIT },
+        },
         spec: {
             selector: { ...args.podSelector, version: version.name },
             ports: [{ name: "http", port: args.port, targetPort: args.targetPort, appProtocol: "http" }],
@@ -187,7 +192,11 @@ export function meshRoute(args: RoutingArgs): Manifest<IHTTPRouteSpec> {
  * its Gateway API support on (components/tls.ts turns it on when it installs cert-manager).
  */
 export function gatewayApiHttp01Solver(target: Http01Target): Http01Solver {
-    return { gatewayHTTPRoute: { parentRefs: [{ group: GATEWAY_GROUP, kind: "Gateway", name: gatewayName(target), namespace: target.ingressNamespace, sectionName: "http" }] } };
+    return {
+        gatewayHTTPRoute: {
+            parentRefs: [{ group: GATEWAY_GROUP, kind: "Gateway", name: gatewayName(target), namespace: target.ingressNamespace, sectionName: "http" }],
+        },
+    };
 }
 
 /** A route as the status wait names it: where it is and the generation the API server gave this update's write. */
@@ -215,7 +224,9 @@ export class GatewayApiRouting extends pulumi.ComponentResource implements Routi
             routes.push(new CustomResource(`${name}-redirect`, redirectRoute(args), routingChild(this, args, [this.gateway])));
         }
         if (args.testRouteHeader !== undefined) {
-            routes.push(new CustomResource(`${name}-test-route`, testRoute(args, args.testRouteHeader), routingChild(this, args, [this.gateway, ...this.services])));
+            routes.push(
+                new CustomResource(`${name}-test-route`, testRoute(args, args.testRouteHeader), routingChild(this, args, [this.gateway, ...this.services])),
+            );
         }
         ready.push(...routes);
         const after = [...ready, ...args.beforeLive(ready)];

@@ -190,7 +190,11 @@ export class IstioRouting extends pulumi.ComponentResource implements Routing {
         }
         if (redirectsByRoute(args)) {
             this.httpGateway = new k8s.apiextensions.CustomResource(`${name}-http-gateway`, httpGateway(args), routingChild(this, args));
-            this.redirectRoute = new k8s.apiextensions.CustomResource(`${name}-https-redirect`, redirectRoute(args), routingChild(this, args, [this.httpGateway]));
+            this.redirectRoute = new k8s.apiextensions.CustomResource(
+                `${name}-https-redirect`,
+                redirectRoute(args),
+                routingChild(this, args, [this.httpGateway]),
+            );
             http.push(this.httpGateway, this.redirectRoute);
         }
         // On a stack that moves to the route redirect, the Gateway gives up port 80 only once the new

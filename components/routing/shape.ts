@@ -102,7 +102,13 @@ export type Http01Solver =
     | { readonly ingress: { readonly ingressClassName: string } }
     | {
           readonly gatewayHTTPRoute: {
-              readonly parentRefs: readonly { readonly group: string; readonly kind: string; readonly name: string; readonly namespace: string; readonly sectionName: string }[];
+              readonly parentRefs: readonly {
+                  readonly group: string;
+                  readonly kind: string;
+                  readonly name: string;
+                  readonly namespace: string;
+                  readonly sectionName: string;
+              }[];
           };
       };
 

@@ -266,7 +266,8 @@ export function parseAnalysis(value: unknown): AnalysisSettings {
     const declared: readonly z.infer<typeof checkInput>[] = input.checks ?? DEFAULT_ANALYSIS.checks;
     const checks = declared.map((c, i): CheckSettings => {
         const at = `checks[${i}]`;
-        if (names.has(c.name)) throw new AnalysisError(`${at}.name`, `is ${JSON.stringify(c.name)}, already the name of another check; allowed: a name used once.`);
+        if (names.has(c.name))
+            throw new AnalysisError(`${at}.name`, `is ${JSON.stringify(c.name)}, already the name of another check; allowed: a name used once.`);
         names.add(c.name);
         const { query, min, max, vsLive } = c;
         const metric = c.metric ?? (query === undefined ? undefined : "custom");
@@ -278,16 +279,20 @@ export function parseAnalysis(value: unknown): AnalysisSettings {
         } else if (query !== undefined) {
             throw new AnalysisError(`${at}.query`, `is set on the built-in metric ${metric}; allowed: a query only with metric custom (or no metric).`);
         }
-        if (metric === "success-rate" && max !== undefined) throw new AnalysisError(`${at}.max`, "is set on success-rate; allowed: min (the least percent of non-5xx answers).");
-        if (metric === "request-duration" && min !== undefined) throw new AnalysisError(`${at}.min`, "is set on request-duration; allowed: max (the most p99 milliseconds).");
-        if (min === undefined && max === undefined && vsLive === undefined) throw new AnalysisError(at, "has no bound; allowed: min, max or vsLive (at least one).");
+        if (metric === "success-rate" && max !== undefined)
+            throw new AnalysisError(`${at}.max`, "is set on success-rate; allowed: min (the least percent of non-5xx answers).");
+        if (metric === "request-duration" && min !== undefined)
+            throw new AnalysisError(`${at}.min`, "is set on request-duration; allowed: max (the most p99 milliseconds).");
+        if (min === undefined && max === undefined && vsLive === undefined)
+            throw new AnalysisError(at, "has no bound; allowed: min, max or vsLive (at least one).");
         if (vsLive !== undefined && min !== undefined && max !== undefined) {
             throw new AnalysisError(`${at}.vsLive`, "is set on a check with both min and max; allowed: vsLive with one of them, which says the worse side.");
         }
         if (min !== undefined && max !== undefined && min > max) throw new AnalysisError(`${at}.min`, `is ${min}, above max ${max}; no value could pass.`);
         const interval = c.interval ?? CHECK_DEFAULTS.interval;
         const intervalSeconds = durationSeconds(interval);
-        if (intervalSeconds === undefined || intervalSeconds < 1) throw new AnalysisError(`${at}.interval`, `is ${JSON.stringify(interval)}; allowed: ${FIELD_ALLOWED.interval}.`);
+        if (intervalSeconds === undefined || intervalSeconds < 1)
+            throw new AnalysisError(`${at}.interval`, `is ${JSON.stringify(interval)}; allowed: ${FIELD_ALLOWED.interval}.`);
         const n = c.count ?? CHECK_DEFAULTS.count;
         if (intervalSeconds * n > MAX_ANALYSIS_SECONDS) {
             throw new AnalysisError(at, `takes ${intervalSeconds * n} s (count ${n} × interval ${interval}); allowed: at most ${MAX_ANALYSIS_SECONDS} s.`);

@@ -97,14 +97,23 @@ export function judge(check: ResolvedCheck, sample: Sample): { verdict: Verdict;
         const comparable = sample.baseline !== undefined && (sample.baselineRequests ?? 0) >= Math.max(1, check.minRequests);
         if (!comparable) {
             if (check.min === undefined && check.max === undefined) {
-                return { verdict: "inconclusive", reason: `${round(value)}; the live version has too little traffic to compare with (its own value is the only bound)` };
+                return {
+                    verdict: "inconclusive",
+                    reason: `${round(value)}; the live version has too little traffic to compare with (its own value is the only bound)`,
+                };
             }
-            return { verdict: "passed", reason: `${round(value)} within ${check.min !== undefined ? `min ${check.min}` : `max ${check.max}`}; not compared with the live version (too little traffic)` };
+            return {
+                verdict: "passed",
+                reason: `${round(value)} within ${check.min !== undefined ? `min ${check.min}` : `max ${check.max}`}; not compared with the live version (too little traffic)`,
+            };
         }
         const live = sample.baseline;
         const limit = lower ? live - check.vsLive : live + check.vsLive;
         if (lower ? value < limit : value > limit) {
-            return { verdict: "failed", reason: `${round(value)} is ${lower ? "below" : "above"} the live version's ${round(live)} ${lower ? "-" : "+"} ${check.vsLive}` };
+            return {
+                verdict: "failed",
+                reason: `${round(value)} is ${lower ? "below" : "above"} the live version's ${round(live)} ${lower ? "-" : "+"} ${check.vsLive}`,
+            };
         }
         return { verdict: "passed", reason: `${round(value)} within ${check.bound} (live: ${round(live)})` };
     }
@@ -252,7 +261,11 @@ export async function analyse(provider: MetricsProvider, checks: readonly Resolv
     const all = [...ends.values()];
     const verdict: Verdict = all.includes("failed") ? "failed" : all.includes("inconclusive") || all.length < checks.length ? "inconclusive" : "passed";
     if (verdict === "passed") {
-        return { verdict, measurements, summary: `analysis of ${what} passed: ${checks.map((c) => `${c.name} ${c.count}/${c.count}`).join(", ")} at ${shownUrl(provider.url)}` };
+        return {
+            verdict,
+            measurements,
+            summary: `analysis of ${what} passed: ${checks.map((c) => `${c.name} ${c.count}/${c.count}`).join(", ")} at ${shownUrl(provider.url)}`,
+        };
     }
     const deciding = [...measurements].reverse().find((m) => m.verdict === verdict && ends.get(m.check) === verdict) as Measurement;
     return {

@@ -33,7 +33,7 @@ before(requirePulumi);
 async function issuerSolver(cluster: LocalCluster, namespace: string): Promise<{ issuer: KubeObject; http01: Http01 }> {
     const issuers = await cluster.get("issuers.cert-manager.io", namespace);
     assert.equal(issuers.length, 1, JSON.stringify(issuers.map((i) => i.metadata.name)));
-    const solvers = ((issuers[0].spec as { acme: { solvers: { http01: Http01 }[] } }).acme.solvers);
+    const solvers = (issuers[0].spec as { acme: { solvers: { http01: Http01 }[] } }).acme.solvers;
     assert.equal(solvers.length, 1);
     return { issuer: issuers[0], http01: solvers[0].http01 };
 }
@@ -58,7 +58,20 @@ async function solveLikeCertManager(cluster: LocalCluster, namespace: string, ho
                   metadata: { name: SOLVER, namespace },
                   spec: {
                       ingressClassName: http01.ingress.ingressClassName,
-                      rules: [{ host, http: { paths: [{ path: CHALLENGE_PATH, pathType: "ImplementationSpecific", backend: { service: { name: SOLVER, port: { number: SOLVER_PORT } } } }] } }],
+                      rules: [
+                          {
+                              host,
+                              http: {
+                                  paths: [
+                                      {
+                                          path: CHALLENGE_PATH,
+                                          pathType: "ImplementationSpecific",
+                                          backend: { service: { name: SOLVER, port: { number: SOLVER_PORT } } },
+                                      },
+                                  ],
+                              },
+                          },
+                      ],
                   },
               }
             : {
@@ -68,7 +81,12 @@ async function solveLikeCertManager(cluster: LocalCluster, namespace: string, ho
                   spec: {
                       parentRefs: http01.gatewayHTTPRoute?.parentRefs,
                       hostnames: [host],
-                      rules: [{ matches: [{ path: { type: "Exact", value: CHALLENGE_PATH } }], backendRefs: [{ group: "", kind: "Service", name: SOLVER, namespace, port: SOLVER_PORT, weight: 1 }] }],
+                      rules: [
+                          {
+                              matches: [{ path: { type: "Exact", value: CHALLENGE_PATH } }],
+                              backendRefs: [{ group: "", kind: "Service", name: SOLVER, namespace, port: SOLVER_PORT, weight: 1 }],
+                          },
+                      ],
                   },
               };
     const file = path.join(cluster.state, `${namespace}-solver.json`);
@@ -126,7 +144,11 @@ describe("issuer acme: an HTTP-01 challenge on port 80 reaches the solver, the r
             assert.equal(challenge.kind, "cluster", JSON.stringify(challenge));
             assert.equal(challenge.kind === "cluster" ? challenge.cluster : "", `outbound|${SOLVER_PORT}||${SOLVER}.${s.ingress}.svc.cluster.local`);
             for (const other of ["/moo", "/.well-known/acme-challenge/another-token", "/.well-known/"]) {
-                assert.deepEqual(await routes.ingress.route({ host: s.host, port: 80, path: other }), { kind: "redirect", status: 301, location: `https://${s.host}${other}` }, other);
+                assert.deepEqual(
+                    await routes.ingress.route({ host: s.host, port: 80, path: other }),
+                    { kind: "redirect", status: 301, location: `https://${s.host}${other}` },
+                    other,
+                );
             }
         });
     }

@@ -35,7 +35,10 @@ const ANALYSIS = JSON.stringify({
 });
 /** A custom query over a metric nobody exports: Prometheus answers, with no series. */
 const NO_DATA_QUERY = 'sum(rate(cowsay_never_exported_total{destination_workload="{{ workload }}"}[{{ interval }}]))';
-const NO_DATA = JSON.stringify({ trafficPerSecond: 10, checks: [{ name: "nothing-seen", query: NO_DATA_QUERY, min: 1, interval: "3s", count: 2, minRequests: 0 }] });
+const NO_DATA = JSON.stringify({
+    trafficPerSecond: 10,
+    checks: [{ name: "nothing-seen", query: NO_DATA_QUERY, min: 1, interval: "3s", count: 2, minRequests: 0 }],
+});
 
 /** v2's selector as the built-in queries resolve it (docs/analysis.md), written out: what a user reads in the error. */
 const V2 = 'reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2"';
@@ -94,7 +97,14 @@ describe("the gate's pre-switch analysis (real engine, API server with istiod an
         // The synthetic traffic is ten requests a second: read istiod's push once a second, not per request.
         gateway = await istio.startGateway({ routeCacheMs: 1000 });
         stack = await EngineStack.create({
-            config: { ...NO_INSTALLS, smokeCheckTimeout: "30", activeVersion: "v1", gatewayUrl: `https://${gateway.address}`, prometheusUrl, analysis: ANALYSIS },
+            config: {
+                ...NO_INSTALLS,
+                smokeCheckTimeout: "30",
+                activeVersion: "v1",
+                gatewayUrl: `https://${gateway.address}`,
+                prometheusUrl,
+                analysis: ANALYSIS,
+            },
             target: "cluster",
             env: cluster.env,
         });
@@ -108,7 +118,11 @@ describe("the gate's pre-switch analysis (real engine, API server with istiod an
     it("a healthy v2: docs/analysis.md's blocks, as written, judge it on Prometheus's numbers, print every measurement, and move the route", async () => {
         await v1Live({ prometheusUrl: undefined, analysis: undefined });
         const blocks = readmeBlocks(DOC);
-        assert.deepEqual(blocks.map((b) => b.id), ["analysis-setup", "analysis-switch"], "every e2e block of docs/analysis.md is run here");
+        assert.deepEqual(
+            blocks.map((b) => b.id),
+            ["analysis-setup", "analysis-switch"],
+            "every e2e block of docs/analysis.md is run here",
+        );
         const env = { ...stack.env, PROMETHEUS_URL: prometheusUrl };
         const setup = await runBlock(blocks[0], stack.dir, env);
         assert.equal(setup.code, 0, setup.output);

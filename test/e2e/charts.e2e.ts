@@ -31,7 +31,8 @@ const SECOND = { app: "cowsay-b", host: "b.example.com" };
 type Pod = { metadata: { name: string; annotations?: Record<string, string> }; spec: { containers: { name: string; image: string }[] } };
 const pods = async (cluster: LocalCluster, namespace: string) => (await cluster.get("pods", namespace)) as unknown as Pod[];
 /** Whether the chart's injector injected the pod: the proxy container, with the image it fills in, and its status annotation. */
-const injected = (pod: Pod) => pod.spec.containers.some((c) => c.name === "istio-proxy" && /proxyv2/.test(c.image)) && pod.metadata.annotations?.["sidecar.istio.io/status"] !== undefined;
+const injected = (pod: Pod) =>
+    pod.spec.containers.some((c) => c.name === "istio-proxy" && /proxyv2/.test(c.image)) && pod.metadata.annotations?.["sidecar.istio.io/status"] !== undefined;
 
 /** The Helm releases on the server, each at its latest revision (Helm keeps one labelled Secret per revision). */
 async function releases(cluster: LocalCluster): Promise<{ namespace: string; name: string; status: string; revision: number }[]> {
@@ -47,7 +48,10 @@ async function releases(cluster: LocalCluster): Promise<{ namespace: string; nam
     return [...latest.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, release]) => release);
 }
 
-type ClusterObject = KubeObject & { metadata: { annotations?: Record<string, string> }; webhooks?: { clientConfig: { service?: { name: string; namespace: string }; url?: string } }[] };
+type ClusterObject = KubeObject & {
+    metadata: { annotations?: Record<string, string> };
+    webhooks?: { clientConfig: { service?: { name: string; namespace: string }; url?: string } }[];
+};
 
 /** A cluster-scoped object, or undefined. */
 async function clusterObject(cluster: LocalCluster, kind: string, name: string): Promise<ClusterObject | undefined> {
@@ -83,7 +87,11 @@ describe("installIstio true: Istio from its own charts, installed by the program
         gateway = await istio.startGateway();
         // The gate is off for the first up: the TLS Secret cert-manager would issue can only be made
         // once the program has created the ingress namespace.
-        stack = await EngineStack.create({ config: { installCertManager: "false", istioCharts: charts, activeVersion: "v1", smokeCheckTimeout: "30" }, target: "cluster", env: cluster.env });
+        stack = await EngineStack.create({
+            config: { installCertManager: "false", istioCharts: charts, activeVersion: "v1", smokeCheckTimeout: "30" },
+            target: "cluster",
+            env: cluster.env,
+        });
     });
     after(async () => {
         await gateway?.stop().catch(() => undefined);
@@ -100,8 +108,19 @@ describe("installIstio true: Istio from its own charts, installed by the program
         assert.match(up.stdout + up.stderr, /gateway: Deployment istio-ingress\/istio-ingressgateway rolled out after \d+\.\d s/);
 
         const installed = await releases(cluster);
-        assert.deepEqual(installed.map((r) => [r.namespace, r.status]), [[INGRESS_NAMESPACE, "deployed"], [SYSTEM, "deployed"], [SYSTEM, "deployed"]], JSON.stringify(installed));
-        assert.ok(installed.some((r) => r.name === "istio-ingressgateway"), JSON.stringify(installed));
+        assert.deepEqual(
+            installed.map((r) => [r.namespace, r.status]),
+            [
+                [INGRESS_NAMESPACE, "deployed"],
+                [SYSTEM, "deployed"],
+                [SYSTEM, "deployed"],
+            ],
+            JSON.stringify(installed),
+        );
+        assert.ok(
+            installed.some((r) => r.name === "istio-ingressgateway"),
+            JSON.stringify(installed),
+        );
         // The CRDs are the base chart's, installed by its release.
         const crd = await clusterObject(cluster, "crd", "virtualservices.networking.istio.io");
         const base = installed.find((r) => r.namespace === SYSTEM && /base/.test(r.name));
@@ -109,7 +128,11 @@ describe("installIstio true: Istio from its own charts, installed by the program
 
         const service = (await cluster.get("services", INGRESS_NAMESPACE)).find((s) => s.metadata.name === "istio-ingressgateway");
         assert.equal(service?.spec?.type, "LoadBalancer");
-        assert.deepEqual((service as unknown as { status?: { loadBalancer?: { ingress?: unknown[] } } }).status?.loadBalancer?.ingress ?? [], [], "no load-balancer controller here");
+        assert.deepEqual(
+            (service as unknown as { status?: { loadBalancer?: { ingress?: unknown[] } } }).status?.loadBalancer?.ingress ?? [],
+            [],
+            "no load-balancer controller here",
+        );
         const address = shell((await stack.pulumi("stack", "output", "gatewayAddressCommand")).stdout.trim(), cluster.env);
         assert.equal(address.code, 1, address.stdout);
         assert.match(address.stderr, /has no load-balancer address yet .*pulumi config set gatewayServiceType NodePort/);
@@ -125,14 +148,20 @@ describe("installIstio true: Istio from its own charts, installed by the program
 
     it("the chart's validator, called by the API server through the chart's Service, refuses what the CRD schema lets through", async () => {
         const validator = await clusterObject(cluster, "validatingwebhookconfiguration", `istio-validator-${SYSTEM}`);
-        assert.deepEqual(validator?.webhooks?.map((w) => w.clientConfig.service?.name), ["istiod"]);
+        assert.deepEqual(
+            validator?.webhooks?.map((w) => w.clientConfig.service?.name),
+            ["istiod"],
+        );
         const file = path.join(cluster.state, "invalid.json");
-        writeFileSync(file, JSON.stringify({
-            apiVersion: "networking.istio.io/v1",
-            kind: "VirtualService",
-            metadata: { name: "cowsay-bad-regex", namespace: APP },
-            spec: { hosts: [HOST], http: [{ match: [{ uri: { regex: "/(unclosed" } }], route: [{ destination: { host: "cowsay-nginx" } }] }] },
-        }));
+        writeFileSync(
+            file,
+            JSON.stringify({
+                apiVersion: "networking.istio.io/v1",
+                kind: "VirtualService",
+                metadata: { name: "cowsay-bad-regex", namespace: APP },
+                spec: { hosts: [HOST], http: [{ match: [{ uri: { regex: "/(unclosed" } }], route: [{ destination: { host: "cowsay-nginx" } }] }] },
+            }),
+        );
         const refused = await cluster.kubectl("apply", "-f", file);
         assert.equal(refused.code, 1, refused.stdout);
         assert.match(refused.stderr, /admission webhook "(rev\.)?validation\.istio\.io" denied the request: .*missing closing \)/);
@@ -160,26 +189,43 @@ describe("installIstio true: Istio from its own charts, installed by the program
         assert.deepEqual(planned.map((s) => s.op).sort(), ["update", "update"], JSON.stringify(planned));
         assert.ok(planned.some((s) => URNS.gatewayRelease.test(s.urn)) && planned.some((s) => URNS.gatewayReady.test(s.urn)), JSON.stringify(planned));
         await stack.up();
-        assert.deepEqual((await releases(cluster)).map((r) => [r.name, r.revision]).filter(([name]) => name === "istio-ingressgateway"), [["istio-ingressgateway", 2]], "an upgrade of the same release");
+        assert.deepEqual(
+            (await releases(cluster)).map((r) => [r.name, r.revision]).filter(([name]) => name === "istio-ingressgateway"),
+            [["istio-ingressgateway", 2]],
+            "an upgrade of the same release",
+        );
         const service = (await cluster.get("services", INGRESS_NAMESPACE)).find((s) => s.metadata.name === "istio-ingressgateway");
         assert.equal(service?.spec?.type, "NodePort");
         const nodePort = (service?.spec?.ports as { port: number; nodePort?: number }[]).find((p) => p.port === 443)?.nodePort;
         const address = shell((await stack.pulumi("stack", "output", "gatewayAddressCommand")).stdout.trim(), cluster.env);
         assert.equal(address.code, 0, address.stderr);
         assert.match(address.stdout.trim(), new RegExp(`^\\d+\\.\\d+\\.\\d+\\.\\d+:${nodePort}$`));
-        assert.deepEqual((await pods(cluster, INGRESS_NAMESPACE)).map((p) => p.metadata.name), before, "the gateway's pod was not restarted");
+        assert.deepEqual(
+            (await pods(cluster, INGRESS_NAMESPACE)).map((p) => p.metadata.name),
+            before,
+            "the gateway's pod was not restarted",
+        );
         await expectIstio("v1");
     });
 
     it("a second stack shares the mesh (installIstio false, installCertManager false, an app namespace and host of its own): it deploys and switches on its own, and its destroy leaves the first serving", async () => {
         const second = await EngineStack.create({
-            config: { installIstio: "false", installCertManager: "false", appNamespace: SECOND.app, hostname: SECOND.host, activeVersion: "v1", smokeCheckTimeout: "30", gatewayUrl: `https://${gateway.address}` },
+            config: {
+                installIstio: "false",
+                installCertManager: "false",
+                appNamespace: SECOND.app,
+                hostname: SECOND.host,
+                activeVersion: "v1",
+                smokeCheckTimeout: "30",
+                gatewayUrl: `https://${gateway.address}`,
+            },
             target: "cluster",
             env: cluster.env,
         });
         const routes = new IstioRoutes(cluster, { ingressNamespace: INGRESS_NAMESPACE, selector: GATEWAY_SELECTOR, host: SECOND.host });
         /** The cert-manager objects in the shared ingress namespace: each stack's own. */
-        const issuance = async () => (await cluster.get("issuers.cert-manager.io,certificates.cert-manager.io", INGRESS_NAMESPACE)).map((o) => `${o.kind}/${o.metadata.name}`).sort();
+        const issuance = async () =>
+            (await cluster.get("issuers.cert-manager.io,certificates.cert-manager.io", INGRESS_NAMESPACE)).map((o) => `${o.kind}/${o.metadata.name}`).sort();
         const firstIssuance = await issuance();
         try {
             await createTlsSecret(cluster, INGRESS_NAMESPACE, SECOND.host);
@@ -229,7 +275,10 @@ describe("installIstio true: Istio from its own charts, installed by the program
         const cleanup = await cluster.kubectl("delete", "crd", "-l", "app.kubernetes.io/part-of=istio");
         assert.equal(cleanup.code, 0, cleanup.stderr);
         await stack.up();
-        assert.deepEqual((await releases(cluster)).map((r) => r.status), ["deployed", "deployed", "deployed"]);
+        assert.deepEqual(
+            (await releases(cluster)).map((r) => r.status),
+            ["deployed", "deployed", "deployed"],
+        );
         await stack.pulumi("destroy", "--yes");
     });
 });

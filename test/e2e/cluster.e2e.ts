@@ -21,7 +21,15 @@ import { LocalCluster } from "../support/cluster";
 import { APP_NAMESPACE as APP, configKey, GATEWAY_SELECTOR, HOST, INGRESS_NAMESPACE, NO_INSTALLS, ROOT, URN, VERSIONS } from "../support/constants";
 import { EngineStack, liveWeights, plannedChanges, requirePulumi, replicasByVersion } from "../support/engine";
 import { fetchPage, type StandInGateway, type KubeObject } from "../support/gateway";
-import { CLIENT_NAMESPACE, createGatewayService, createTlsSecret, expectCertificateFor, IstioRoutes, istioTable, testRouteLines } from "../support/istio-routes";
+import {
+    CLIENT_NAMESPACE,
+    createGatewayService,
+    createTlsSecret,
+    expectCertificateFor,
+    IstioRoutes,
+    istioTable,
+    testRouteLines,
+} from "../support/istio-routes";
 import { processesMentioning } from "../support/processes";
 import { runBlock, storyBlocks } from "../support/readme";
 
@@ -38,7 +46,10 @@ let shared: Promise<LocalCluster> | undefined;
 const sharedCluster = (): Promise<LocalCluster> =>
     (shared ??= (async () => {
         const cluster = await LocalCluster.up({ crds: true, istiod: true, namespaces: [CLIENT_NAMESPACE] });
-        for (const [ns, host] of [[INGRESS_NAMESPACE, HOST], [`${INGRESS_NAMESPACE}-gateway-api`, GATEWAY_API_HOST]]) {
+        for (const [ns, host] of [
+            [INGRESS_NAMESPACE, HOST],
+            [`${INGRESS_NAMESPACE}-gateway-api`, GATEWAY_API_HOST],
+        ]) {
             await createGatewayService(cluster, ns, GATEWAY_SELECTOR);
             await createTlsSecret(cluster, ns, host);
         }
@@ -52,12 +63,19 @@ function refusedRouteProgram(): Record<string, string> {
         apiVersion: "networking.istio.io/v1",
         kind: "VirtualService",
         metadata: { name: "cowsay-refused", namespace: APP },
-        spec: { hosts: [HOST], gateways: [`${APP}/cowsay-nginx-gateway`], http: [{ match: [{ uri: { regex: "/(unclosed" } }], route: [{ destination: { host: "cowsay-nginx" } }] }] },
+        spec: {
+            hosts: [HOST],
+            gateways: [`${APP}/cowsay-nginx-gateway`],
+            http: [{ match: [{ uri: { regex: "/(unclosed" } }], route: [{ destination: { host: "cowsay-nginx" } }] }],
+        },
     };
     return {
         "Pulumi.yaml": "name: refused\nruntime:\n  name: nodejs\n",
         "package.json": JSON.stringify({ name: "refused", main: "index.ts" }),
-        "tsconfig.json": JSON.stringify({ compilerOptions: { strict: true, target: "ES2022", module: "node20", moduleResolution: "node16", types: ["node"] }, files: ["index.ts"] }),
+        "tsconfig.json": JSON.stringify({
+            compilerOptions: { strict: true, target: "ES2022", module: "node20", moduleResolution: "node16", types: ["node"] },
+            files: ["index.ts"],
+        }),
         "index.ts": `import * as k8s from "@pulumi/kubernetes";\nnew k8s.apiextensions.CustomResource("refused", ${JSON.stringify(route)});\n`,
     };
 }
@@ -66,7 +84,10 @@ function refusedRouteProgram(): Record<string, string> {
 const servicePort = async (cluster: LocalCluster, namespace: string): Promise<number> =>
     Number(((await cluster.get("services", namespace)).find((s) => s.metadata.name === "cowsay-nginx")?.spec?.ports as { port: number }[])[0].port);
 after(async () => {
-    await shared?.then((cluster) => cluster.down(), () => undefined);
+    await shared?.then(
+        (cluster) => cluster.down(),
+        () => undefined,
+    );
 });
 
 describe("against the API server (real engine, real Kubernetes provider, kwok nodes)", () => {
@@ -74,7 +95,11 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
     let stack: EngineStack;
     let gateway: StandInGateway;
     let istio: IstioRoutes;
-    const app = () => cluster.get("deployments.apps,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io,poddisruptionbudgets.policy", APP);
+    const app = () =>
+        cluster.get(
+            "deployments.apps,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io,poddisruptionbudgets.policy",
+            APP,
+        );
     /** The route istiod pushes for `live`: to the gateway (HTTPS, and HTTP redirected) and to a client sidecar. */
     const expectIstio = async (live: string) => {
         await istio.expectGateway(istioTable(live));
@@ -118,26 +143,40 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
         await expectCertificateFor(cluster, INGRESS_NAMESPACE, tlsSecretName(HOST));
         await expectIstio("v1");
         // Every Kubernetes object in the stack's state is on the server.
-        const exported = JSON.parse((await stack.pulumi("stack", "export")).stdout) as { deployment: { resources: { type: string; custom?: boolean; outputs?: { kind?: string; metadata?: { name: string; namespace?: string } } }[] } };
-        const declared = exported.deployment.resources.filter((r) => r.type.startsWith("kubernetes:") && r.custom === true && r.outputs?.metadata !== undefined);
+        const exported = JSON.parse((await stack.pulumi("stack", "export")).stdout) as {
+            deployment: { resources: { type: string; custom?: boolean; outputs?: { kind?: string; metadata?: { name: string; namespace?: string } } }[] };
+        };
+        const declared = exported.deployment.resources.filter(
+            (r) => r.type.startsWith("kubernetes:") && r.custom === true && r.outputs?.metadata !== undefined,
+        );
         assert.ok(declared.length >= 14, `${declared.length} objects`);
         // One `kubectl get` per namespace (`-o name` prints <resource>.<group>/<name>, as built here).
         const byNamespace = new Map<string | undefined, string[]>();
         for (const r of declared) {
             const { name, namespace } = r.outputs?.metadata ?? { name: "" };
             const kind = r.type.split(":")[2];
-            const group = r.type.split(":")[1].split("/")[0].replace(/^core$/, "");
+            const group = r.type
+                .split(":")[1]
+                .split("/")[0]
+                .replace(/^core$/, "");
             byNamespace.set(namespace, [...(byNamespace.get(namespace) ?? []), `${kind.toLowerCase()}${group === "" ? "" : `.${group}`}/${name}`]);
         }
         for (const [namespace, objects] of byNamespace) {
             const got = await cluster.kubectl("get", ...objects, ...(namespace === undefined ? [] : ["-n", namespace]), "-o", "name", "--ignore-not-found");
             assert.equal(got.code, 0, got.stderr);
             const found = new Set(got.stdout.trim().split("\n"));
-            assert.deepEqual(objects.filter((o) => !found.has(o)), [], `not on the server (namespace ${namespace ?? "none"}): ${got.stderr}`);
+            assert.deepEqual(
+                objects.filter((o) => !found.has(o)),
+                [],
+                `not on the server (namespace ${namespace ?? "none"}): ${got.stderr}`,
+            );
         }
     });
 
-    for (const [from, to] of [["v1", "v2"], ["v2", "v1"]]) {
+    for (const [from, to] of [
+        ["v1", "v2"],
+        ["v2", "v1"],
+    ]) {
         it(`switching ${from} -> ${to}: the preview plans the route and the gate only; the server routes to ${to}; no pod restarted, no Deployment changed`, async () => {
             // v2 live after v1, so that the way back is a rollback.
             await stack.deploy(...(from === "v1" ? [{}] : [{}, { activeVersion: "v2" }]));
@@ -207,9 +246,15 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
         assert.deepEqual(liveWeights(await app()), { v2: 100 });
         await istio.expectGateway(istioTable("v2")); // istiod follows the hand edit
         const refresh = await stack.pulumi("refresh", "--yes", "--diff");
-        assert.match(refresh.stdout, /~ kubernetes:networking\.istio\.io\/v1:VirtualService: \(update\)\s+\[id=cowsay\/cowsay-nginx\][\s\S]*~ subset: "v1" => "v2"/);
+        assert.match(
+            refresh.stdout,
+            /~ kubernetes:networking\.istio\.io\/v1:VirtualService: \(update\)\s+\[id=cowsay\/cowsay-nginx\][\s\S]*~ subset: "v1" => "v2"/,
+        );
         const { steps } = await stack.preview();
-        assert.deepEqual(plannedChanges(steps).map((s) => s.urn.split("::").pop()), ["cowsay-route"]);
+        assert.deepEqual(
+            plannedChanges(steps).map((s) => s.urn.split("::").pop()),
+            ["cowsay-route"],
+        );
         await stack.up();
         assert.deepEqual(liveWeights(await app()), { v1: 100 });
         await expectIstio("v1");
@@ -254,7 +299,10 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
         // The provider's await may not notice that the pods became ready across the restart (its
         // watch broke); a user who sees the pods ready and pulumi still waiting gives it a while,
         // presses Ctrl-C, and runs pulumi up again. At most 90 s in all, as before the pods are seen.
-        const v1Ready = async () => (await app().catch(() => [])).some((d) => d.metadata.name === "cowsay-nginx-v1" && (d as unknown as { status?: { readyReplicas?: number } }).status?.readyReplicas === 4);
+        const v1Ready = async () =>
+            (await app().catch(() => [])).some(
+                (d) => d.metadata.name === "cowsay-nginx-v1" && (d as unknown as { status?: { readyReplicas?: number } }).status?.readyReplicas === 4,
+            );
         const deadline = Date.now() + 90_000;
         let readySince: number | undefined;
         while (!up.ended() && Date.now() < deadline && (readySince === undefined || Date.now() - readySince < 20_000)) {
@@ -277,9 +325,23 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
         const gone = async () => (await cluster.kubectl("get", "namespace", APP, "--ignore-not-found", "-o", "name")).stdout.trim() === "";
         for (let i = 0; i < 120 && !(await gone()); i++) await new Promise((r) => setTimeout(r, 500));
         assert.ok(await gone(), "the app namespace is gone");
-        const labelled = await cluster.kubectl("get", "deployments,replicasets,pods,services,poddisruptionbudgets", "-A", "-l", "service=cowsay-nginx", "-o", "name");
+        const labelled = await cluster.kubectl(
+            "get",
+            "deployments,replicasets,pods,services,poddisruptionbudgets",
+            "-A",
+            "-l",
+            "service=cowsay-nginx",
+            "-o",
+            "name",
+        );
         assert.equal(labelled.stdout.trim(), "", labelled.stdout);
-        const routing = await cluster.kubectl("get", "virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io,certificates.cert-manager.io,issuers.cert-manager.io", "-A", "-o", "name");
+        const routing = await cluster.kubectl(
+            "get",
+            "virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io,certificates.cert-manager.io,issuers.cert-manager.io",
+            "-A",
+            "-o",
+            "name",
+        );
         assert.equal(routing.stdout.trim(), "", routing.stdout);
         // istiod no longer routes the host at the gateway, nor the Service for a client.
         await istio.expectGateway([]);
@@ -303,7 +365,7 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
     };
     const backends = async (name: string) => {
         const route = (await cluster.get("httproutes.gateway.networking.k8s.io", ns.app)).find((r) => r.metadata.name === name);
-        return ((route?.spec as { rules: { backendRefs: { name: string; weight?: number }[] }[] }).rules[0].backendRefs).map((b) => [b.name, b.weight]);
+        return (route?.spec as { rules: { backendRefs: { name: string; weight?: number }[] }[] }).rules[0].backendRefs.map((b) => [b.name, b.weight]);
     };
     const podUids = async () => (await cluster.get("pods", ns.app)).map((p) => meta(p).uid).sort();
 
@@ -313,7 +375,15 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
         gateway = await istio.startGateway();
         // The cluster has the Gateway API CRDs (applied by sharedCluster), as a cluster with a mesh would.
         stack = await EngineStack.create({
-            config: { ...BASE, routingApi: "gateway-api", gatewayApiCrds: "none", gatewayUrl: `https://${gateway.address}`, appNamespace: ns.app, ingressNamespace: ns.ingress, hostname: host },
+            config: {
+                ...BASE,
+                routingApi: "gateway-api",
+                gatewayApiCrds: "none",
+                gatewayUrl: `https://${gateway.address}`,
+                appNamespace: ns.app,
+                ingressNamespace: ns.ingress,
+                hostname: host,
+            },
             target: "cluster",
             env: cluster.env,
         });
@@ -331,7 +401,10 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
         await expectIstio("cowsay-nginx-v1");
     });
 
-    for (const [from, to] of [["v1", "v2"], ["v2", "v1"]]) {
+    for (const [from, to] of [
+        ["v1", "v2"],
+        ["v2", "v1"],
+    ]) {
         it(`switching ${from} -> ${to}: only the two live HTTPRoutes, the gate and the wait for Istio's verdict change; the same pods keep running`, async () => {
             // v2 live after v1, so that the way back is a rollback.
             await stack.deploy(...(from === "v1" ? [{}] : [{}, { activeVersion: "v2" }]));
@@ -340,7 +413,10 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
             const planned = plannedChanges((await stack.preview()).steps);
             // With istiod writing the HTTPRoutes' status, the program waits for its verdict on the new routes too.
             assert.deepEqual(planned.map((s) => s.urn.split("::").pop()).sort(), ["cowsay-gate", "cowsay-mesh-route", "cowsay-route", "cowsay-route-status"]);
-            assert.ok(planned.every((s) => s.op === "update"), JSON.stringify(planned));
+            assert.ok(
+                planned.every((s) => s.op === "update"),
+                JSON.stringify(planned),
+            );
             const before = gateway.requests.length;
             await stack.up();
             assert.deepEqual(await backends("cowsay-nginx"), [[`cowsay-nginx-${to}`, 100]]);
@@ -360,7 +436,10 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
         const up = await stack.run("up", "--yes", "--skip-preview");
         assert.notEqual(up.code, 0);
         assert.match(up.stdout + up.stderr, /error: Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2\. Nothing was changed\./);
-        assert.deepEqual((await cluster.get("httproutes.gateway.networking.k8s.io", ns.app)).map((r) => `${r.metadata.name}@${meta(r).resourceVersion}`).sort(), routes);
+        assert.deepEqual(
+            (await cluster.get("httproutes.gateway.networking.k8s.io", ns.app)).map((r) => `${r.metadata.name}@${meta(r).resourceVersion}`).sort(),
+            routes,
+        );
         assert.deepEqual(await stack.state(), state);
         await expectIstio("cowsay-nginx-v1");
     });
@@ -375,9 +454,16 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
         // The rollback trusts v1 (it was live just before), so the gate does not fetch it: only Istio can tell.
         await stack.pulumi("config", "set", configKey("activeVersion"), "v1");
         const output = await stack.upFails();
-        assert.match(output, /Istio refused HTTPRoute [^ ]+ \(generation \d+\), and still did 10 s later: .*ResolvedRefs=False \(BackendNotFound\): backend\(cowsay-nginx-v1\.[^)]*\) not found/);
+        assert.match(
+            output,
+            /Istio refused HTTPRoute [^ ]+ \(generation \d+\), and still did 10 s later: .*ResolvedRefs=False \(BackendNotFound\): backend\(cowsay-nginx-v1\.[^)]*\) not found/,
+        );
         assert.match(output, /the versions that went idle keep their pods/);
-        assert.deepEqual(replicasByVersion(await cluster.get("deployments.apps", ns.app)), { v1: 2, v2: 2 }, "v1 scaled up before the route, v2 not scaled down after it");
+        assert.deepEqual(
+            replicasByVersion(await cluster.get("deployments.apps", ns.app)),
+            { v1: 2, v2: 2 },
+            "v1 scaled up before the route, v2 not scaled down after it",
+        );
         // What the message says to do: fix the cause (refresh finds the Service gone), pulumi up again.
         const refreshed = await stack.run("refresh", "--yes", "--skip-preview", "--non-interactive");
         assert.equal(refreshed.code, 0, refreshed.stdout + refreshed.stderr);
@@ -404,7 +490,10 @@ describe("server-side validation of what the program emits (API server with the 
     const STACKS: Record<string, Record<string, string>> = {
         default: {},
         "a 90/10 split": { trafficSplit: '{"v1":90,"v2":10}' },
-        "v3 declared, idle at 0": { versions: JSON.stringify({ ...VERSIONS, v3: { image: "registry.example.com/cowsay:v3", expect: "v3" } }), idleReplicas: "0" },
+        "v3 declared, idle at 0": {
+            versions: JSON.stringify({ ...VERSIONS, v3: { image: "registry.example.com/cowsay:v3", expect: "v3" } }),
+            idleReplicas: "0",
+        },
         "test routes off": { testRouteHeader: "", smokeCheck: "false" },
         "the Gateway API": { routingApi: "gateway-api", gatewayApiCrds: "none" },
     };
@@ -438,7 +527,10 @@ describe("server-side validation of what the program emits (API server with the 
             apiVersion: "networking.istio.io/v1",
             kind: "VirtualService",
             metadata: { name: "too-fast", namespace: APP },
-            spec: { hosts: ["cowsay.example.com"], http: [{ name: "live", timeout: "0.5ms", route: [{ destination: { host: "cowsay-nginx", subset: "v1" } }] }] },
+            spec: {
+                hosts: ["cowsay.example.com"],
+                http: [{ name: "live", timeout: "0.5ms", route: [{ destination: { host: "cowsay-nginx", subset: "v1" } }] }],
+            },
         };
         const { VirtualService } = await import("@kubernetes-models/istio/networking.istio.io/v1/VirtualService");
         new VirtualService(route).validate();

@@ -125,7 +125,10 @@ describe("scripts/cluster.sh on kwokctl: one cluster", () => {
         // Prometheus has a cache key of its own beside the control plane's: <cache>/prometheus-<pin>_src-<hash>/bin.
         const prometheus = readlinkSync(path.join(links, "prometheus"));
         assert.equal(path.dirname(path.dirname(path.dirname(prometheus))), path.dirname(path.dirname(bin)));
-        assert.match(path.relative(path.dirname(path.dirname(bin)), prometheus), new RegExp(`^prometheus-${versions.prometheus.replaceAll(".", "\\.")}_src-[0-9a-f]{12}/bin/prometheus$`));
+        assert.match(
+            path.relative(path.dirname(path.dirname(bin)), prometheus),
+            new RegExp(`^prometheus-${versions.prometheus.replaceAll(".", "\\.")}_src-[0-9a-f]{12}/bin/prometheus$`),
+        );
         // kwokctl keeps whatever it downloads in <KWOK_WORKDIR>/cache.
         assert.equal(existsSync(path.join(cluster.state, "cache")), false);
     });
@@ -206,7 +209,10 @@ describe("scripts/cluster.sh on kwokctl: one cluster", () => {
 
             const after = await status(cluster.env);
             assert.equal(after.code, 0);
-            assert.ok(after.pids.prometheus !== null && after.pids.prometheus !== before.pids.prometheus, `prometheus pid ${before.pids.prometheus} → ${after.pids.prometheus}`);
+            assert.ok(
+                after.pids.prometheus !== null && after.pids.prometheus !== before.pids.prometheus,
+                `prometheus pid ${before.pids.prometheus} → ${after.pids.prometheus}`,
+            );
             for (const c of COMPONENTS) assert.equal(after.pids[c], before.pids[c], c);
             assert.equal((await exportsOf(cluster.env)).COWSAY_PROMETHEUS_URL, prometheus.url, "the same URL");
             assert.equal(await readyCode(prometheus.url), 200);
@@ -271,8 +277,14 @@ describe("scripts/cluster.sh: clusters started at once", () => {
         const started = await Promise.allSettled([LocalCluster.up(), LocalCluster.up(), LocalCluster.up()]);
         const clusters = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
         try {
-            assert.deepEqual(started.map((s) => s.status), ["fulfilled", "fulfilled", "fulfilled"], started.map((s) => (s.status === "rejected" ? String(s.reason) : "")).join("\n"));
-            const servers = await Promise.all(clusters.map(async (c) => (await c.kubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}")).stdout));
+            assert.deepEqual(
+                started.map((s) => s.status),
+                ["fulfilled", "fulfilled", "fulfilled"],
+                started.map((s) => (s.status === "rejected" ? String(s.reason) : "")).join("\n"),
+            );
+            const servers = await Promise.all(
+                clusters.map(async (c) => (await c.kubectl("config", "view", "-o", "jsonpath={.clusters[0].cluster.server}")).stdout),
+            );
             assert.equal(new Set(servers).size, 3, servers.join(", "));
             for (const c of clusters) {
                 const nodes = await c.kubectl("get", "nodes", "-o", "name");
@@ -326,7 +338,11 @@ describe("scripts/cluster.sh: a stopped component keeps its ports", () => {
             assert.ok(running(holder), "a placeholder holds kwok's ports while it is stopped");
             second = await LocalCluster.up();
             const taken = await portsOf(second);
-            assert.deepEqual(kwokPorts.filter((p) => taken.has(p)), [], `the new cluster's ports: ${[...taken].join(", ")}`);
+            assert.deepEqual(
+                kwokPorts.filter((p) => taken.has(p)),
+                [],
+                `the new cluster's ports: ${[...taken].join(", ")}`,
+            );
             const start = await first.script("start", "kwok");
             assert.equal(start.code, 0, start.stderr);
             assert.deepEqual([...(await portsOf(first))].filter((p) => kwokPorts.includes(p)).sort(), [...kwokPorts].sort(), "kwok listens on its ports again");
@@ -339,7 +355,10 @@ describe("scripts/cluster.sh: a stopped component keeps its ports", () => {
 });
 
 describe("scripts/cluster.sh: teardown", () => {
-    for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    for (const [signal, code] of [
+        ["SIGINT", 130],
+        ["SIGTERM", 143],
+    ] as const) {
         it(`${signal} to up while kwokctl starts the cluster: exit ${code}, every process it started stopped, the state directory removed`, async () => {
             const state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-interrupted-"));
             try {
@@ -402,13 +421,28 @@ describe("scripts/cluster.sh: bad input is one line, and nothing is started or r
     after(() => rmSync(state, { recursive: true, force: true }));
 
     const cases: [string, string[], Record<string, string>, string][] = [
-        ["an unknown component", ["restart", "kube"], {}, "unknown component 'kube'; allowed: etcd, apiserver, controller-manager, scheduler, kwok, istiod, prometheus"],
-        ["a stop without a component", ["stop"], {}, "stop needs a COMPONENT; allowed: etcd, apiserver, controller-manager, scheduler, kwok, istiod, prometheus"],
+        [
+            "an unknown component",
+            ["restart", "kube"],
+            {},
+            "unknown component 'kube'; allowed: etcd, apiserver, controller-manager, scheduler, kwok, istiod, prometheus",
+        ],
+        [
+            "a stop without a component",
+            ["stop"],
+            {},
+            "stop needs a COMPONENT; allowed: etcd, apiserver, controller-manager, scheduler, kwok, istiod, prometheus",
+        ],
         ["an unknown option of down", ["down", "--force"], {}, "down takes --keep-logs or nothing, not '--force'"],
         ["a node count that is not a number", ["up"], { COWSAY_CLUSTER_NODES: "two" }, "COWSAY_CLUSTER_NODES is 'two'; allowed: a whole number of 1 or more"],
         ["an istiod switch that is not 0, 1 or chart", ["up"], { COWSAY_CLUSTER_ISTIOD: "yes" }, "COWSAY_CLUSTER_ISTIOD is 'yes'; allowed: 0, 1 or chart"],
         ["a Prometheus switch that is not 0 or 1", ["up"], { COWSAY_CLUSTER_PROMETHEUS: "true" }, "COWSAY_CLUSTER_PROMETHEUS is 'true'; allowed: 0 or 1"],
-        ["an unknown command", ["deploy"], {}, "unknown command 'deploy'; allowed: build, built, up, down, env, status, crds, apply-crds, istio-charts, stop, start, restart, clean, help"],
+        [
+            "an unknown command",
+            ["deploy"],
+            {},
+            "unknown command 'deploy'; allowed: build, built, up, down, env, status, crds, apply-crds, istio-charts, stop, start, restart, clean, help",
+        ],
     ];
     for (const [what, args, extraEnv, message] of cases) {
         it(`refuses ${what}`, async () => {

@@ -40,7 +40,14 @@ function assertOneLineError(result: CommandResult, message: string): void {
     assert.ok(!text.includes("unhandled exception"), text);
     assert.ok(!/^\s+at /m.test(text), `a stack trace was printed:\n${text}`);
     assert.ok(!text.includes("\u001b["), "ANSI escapes in the output");
-    const errors = [...new Set(text.split("\n").filter((l) => /^\s*error: /.test(l)).map((l) => l.trim()))];
+    const errors = [
+        ...new Set(
+            text
+                .split("\n")
+                .filter((l) => /^\s*error: /.test(l))
+                .map((l) => l.trim()),
+        ),
+    ];
     assert.deepEqual(errors, [`error: ${message}`]);
 }
 
@@ -86,7 +93,10 @@ describe("the gate fails: nothing that is live moves (real engine, stand-in gate
         await set(stack, "activeVersion", "v2");
         const up = await stack.run("up", "--yes", "--skip-preview");
         assert.notEqual(up.code, 0);
-        assert.match(up.stdout + up.stderr, /gate failed after \d+ s of 5 s: version v2 \(dougbtv\/nginx-cowsay:v2\) at https:\/\/127\.0\.0\.1:\d+ with x-cowsay-version: v2 answered 200 with a page that does not contain "O___O"/);
+        assert.match(
+            up.stdout + up.stderr,
+            /gate failed after \d+ s of 5 s: version v2 \(dougbtv\/nginx-cowsay:v2\) at https:\/\/127\.0\.0\.1:\d+ with x-cowsay-version: v2 answered 200 with a page that does not contain "O___O"/,
+        );
         assert.deepEqual(liveWeights(stack), { v1: 100 });
         assert.deepEqual(replicas(stack), { v1: 2, v2: 2 }, "v2 scaled up for the check; v1, still live, kept its pods");
         assert.deepEqual(await outputs(stack).then((o) => [o.activeVersion, o.trafficSplit]), ["v1", { v1: 100 }]);
@@ -162,15 +172,61 @@ describe("bad input through the CLI: one line, nothing changed (real engine)", (
 
     // [what, config commands (args after `pulumi config`), the program's message]
     const CASES: [string, string[][], string][] = [
-        ["a split typed as the README shows, summing to 110", [["set", configKey("trafficSplit"), '{"v1":90,"v2":20}']], 'Invalid config trafficSplit: {"v1":90,"v2":20} sums to 110; the weights must sum to 100. Nothing was changed.'],
-        ["replicas past int32", [["set", configKey("replicas"), "3000000000"]], 'Invalid config replicas: "3000000000" is not allowed; expected an integer from 1 to 1000. Nothing was changed.'],
-        ["replicas past int64", [["set", configKey("replicas"), "99999999999"]], 'Invalid config replicas: "99999999999" is not allowed; expected an integer from 1 to 1000. Nothing was changed.'],
-        ["a billion pods for one version", [["set", "--path", configKey("versions.v1.replicas"), "1000000000"], ["set", "--path", configKey("versions.v1.image"), "dougbtv/nginx-cowsay:v1"], ["set", "--path", configKey("versions.v1.expect"), "^__^"], ["set", "--path", configKey("versions.v2.image"), "dougbtv/nginx-cowsay:v2"], ["set", "--path", configKey("versions.v2.expect"), "O___O"]], "Invalid config versions.v1.replicas: 1000000000 is not allowed; expected an integer from 1 to 1000. Nothing was changed."],
-        ["a version name in the wrong case", [["set", configKey("activeVersion"), "V2"]], 'Invalid config activeVersion: "V2" is not a deployed version (did you mean "v2"?); allowed: v1, v2. Nothing was changed.'],
-        ["a secret that would be written in plain text", [["set", "--secret", configKey("hostname"), "cowsay.example.com"]], "Invalid config hostname: is stored as a secret, but its value is written in plain text into Kubernetes objects and stack outputs; only gatewayUrl, prometheusUrl, prometheusToken and acmeEmail can be kept secret. Set it again without --secret. Nothing was changed."],
-        ["a routing API that does not exist", [["set", configKey("routingApi"), "Istio"]], 'Invalid config routingApi: "Istio" is not allowed (did you mean "istio"?); allowed: istio, gateway-api. Nothing was changed.'],
-        ["a gate with no time", [["set", configKey("smokeCheckTimeout"), "0"]], 'Invalid config smokeCheckTimeout: "0" is not allowed; expected an integer from 5 to 600. Nothing was changed.'],
-        ["a versions map started with --path that leaves out the live version", [["set", "--path", configKey("versions.v3.image"), "registry.example.com/cowsay:v3"], ["set", "--path", configKey("versions.v3.expect"), "v3"], ["set", configKey("activeVersion"), "v3"]], "Invalid config versions: v1 takes live traffic now, but versions declares only v3; this update would delete it. Declare it again (pulumi config set --path 'versions.v1.image' 'dougbtv/nginx-cowsay:v1' && pulumi config set --path 'versions.v1.expect' '^__^'), move the traffic away first, and remove a version once it is idle. Nothing was changed."],
+        [
+            "a split typed as the README shows, summing to 110",
+            [["set", configKey("trafficSplit"), '{"v1":90,"v2":20}']],
+            'Invalid config trafficSplit: {"v1":90,"v2":20} sums to 110; the weights must sum to 100. Nothing was changed.',
+        ],
+        [
+            "replicas past int32",
+            [["set", configKey("replicas"), "3000000000"]],
+            'Invalid config replicas: "3000000000" is not allowed; expected an integer from 1 to 1000. Nothing was changed.',
+        ],
+        [
+            "replicas past int64",
+            [["set", configKey("replicas"), "99999999999"]],
+            'Invalid config replicas: "99999999999" is not allowed; expected an integer from 1 to 1000. Nothing was changed.',
+        ],
+        [
+            "a billion pods for one version",
+            [
+                ["set", "--path", configKey("versions.v1.replicas"), "1000000000"],
+                ["set", "--path", configKey("versions.v1.image"), "dougbtv/nginx-cowsay:v1"],
+                ["set", "--path", configKey("versions.v1.expect"), "^__^"],
+                ["set", "--path", configKey("versions.v2.image"), "dougbtv/nginx-cowsay:v2"],
+                ["set", "--path", configKey("versions.v2.expect"), "O___O"],
+            ],
+            "Invalid config versions.v1.replicas: 1000000000 is not allowed; expected an integer from 1 to 1000. Nothing was changed.",
+        ],
+        [
+            "a version name in the wrong case",
+            [["set", configKey("activeVersion"), "V2"]],
+            'Invalid config activeVersion: "V2" is not a deployed version (did you mean "v2"?); allowed: v1, v2. Nothing was changed.',
+        ],
+        [
+            "a secret that would be written in plain text",
+            [["set", "--secret", configKey("hostname"), "cowsay.example.com"]],
+            "Invalid config hostname: is stored as a secret, but its value is written in plain text into Kubernetes objects and stack outputs; only gatewayUrl, prometheusUrl, prometheusToken and acmeEmail can be kept secret. Set it again without --secret. Nothing was changed.",
+        ],
+        [
+            "a routing API that does not exist",
+            [["set", configKey("routingApi"), "Istio"]],
+            'Invalid config routingApi: "Istio" is not allowed (did you mean "istio"?); allowed: istio, gateway-api. Nothing was changed.',
+        ],
+        [
+            "a gate with no time",
+            [["set", configKey("smokeCheckTimeout"), "0"]],
+            'Invalid config smokeCheckTimeout: "0" is not allowed; expected an integer from 5 to 600. Nothing was changed.',
+        ],
+        [
+            "a versions map started with --path that leaves out the live version",
+            [
+                ["set", "--path", configKey("versions.v3.image"), "registry.example.com/cowsay:v3"],
+                ["set", "--path", configKey("versions.v3.expect"), "v3"],
+                ["set", configKey("activeVersion"), "v3"],
+            ],
+            "Invalid config versions: v1 takes live traffic now, but versions declares only v3; this update would delete it. Declare it again (pulumi config set --path 'versions.v1.image' 'dougbtv/nginx-cowsay:v1' && pulumi config set --path 'versions.v1.expect' '^__^'), move the traffic away first, and remove a version once it is idle. Nothing was changed.",
+        ],
     ];
 
     for (const [what, commands, message] of CASES) {
@@ -187,7 +243,10 @@ describe("bad input through the CLI: one line, nothing changed (real engine)", (
     it("refuses a Node.js older than 22 with one line that says how to get a newer one", async () => {
         await stack.deploy();
         const old = oldNode();
-        const preview = await runCommand("pulumi", ["preview"], { cwd: stack.dir, env: { ...stack.env, PATH: `${path.dirname(old)}${path.delimiter}${stack.env.PATH ?? ""}` } });
+        const preview = await runCommand("pulumi", ["preview"], {
+            cwd: stack.dir,
+            env: { ...stack.env, PATH: `${path.dirname(old)}${path.delimiter}${stack.env.PATH ?? ""}` },
+        });
         const version = execFileSync(old, ["--version"], { encoding: "utf8" }).trim();
         assertOneLineError(
             preview,

@@ -48,7 +48,8 @@ before(requirePulumi);
 describe("a fleet of three clusters (real engine, three API servers with istiod, a stand-in gateway each)", () => {
     let fleet: FleetOfClusters;
     const stackFiles = () => Object.fromEntries(STACKS.map((s) => [s, fleet.stackFile(s)]));
-    const history = async (stack: string): Promise<HistoryEntry[]> => JSON.parse((await fleet.pulumi(stack, "stack", "history", "--json")).stdout) as HistoryEntry[];
+    const history = async (stack: string): Promise<HistoryEntry[]> =>
+        JSON.parse((await fleet.pulumi(stack, "stack", "history", "--json")).stdout) as HistoryEntry[];
     const block = async (id: string) => {
         const found = readmeBlocks(DOC).find((b) => b.id === id);
         assert.ok(found !== undefined, `docs/fleet.md has the block ${id}`);
@@ -97,15 +98,22 @@ describe("a fleet of three clusters (real engine, three API servers with istiod,
         const usFile = fleet.stackFile("us");
         const usHistory = (await history("us")).length;
         const usPushed = await fleet.member("us").istio.gatewayTable();
-        const usRoute = (await fleet.objects("us")).map((o) => `${o.kind}/${o.metadata.name}@${(o.metadata as { resourceVersion?: string }).resourceVersion}`).sort();
+        const usRoute = (await fleet.objects("us"))
+            .map((o) => `${o.kind}/${o.metadata.name}@${(o.metadata as { resourceVersion?: string }).resourceVersion}`)
+            .sort();
 
         const result = await fleet.fleet("switch", "v2");
         assert.equal(result.code, 1, result.stdout + result.stderr);
-        assert.match(result.stderr, /^\[eu +\] error: gate failed after \d+ s of 5 s: version v2 \(dougbtv\/nginx-cowsay:v2\) at https:\/\/127\.0\.0\.1:\d+ with x-cowsay-version: v2 answered 200 with a page that does not contain "O___O"/m);
+        assert.match(
+            result.stderr,
+            /^\[eu +\] error: gate failed after \d+ s of 5 s: version v2 \(dougbtv\/nginx-cowsay:v2\) at https:\/\/127\.0\.0\.1:\d+ with x-cowsay-version: v2 answered 200 with a page that does not contain "O___O"/m,
+        );
         assert.match(result.stderr, /^fleet: eu failed during its switch: gate failed after/m);
         assert.equal(
             result.stdout,
-            ["staging  canary      runs v1; rolled back", "eu       production  runs v1; rolled back", "us       production  runs v1; not touched", ""].join("\n"),
+            ["staging  canary      runs v1; rolled back", "eu       production  runs v1; rolled back", "us       production  runs v1; not touched", ""].join(
+                "\n",
+            ),
         );
         await fleet.expectPushed({ staging: { v1: 100 }, eu: { v1: 100 }, us: { v1: 100 } });
         assert.match(fleet.stackFile("staging"), /cowsay-bluegreen:activeVersion: v1$/m);
@@ -113,7 +121,10 @@ describe("a fleet of three clusters (real engine, three API servers with istiod,
         // us: not its file, not its state, not one object on its server.
         assert.equal(fleet.stackFile("us"), usFile);
         assert.equal((await history("us")).length, usHistory);
-        assert.deepEqual((await fleet.objects("us")).map((o) => `${o.kind}/${o.metadata.name}@${(o.metadata as { resourceVersion?: string }).resourceVersion}`).sort(), usRoute);
+        assert.deepEqual(
+            (await fleet.objects("us")).map((o) => `${o.kind}/${o.metadata.name}@${(o.metadata as { resourceVersion?: string }).resourceVersion}`).sort(),
+            usRoute,
+        );
         assert.deepEqual(await fleet.member("us").istio.gatewayTable(), usPushed, "us: the route its istiod pushes is the one before");
     });
 
@@ -142,7 +153,14 @@ describe("a fleet of three clusters (real engine, three API servers with istiod,
         const status = await fleet.fleet("status", "--json");
         assert.equal(status.code, 0, status.stderr);
         const json = JSON.parse(status.stdout) as {
-            stacks: { stack: string; wave: string; activeVersion: string; trafficSplit: Record<string, number>; lastUpdate: { result: string }; locked: boolean }[];
+            stacks: {
+                stack: string;
+                wave: string;
+                activeVersion: string;
+                trafficSplit: Record<string, number>;
+                lastUpdate: { result: string };
+                locked: boolean;
+            }[];
             lastSwitch: { target: string; state: string };
         };
         for (const row of json.stacks) {
@@ -151,7 +169,14 @@ describe("a fleet of three clusters (real engine, three API servers with istiod,
             await fleet.expectPushed({ [row.stack]: row.trafficSplit });
             assert.equal(row.locked, false);
         }
-        assert.deepEqual(json.stacks.map((r) => [r.stack, r.wave, r.lastUpdate.result]), [["staging", "canary", "succeeded"], ["eu", "production", "failed"], ["us", "production", "succeeded"]]);
+        assert.deepEqual(
+            json.stacks.map((r) => [r.stack, r.wave, r.lastUpdate.result]),
+            [
+                ["staging", "canary", "succeeded"],
+                ["eu", "production", "failed"],
+                ["us", "production", "succeeded"],
+            ],
+        );
         assert.deepEqual(json.lastSwitch.state, "halted");
 
         const again = await fleet.fleet("switch", "v2");
@@ -196,7 +221,9 @@ describe("a fleet of three clusters (real engine, three API servers with istiod,
             process.kill(-run.pid, "SIGINT");
             // Bounded, and the timer cleared: a pending one would keep the test process alive a minute.
             let timer: NodeJS.Timeout | undefined;
-            const code = await Promise.race([run.exited, new Promise<string>((r) => (timer = setTimeout(() => r("still running"), 60_000)))]).finally(() => clearTimeout(timer));
+            const code = await Promise.race([run.exited, new Promise<string>((r) => (timer = setTimeout(() => r("still running"), 60_000)))]).finally(() =>
+                clearTimeout(timer),
+            );
             assert.equal(code, 130, run.output());
             assert.match(run.output(), /^\[eu +\] cancelled: /m);
             assert.match(run.output(), /^staging +canary +runs v2; switched$/m);
@@ -222,7 +249,12 @@ describe("a fleet of three clusters (real engine, three API servers with istiod,
         const previewing = STACKS.map((s) => `(?=[\\s\\S]*^\\[${s} *\\] previewing a switch to v2$)`).join("");
         const run = await fleet.startFleet(new RegExp(`^${previewing}`, "m"), "preview", "v2");
         // Into the previews' program runs: each preview's language host has started.
-        await until(() => descendants(run.pid).filter((p) => p.command.includes("pulumi-language-nodejs")).length >= STACKS.length, run, 60_000, "three previews running their program");
+        await until(
+            () => descendants(run.pid).filter((p) => p.command.includes("pulumi-language-nodejs")).length >= STACKS.length,
+            run,
+            60_000,
+            "three previews running their program",
+        );
         const started = descendants(run.pid);
         process.kill(-run.pid, "SIGINT");
         assert.equal(await run.exited, 130, run.output());
@@ -250,7 +282,9 @@ describe("a fleet of three clusters (real engine, three API servers with istiod,
         await fleet.reset();
         writeFileSync(path.join(fleet.dir, "fleet.yaml"), fleetFile("rollback", 2));
         assert.deepEqual(
-            readmeBlocks(DOC).map((b) => b.id).filter((id) => !id.startsWith("fleet-rollout")),
+            readmeBlocks(DOC)
+                .map((b) => b.id)
+                .filter((id) => !id.startsWith("fleet-rollout")),
             ["fleet-status", "fleet-preview", "fleet-canary", "fleet-switch", "fleet-rollback", "fleet-recover"],
             "every block of the doc is run by this suite (fleet-recover by the SIGKILL test), the rollout's by test/e2e/rollout.e2e.ts",
         );
@@ -260,17 +294,28 @@ describe("a fleet of three clusters (real engine, three API servers with istiod,
         assert.equal(status.code, 0, status.output);
         // Each stack's last update, from its history (the status changes none).
         const lastUpdates = Object.fromEntries(await Promise.all(STACKS.map(async (s) => [s, (await history(s))[0]] as const)));
-        for (const [stack, wave] of [["staging", "canary"], ["eu", "production"], ["us", "production"]]) {
+        for (const [stack, wave] of [
+            ["staging", "canary"],
+            ["eu", "production"],
+            ["us", "production"],
+        ]) {
             const last = lastUpdates[stack];
             assert.match(status.output, new RegExp(`^${stack} +${wave} +v1 +update ${last.result} \\S+ +no$`, "m"));
         }
         const json = JSON.parse(readFileSync(path.join(fleet.dir, "fleet-status.json"), "utf8")) as {
             stacks: { stack: string; trafficSplit: unknown; locked: boolean; lastUpdate: { result: string; endedAt: string } }[];
         };
-        assert.deepEqual(json.stacks.map((s) => [s.stack, s.trafficSplit, s.locked]), STACKS.map((s) => [s, { v1: 100 }, false]));
+        assert.deepEqual(
+            json.stacks.map((s) => [s.stack, s.trafficSplit, s.locked]),
+            STACKS.map((s) => [s, { v1: 100 }, false]),
+        );
         for (const row of json.stacks) {
             const last = lastUpdates[row.stack];
-            assert.deepEqual([row.lastUpdate.result, Date.parse(row.lastUpdate.endedAt)], [last.result, Date.parse(last.endTime)], `${row.stack}: its last update, from its history`);
+            assert.deepEqual(
+                [row.lastUpdate.result, Date.parse(row.lastUpdate.endedAt)],
+                [last.result, Date.parse(last.endTime)],
+                `${row.stack}: its last update, from its history`,
+            );
         }
 
         const files = stackFiles();
@@ -279,7 +324,11 @@ describe("a fleet of three clusters (real engine, three API servers with istiod,
         assert.deepEqual(stackFiles(), files, "the preview wrote no stack file");
         const report = readFileSync(path.join(fleet.dir, "fleet-preview.md"), "utf8");
         assert.equal(report.split("\n")[0], "## Fleet preview: switch to v2");
-        for (const [stack, wave] of [["staging", "canary"], ["eu", "production"], ["us", "production"]]) {
+        for (const [stack, wave] of [
+            ["staging", "canary"],
+            ["eu", "production"],
+            ["us", "production"],
+        ]) {
             assert.ok(report.includes(`| ${wave} | ${stack} | v1 | v2 | 2 to update |`), report);
         }
         assert.match(report, /~ subset: "v1" => "v2"/);

@@ -48,10 +48,16 @@ describe("gateway-api: up, switch, roll back, refuse (real engine, rendered YAML
             assert.deepEqual(stack.object("Service", `cowsay-nginx-${version}`).object.spec.selector, { service: "cowsay-nginx", version });
             assert.equal(stack.object("Deployment", `cowsay-nginx-${version}`).object.spec.template.spec.containers[0].image, VERSIONS[version].image);
         }
-        assert.deepEqual(stack.objects().filter((o) => o.kind === "VirtualService"), []);
+        assert.deepEqual(
+            stack.objects().filter((o) => o.kind === "VirtualService"),
+            [],
+        );
     });
 
-    for (const [from, to] of [["v1", "v2"], ["v2", "v1"]]) {
+    for (const [from, to] of [
+        ["v1", "v2"],
+        ["v2", "v1"],
+    ]) {
         it(`switching ${from} -> ${to}: the preview plans two updates, the live and mesh routes, and up changes only their files`, async () => {
             // v2 live after v1, so that the way back is a rollback.
             await stack.deploy(...(from === "v1" ? [{}] : [{}, { activeVersion: "v2" }]));
@@ -60,7 +66,11 @@ describe("gateway-api: up, switch, roll back, refuse (real engine, rendered YAML
             const { steps, result } = await stack.preview();
             assert.equal(result.code, 0, result.stderr);
             const planned = changes(steps);
-            assert.deepEqual(planned.map((s) => s.op), ["update", "update"], JSON.stringify(planned));
+            assert.deepEqual(
+                planned.map((s) => s.op),
+                ["update", "update"],
+                JSON.stringify(planned),
+            );
             assert.ok(planned.some((s) => ROUTE_URN.test(s.urn)) && planned.some((s) => MESH_URN.test(s.urn)), JSON.stringify(planned));
             await stack.up();
             assert.deepEqual(backendsOf(stack, "cowsay-nginx"), [`cowsay-nginx-${to}`]);
@@ -75,7 +85,10 @@ describe("gateway-api: up, switch, roll back, refuse (real engine, rendered YAML
         await stack.pulumi("config", "set", configKey("trafficSplit"), '{"v1":90,"v2":10}');
         await stack.up();
         const weights = (stack.object("HTTPRoute", "cowsay-nginx").object as Route).spec.rules[0].backendRefs.map((b) => [b.name, b.weight]);
-        assert.deepEqual(weights, [["cowsay-nginx-v1", 90], ["cowsay-nginx-v2", 10]]);
+        assert.deepEqual(weights, [
+            ["cowsay-nginx-v1", 90],
+            ["cowsay-nginx-v2", 10],
+        ]);
         assert.deepEqual(changedFiles(renderedBefore, stack.rendered()), routeFiles(stack));
     });
 
@@ -91,7 +104,6 @@ describe("gateway-api: up, switch, roll back, refuse (real engine, rendered YAML
         assert.equal(result.code, 0, result.stdout + result.stderr);
     });
 });
-
 
 describe("gateway-api: the gate and requests through the stand-in gateway (real engine)", () => {
     let stack: EngineStack;
@@ -131,8 +143,14 @@ describe("gateway-api: the gate and requests through the stand-in gateway (real 
         await stack.pulumi("config", "set", configKey("activeVersion"), "v2");
         const { steps } = await stack.preview();
         const planned = changes(steps);
-        assert.deepEqual(planned.map((s) => s.op), ["update", "update", "update"]);
-        assert.ok([GATE_URN, ROUTE_URN, MESH_URN].every((urn) => planned.some((s) => urn.test(s.urn))), JSON.stringify(planned));
+        assert.deepEqual(
+            planned.map((s) => s.op),
+            ["update", "update", "update"],
+        );
+        assert.ok(
+            [GATE_URN, ROUTE_URN, MESH_URN].every((urn) => planned.some((s) => urn.test(s.urn))),
+            JSON.stringify(planned),
+        );
         const up = await stack.run("up", "--yes", "--skip-preview", "--non-interactive");
         assert.notEqual(up.code, 0);
         assert.match(up.stdout + up.stderr, /gate failed.*version v2 \(dougbtv\/nginx-cowsay:v2\)/);
@@ -206,11 +224,18 @@ describe("gateway-api: the CRD install from a local file (real engine)", () => {
         const crdFile = stack.object("CustomResourceDefinition", "httproutes.gateway.networking.k8s.io").file;
         await stack.pulumi("config", "set", configKey("gatewayApiCrds"), "none");
         const { steps } = await stack.preview();
-        assert.ok(changes(steps).some((s) => s.op === "delete" && /CustomResourceDefinition/.test(s.urn)), JSON.stringify(changes(steps)));
+        assert.ok(
+            changes(steps).some((s) => s.op === "delete" && /CustomResourceDefinition/.test(s.urn)),
+            JSON.stringify(changes(steps)),
+        );
         await stack.up();
         assert.equal(stack.object("CustomResourceDefinition", "httproutes.gateway.networking.k8s.io").file, crdFile, "retained, not deleted");
         const state = (await stack.state()) as { urn: string }[];
-        assert.deepEqual(state.filter((r) => /CustomResourceDefinition/.test(r.urn)), [], "and no longer managed by the stack");
+        assert.deepEqual(
+            state.filter((r) => /CustomResourceDefinition/.test(r.urn)),
+            [],
+            "and no longer managed by the stack",
+        );
     });
 });
 
@@ -240,10 +265,20 @@ describe("changing routingApi from istio to gateway-api (real engine)", () => {
             "delete cowsay-bluegreen:routing:IstioRouting",
         ]);
         const planned = changes(steps).filter((s) => !ROUTING_COMPONENT.test(s.urn));
-        assert.deepEqual(planned.filter((s) => s.op === "delete").map((s) => s.urn.split("::").pop()).sort(), ["cowsay-gateway", "cowsay-route", "cowsay-subsets", "cowsay-test-route"]);
+        assert.deepEqual(
+            planned
+                .filter((s) => s.op === "delete")
+                .map((s) => s.urn.split("::").pop())
+                .sort(),
+            ["cowsay-gateway", "cowsay-route", "cowsay-subsets", "cowsay-test-route"],
+        );
         assert.ok(planned.filter((s) => s.op === "delete").every((s) => ISTIO_OBJECTS.test(s.urn)));
         assert.equal(planned.filter((s) => s.op === "create").length, 7, "2 Services, the Gateway, 4 HTTPRoutes");
-        assert.deepEqual(planned.filter((s) => s.op !== "create" && s.op !== "delete"), [], "nothing else changes");
+        assert.deepEqual(
+            planned.filter((s) => s.op !== "create" && s.op !== "delete"),
+            [],
+            "nothing else changes",
+        );
         // The order the engine runs them in (one at a time, so the event log is the order).
         const up = await stack.pulumi("up", "--yes", "--skip-preview", "--non-interactive", "--parallel", "1");
         const events = up.stdout.split("\n").filter((l) => / (created|deleted) \(/.test(l));
@@ -273,7 +308,10 @@ describe("changing routingApi without a gap: create with --exclude, then delete 
         stack.remember(CREATED_BESIDE);
         assert.doesNotMatch(up.stdout, / deleted /);
         const changed = changedFiles(renderedBefore, stack.rendered());
-        assert.ok(changed.every((file) => !renderedBefore.has(file)), `only new files: ${changed.join(", ")}`);
+        assert.ok(
+            changed.every((file) => !renderedBefore.has(file)),
+            `only new files: ${changed.join(", ")}`,
+        );
         assert.equal(changed.length, 7);
         stack.object("VirtualService", "cowsay-nginx");
         stack.object("HTTPRoute", "cowsay-nginx");
@@ -288,6 +326,9 @@ describe("changing routingApi without a gap: create with --exclude, then delete 
         await stack.up();
         const changed = changedFiles(renderedBefore, stack.rendered());
         assert.equal(changed.length, 4);
-        assert.ok(changed.every((file) => !stack.rendered().has(file) && /networking\.istio\.io_v1-(virtualservice|destinationrule|gateway)-/.test(file)), changed.join(", "));
+        assert.ok(
+            changed.every((file) => !stack.rendered().has(file) && /networking\.istio\.io_v1-(virtualservice|destinationrule|gateway)-/.test(file)),
+            changed.join(", "),
+        );
     });
 });

@@ -24,7 +24,12 @@ function objects(subset: "v1" | "v2"): string {
         apiVersion: "v1",
         kind: "List",
         items: [
-            { apiVersion: "v1", kind: "Service", metadata: { name: "cowsay-nginx", namespace: "cowsay" }, spec: { selector: { app: "cowsay" }, ports: [{ name: "http", port: 9080 }] } },
+            {
+                apiVersion: "v1",
+                kind: "Service",
+                metadata: { name: "cowsay-nginx", namespace: "cowsay" },
+                spec: { selector: { app: "cowsay" }, ports: [{ name: "http", port: 9080 }] },
+            },
             {
                 apiVersion: "networking.istio.io/v1",
                 kind: "DestinationRule",
@@ -41,7 +46,11 @@ function objects(subset: "v1" | "v2"): string {
                 apiVersion: "networking.istio.io/v1",
                 kind: "VirtualService",
                 metadata: { name: "cowsay", namespace: "cowsay" },
-                spec: { hosts: [HOST], gateways: ["cowsay-gateway"], http: [{ route: [{ destination: { host: "cowsay-nginx", subset, port: { number: 9080 } } }] }] },
+                spec: {
+                    hosts: [HOST],
+                    gateways: ["cowsay-gateway"],
+                    http: [{ route: [{ destination: { host: "cowsay-nginx", subset, port: { number: 9080 } } }] }],
+                },
             },
         ],
     });
@@ -88,19 +97,46 @@ describe("istiod in the local control plane", () => {
         for (const l of mine) assert.match(l.split(/\s+/)[3], /^127\.0\.0\.1:\d+$/, l);
 
         await apply(cluster, objects("v1"));
-        const wait = await runCommand("cowsay-xds", ["wait", ...GATEWAY, "--host", HOST, "--port", "80", "--cluster-contains", "|v1|", "--timeout", `${PUSH_BOUND_S}s`], { env: cluster.env });
+        const wait = await runCommand(
+            "cowsay-xds",
+            ["wait", ...GATEWAY, "--host", HOST, "--port", "80", "--cluster-contains", "|v1|", "--timeout", `${PUSH_BOUND_S}s`],
+            { env: cluster.env },
+        );
         assert.equal(wait.code, 0, wait.stderr);
         const dump = await runCommand("cowsay-xds", ["dump", ...GATEWAY], { env: cluster.env });
         assert.equal(dump.code, 0, dump.stderr);
-        const state = JSON.parse(dump.stdout) as { node: string; listeners: { port: number; servicePort?: number; routeConfigs: string[] }[]; routeConfigs: { name: string; virtualHosts: { domains: string[]; routes: { clusters?: { name: string }[] }[] }[] }[] };
+        const state = JSON.parse(dump.stdout) as {
+            node: string;
+            listeners: { port: number; servicePort?: number; routeConfigs: string[] }[];
+            routeConfigs: { name: string; virtualHosts: { domains: string[]; routes: { clusters?: { name: string }[] }[] }[] }[];
+        };
         assert.match(state.node, /^router~127\.0\.0\.1~[^~]+\.istio-ingress~istio-ingress\.svc\.cluster\.local$/);
         const vhost = state.routeConfigs.flatMap((r) => r.virtualHosts).find((v) => v.domains.includes(HOST));
-        assert.deepEqual(vhost?.routes.at(-1)?.clusters?.map((c) => c.name), ["outbound|9080|v1|cowsay-nginx.cowsay.svc.cluster.local"], dump.stdout);
+        assert.deepEqual(
+            vhost?.routes.at(-1)?.clusters?.map((c) => c.name),
+            ["outbound|9080|v1|cowsay-nginx.cowsay.svc.cluster.local"],
+            dump.stdout,
+        );
 
         // As a sidecar in a client namespace: the gateway's VirtualService does not apply in the mesh,
         // so the Service's own default route (no subset).
         const sidecar = ["--role", "sidecar", "--namespace", "cowsay-client", "--labels", "app=client"];
-        const mesh = await runCommand("cowsay-xds", ["wait", ...sidecar, "--host", "cowsay-nginx.cowsay.svc.cluster.local", "--port", "9080", "--cluster-contains", "outbound|9080||cowsay-nginx.cowsay.", "--timeout", `${PUSH_BOUND_S}s`], { env: cluster.env });
+        const mesh = await runCommand(
+            "cowsay-xds",
+            [
+                "wait",
+                ...sidecar,
+                "--host",
+                "cowsay-nginx.cowsay.svc.cluster.local",
+                "--port",
+                "9080",
+                "--cluster-contains",
+                "outbound|9080||cowsay-nginx.cowsay.",
+                "--timeout",
+                `${PUSH_BOUND_S}s`,
+            ],
+            { env: cluster.env },
+        );
         assert.equal(mesh.code, 0, mesh.stderr);
         assert.match(mesh.stderr, /^cowsay-xds: cowsay-nginx\.cowsay\.svc\.cluster\.local:9080\/: clusters /m);
     });
@@ -109,20 +145,39 @@ describe("istiod in the local control plane", () => {
         await apply(cluster, objects("v1"));
         const times: number[] = [];
         const afterWrite: number[] = [];
-        for (const [from, to] of [["v1", "v2"], ["v2", "v1"], ["v1", "v2"], ["v2", "v1"], ["v1", "v2"]] as const) {
+        for (const [from, to] of [
+            ["v1", "v2"],
+            ["v2", "v1"],
+            ["v1", "v2"],
+            ["v2", "v1"],
+            ["v1", "v2"],
+        ] as const) {
             const args = ["wait", ...GATEWAY, "--host", HOST, "--port", "80", "--cluster-contains", `|${to}|`, "--timeout", `${PUSH_BOUND_S + 5}s`];
             // The first stderr line says it is connected and shows the route before the switch.
             const waiting = await runUntil("cowsay-xds", args, { env: cluster.env }, new RegExp(`clusters .*\\|${from}\\|`), 15_000);
             const start = performance.now();
-            const patched = await cluster.kubectl("patch", "virtualservice", "cowsay", "-n", "cowsay", "--type=json", "-p", JSON.stringify([{ op: "replace", path: "/spec/http/0/route/0/destination/subset", value: to }]));
+            const patched = await cluster.kubectl(
+                "patch",
+                "virtualservice",
+                "cowsay",
+                "-n",
+                "cowsay",
+                "--type=json",
+                "-p",
+                JSON.stringify([{ op: "replace", path: "/spec/http/0/route/0/destination/subset", value: to }]),
+            );
             const written = performance.now();
             assert.equal(patched.code, 0, patched.stderr);
             assert.equal(await waiting.exited, 0, waiting.output());
             times.push((performance.now() - start) / 1000);
             afterWrite.push((performance.now() - written) / 1000);
         }
-        console.log(`switch (kubectl patch started) to istiod's push at the gateway client: median ${median(times).toFixed(3)} s of ${times.map((t) => t.toFixed(3)).join(", ")}`);
-        console.log(`of which after kubectl patch returned (istiod's share, upper bound): median ${median(afterWrite).toFixed(3)} s of ${afterWrite.map((t) => t.toFixed(3)).join(", ")}`);
+        console.log(
+            `switch (kubectl patch started) to istiod's push at the gateway client: median ${median(times).toFixed(3)} s of ${times.map((t) => t.toFixed(3)).join(", ")}`,
+        );
+        console.log(
+            `of which after kubectl patch returned (istiod's share, upper bound): median ${median(afterWrite).toFixed(3)} s of ${afterWrite.map((t) => t.toFixed(3)).join(", ")}`,
+        );
         for (const t of times) assert.ok(t < PUSH_BOUND_S, `${t} s`);
     });
 
@@ -131,7 +186,11 @@ describe("istiod in the local control plane", () => {
             apiVersion: "networking.istio.io/v1",
             kind: "VirtualService",
             metadata: { name: "cowsay-bad-regex", namespace: "cowsay" },
-            spec: { hosts: [HOST], gateways: ["cowsay-gateway"], http: [{ match: [{ uri: { regex: "/(unclosed" } }], route: [{ destination: { host: "cowsay-nginx" } }] }] },
+            spec: {
+                hosts: [HOST],
+                gateways: ["cowsay-gateway"],
+                http: [{ match: [{ uri: { regex: "/(unclosed" } }], route: [{ destination: { host: "cowsay-nginx" } }] }],
+            },
         });
         const refused = async () => {
             writeFileSync(path.join(cluster.state, "invalid.json"), invalid);
@@ -171,7 +230,12 @@ describe("istiod in the local control plane", () => {
                         metadata: { name: "istio-ingressgateway", namespace: "istio-ingress" },
                         spec: { selector: { istio: "ingressgateway" }, ports: [{ name: "http", port: 80, targetPort: 8080 }] },
                     },
-                    { apiVersion: "v1", kind: "Service", metadata: { name: "cowsay-nginx-v1", namespace: "cowsay" }, spec: { selector: { app: "cowsay", version: "v1" }, ports: [{ name: "http", port: 9080 }] } },
+                    {
+                        apiVersion: "v1",
+                        kind: "Service",
+                        metadata: { name: "cowsay-nginx-v1", namespace: "cowsay" },
+                        spec: { selector: { app: "cowsay", version: "v1" }, ports: [{ name: "http", port: 9080 }] },
+                    },
                     {
                         apiVersion: "gateway.networking.k8s.io/v1",
                         kind: "Gateway",
@@ -179,26 +243,45 @@ describe("istiod in the local control plane", () => {
                         spec: {
                             gatewayClassName: "istio",
                             addresses: [{ type: "Hostname", value: "istio-ingressgateway.istio-ingress.svc.cluster.local" }],
-                            listeners: [{ name: "http", port: 80, protocol: "HTTP", hostname: "gw.example.com", allowedRoutes: { namespaces: { from: "All" } } }],
+                            listeners: [
+                                { name: "http", port: 80, protocol: "HTTP", hostname: "gw.example.com", allowedRoutes: { namespaces: { from: "All" } } },
+                            ],
                         },
                     },
                     {
                         apiVersion: "gateway.networking.k8s.io/v1",
                         kind: "HTTPRoute",
                         metadata: { name: "cowsay", namespace: "cowsay" },
-                        spec: { parentRefs: [{ name: "cowsay-gateway", namespace: "istio-ingress" }], hostnames: ["gw.example.com"], rules: [{ backendRefs: [{ name: "cowsay-nginx-v1", port: 9080 }] }] },
+                        spec: {
+                            parentRefs: [{ name: "cowsay-gateway", namespace: "istio-ingress" }],
+                            hostnames: ["gw.example.com"],
+                            rules: [{ backendRefs: [{ name: "cowsay-nginx-v1", port: 9080 }] }],
+                        },
                     },
                 ],
             }),
         );
         for (const condition of ["Accepted", "ResolvedRefs"]) {
-            const waited = await cluster.kubectl("wait", "-n", "cowsay", "httproute/cowsay", `--for=jsonpath={.status.parents[0].conditions[?(@.type=="${condition}")].status}=True`, "--timeout=60s");
+            const waited = await cluster.kubectl(
+                "wait",
+                "-n",
+                "cowsay",
+                "httproute/cowsay",
+                `--for=jsonpath={.status.parents[0].conditions[?(@.type=="${condition}")].status}=True`,
+                "--timeout=60s",
+            );
             assert.equal(waited.code, 0, `${condition}: ${waited.stderr}`);
         }
-        const route = JSON.parse((await cluster.kubectl("get", "-n", "cowsay", "httproute/cowsay", "-o", "json")).stdout) as { status: { parents: { controllerName: string }[] } };
+        const route = JSON.parse((await cluster.kubectl("get", "-n", "cowsay", "httproute/cowsay", "-o", "json")).stdout) as {
+            status: { parents: { controllerName: string }[] };
+        };
         assert.equal(route.status.parents[0].controllerName, "istio.io/gateway-controller");
         // And the gateway receives that route too.
-        const wait = await runCommand("cowsay-xds", ["wait", ...GATEWAY, "--host", "gw.example.com", "--port", "80", "--cluster-contains", "cowsay-nginx-v1.cowsay", "--timeout", `${PUSH_BOUND_S}s`], { env: cluster.env });
+        const wait = await runCommand(
+            "cowsay-xds",
+            ["wait", ...GATEWAY, "--host", "gw.example.com", "--port", "80", "--cluster-contains", "cowsay-nginx-v1.cowsay", "--timeout", `${PUSH_BOUND_S}s`],
+            { env: cluster.env },
+        );
         assert.equal(wait.code, 0, wait.stderr);
     });
 
@@ -256,8 +339,16 @@ describe("cowsay-xds: bad input is one line", () => {
     const cases: [string, string[], string][] = [
         ["an unknown role", ["dump", "--address", "127.0.0.1:1", "--role", "proxy", "--namespace", "x"], "--role is 'proxy'; allowed: gateway, sidecar"],
         ["no namespace", ["dump", "--address", "127.0.0.1:1"], "--namespace is empty; allowed: the proxy's namespace, a DNS label"],
-        ["a wait without its target", ["wait", "--address", "127.0.0.1:1", "--namespace", "x", "--host", "h"], "wait needs --host, --port (1-65535) and --cluster-contains; got host 'h', port 0, cluster-contains ''"],
-        ["a label without a value", ["dump", "--address", "127.0.0.1:1", "--namespace", "x", "--labels", "istio"], "invalid value \"istio\" for flag -labels: 'istio' is not name=value"],
+        [
+            "a wait without its target",
+            ["wait", "--address", "127.0.0.1:1", "--namespace", "x", "--host", "h"],
+            "wait needs --host, --port (1-65535) and --cluster-contains; got host 'h', port 0, cluster-contains ''",
+        ],
+        [
+            "a label without a value",
+            ["dump", "--address", "127.0.0.1:1", "--namespace", "x", "--labels", "istio"],
+            "invalid value \"istio\" for flag -labels: 'istio' is not name=value",
+        ],
     ];
     let env: NodeJS.ProcessEnv;
     before(async () => {
@@ -280,7 +371,11 @@ describe("istiod: three clusters at once", () => {
         const started = await Promise.allSettled([0, 1, 2].map(() => LocalCluster.up({ istiod: true })));
         const clusters = started.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
         try {
-            assert.deepEqual(started.map((s) => s.status), ["fulfilled", "fulfilled", "fulfilled"], started.map((s) => (s.status === "rejected" ? String(s.reason) : "")).join("\n"));
+            assert.deepEqual(
+                started.map((s) => s.status),
+                ["fulfilled", "fulfilled", "fulfilled"],
+                started.map((s) => (s.status === "rejected" ? String(s.reason) : "")).join("\n"),
+            );
             assert.equal(new Set(clusters.map((c) => c.env.COWSAY_XDS_ADDRESS)).size, 3);
             // Each istiod serves its own cluster: the route made in the first reaches that one's gateway only.
             await clusters[0].createNamespace("cowsay");

@@ -31,7 +31,10 @@ function documentedRefusal(): string {
     const open = doc.indexOf("```\n", paragraph);
     const close = doc.indexOf("\n```", open + 4);
     assert.ok(paragraph >= 0 && open > paragraph && close > open, "the refusal under 'Adding and retiring a version' in docs/operations.md");
-    return doc.slice(open + 4, close).split("\n").join(" ");
+    return doc
+        .slice(open + 4, close)
+        .split("\n")
+        .join(" ");
 }
 
 before(requirePulumi);
@@ -55,7 +58,10 @@ describe("up, switch, roll back, refuse (real engine, rendered YAML)", () => {
         assert.ok(stack.rendered().size >= 10);
     });
 
-    for (const [from, to] of [["v1", "v2"], ["v2", "v1"]]) {
+    for (const [from, to] of [
+        ["v1", "v2"],
+        ["v2", "v1"],
+    ]) {
         it(`switching ${from} -> ${to}: the preview plans one update, the live route, and up changes only its file`, async () => {
             // v2 live after v1, so that the way back is a rollback.
             await stack.deploy(...(from === "v1" ? [{}] : [{}, { activeVersion: "v2" }]));
@@ -64,7 +70,11 @@ describe("up, switch, roll back, refuse (real engine, rendered YAML)", () => {
             const { steps, result } = await stack.preview();
             assert.equal(result.code, 0, result.stderr);
             const planned = changes(steps);
-            assert.deepEqual(planned.map((s) => s.op), ["update"], JSON.stringify(planned));
+            assert.deepEqual(
+                planned.map((s) => s.op),
+                ["update"],
+                JSON.stringify(planned),
+            );
             assert.match(planned[0].urn, URN.istioRoute);
             await stack.up();
             assert.deepEqual(liveSubsets(stack), [to]);
@@ -103,7 +113,11 @@ describe("a first --path on a stack that runs the Pulumi.yaml default versions (
         await expectRefusal(stack, `error: ${message}`);
         // The commands the message gives declare v1 again; with v3's expect text the update goes through.
         for (const command of /\((pulumi config set .*)\), move/.exec(message)?.[1].split(" && ") ?? []) {
-            const args = command.replace(/^pulumi /, "").match(/'[^']*'|\S+/g)?.map((a) => a.replace(/^'(.*)'$/, "$1")) ?? [];
+            const args =
+                command
+                    .replace(/^pulumi /, "")
+                    .match(/'[^']*'|\S+/g)
+                    ?.map((a) => a.replace(/^'(.*)'$/, "$1")) ?? [];
             await stack.pulumi(...args);
         }
         await stack.pulumi("config", "set", "--path", "versions.v3.expect", "cowsay:v3");
@@ -142,7 +156,10 @@ describe("the gate before a switch (real engine, stand-in gateway)", () => {
         const renderedBefore = stack.rendered();
         await stack.pulumi("config", "set", configKey("activeVersion"), "v2");
         const { steps } = await stack.preview();
-        assert.deepEqual(changes(steps).map((s) => s.op), ["update", "update"]);
+        assert.deepEqual(
+            changes(steps).map((s) => s.op),
+            ["update", "update"],
+        );
         assert.ok(changes(steps).some((s) => URN.gate.test(s.urn)) && changes(steps).some((s) => URN.istioRoute.test(s.urn)));
         const up = await stack.run("up", "--yes", "--skip-preview", "--non-interactive");
         assert.notEqual(up.code, 0);
@@ -165,6 +182,10 @@ describe("the gate before a switch (real engine, stand-in gateway)", () => {
         const from = gateway.requests.length;
         await stack.up();
         assert.deepEqual(liveSubsets(stack), ["v2"]);
-        assert.equal(gateway.requests.slice(from).filter((r) => r.header === "v2" && r.routedTo === "v2" && r.status === 200).length, 1, "the gate fetched v2 once");
+        assert.equal(
+            gateway.requests.slice(from).filter((r) => r.header === "v2" && r.routedTo === "v2" && r.status === 200).length,
+            1,
+            "the gate fetched v2 once",
+        );
     });
 });

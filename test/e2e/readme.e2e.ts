@@ -53,7 +53,8 @@ const find = (list: KubeObject[], kind: string, name: string): KubeObject => {
     return found[0];
 };
 const replicas = replicasByVersion;
-const outputs = async (c: Context): Promise<Record<string, unknown>> => JSON.parse((await c.stack.pulumi("stack", "output", "--json")).stdout) as Record<string, unknown>;
+const outputs = async (c: Context): Promise<Record<string, unknown>> =>
+    JSON.parse((await c.stack.pulumi("stack", "output", "--json")).stdout) as Record<string, unknown>;
 /** Requests the stand-in routed to `version` through its test header since the block started. */
 const fetched = (c: Context, version: string) => c.gateway.requests.slice(c.requestsBefore).filter((r) => r.header === version).length;
 const setConfig = (c: Context, key: string, value: string) => c.stack.pulumi("config", "set", configKey(key), "--", value);
@@ -90,7 +91,10 @@ const STEPS: Record<string, Step> = {
             const list = objects(c);
             assert.deepEqual(liveWeights(list), { v1: 100 }, "the live route stays on v1");
             assert.deepEqual(replicas(list), { v1: 2, v2: 2 });
-            assert.deepEqual((find(list, "DestinationRule", "cowsay-nginx").spec as Spec).subsets.map((s: Spec) => s.name), ["v1", "v2"]);
+            assert.deepEqual(
+                (find(list, "DestinationRule", "cowsay-nginx").spec as Spec).subsets.map((s: Spec) => s.name),
+                ["v1", "v2"],
+            );
             assert.ok(result.output.includes(HOTDOG), "the curl with the header shows the hotdog");
             assert.match(result.output, /\+ +kubernetes:apps\/v1:Deployment +cowsay-v2 +create/);
             assert.equal(fetched(c, "v2"), 1, "only the README's curl asked for v2: an idle version is not gated");
@@ -114,7 +118,9 @@ const STEPS: Record<string, Step> = {
         check(c) {
             assert.deepEqual(liveWeights(objects(c)), { v1: 100 });
             assert.equal(fetched(c, "v1"), 0, "a rollback does not fetch the version it returns to");
-            assert.deepEqual(changedFiles(c.renderedBefore, c.stack.rendered(renderDirOf(c, "blog"))), ["1-manifest/networking.istio.io_v1-virtualservice-cowsay-cowsay-nginx.yaml"]);
+            assert.deepEqual(changedFiles(c.renderedBefore, c.stack.rendered(renderDirOf(c, "blog"))), [
+                "1-manifest/networking.istio.io_v1-virtualservice-cowsay-cowsay-nginx.yaml",
+            ]);
         },
     },
     weighted: {
@@ -130,7 +136,16 @@ const STEPS: Record<string, Step> = {
             assert.deepEqual(replicas(list), { v1: 2, v2: 2, v3: 2 }, "v3 joins; v1 and v2 stay");
             assert.deepEqual(liveWeights(list), { v2: 100 });
             // The stand-in reaches v3 through its header, as a user would before going live.
-            const { stdout } = await run("curl", ["-sk", "--max-time", "10", "--connect-to", `::${c.gateway.address}`, "-H", `${HEADER}: v3`, `https://${HOST}/`]);
+            const { stdout } = await run("curl", [
+                "-sk",
+                "--max-time",
+                "10",
+                "--connect-to",
+                `::${c.gateway.address}`,
+                "-H",
+                `${HEADER}: v3`,
+                `https://${HOST}/`,
+            ]);
             assert.ok(stdout.includes("cowsay:v3"), stdout);
         },
     },
@@ -138,7 +153,10 @@ const STEPS: Record<string, Step> = {
         check(c) {
             const list = objects(c);
             assert.deepEqual(replicas(list), { v1: 2, v2: 2 });
-            assert.deepEqual((find(list, "DestinationRule", "cowsay-nginx").spec as Spec).subsets.map((s: Spec) => s.name), ["v1", "v2"]);
+            assert.deepEqual(
+                (find(list, "DestinationRule", "cowsay-nginx").spec as Spec).subsets.map((s: Spec) => s.name),
+                ["v1", "v2"],
+            );
         },
     },
     idle: {
@@ -279,7 +297,12 @@ describe("the README's commands, as written (real engine, rendered YAML, stand-i
             ...Object.fromEntries(Object.entries(NO_INSTALLS).map(([key, value]) => [configKey(key), value])),
         });
         stack.writeStackFiles({ dev: renderLines("dev"), blog: renderLines("blog") });
-        context = { stack, gateway: await StandInGateway.start(renderedRoutes(() => Promise.resolve(objects(context)))), requestsBefore: 0, renderedBefore: new Map() };
+        context = {
+            stack,
+            gateway: await StandInGateway.start(renderedRoutes(() => Promise.resolve(objects(context)))),
+            requestsBefore: 0,
+            renderedBefore: new Map(),
+        };
         stack.env.GATEWAY_ADDRESS = context.gateway.address;
     });
     after(async () => {
@@ -288,12 +311,19 @@ describe("the README's commands, as written (real engine, rendered YAML, stand-i
     });
 
     it("marks only blocks this suite knows how to check, and checks every one it knows", () => {
-        assert.deepEqual(blocks.map((b) => b.id), Object.keys(STEPS));
+        assert.deepEqual(
+            blocks.map((b) => b.id),
+            Object.keys(STEPS),
+        );
     });
 
     for (const [index, block] of blocks.entries()) {
         it(`README block "${block.id}" (${block.file}:${block.line}) runs and does what the README says`, async () => {
-            assert.equal(broken, undefined, `the block ${broken?.id ?? ""} (${broken?.file ?? ""}:${broken?.line ?? 0}) failed above; the blocks after it start where it should have left the stacks. Run this test alone to play the story up to it from a fresh project.`);
+            assert.equal(
+                broken,
+                undefined,
+                `the block ${broken?.id ?? ""} (${broken?.file ?? ""}:${broken?.line ?? 0}) failed above; the blocks after it start where it should have left the stacks. Run this test alone to play the story up to it from a fresh project.`,
+            );
             for (const earlier of blocks.slice(played, index)) await play(earlier, true);
             await play(block, false);
         });

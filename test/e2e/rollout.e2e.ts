@@ -85,7 +85,8 @@ describe("a rollout across two clusters (real engine, two API servers with istio
     const stackFiles = () => Object.fromEntries(STACKS.map((s) => [s, fleet.stackFile(s)]));
     const record = () => JSON.parse(readFileSync(path.join(fleet.dir, ".fleet", "last-switch.json"), "utf8")) as SwitchRecord;
     // Every update: the CLI's history shows 10 by default, and the tests count what a rollout added.
-    const history = async (stack: string) => JSON.parse((await fleet.pulumi(stack, "stack", "history", "--json", "--page-size", "10000")).stdout) as { message: string; result: string }[];
+    const history = async (stack: string) =>
+        JSON.parse((await fleet.pulumi(stack, "stack", "history", "--json", "--page-size", "10000")).stdout) as { message: string; result: string }[];
     const setPrometheus = (url: string) => Promise.all(STACKS.map((s) => fleet.pulumi(s, "config", "set", configKey("prometheusUrl"), url)));
     /**
      * Every stack on v1, the fleet file written, each stack's Prometheus at `url`. A rollout rolled
@@ -126,7 +127,15 @@ describe("a rollout across two clusters (real engine, two API servers with istio
      */
     const expectFirstStepFailed = async (
         result: CommandResult,
-        expected: { stack: string; verdict: "failed" | "inconclusive"; checks: readonly string[]; reason: string; url: string; ends: Readonly<Record<string, StepEnd>>; historiesBefore: Record<string, number> },
+        expected: {
+            stack: string;
+            verdict: "failed" | "inconclusive";
+            checks: readonly string[];
+            reason: string;
+            url: string;
+            ends: Readonly<Record<string, StepEnd>>;
+            historiesBefore: Record<string, number>;
+        },
     ) => {
         const { stack, verdict } = expected;
         assert.equal(result.code, 1, result.stdout + result.stderr);
@@ -209,7 +218,9 @@ describe("a rollout across two clusters (real engine, two API servers with istio
         await fresh(silent.url);
         const files = stackFiles();
         assert.deepEqual(
-            readmeBlocks(DOC).map((b) => b.id).filter((id) => id.startsWith("fleet-rollout")),
+            readmeBlocks(DOC)
+                .map((b) => b.id)
+                .filter((id) => id.startsWith("fleet-rollout")),
             ["fleet-rollout-preview", "fleet-rollout"],
             "every rollout block of docs/fleet.md is run by this suite",
         );
@@ -224,8 +235,18 @@ describe("a rollout across two clusters (real engine, two API servers with istio
         assert.ok(report.includes("It takes at least 1 min: after each wave of each step"), report);
         assert.ok(report.includes("| 50% | v1 50% / v2 50% | success-rate | min 99 | 5 s | 2 | 3 |"), report);
         assert.ok(report.includes("| 50% | v1 50% / v2 50% | request-duration | max 500 | 5 s | 2 | 3 |"), report);
-        assert.ok(report.includes('success-rate (v2): sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2",response_code!~"5.."}[5s]))'), report);
-        assert.ok(report.includes('request-duration (v2): histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2"}[5s])))'), report);
+        assert.ok(
+            report.includes(
+                'success-rate (v2): sum(rate(istio_requests_total{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2",response_code!~"5.."}[5s]))',
+            ),
+            report,
+        );
+        assert.ok(
+            report.includes(
+                'request-duration (v2): histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2"}[5s])))',
+            ),
+            report,
+        );
         assert.ok(report.includes("<details><summary>staging: "), report);
         assert.deepEqual(stackFiles(), files);
         assert.equal(silent.connections, 0, "the preview sent no query");
@@ -247,7 +268,10 @@ describe("a rollout across two clusters (real engine, two API servers with istio
             historiesBefore,
         });
         assert.equal(measurement.value, undefined, "no value without an answer");
-        assert.match(result.stdout, /^ {2}\S+Z {2}(success-rate|request-duration) 1\/2 {2}inconclusive {2}value no data \(bound: (min 99|max 500)\): Prometheus did not answer/m);
+        assert.match(
+            result.stdout,
+            /^ {2}\S+Z {2}(success-rate|request-duration) 1\/2 {2}inconclusive {2}value no data \(bound: (min 99|max 500)\): Prometheus did not answer/m,
+        );
     });
 
     it("no data: a v2 that takes no traffic (no load) is inconclusive at the canary's first step on its own Prometheus, never a pass; it goes back to v1, production is never touched (exit 1)", async () => {
@@ -372,7 +396,10 @@ describe("a rollout across two clusters (real engine, two API servers with istio
             ends: { staging: "rolled back", eu: "not touched" },
             historiesBefore,
         });
-        assert.match(result.stderr, /query at \S+: histogram_quantile\(0\.99, sum by \(le\) \(rate\(istio_request_duration_milliseconds_bucket\{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2"\}\[5s\]\)\)\)$/m);
+        assert.match(
+            result.stderr,
+            /query at \S+: histogram_quantile\(0\.99, sum by \(le\) \(rate\(istio_request_duration_milliseconds_bucket\{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2"\}\[5s\]\)\)\)$/m,
+        );
         // As printed: to three decimals. Every answer takes LATE_MS or more (on a loaded machine one in
         // a window may take over 1000 ms, and the p99 then lies in a higher bucket): above the bound.
         const value = Number(match[0]);
@@ -394,13 +421,19 @@ describe("a rollout across two clusters (real engine, two API servers with istio
             ends: { staging: "rolled back", eu: "rolled back" },
             historiesBefore,
         });
-        assert.match(result.stderr, /query at \S+: sum\(rate\(istio_requests_total\{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2",response_code!~"5\.\."\}\[5s\]\)\)/m);
+        assert.match(
+            result.stderr,
+            /query at \S+: sum\(rate\(istio_requests_total\{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2",response_code!~"5\.\."\}\[5s\]\)\)/m,
+        );
         // As printed: to three decimals.
         const value = Number(match[0]);
         assert.ok(value > 50 && value < 99, `a fifth of v2's answers fail: ${value}`);
         assert.ok(Math.abs((measurement.value ?? 0) - value) < 0.001 && (measurement.requests ?? 0) >= 3, JSON.stringify(measurement));
         // The canary passed its step on its own Prometheus first.
-        assert.match(result.stdout, /^staging at 10%: passed: analysis of v2 on staging at 10% passed: success-rate 2\/2, request-duration 2\/2 at http:\/\/127\.0\.0\.1:\d+$/m);
+        assert.match(
+            result.stdout,
+            /^staging at 10%: passed: analysis of v2 on staging at 10% passed: success-rate 2\/2, request-duration 2\/2 at http:\/\/127\.0\.0\.1:\d+$/m,
+        );
     });
 
     // Last: it ends with v2 live everywhere.

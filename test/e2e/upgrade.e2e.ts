@@ -34,7 +34,9 @@ const DISTURBING = ["create", "delete", "replace", "create-replacement", "delete
 /** The program's files as they were at `commit`, read from git (CI clones the full history). */
 function programAt(commit: string): Record<string, string> {
     const git = (...args: string[]) => execFileSync("git", args, { cwd: ROOT, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
-    const files = git("ls-tree", "-r", "--name-only", commit, "--", ...PROGRAM_FILES).split("\n").filter((f) => f !== "");
+    const files = git("ls-tree", "-r", "--name-only", commit, "--", ...PROGRAM_FILES)
+        .split("\n")
+        .filter((f) => f !== "");
     return Object.fromEntries(files.map((file) => [file, git("show", `${commit}:${file}`)]));
 }
 
@@ -80,16 +82,23 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
             /** The state the program at FROM left, read when it deployed the stack. */
             let oldState: StateResource[] = [];
             const objects = async (): Promise<KubeObject[]> => [
-                ...(await cluster.get("deployments.apps,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,httproutes.gateway.networking.k8s.io", appNamespace)),
+                ...(await cluster.get(
+                    "deployments.apps,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,httproutes.gateway.networking.k8s.io",
+                    appNamespace,
+                )),
                 ...(await cluster.get("gateways.gateway.networking.k8s.io", ingressNamespace)),
             ];
             const exported = async (): Promise<StateResource[]> =>
                 // A stack that was never deployed exports no resources list at all.
-                ((JSON.parse((await stack.pulumi("stack", "export")).stdout) as { deployment: { resources?: StateResource[] } }).deployment.resources ?? []).filter(
-                    (r) => r.external !== true,
-                );
+                (
+                    (JSON.parse((await stack.pulumi("stack", "export")).stdout) as { deployment: { resources?: StateResource[] } }).deployment.resources ?? []
+                ).filter((r) => r.external !== true);
             const uids = (state: StateResource[]) =>
-                Object.fromEntries(state.filter((r) => isKubernetesObject(r.urn)).map((r) => [`${typeOf(r.urn)} ${r.outputs?.metadata?.namespace ?? ""}/${r.outputs?.metadata?.name ?? ""}`, r.outputs?.metadata?.uid]));
+                Object.fromEntries(
+                    state
+                        .filter((r) => isKubernetesObject(r.urn))
+                        .map((r) => [`${typeOf(r.urn)} ${r.outputs?.metadata?.namespace ?? ""}/${r.outputs?.metadata?.name ?? ""}`, r.outputs?.metadata?.uid]),
+                );
 
             /**
              * The stack as the program at FROM deploys it, unless it is still as it left it (an
@@ -138,7 +147,10 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
             it(`the program at ${FROM} deploys the stack, its gate fetching v1`, async () => {
                 await deployedAtFrom();
                 assert.ok(oldState.filter((r) => isKubernetesObject(r.urn)).length >= 10, "the stack runs its objects");
-                assert.ok(oldState.some((r) => GATE_TYPES.includes(r.type)), "the stack has a gate");
+                assert.ok(
+                    oldState.some((r) => GATE_TYPES.includes(r.type)),
+                    "the stack has a gate",
+                );
                 assert.ok(gateway.routedTo("v1") >= 1, "the gate fetched v1 through the stand-in");
                 await istio.expectGatewayLive(liveCluster("v1"));
             });
@@ -151,16 +163,26 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
                 assert.equal(result.code, 0, result.stdout + result.stderr);
                 // `preview --json` lists the steps that do something; an object matched by its alias and
                 // unchanged is only counted as "same".
-                const disturbing = steps.filter((s: PreviewStep) => (isKubernetesObject(s.urn) || GATE_TYPES.includes(typeOf(s.urn))) && DISTURBING.includes(s.op));
-                assert.deepEqual(disturbing.map((s) => `${s.op} ${typeOf(s.urn)}::${nameOf(s.urn)}`), []);
+                const disturbing = steps.filter(
+                    (s: PreviewStep) => (isKubernetesObject(s.urn) || GATE_TYPES.includes(typeOf(s.urn))) && DISTURBING.includes(s.op),
+                );
+                assert.deepEqual(
+                    disturbing.map((s) => `${s.op} ${typeOf(s.urn)}::${nameOf(s.urn)}`),
+                    [],
+                );
                 // What is new is the components that hold what moved and, with the Gateway API, the
                 // wait for Istio's verdict on the routes (it writes nothing on the server); nothing else.
                 const created = steps.filter((s) => s.op === "create").map((s) => typeOf(s.urn));
                 const expectedNew = (t: string) => t.startsWith("cowsay-bluegreen:") || (routingApi === "gateway-api" && t === ROUTE_STATUS_TYPE);
                 assert.ok(created.every(expectedNew), `only components (and the route-status wait) are new: ${created.join(", ")}`);
-                if (routingApi === "gateway-api") assert.ok(created.includes(ROUTE_STATUS_TYPE), "istiod writes the HTTPRoutes' status here: the program's wait for it is on");
+                if (routingApi === "gateway-api")
+                    assert.ok(created.includes(ROUTE_STATUS_TYPE), "istiod writes the HTTPRoutes' status here: the program's wait for it is on");
                 const summary = (JSON.parse(result.stdout) as { changeSummary: Record<string, number> }).changeSummary;
-                assert.deepEqual(Object.keys(summary).filter((op) => DISTURBING.includes(op) && op !== "create"), [], JSON.stringify(summary));
+                assert.deepEqual(
+                    Object.keys(summary).filter((op) => DISTURBING.includes(op) && op !== "create"),
+                    [],
+                    JSON.stringify(summary),
+                );
             });
 
             it("pulumi up with it keeps every object on the server (same uid), fetches nothing, and a second preview plans nothing", async () => {
@@ -175,13 +197,19 @@ describe(`a stack deployed by the program at ${FROM}, updated by the program as 
                 // The objects that moved are known by their new URNs now: their aliases matched them.
                 const moved = newState.filter((r) => isKubernetesObject(r.urn) && /[:$]cowsay-bluegreen:(routing|security):[A-Za-z]+\$/.test(r.urn));
                 assert.ok(moved.length >= 6, `moved: ${moved.map((r) => r.urn).join(", ")}`);
-                assert.deepEqual(newState.filter((r) => GATE_TYPES.includes(r.type)).map((r) => `${r.type}::${nameOf(r.urn)}`), [`${GATE_TYPES[1]}::cowsay-gate`]);
+                assert.deepEqual(
+                    newState.filter((r) => GATE_TYPES.includes(r.type)).map((r) => `${r.type}::${nameOf(r.urn)}`),
+                    [`${GATE_TYPES[1]}::cowsay-gate`],
+                );
                 assert.equal(gateway.requests.length, requestsBefore, "the gate was not recreated, so it fetched nothing");
                 const onServer = await objects();
                 assert.ok(onServer.some((o) => o.kind === "Deployment" && o.metadata.name === "cowsay-nginx-v1"));
                 assert.deepEqual(await istio.gatewayTable(), routes, "istiod pushes the gateway the same route after the upgrade");
                 const { steps } = await stack.preview();
-                assert.deepEqual(steps.filter((s) => s.op !== "same" && s.op !== "read").map((s) => `${s.op} ${s.urn}`), []);
+                assert.deepEqual(
+                    steps.filter((s) => s.op !== "same" && s.op !== "read").map((s) => `${s.op} ${s.urn}`),
+                    [],
+                );
                 await stack.pulumi("config", "set", configKey("activeVersion"), "v2");
                 await stack.up();
                 assert.ok(gateway.routedTo("v2") >= 1, "the gate, carried over, checks the next switch");

@@ -40,12 +40,24 @@ describe("npm run fleet", () => {
         [["switch", "v2", "v3"], "error: switch takes one version, got v2 v3"],
         [["switch", "v2", "--split", '{"v2":100}'], "error: switch takes a version or --split, not both"],
         [["switch", "--split", "90/10"], `error: --split 90/10 is not JSON; allowed: an object such as '{"v1":90,"v2":10}'`],
-        [["switch", "v2", "--wait", "5"], "error: switch: unknown option --wait; allowed: --json (status), --split JSON (switch, preview), --rollout (preview), --steps LIST, --stack NAME, --bake SECONDS (rollout, preview --rollout)"],
+        [
+            ["switch", "v2", "--wait", "5"],
+            "error: switch: unknown option --wait; allowed: --json (status), --split JSON (switch, preview), --rollout (preview), --steps LIST, --stack NAME, --bake SECONDS (rollout, preview --rollout)",
+        ],
         [["rollout"], "error: rollout needs a version (rollout v2)"],
         [["rollout", "v2", "v3"], "error: rollout takes one version, got v2 v3"],
-        [["rollout", "v2", "--steps", "50,10,100"], "error: --steps 50,10,100 is not a list of steps; allowed: increasing integers from 1 to 100 that end at 100, such as 10,50,100"],
-        [["rollout", "v2", "--steps", "10,50"], "error: --steps 10,50 is not a list of steps; allowed: increasing integers from 1 to 100 that end at 100, such as 10,50,100"],
-        [["rollout", "v2", "--steps", "10%,100%"], "error: --steps 10%,100% is not a list of steps; allowed: increasing integers from 1 to 100 that end at 100, such as 10,50,100"],
+        [
+            ["rollout", "v2", "--steps", "50,10,100"],
+            "error: --steps 50,10,100 is not a list of steps; allowed: increasing integers from 1 to 100 that end at 100, such as 10,50,100",
+        ],
+        [
+            ["rollout", "v2", "--steps", "10,50"],
+            "error: --steps 10,50 is not a list of steps; allowed: increasing integers from 1 to 100 that end at 100, such as 10,50,100",
+        ],
+        [
+            ["rollout", "v2", "--steps", "10%,100%"],
+            "error: --steps 10%,100% is not a list of steps; allowed: increasing integers from 1 to 100 that end at 100, such as 10,50,100",
+        ],
         [["rollout", "v2", "--bake", "1m"], "error: --bake 1m is not a number of seconds; allowed: an integer, 0 or more"],
         [["rollout", "--split", '{"v2":100}'], "error: --split is an option of switch and preview only"],
         [["switch", "v2", "--steps", "10,100"], "error: --steps is an option of rollout and preview --rollout only"],
@@ -70,7 +82,11 @@ describe("npm run fleet", () => {
     }
 
     it("says how to get pulumi when it is not on PATH", async () => {
-        assert.deepEqual(await fleet("status"), { code: 4, out: "", err: 'error: pulumi is not on PATH: install the Pulumi CLI, or run eval "$(scripts/engine.sh env)" (README)\n' });
+        assert.deepEqual(await fleet("status"), {
+            code: 4,
+            out: "",
+            err: 'error: pulumi is not on PATH: install the Pulumi CLI, or run eval "$(scripts/engine.sh env)" (README)\n',
+        });
     });
 });
 

@@ -21,7 +21,13 @@ const ANALYSIS = { preSwitch: false, checks: [{ name: "success-rate", metric: "s
 const view = (name: string, extra: Partial<StackView> = {}): StackView => ({
     name,
     config: { activeVersion: "v1" },
-    raw: { activeVersion: "v1", versions: JSON.stringify(VERSIONS), smokeCheck: "false", prometheusUrl: "http://prometheus:9090", analysis: JSON.stringify(ANALYSIS) },
+    raw: {
+        activeVersion: "v1",
+        versions: JSON.stringify(VERSIONS),
+        smokeCheck: "false",
+        prometheusUrl: "http://prometheus:9090",
+        analysis: JSON.stringify(ANALYSIS),
+    },
     secretKeys: new Set(),
     live: { v1: 100 },
     activeVersion: "v1",
@@ -54,7 +60,12 @@ const TWO_WAVES = "waves:\n  - name: canary\n    stacks: [staging]\n  - name: pr
 describe("a fleet with a stack that renders YAML", () => {
     const stacks = [view("staging"), view("eu", { renderYamlTo: RENDERED })];
 
-    for (const argv of [["switch", "v2"], ["switch", "--split", '{"v1":90,"v2":10}'], ["rollout", "v2"], ["rollout", "v2", "--stack", "eu", "--bake", "0"]]) {
+    for (const argv of [
+        ["switch", "v2"],
+        ["switch", "--split", '{"v1":90,"v2":10}'],
+        ["rollout", "v2"],
+        ["rollout", "v2", "--stack", "eu", "--bake", "0"],
+    ]) {
         it(`is refused by ${argv.join(" ")} (exit 4), naming the stack and the key, before anything is touched`, async () => {
             const result = await fleet(stacks, TWO_WAVES, ...argv);
             assert.deepEqual(result, { code: EXIT_CODES.refused, out: "", err: RENDERED_LINE, touched: [], recorded: false });

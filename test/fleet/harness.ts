@@ -95,8 +95,12 @@ export class FleetOfClusters {
                     ...config,
                 };
                 await project.pulumi(
-                    "config", "set-all", "--stack", m.stack,
-                    "--plaintext", `kubernetes:kubeconfig=${m.cluster.env.KUBECONFIG ?? ""}`,
+                    "config",
+                    "set-all",
+                    "--stack",
+                    m.stack,
+                    "--plaintext",
+                    `kubernetes:kubeconfig=${m.cluster.env.KUBECONFIG ?? ""}`,
                     ...Object.entries(settings).flatMap(([k, v]) => ["--plaintext", `${configKey(k)}=${v}`]),
                 );
             }
@@ -183,7 +187,8 @@ export class FleetOfClusters {
                 // One read of the state for both questions (each `pulumi` run costs its start).
                 let state = await this.exported(m.stack);
                 const file = this.stackFile(m.stack);
-                const onV1 = JSON.stringify(stackOutputs(state).trafficSplit) === '{"v1":100}' && /:activeVersion: v1$/m.test(file) && !/:trafficSplit:/.test(file);
+                const onV1 =
+                    JSON.stringify(stackOutputs(state).trafficSplit) === '{"v1":100}' && /:activeVersion: v1$/m.test(file) && !/:trafficSplit:/.test(file);
                 if (!onV1) {
                     await this.pulumi(m.stack, "config", "set", configKey("activeVersion"), "v1");
                     await this.project.run("config", "rm", configKey("trafficSplit"), "--stack", m.stack);
@@ -196,7 +201,9 @@ export class FleetOfClusters {
                 // several updates, so say so instead of letting a gate test pass for the wrong reason.
                 const trusted = gateTrusts(state);
                 if (trusted.includes("v2")) {
-                    throw new Error(`${m.stack}: its gate trusts v2 (v2 was live before v1 came back), so a switch to v2 would not be fetched; start from new stacks`);
+                    throw new Error(
+                        `${m.stack}: its gate trusts v2 (v2 was live before v1 came back), so a switch to v2 would not be fetched; start from new stacks`,
+                    );
                 }
             }),
         );

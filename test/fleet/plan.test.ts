@@ -230,7 +230,10 @@ describe("npm run fleet -- rollback (the plan)", () => {
         const runner = new FakeRunner();
         runner.failRollback.add("us");
         const lines: string[] = [];
-        const result = await runRollback(["staging", "eu", "us"], (s) => s !== "eu", runner, { step: () => undefined, line: (s, t) => lines.push(`${s}: ${t}`) });
+        const result = await runRollback(["staging", "eu", "us"], (s) => s !== "eu", runner, {
+            step: () => undefined,
+            line: (s, t) => lines.push(`${s}: ${t}`),
+        });
         assert.deepEqual(runner.log.sort(), ["rollback staging", "rollback us"]);
         assert.equal(result.failed, true);
         assert.deepEqual(Object.fromEntries(result.stacks), { staging: "rolled-back", eu: "untouched", us: "rollback-failed" });

@@ -10,7 +10,10 @@ import { describe, it } from "node:test";
 import { allStale, fileBackendLocks, lockHolders } from "../../fleet/locks";
 import { RECORD_FILE, inState, newRecord, readRecord, stillRunning, withAnalysis, writeRecord } from "../../fleet/record";
 
-const BEFORE = { staging: { wave: "canary", config: { activeVersion: "v1" }, ran: { v1: 100 } }, eu: { wave: "production", config: {}, ran: { v1: 90, v2: 10 } } };
+const BEFORE = {
+    staging: { wave: "canary", config: { activeVersion: "v1" }, ran: { v1: 100 } },
+    eu: { wave: "production", config: {}, ran: { v1: 90, v2: 10 } },
+};
 
 describe("the switch record", () => {
     it("reads back what was written, and replaces the file whole (no temporary file left)", () => {
@@ -29,17 +32,33 @@ describe("the switch record", () => {
         const dir = mkdtempSync(path.join(tmpdir(), "fleet-record-"));
         mkdirSync(path.join(dir, ".fleet"));
         writeFileSync(path.join(dir, RECORD_FILE), '{"id": "x", "tar');
-        assert.throws(() => readRecord(dir), { message: ".fleet/last-switch.json is not JSON; it was not written by npm run fleet (restore it from a backup, or remove it and roll back by hand)" });
+        assert.throws(() => readRecord(dir), {
+            message: ".fleet/last-switch.json is not JSON; it was not written by npm run fleet (restore it from a backup, or remove it and roll back by hand)",
+        });
         writeFileSync(path.join(dir, RECORD_FILE), JSON.stringify({ ...newRecord({ kind: "version", version: "v2" }, BEFORE), state: "done" }));
         assert.throws(() => readRecord(dir), /^Error: \.fleet\/last-switch\.json: state: Invalid option/);
     });
 
     it("a switch is still running only while its process lives on this machine", () => {
         const record = { ...newRecord({ kind: "version", version: "v2" }, BEFORE), pid: 4242, host: "laptop" };
-        assert.equal(stillRunning(record, () => true, "laptop"), true);
-        assert.equal(stillRunning(record, () => false, "laptop"), false, "killed");
-        assert.equal(stillRunning(record, () => true, "ci-runner"), false, "another machine's: its locks guard the stacks");
-        assert.equal(stillRunning({ ...record, state: "interrupted" }, () => true, "laptop"), false);
+        assert.equal(
+            stillRunning(record, () => true, "laptop"),
+            true,
+        );
+        assert.equal(
+            stillRunning(record, () => false, "laptop"),
+            false,
+            "killed",
+        );
+        assert.equal(
+            stillRunning(record, () => true, "ci-runner"),
+            false,
+            "another machine's: its locks guard the stacks",
+        );
+        assert.equal(
+            stillRunning({ ...record, state: "interrupted" }, () => true, "laptop"),
+            false,
+        );
     });
 });
 
@@ -50,7 +69,20 @@ describe("the record of a rollout", () => {
         phase: "step" as const,
         verdict: "failed" as const,
         summary: "analysis of v2 on eu at 10% failed: check success-rate measurement 1/2: 80 is below min 99 (bound: min 99); query at http://p:9090: q",
-        measurements: [{ check: "success-rate", index: 1, count: 2, at: "2026-11-29T10:00:02.000Z", query: "q", value: 80, requests: 40, bound: "min 99", verdict: "failed" as const, reason: "80 is below min 99" }],
+        measurements: [
+            {
+                check: "success-rate",
+                index: 1,
+                count: 2,
+                at: "2026-11-29T10:00:02.000Z",
+                query: "q",
+                value: 80,
+                requests: 40,
+                bound: "min 99",
+                verdict: "failed" as const,
+                reason: "80 is below min 99",
+            },
+        ],
     };
 
     it("holds its steps, its bake and every analysis as it ended, and reads back exactly", () => {
@@ -60,7 +92,13 @@ describe("the record of a rollout", () => {
         const twice = withAnalysis(withAnalysis(record, ENTRY), { ...ENTRY, stack: "us", verdict: "passed" });
         writeRecord(dir, inState(twice, "rolled-back"));
         const read = readRecord(dir);
-        assert.deepEqual(read?.rollout?.analyses.map((a) => [a.stack, a.verdict]), [["eu", "failed"], ["us", "passed"]]);
+        assert.deepEqual(
+            read?.rollout?.analyses.map((a) => [a.stack, a.verdict]),
+            [
+                ["eu", "failed"],
+                ["us", "passed"],
+            ],
+        );
         assert.deepEqual(read?.rollout?.analyses[0], ENTRY);
         assert.equal(read?.state, "rolled-back");
     });
@@ -76,7 +114,10 @@ describe("the record of a rollout", () => {
 
     it("refuses a measurement with an unknown verdict: the judge never writes one", () => {
         const dir = mkdtempSync(path.join(tmpdir(), "fleet-record-"));
-        const record = withAnalysis(newRecord({ kind: "version", version: "v2" }, BEFORE, new Date(), { steps: [100], bake: 0 }), { ...ENTRY, verdict: "maybe" as "passed" });
+        const record = withAnalysis(newRecord({ kind: "version", version: "v2" }, BEFORE, new Date(), { steps: [100], bake: 0 }), {
+            ...ENTRY,
+            verdict: "maybe" as "passed",
+        });
         writeRecord(dir, record);
         assert.throws(() => readRecord(dir), /^Error: \.fleet\/last-switch\.json: rollout\.analyses\.0\.verdict: Invalid option/);
     });
@@ -100,10 +141,24 @@ describe("locks left by a killed update", () => {
 
     it("are stale only when every holder is a process of this machine that no longer runs", () => {
         const holders = lockHolders(MESSAGE) ?? [];
-        assert.equal(allStale(holders.slice(0, 1), "laptop", () => false), true);
-        assert.equal(allStale(holders.slice(0, 1), "laptop", () => true), false, "a live update");
-        assert.equal(allStale(holders, "laptop", () => false), false, "one is another machine's");
-        assert.equal(allStale([], "laptop", () => false), false);
+        assert.equal(
+            allStale(holders.slice(0, 1), "laptop", () => false),
+            true,
+        );
+        assert.equal(
+            allStale(holders.slice(0, 1), "laptop", () => true),
+            false,
+            "a live update",
+        );
+        assert.equal(
+            allStale(holders, "laptop", () => false),
+            false,
+            "one is another machine's",
+        );
+        assert.equal(
+            allStale([], "laptop", () => false),
+            false,
+        );
     });
 
     it("are read from a file:// backend's lock directory; other backends cannot say", () => {

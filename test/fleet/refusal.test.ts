@@ -26,8 +26,14 @@ describe("the program's rules, before the first stack is touched", () => {
     });
 
     it("refuses with the program's own line, naming the stack", () => {
-        assert.equal(refusal(view(), parseVersion("v3")), 'stack eu: Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2. Nothing was changed.');
-        assert.equal(refusal(view(), parseSplit('{"v1":90,"v2":20}')), 'stack eu: Invalid config trafficSplit: {"v1":90,"v2":20} sums to 110; the weights must sum to 100. Nothing was changed.');
+        assert.equal(
+            refusal(view(), parseVersion("v3")),
+            'stack eu: Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2. Nothing was changed.',
+        );
+        assert.equal(
+            refusal(view(), parseSplit('{"v1":90,"v2":20}')),
+            'stack eu: Invalid config trafficSplit: {"v1":90,"v2":20} sums to 110; the weights must sum to 100. Nothing was changed.',
+        );
     });
 
     it("refuses a stack never deployed: there is nothing to switch from", () => {

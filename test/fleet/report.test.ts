@@ -8,8 +8,24 @@ import { newRecord } from "../../fleet/record";
 import type { StackView } from "../../fleet/workspace";
 
 const PLANS = [
-    { stack: "staging", wave: "canary", live: { v1: 100 }, steps: [{ op: "update", resource: "Gate cowsay-gate" }, { op: "update", resource: "VirtualService cowsay-route" }], diff: "~ subset: \"v1\" => \"v2\"" },
-    { stack: "eu", wave: "production", live: { v1: 100 }, steps: [], diff: "", error: 'Invalid config activeVersion: "v2" is not a deployed version; allowed: v1.' },
+    {
+        stack: "staging",
+        wave: "canary",
+        live: { v1: 100 },
+        steps: [
+            { op: "update", resource: "Gate cowsay-gate" },
+            { op: "update", resource: "VirtualService cowsay-route" },
+        ],
+        diff: '~ subset: "v1" => "v2"',
+    },
+    {
+        stack: "eu",
+        wave: "production",
+        live: { v1: 100 },
+        steps: [],
+        diff: "",
+        error: 'Invalid config activeVersion: "v2" is not a deployed version; allowed: v1.',
+    },
 ];
 
 describe("the preview report", () => {
@@ -18,7 +34,10 @@ describe("the preview report", () => {
         const lines = report.split("\n");
         assert.equal(lines[0], `${REPORT_TITLE}: switch to v2`);
         assert.ok(lines.includes("| canary | staging | v1 | v2 | 2 to update |"), report);
-        assert.ok(lines.includes('| production | eu | v1 | v2 | **preview failed**: Invalid config activeVersion: "v2" is not a deployed version; allowed: v1. |'), report);
+        assert.ok(
+            lines.includes('| production | eu | v1 | v2 | **preview failed**: Invalid config activeVersion: "v2" is not a deployed version; allowed: v1. |'),
+            report,
+        );
         assert.ok(lines.includes("**1 of 2 previews failed.**"));
         assert.ok(report.includes('<details><summary>staging: 2 to update</summary>\n\n```\n~ subset: "v1" => "v2"\n```\n</details>'), report);
     });
@@ -34,14 +53,43 @@ describe("the preview report", () => {
 
 describe("status", () => {
     const views: (StackView & { wave: string })[] = [
-        { name: "staging", wave: "canary", config: {}, raw: {}, secretKeys: new Set<string>(), live: { v2: 100 }, activeVersion: "v2", versions: {}, lastUpdate: { kind: "update", result: "succeeded", startedAt: "2026-11-29T10:00:00.000Z", endedAt: "2026-11-29T10:00:05.000Z" }, locked: false },
-        { name: "eu", wave: "production", config: {}, raw: {}, secretKeys: new Set<string>(), live: { v1: 90, v2: 10 }, activeVersion: "v1", versions: {}, lastUpdate: undefined, locked: true },
+        {
+            name: "staging",
+            wave: "canary",
+            config: {},
+            raw: {},
+            secretKeys: new Set<string>(),
+            live: { v2: 100 },
+            activeVersion: "v2",
+            versions: {},
+            lastUpdate: { kind: "update", result: "succeeded", startedAt: "2026-11-29T10:00:00.000Z", endedAt: "2026-11-29T10:00:05.000Z" },
+            locked: false,
+        },
+        {
+            name: "eu",
+            wave: "production",
+            config: {},
+            raw: {},
+            secretKeys: new Set<string>(),
+            live: { v1: 90, v2: 10 },
+            activeVersion: "v1",
+            versions: {},
+            lastUpdate: undefined,
+            locked: true,
+        },
     ];
 
     it("--json: every stack's wave, outputs, last update and lock, and the last switch", () => {
         const record = { ...newRecord({ kind: "version", version: "v2" }, {}), state: "halted" as const };
         const json = JSON.parse(statusJson(statusRows(views), record));
-        assert.deepEqual(json.stacks[1], { stack: "eu", wave: "production", activeVersion: "v1", trafficSplit: { v1: 90, v2: 10 }, lastUpdate: null, locked: true });
+        assert.deepEqual(json.stacks[1], {
+            stack: "eu",
+            wave: "production",
+            activeVersion: "v1",
+            trafficSplit: { v1: 90, v2: 10 },
+            lastUpdate: null,
+            locked: true,
+        });
         assert.deepEqual(json.stacks[0].lastUpdate, views[0].lastUpdate);
         assert.deepEqual(json.lastSwitch, { id: record.id, target: "v2", startedAt: record.startedAt, state: "halted" });
     });

@@ -44,18 +44,32 @@ describe("the stacks of a rollout", () => {
     });
 
     it("refuses a --stack that is not a stack of this project, and says how without a fleet file", () => {
-        assert.throws(() => rolloutPlan(project(), STACKS, { stack: "asia" }), (err: unknown) => err instanceof Refusal && err.message === "--stack asia is not a stack of this project; allowed: eu, staging, us");
+        assert.throws(
+            () => rolloutPlan(project(), STACKS, { stack: "asia" }),
+            (err: unknown) => err instanceof Refusal && err.message === "--stack asia is not a stack of this project; allowed: eu, staging, us",
+        );
         const dir = project();
         assert.throws(
             () => rolloutPlan(dir, STACKS, {}),
-            (err: unknown) => err instanceof FleetFileError && err.message === `fleet.yaml: not found in ${dir}; write one (docs/fleet.md says how), or name one stack with --stack NAME`,
+            (err: unknown) =>
+                err instanceof FleetFileError &&
+                err.message === `fleet.yaml: not found in ${dir}; write one (docs/fleet.md says how), or name one stack with --stack NAME`,
         );
     });
 
     it("an unfinished rollout blocks the next switch or rollout, named as a rollout", () => {
-        const record = { ...newRecord({ kind: "version", version: "v2" }, {}, new Date("2026-12-06T10:00:00Z"), { steps: [10, 100], bake: 0 }), pid: 999_999_999 };
-        assert.equal(unfinished(record), "the last fleet rollout (to v2, started 2026-12-06T10:00:00.000Z) did not finish (its process was killed): run npm run fleet -- rollback first");
-        assert.equal(unfinished(inState(record, "halted")), "the last fleet rollout (to v2, started 2026-12-06T10:00:00.000Z) ended halted: run npm run fleet -- rollback first");
+        const record = {
+            ...newRecord({ kind: "version", version: "v2" }, {}, new Date("2026-12-06T10:00:00Z"), { steps: [10, 100], bake: 0 }),
+            pid: 999_999_999,
+        };
+        assert.equal(
+            unfinished(record),
+            "the last fleet rollout (to v2, started 2026-12-06T10:00:00.000Z) did not finish (its process was killed): run npm run fleet -- rollback first",
+        );
+        assert.equal(
+            unfinished(inState(record, "halted")),
+            "the last fleet rollout (to v2, started 2026-12-06T10:00:00.000Z) ended halted: run npm run fleet -- rollback first",
+        );
         assert.equal(unfinished(inState(record, "switched")), undefined);
         assert.ok(statusText([], inState(record, "rolled-back")).endsWith("\nlast fleet rollout: to v2, started 2026-12-06T10:00:00.000Z, rolled-back\n"));
     });

@@ -8,11 +8,24 @@ import { rolloutRefusal, soleVersion, stackRollout, stepChecks } from "../../fle
 import type { StackView } from "../../fleet/workspace";
 
 const VERSIONS = { v1: { image: "dougbtv/nginx-cowsay:v1", expect: "^__^" }, v2: { image: "dougbtv/nginx-cowsay:v2", expect: "O___O" } };
-const ANALYSIS = { preSwitch: false, checks: [{ name: "success-rate", metric: "success-rate", min: 99, interval: "2s", count: 2 }, { name: "p99", metric: "request-duration", max: 500, vsLive: 50 }] };
+const ANALYSIS = {
+    preSwitch: false,
+    checks: [
+        { name: "success-rate", metric: "success-rate", min: 99, interval: "2s", count: 2 },
+        { name: "p99", metric: "request-duration", max: 500, vsLive: 50 },
+    ],
+};
 const view = (raw: Record<string, string> = {}, extra: Partial<StackView> = {}): StackView => ({
     name: "eu",
     config: { activeVersion: "v1" },
-    raw: { activeVersion: "v1", versions: JSON.stringify(VERSIONS), smokeCheck: "false", prometheusUrl: "http://prometheus.eu:9090", analysis: JSON.stringify(ANALYSIS), ...raw },
+    raw: {
+        activeVersion: "v1",
+        versions: JSON.stringify(VERSIONS),
+        smokeCheck: "false",
+        prometheusUrl: "http://prometheus.eu:9090",
+        analysis: JSON.stringify(ANALYSIS),
+        ...raw,
+    },
     secretKeys: new Set(),
     live: { v1: 100 },
     activeVersion: "v1",
@@ -39,16 +52,26 @@ describe("a rollout's refusals, before the first stack is touched", () => {
             rolloutRefusal(view({}, { live: { v1: 90, v2: 10 } }), "v2", STEPS),
             "stack eu runs v1 90% / v2 10%; a rollout starts from one version at 100% (npm run fleet -- rollback, or switch it to one version first). Nothing was changed.",
         );
-        assert.equal(rolloutRefusal(view({}, { live: { v2: 100 } }), "v2", STEPS), "stack eu runs v2 already; a rollout to v2 starts from another version at 100%. Nothing was changed.");
+        assert.equal(
+            rolloutRefusal(view({}, { live: { v2: 100 } }), "v2", STEPS),
+            "stack eu runs v2 already; a rollout to v2 starts from another version at 100%. Nothing was changed.",
+        );
     });
 
     it("refuses a target the stack does not declare with the program's own line (the last step's config)", () => {
-        assert.equal(rolloutRefusal(view(), "v3", STEPS), 'stack eu: Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2. Nothing was changed.');
+        assert.equal(
+            rolloutRefusal(view(), "v3", STEPS),
+            'stack eu: Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2. Nothing was changed.',
+        );
     });
 
     it("refuses a stack whose config the program refuses, and one never deployed", () => {
         assert.equal(
-            rolloutRefusal(view({ analysis: JSON.stringify({ preSwitch: false, checks: [{ name: "x", metric: "custom", query: "sum(rate(x[1m])", min: 1 }] }) }), "v2", STEPS),
+            rolloutRefusal(
+                view({ analysis: JSON.stringify({ preSwitch: false, checks: [{ name: "x", metric: "custom", query: "sum(rate(x[1m])", min: 1 }] }) }),
+                "v2",
+                STEPS,
+            ),
             'stack eu: Invalid config analysis.checks[0].query: "sum(rate(x[1m])" is not valid PromQL: with its templates filled in, the parser stops at character 16 (the end: something is missing). Nothing was changed.',
         );
         assert.equal(rolloutRefusal(view({}, { live: undefined }), "v2", STEPS), "stack eu has never been deployed (no outputs); run pulumi up on it first");
@@ -87,7 +110,10 @@ describe("the checks of each step", () => {
     });
 
     it("a check that only compares with the live version has no bound at 100%, only its data and minRequests", () => {
-        const only = stackRollout(view({ analysis: JSON.stringify({ preSwitch: false, checks: [{ name: "p99", metric: "request-duration", vsLive: 50 }] }) }), "v2");
+        const only = stackRollout(
+            view({ analysis: JSON.stringify({ preSwitch: false, checks: [{ name: "p99", metric: "request-duration", vsLive: 50 }] }) }),
+            "v2",
+        );
         assert.equal(stepChecks(only, 10)[0].bound, "v1's own + 50");
         assert.equal(stepChecks(only, 100)[0].bound, "any value (vsLive is judged below 100% only)");
     });

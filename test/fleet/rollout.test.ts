@@ -117,7 +117,12 @@ const FLEET = (onFailure: Fleet["onFailure"] = "rollback", bake = 0): Fleet => (
 });
 const ONE: Fleet = { waves: [{ name: "alone", stacks: ["eu"], parallel: 1 }], bake: 0, onFailure: "rollback" };
 
-function run(fleet: Fleet, stacks: FakeStacks, clock: VirtualClock, options: { controller?: AbortController; steps?: readonly number[]; progress?: PlanProgress } = {}) {
+function run(
+    fleet: Fleet,
+    stacks: FakeStacks,
+    clock: VirtualClock,
+    options: { controller?: AbortController; steps?: readonly number[]; progress?: PlanProgress } = {},
+) {
     const entries: string[] = [];
     const result = runRollout(fleet, options.steps ?? DEFAULT_STEPS, stacks, {
         signal: (options.controller ?? new AbortController()).signal,
@@ -163,7 +168,10 @@ describe("a rollout: the steps", () => {
         assert.equal(entries[0], "staging step 10 passed");
         // Every analysis of a wave runs at once: six rounds of 4 s, not sixteen analyses one after another.
         assert.equal(clock.t, 6 * ANALYSIS_SECONDS * 1000);
-        assert.equal(leastSeconds(FLEET(), DEFAULT_STEPS, () => ANALYSIS_SECONDS), 6 * ANALYSIS_SECONDS);
+        assert.equal(
+            leastSeconds(FLEET(), DEFAULT_STEPS, () => ANALYSIS_SECONDS),
+            6 * ANALYSIS_SECONDS,
+        );
     });
 
     it("one stack (--stack): each step, then its check and analysis", async () => {
@@ -185,7 +193,10 @@ describe("a rollout: the steps", () => {
         // Rounds of 4 s from 0 until one ends at or after 25 s: 7, the last one ending at 28 s.
         assert.equal(entries.filter((e) => e.startsWith("eu bake 100")).length, 7);
         assert.equal(clock.t, (ANALYSIS_SECONDS + 28) * 1000);
-        assert.equal(leastSeconds(fleet, [100], () => ANALYSIS_SECONDS), ANALYSIS_SECONDS + 28);
+        assert.equal(
+            leastSeconds(fleet, [100], () => ANALYSIS_SECONDS),
+            ANALYSIS_SECONDS + 28,
+        );
     });
 });
 
@@ -196,7 +207,9 @@ describe("a rollout: a failure swings back", () => {
             const stacks = new FakeStacks(clock);
             stacks.verdicts.set("eu@10", verdict);
             const lines: string[] = [];
-            const { result, entries } = run(FLEET(), stacks, clock, { progress: { step: () => undefined, line: (stack, text) => lines.push(`${stack ?? "fleet"}: ${text}`) } });
+            const { result, entries } = run(FLEET(), stacks, clock, {
+                progress: { step: () => undefined, line: (stack, text) => lines.push(`${stack ?? "fleet"}: ${text}`) },
+            });
             const { outcome, stacks: ends, failure } = await result;
             assert.equal(outcome, "rolled-back");
             assert.equal(EXIT_CODES[outcome], 1);
@@ -360,7 +373,10 @@ describe("a rollout behind the real judge", () => {
         from: "v1",
         to: "v2",
         namespace: "cowsay",
-        analysis: { provider: { url: "http://prometheus.test:9090", token: undefined }, ...parseAnalysis({ checks: [{ name: "success-rate", metric: "success-rate", min: 99, interval: "2s", count: 2 }] }) },
+        analysis: {
+            provider: { url: "http://prometheus.test:9090", token: undefined },
+            ...parseAnalysis({ checks: [{ name: "success-rate", metric: "success-rate", min: 99, interval: "2s", count: 2 }] }),
+        },
     };
     /** The fake stacks, analysed by `analyse` itself on virtual time, with Prometheus answering `answer`. */
     const judgedBy = (clock: VirtualClock, answer: (promql: string) => Promise<number | undefined>) => {
@@ -378,9 +394,14 @@ describe("a rollout behind the real judge", () => {
 
     it("a v2 answering 20% 5xx fails its first step; the failure names the check, the query as sent, the value and the bound; the record holds every measurement", async () => {
         const clock = new VirtualClock();
-        const stacks = judgedBy(clock, (promql) => Promise.resolve(promql.startsWith("sum(increase") ? 50 : promql.includes('destination_workload="cowsay-nginx-v2"') ? 80 : 100));
+        const stacks = judgedBy(clock, (promql) =>
+            Promise.resolve(promql.startsWith("sum(increase") ? 50 : promql.includes('destination_workload="cowsay-nginx-v2"') ? 80 : 100),
+        );
         const dir = mkdtempSync(path.join(tmpdir(), "fleet-rollout-"));
-        let record = newRecord({ kind: "version", version: "v2" }, { eu: { wave: "alone", config: { activeVersion: "v1" }, ran: { v1: 100 } } }, new Date(), { steps: [10, 50, 100], bake: 0 });
+        let record = newRecord({ kind: "version", version: "v2" }, { eu: { wave: "alone", config: { activeVersion: "v1" }, ran: { v1: 100 } } }, new Date(), {
+            steps: [10, 50, 100],
+            bake: 0,
+        });
         const result = await runRollout(ONE, DEFAULT_STEPS, stacks, {
             signal: new AbortController().signal,
             progress: quiet,
@@ -393,7 +414,10 @@ describe("a rollout behind the real judge", () => {
         assert.equal(result.outcome, "rolled-back");
         assert.deepEqual(stacks.moves(), ["step eu 10", "rollback eu"]);
         const message = result.failure?.message ?? "";
-        assert.match(message, /^analysis of v2 on eu at 10% failed: check success-rate measurement 1\/2: 80 is below min 99 \(bound: min 99\); query at http:\/\/prometheus\.test:9090: /);
+        assert.match(
+            message,
+            /^analysis of v2 on eu at 10% failed: check success-rate measurement 1\/2: 80 is below min 99 \(bound: min 99\); query at http:\/\/prometheus\.test:9090: /,
+        );
         assert.ok(message.includes('destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2"'), message);
         const kept = readRecord(dir)?.rollout;
         assert.deepEqual(kept?.steps, [10, 50, 100]);
@@ -402,7 +426,10 @@ describe("a rollout behind the real judge", () => {
         assert.equal(measurement.value, 80);
         assert.equal(measurement.verdict, "failed");
         assert.equal(measurement.reason, "80 is below min 99");
-        assert.match(measurement.query, /^sum\(rate\(istio_requests_total\{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2",response_code!~"5\.\."\}\[2s\]\)\)/);
+        assert.match(
+            measurement.query,
+            /^sum\(rate\(istio_requests_total\{reporter="destination",destination_workload_namespace="cowsay",destination_workload="cowsay-nginx-v2",response_code!~"5\.\."\}\[2s\]\)\)/,
+        );
         assert.ok(!Number.isNaN(Date.parse(measurement.at)));
     });
 
@@ -412,7 +439,10 @@ describe("a rollout behind the real judge", () => {
         const result = await runRollout(ONE, DEFAULT_STEPS, stacks, { signal: new AbortController().signal, progress: quiet, clock });
         assert.equal(result.outcome, "rolled-back");
         assert.equal(result.analyses[0].verdict, "inconclusive");
-        assert.match(result.failure?.message ?? "", /was inconclusive \(not a pass\): check success-rate measurement 1\/2: Prometheus did not answer \(connect ECONNREFUSED 127\.0\.0\.1:9\); unreachable is inconclusive/);
+        assert.match(
+            result.failure?.message ?? "",
+            /was inconclusive \(not a pass\): check success-rate measurement 1\/2: Prometheus did not answer \(connect ECONNREFUSED 127\.0\.0\.1:9\); unreachable is inconclusive/,
+        );
     });
 
     it("a healthy v2 passes every step and goes live", async () => {
@@ -420,7 +450,14 @@ describe("a rollout behind the real judge", () => {
         const stacks = judgedBy(clock, (promql) => Promise.resolve(promql.startsWith("sum(increase") ? 50 : 100));
         const result = await runRollout(ONE, DEFAULT_STEPS, stacks, { signal: new AbortController().signal, progress: quiet, clock });
         assert.equal(result.outcome, "switched");
-        assert.deepEqual(result.analyses.map((a) => [a.step, a.verdict, a.measurements.length]), [[10, "passed", 2], [50, "passed", 2], [100, "passed", 2]]);
+        assert.deepEqual(
+            result.analyses.map((a) => [a.step, a.verdict, a.measurements.length]),
+            [
+                [10, "passed", 2],
+                [50, "passed", 2],
+                [100, "passed", 2],
+            ],
+        );
         assert.equal(clock.t, 3 * 4000, "each step's analysis: 2 measurements 2 s apart");
     });
 });

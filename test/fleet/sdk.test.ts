@@ -20,7 +20,13 @@ const STACK_OUTPUTS_EVENT: EngineEvent = {
     sequence: 1,
     timestamp: 0,
     resOutputsEvent: {
-        metadata: { op: "same", urn: STACK_URN, type: STACK_TYPE, provider: "", new: { type: STACK_TYPE, urn: STACK_URN, id: "", parent: "", provider: "", inputs: {}, outputs: OUTPUTS } },
+        metadata: {
+            op: "same",
+            urn: STACK_URN,
+            type: STACK_TYPE,
+            provider: "",
+            new: { type: STACK_TYPE, urn: STACK_URN, id: "", parent: "", provider: "", inputs: {}, outputs: OUTPUTS },
+        },
     },
 };
 
@@ -82,7 +88,10 @@ describe("the Automation API's stack selection (withoutSelection)", () => {
         assert.deepEqual(calls, []);
         await stack.getAllConfig();
         await stack.setConfig("cowsay-bluegreen:activeVersion", { value: "v2" });
-        assert.deepEqual(calls, ["config --show-secrets --json --stack eu", "config set cowsay-bluegreen:activeVersion --stack eu --plaintext --non-interactive -- v2"]);
+        assert.deepEqual(calls, [
+            "config --show-secrets --json --stack eu",
+            "config set cowsay-bluegreen:activeVersion --stack eu --plaintext --non-interactive -- v2",
+        ]);
     });
 });
 

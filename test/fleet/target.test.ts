@@ -24,7 +24,9 @@ describe("the target of a switch", () => {
     it("refuses what is not a version or not a split, in one line; the rest is the program's rule", () => {
         assert.throws(() => parseVersion("v 2"), { message: 'version "v 2" is not a version name; allowed: a version every stack declares, such as v2' });
         assert.throws(() => parseSplit("{v1:90}"), { message: `--split {v1:90} is not JSON; allowed: an object such as '{"v1":90,"v2":10}'` });
-        assert.throws(() => parseSplit('{"v1":"90"}'), { message: `--split {"v1":"90"} is not a split; allowed: version -> integer percent, such as '{"v1":90,"v2":10}'` });
+        assert.throws(() => parseSplit('{"v1":"90"}'), {
+            message: `--split {"v1":"90"} is not a split; allowed: version -> integer percent, such as '{"v1":90,"v2":10}'`,
+        });
         assert.throws(() => parseSplit("{}"), { message: `--split {} is not a split; allowed: version -> integer percent, such as '{"v1":90,"v2":10}'` });
         // Sums and known versions are checked per stack by the program's own parser (runner.refusal).
         assert.deepEqual(parseSplit('{"v1":90,"v2":20}'), { kind: "split", weights: { v1: 90, v2: 20 } });
@@ -68,14 +70,20 @@ config:
     });
 
     it("adds keys a stack file does not have, also to an empty or missing file", () => {
-        assert.match(withSwitchConfig("config:\n  kubernetes:context: eu\n", "p", { activeVersion: "v1", trafficSplit: '{"v1":90,"v2":10}' }), /p:trafficSplit: '\{"v1":90,"v2":10\}'/);
+        assert.match(
+            withSwitchConfig("config:\n  kubernetes:context: eu\n", "p", { activeVersion: "v1", trafficSplit: '{"v1":90,"v2":10}' }),
+            /p:trafficSplit: '\{"v1":90,"v2":10\}'/,
+        );
         assert.equal(withSwitchConfig("", "p", { activeVersion: "v2" }), "config:\n  p:activeVersion: v2\n");
     });
 });
 
 describe("the switch keys of a stack file", () => {
     it("reads them as the file sets them: absent stays absent, a YAML map reads as its JSON", () => {
-        assert.deepEqual(stackFileConfig("config:\n  p:activeVersion: v2\n  p:trafficSplit:\n    v1: 90\n    v2: 10\n", "p"), { activeVersion: "v2", trafficSplit: '{"v1":90,"v2":10}' });
+        assert.deepEqual(stackFileConfig("config:\n  p:activeVersion: v2\n  p:trafficSplit:\n    v1: 90\n    v2: 10\n", "p"), {
+            activeVersion: "v2",
+            trafficSplit: '{"v1":90,"v2":10}',
+        });
         assert.deepEqual(stackFileConfig("config:\n  q:activeVersion: v2\n", "p"), { activeVersion: undefined, trafficSplit: undefined });
         assert.deepEqual(stackFileConfig("", "p"), { activeVersion: undefined, trafficSplit: undefined });
     });

@@ -79,4 +79,3 @@ export function messagesOfResource(policy: typeof imagesPinned, args: ResourceAr
 export function violationsOfStack(policy: typeof routeTargetsExistingSubsets, resources: StackResource[]): Promise<Violation[]> {
     return violationsOf((report) => policy.validateStack(stackArgs(resources), report));
 }
-

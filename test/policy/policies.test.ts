@@ -4,9 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import {
-    messagesOfResource, resourceArgs, stackResource, violationsOfStack, type Props, type StackResource,
-} from "./harness";
+import { messagesOfResource, resourceArgs, stackResource, violationsOfStack, type Props, type StackResource } from "./harness";
 
 import {
     allowZeroReplicasAnnotation,
@@ -138,10 +136,7 @@ describe("versions-keep-a-replica", () => {
     it("accepts versions with replicas, an explicit opt-in to zero, and Deployments that are not versions", async () => {
         assert.deepEqual(await check(deployment({ version: "v2", replicas: 2 })), []);
         assert.deepEqual(await check(deployment({ version: "v2" })), [], "replicas left to the default of 1");
-        assert.deepEqual(
-            await check(deployment({ version: "v2", replicas: 0, annotations: { [allowZeroReplicasAnnotation]: "true" } })),
-            [],
-        );
+        assert.deepEqual(await check(deployment({ version: "v2", replicas: 0, annotations: { [allowZeroReplicasAnnotation]: "true" } })), []);
         assert.deepEqual(await check(deployment({ replicas: 0 })), [], "no version label");
         assert.deepEqual(await check(deployment({ version: "v2", replicas: 0 }), "kubernetes:apps/v1:StatefulSet"), []);
     });
@@ -152,10 +147,7 @@ describe("versions-keep-a-replica", () => {
             'metadata.annotations["cowsay-bluegreen.io/allow-zero-replicas"] to "true" to allow an idle version.';
         assert.deepEqual(await check(deployment({ version: "v2", replicas: 0 })), [expected]);
         // Only the exact string "true" opts in: a near miss fails closed.
-        assert.deepEqual(
-            await check(deployment({ version: "v2", replicas: 0, annotations: { [allowZeroReplicasAnnotation]: "True" } })),
-            [expected],
-        );
+        assert.deepEqual(await check(deployment({ version: "v2", replicas: 0, annotations: { [allowZeroReplicasAnnotation]: "True" } })), [expected]);
     });
 });
 
@@ -182,8 +174,7 @@ describe("images-pinned", () => {
                 "pinned; expected a pinned tag or digest (for example dougbtv/nginx-cowsay:v1).",
             'Deployment "cowsay-v1": spec.template.spec.containers[0] ("nginx") image "nginx:latest" is not pinned; ' +
                 "expected a pinned tag other than latest, or a digest.",
-            'Deployment "cowsay-v1": spec.template.spec.containers[1] ("empty") image is not set; set an image pinned to a ' +
-                "version tag or digest.",
+            'Deployment "cowsay-v1": spec.template.spec.containers[1] ("empty") image is not set; set an image pinned to a ' + "version tag or digest.",
         ]);
     });
 });
@@ -207,10 +198,8 @@ describe("containers-hardened", () => {
             'Deployment "cowsay-v1": spec.template.spec.initContainers[0] ("init") resources.limits.memory is not set; set a memory limit.',
             'Deployment "cowsay-v1": spec.template.spec.containers[0] ("nginx") resources.limits.cpu is not set; set a cpu limit.',
             'Deployment "cowsay-v1": spec.template.spec.containers[0] ("nginx") resources.limits.memory is not set; set a memory limit.',
-            'Deployment "cowsay-v1": spec.template.spec.containers[0] ("nginx") securityContext.allowPrivilegeEscalation is not set; ' +
-                "set it to false.",
-            'Deployment "cowsay-v1": spec.template.spec.containers[1] ("escalating") securityContext.allowPrivilegeEscalation is ' +
-                "true; set it to false.",
+            'Deployment "cowsay-v1": spec.template.spec.containers[0] ("nginx") securityContext.allowPrivilegeEscalation is not set; ' + "set it to false.",
+            'Deployment "cowsay-v1": spec.template.spec.containers[1] ("escalating") securityContext.allowPrivilegeEscalation is ' + "true; set it to false.",
         ]);
     });
 });
@@ -230,7 +219,10 @@ describe("route-targets-existing-subsets", () => {
     it("accepts routes to defined subsets, whether the hosts are short or fully qualified", async () => {
         const shortRule = destinationRule("short", "cowsay", "cowsay-nginx", ["v1", "v2"]);
         const routes = virtualService("cowsay", "cowsay", [
-            [{ host: "cowsay-nginx", subset: "v1", weight: 100 }, { host: "cowsay-nginx", subset: "v2", weight: 0 }],
+            [
+                { host: "cowsay-nginx", subset: "v1", weight: 100 },
+                { host: "cowsay-nginx", subset: "v2", weight: 0 },
+            ],
             [{ host: "cowsay-nginx.cowsay.svc.cluster.local", subset: "v2" }],
             [{ host: "cowsay-nginx" }],
         ]);
@@ -255,7 +247,12 @@ describe("route-targets-existing-subsets", () => {
         // The short name resolves in the VirtualService's namespace, not the DestinationRule's.
         const elsewhere = virtualService("cowsay", "other", [[{ host: "cowsay-nginx", subset: "v1" }]]);
         // A dotted name is never expanded, so "cowsay-nginx.cowsay" is not the Service's FQDN.
-        const dotted = virtualService("dotted", "cowsay", [[{ host: "cowsay-nginx.cowsay", subset: "v1" }]], "kubernetes:networking.istio.io/v1beta1:VirtualService");
+        const dotted = virtualService(
+            "dotted",
+            "cowsay",
+            [[{ host: "cowsay-nginx.cowsay", subset: "v1" }]],
+            "kubernetes:networking.istio.io/v1beta1:VirtualService",
+        );
         assert.deepEqual(await violationsOfStack(routeTargetsExistingSubsets, [rule, elsewhere, dotted]), [
             {
                 message:
@@ -349,11 +346,19 @@ describe("route-backends-select-one-version", () => {
     const stack = twoVersionsWithServices();
 
     it("accepts backends that are Services of one version each, and refs that are not Services", async () => {
-        const routes = httpRoute("cowsay", "cowsay", [
-            [{ name: "cowsay-nginx-v1", port: 9080, weight: 90 }, { group: "", kind: "Service", name: "cowsay-nginx-v2", port: 9080, weight: 10 }],
-            [{ name: "cowsay-nginx-v2", namespace: "cowsay", port: 9080 }],
-            [{ group: "example.com", kind: "Bucket", name: "static" }],
-        ], "v1beta1");
+        const routes = httpRoute(
+            "cowsay",
+            "cowsay",
+            [
+                [
+                    { name: "cowsay-nginx-v1", port: 9080, weight: 90 },
+                    { group: "", kind: "Service", name: "cowsay-nginx-v2", port: 9080, weight: 10 },
+                ],
+                [{ name: "cowsay-nginx-v2", namespace: "cowsay", port: 9080 }],
+                [{ group: "example.com", kind: "Bucket", name: "static" }],
+            ],
+            "v1beta1",
+        );
         assert.deepEqual(await violationsOfStack(routeBackendsSelectOneVersion, [...stack, routes]), []);
     });
 
@@ -372,7 +377,8 @@ describe("route-backends-select-one-version", () => {
                 urn: routes.urn,
             },
             {
-                message: 'HTTPRoute "cowsay": spec.rules[1].backendRefs[0] Service cowsay/cowsay-nginx-v3 selects the pods of no versioned Deployment of this stack.',
+                message:
+                    'HTTPRoute "cowsay": spec.rules[1].backendRefs[0] Service cowsay/cowsay-nginx-v3 selects the pods of no versioned Deployment of this stack.',
                 urn: routes.urn,
             },
             {
@@ -386,18 +392,18 @@ describe("route-backends-select-one-version", () => {
         const routes = httpRoute("cowsay", "cowsay", [[{ name: "manual", port: 9080 }], [{ name: "cowsay-nginx-v1", port: 9080 }]]);
         const elsewhere = [versionDeployment("v1", "other"), service("manual", undefined), service("cowsay-nginx-v1", { version: "v1" })];
         const seen = await violationsOfStack(routeBackendsSelectOneVersion, [...elsewhere, routes]);
-        assert.deepEqual(seen.map((v) => v.message.replace(/^.*Service /, "")), [
-            "cowsay/manual selects the pods of no versioned Deployment of this stack.",
-            "cowsay/cowsay-nginx-v1 selects the pods of no versioned Deployment of this stack.",
-        ]);
+        assert.deepEqual(
+            seen.map((v) => v.message.replace(/^.*Service /, "")),
+            [
+                "cowsay/manual selects the pods of no versioned Deployment of this stack.",
+                "cowsay/cowsay-nginx-v1 selects the pods of no versioned Deployment of this stack.",
+            ],
+        );
     });
 });
 
 describe("no-ingress-around-version-routes", () => {
-    const stack = [
-        ...twoVersionsWithServices(),
-        httpRoute("cowsay", "cowsay", [[{ name: "cowsay-nginx-v1", port: 9080 }]]),
-    ];
+    const stack = [...twoVersionsWithServices(), httpRoute("cowsay", "cowsay", [[{ name: "cowsay-nginx-v1", port: 9080 }]])];
 
     it("accepts an Ingress to one version's Service, or to a shared Service no HTTPRoute routes", async () => {
         const toOne = ingress("one", "cowsay", { defaultBackend: { service: { name: "cowsay-nginx-v2", port: { number: 9080 } } } });

@@ -39,7 +39,13 @@ const STACKS: Record<string, Record<string, string>> = {
     },
     "ACME (a port-80 Gateway and redirect route, an IngressClass)": { issuer: "acme", acmeEmail: "ops@example.com" },
     "gateway-api, the example stack": { routingApi: "gateway-api" },
-    "gateway-api, ACME, a second stack's app namespace": { routingApi: "gateway-api", issuer: "acme", acmeEmail: "ops@example.com", appNamespace: "shop", hostname: "shop.example.com" },
+    "gateway-api, ACME, a second stack's app namespace": {
+        routingApi: "gateway-api",
+        issuer: "acme",
+        acmeEmail: "ops@example.com",
+        appNamespace: "shop",
+        hostname: "shop.example.com",
+    },
     "gateway-api, a 90/10 split, idle v3 stopped": {
         routingApi: "gateway-api",
         trafficSplit: '{"v1":90,"v2":10}',
@@ -77,9 +83,12 @@ describe("the program's output under the policy pack", () => {
             return stackResource(r.type, r.name, { ...r.inputs, spec: { ...spec, rules } });
         });
         const seen = await violationsOf((report) => routeBackendsSelectOneVersion.validateStack(stackArgs(resources), report));
-        assert.deepEqual(seen.map((v) => v.message), [
-            'HTTPRoute "cowsay-route": spec.rules[0].backendRefs[0] Service cowsay/cowsay-nginx selects the pods of versions "v1", "v2", ' +
-                "so the route would spread requests over them; name a Service per version.",
-        ]);
+        assert.deepEqual(
+            seen.map((v) => v.message),
+            [
+                'HTTPRoute "cowsay-route": spec.rules[0].backendRefs[0] Service cowsay/cowsay-nginx selects the pods of versions "v1", "v2", ' +
+                    "so the route would spread requests over them; name a Service per version.",
+            ],
+        );
     });
 });

@@ -67,7 +67,12 @@ export class LocalCluster {
 
     private static async start(istiod: "0" | "1" | "chart", prometheus: boolean): Promise<LocalCluster> {
         const state = mkdtempSync(path.join(tmpdir(), "cowsay-cluster-"));
-        const base: NodeJS.ProcessEnv = { ...process.env, COWSAY_CLUSTER_STATE: state, COWSAY_CLUSTER_ISTIOD: istiod, COWSAY_CLUSTER_PROMETHEUS: prometheus ? "1" : "0" };
+        const base: NodeJS.ProcessEnv = {
+            ...process.env,
+            COWSAY_CLUSTER_STATE: state,
+            COWSAY_CLUSTER_ISTIOD: istiod,
+            COWSAY_CLUSTER_PROMETHEUS: prometheus ? "1" : "0",
+        };
         // Not the Prometheus of another cluster, which the caller's shell may point at (an eval'd `env`).
         delete base.COWSAY_PROMETHEUS_URL;
         delete base.COWSAY_PROMETHEUS_TARGETS;
@@ -100,7 +105,13 @@ export class LocalCluster {
         const xds = value("COWSAY_XDS_ADDRESS");
         const url = value("COWSAY_PROMETHEUS_URL");
         const targets = value("COWSAY_PROMETHEUS_TARGETS");
-        if (kubeconfig === undefined || bin === undefined || (istiod !== "0") !== (xds !== undefined) || prometheus !== (url !== undefined) || prometheus !== (targets !== undefined)) {
+        if (
+            kubeconfig === undefined ||
+            bin === undefined ||
+            (istiod !== "0") !== (xds !== undefined) ||
+            prometheus !== (url !== undefined) ||
+            prometheus !== (targets !== undefined)
+        ) {
             throw new Error(`unexpected output of scripts/cluster.sh env:\n${exports}`);
         }
         const env = {

@@ -18,7 +18,16 @@ export { ROOT };
 /** The program's folders: every module index.ts loads lives in one of them (test/program.test.ts checks it). */
 export const PROGRAM_DIRS = ["components", "config", "dynamic", "lib"];
 /** What a copy of the program needs to run: the project files, not the tests. */
-export const PROGRAM_FILES = ["Pulumi.yaml", "Pulumi.dev.yaml", "index.ts", "compile-cache.cjs", ...PROGRAM_DIRS, "package.json", "tsconfig.json", "versions.json"];
+export const PROGRAM_FILES = [
+    "Pulumi.yaml",
+    "Pulumi.dev.yaml",
+    "index.ts",
+    "compile-cache.cjs",
+    ...PROGRAM_DIRS,
+    "package.json",
+    "tsconfig.json",
+    "versions.json",
+];
 
 /**
  * An EngineStack's environment (`env`) that runs the program as a user's pulumi does, type-checked:
@@ -102,7 +111,10 @@ export class EngineStack {
     /** Places remember() named. */
     private readonly places = new Map<string, StackMark>();
 
-    private constructor(readonly root: string, options: StackOptions) {
+    private constructor(
+        readonly root: string,
+        options: StackOptions,
+    ) {
         this.dir = path.join(root, "project");
         this.renderDir = path.join(root, "rendered");
         const state = path.join(root, "state");
@@ -111,9 +123,13 @@ export class EngineStack {
         if (options.files === undefined) {
             this.useCurrentProgram();
             if (options.prebuilt === true) {
-                for (const file of ["index.js", ...PROGRAM_DIRS, "versions.json"].map((f) => path.join("bin", f))) cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
+                for (const file of ["index.js", ...PROGRAM_DIRS, "versions.json"].map((f) => path.join("bin", f)))
+                    cpSync(path.join(ROOT, file), path.join(this.dir, file), { recursive: true });
                 const project = readFileSync(path.join(this.dir, "Pulumi.yaml"), "utf8").replace(/^runtime:$/m, "main: bin/index.js\nruntime:");
-                writeFileSync(path.join(this.dir, "Pulumi.yaml"), project.replace(/^    packagemanager: npm$/m, "    packagemanager: npm\n    typescript: false"));
+                writeFileSync(
+                    path.join(this.dir, "Pulumi.yaml"),
+                    project.replace(/^    packagemanager: npm$/m, "    packagemanager: npm\n    typescript: false"),
+                );
             }
         } else {
             this.useProgram(options.files);
@@ -194,7 +210,7 @@ export class EngineStack {
     /** The stack file's config (keys with their prefix): strings, objects set with --path, `{ secure }` secrets. */
     private stackConfig(): StackFileConfig {
         const file = this.stackFile();
-        return existsSync(file) ? (((parseDocument(readFileSync(file, "utf8")).toJS() as { config?: StackFileConfig } | null)?.config) ?? {}) : {};
+        return existsSync(file) ? ((parseDocument(readFileSync(file, "utf8")).toJS() as { config?: StackFileConfig } | null)?.config ?? {}) : {};
     }
 
     /**
@@ -391,7 +407,8 @@ export class EngineStack {
     }
 
     /** The rendered object of `kind` named `name`, with the file it is in. */
-    object(kind: string, name: string): { file: string; object: Record<string, any> } { // eslint-disable-line @typescript-eslint/no-explicit-any
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    object(kind: string, name: string): { file: string; object: Record<string, any> } {
         const found: { file: string; object: Record<string, any> }[] = []; // eslint-disable-line @typescript-eslint/no-explicit-any
         for (const [file, text] of this.rendered()) {
             for (const doc of parseAllDocuments(text)) {
@@ -406,7 +423,11 @@ export class EngineStack {
     /** Lock files in the state backend (a killed pulumi leaves one). */
     locks(): string[] {
         const dir = path.join(this.root, "state", ".pulumi", "locks");
-        return existsSync(dir) ? readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name) : [];
+        return existsSync(dir)
+            ? readdirSync(dir, { recursive: true, withFileTypes: true })
+                  .filter((e) => e.isFile())
+                  .map((e) => e.name)
+            : [];
     }
 
     dispose(): void {
@@ -419,7 +440,9 @@ type Spec = Record<string, any>; // eslint-disable-line @typescript-eslint/no-ex
 /** JSON with the keys of every object sorted: equal values, equal text, whatever order they were written in. */
 function canonical(value: unknown): string {
     return JSON.stringify(value, (_key, v: unknown) =>
-        v !== null && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : v,
+        v !== null && typeof v === "object" && !Array.isArray(v)
+            ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
+            : v,
     );
 }
 
@@ -449,7 +472,10 @@ export function plannedChanges(steps: readonly PreviewStep[]): PreviewStep[] {
 export async function expectRefusal(stack: EngineStack, message: string): Promise<void> {
     const stateBefore = await stack.state();
     const renderedBefore = stack.rendered();
-    for (const args of [["preview", "--non-interactive"], ["up", "--yes", "--skip-preview", "--non-interactive"]]) {
+    for (const args of [
+        ["preview", "--non-interactive"],
+        ["up", "--yes", "--skip-preview", "--non-interactive"],
+    ]) {
         const result = await stack.run(...args);
         assert.notEqual(result.code, 0, `pulumi ${args[0]} must fail`);
         assert.ok(`${result.stdout}${result.stderr}`.includes(message), result.stdout + result.stderr);

@@ -64,7 +64,14 @@ export interface GatewayRequest {
  */
 export type Routed =
     | { readonly version: string; readonly image: string; readonly service?: string }
-    | { readonly status: number; readonly reason: string; readonly location?: string; readonly version?: string; readonly service?: string; readonly flags?: string };
+    | {
+          readonly status: number;
+          readonly reason: string;
+          readonly location?: string;
+          readonly version?: string;
+          readonly service?: string;
+          readonly flags?: string;
+      };
 
 /** Decides where each request goes. */
 export type Router = (request: GatewayRequest) => Promise<Routed>;
@@ -151,14 +158,34 @@ export class StandInGateway {
         }
         const certDir = mkdtempSync(path.join(tmpdir(), "cowsay-gw-"));
         // A throwaway self-signed certificate, as the default issuer would give the real gateway.
-        execFileSync("openssl", [
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-            "-subj", "/CN=cowsay.example.com", "-keyout", path.join(certDir, "key.pem"), "-out", path.join(certDir, "cert.pem"),
-        ], { stdio: "ignore" });
+        execFileSync(
+            "openssl",
+            [
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=cowsay.example.com",
+                "-keyout",
+                path.join(certDir, "key.pem"),
+                "-out",
+                path.join(certDir, "cert.pem"),
+            ],
+            { stdio: "ignore" },
+        );
         const https = createServer({ key: readFileSync(path.join(certDir, "key.pem")), cert: readFileSync(path.join(certDir, "cert.pem")) });
         const http = createHttpServer();
         const gateway = new StandInGateway({ https, http }, certDir, router, header, options);
-        for (const [server, port] of [[https, 443], [http, 80]] as const) {
+        for (const [server, port] of [
+            [https, 443],
+            [http, 80],
+        ] as const) {
             server.on("request", (req: IncomingMessage, res: ServerResponse) => gateway.answer(port, req, res));
             server.on("connection", (socket: Duplex) => {
                 gateway.sockets.add(socket);
@@ -214,7 +241,12 @@ export class StandInGateway {
             (err: unknown) =>
                 // The router could not tell (istiod or the API server unreachable): what Envoy answers
                 // without an upstream, and counted as such.
-                this.respond({ status: 503, reason: `the stand-in could not route: ${err instanceof Error ? err.message : String(err)}` }, hostHeader, res, record),
+                this.respond(
+                    { status: 503, reason: `the stand-in could not route: ${err instanceof Error ? err.message : String(err)}` },
+                    hostHeader,
+                    res,
+                    record,
+                ),
         );
     }
 
@@ -231,7 +263,9 @@ export class StandInGateway {
             const service = routed.service ?? (flags === "UH" ? this.appService : undefined);
             res.once("finish", () => this.metrics.record({ kind: "gateway", status: routed.status, flags, service, hostHeader, durationMs: elapsed() }));
             record(routed.status, routed.version);
-            res.writeHead(routed.status, { "content-type": "text/plain", ...(routed.location === undefined ? {} : { location: routed.location }) }).end(`${routed.reason}\n`);
+            res.writeHead(routed.status, { "content-type": "text/plain", ...(routed.location === undefined ? {} : { location: routed.location }) }).end(
+                `${routed.reason}\n`,
+            );
             return;
         }
         const { version } = routed;
@@ -275,16 +309,17 @@ export class StandInGateway {
 
     /** Stops accepting and drops every connection: nothing answers at the addresses until up(). */
     async down(): Promise<void> {
-        const closing = [this.servers.https, this.servers.http]
-            .filter((s) => s.listening)
-            .map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+        const closing = [this.servers.https, this.servers.http].filter((s) => s.listening).map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
         for (const socket of this.sockets) socket.destroy();
         await Promise.all(closing);
     }
 
     /** Listens again at the same addresses after down(). */
     async up(): Promise<void> {
-        for (const [server, port] of [[this.servers.https, this.ports.https], [this.servers.http, this.ports.http]] as const) {
+        for (const [server, port] of [
+            [this.servers.https, this.ports.https],
+            [this.servers.http, this.ports.http],
+        ] as const) {
             if (server.listening) continue;
             await new Promise<void>((resolve, reject) => {
                 server.once("error", reject);

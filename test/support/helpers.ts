@@ -52,7 +52,10 @@ class RecordingMocks implements pulumi.runtime.Mocks {
         // one asked for, or the resource's), its namespace and its first revision.
         if (args.type === RELEASE) {
             const inputs = args.inputs as { name?: string; namespace?: string };
-            return { id: `${args.name}-id`, state: { ...args.inputs, status: { name: inputs.name ?? args.name, namespace: inputs.namespace, revision: 1, status: "deployed" } } };
+            return {
+                id: `${args.name}-id`,
+                state: { ...args.inputs, status: { name: inputs.name ?? args.name, namespace: inputs.namespace, revision: 1, status: "deployed" } },
+            };
         }
         return { id: `${args.name}-id`, state: args.inputs };
     }
@@ -131,10 +134,7 @@ export async function runProgram(
     process.on("unhandledRejection", onRejection);
     await pulumi.runtime.setMocks(mocks, PROJECT, "test", options.preview ?? false, "organization");
     mocks.recordDependencies(pulumi.runtime.getMonitor());
-    pulumi.runtime.setAllConfig(
-        Object.fromEntries(Object.entries(config).map(([k, v]) => [configKey(k), v])),
-        (options.secretKeys ?? []).map(configKey),
-    );
+    pulumi.runtime.setAllConfig(Object.fromEntries(Object.entries(config).map(([k, v]) => [configKey(k), v])), (options.secretKeys ?? []).map(configKey));
     unloadProgram();
     let program: Record<string, unknown> = {};
     let error: Error | undefined;
@@ -149,9 +149,7 @@ export async function runProgram(
     for (const [key, value] of Object.entries(program)) {
         // After a failure, outputs that wait for a failed resource never resolve: so they say.
         outputs[key] =
-            options.fails === undefined
-                ? await unwrap(value)
-                : await Promise.race([unwrap(value).catch(() => UNRESOLVED), settleAfter(200, UNRESOLVED)]);
+            options.fails === undefined ? await unwrap(value) : await Promise.race([unwrap(value).catch(() => UNRESOLVED), settleAfter(200, UNRESOLVED)]);
     }
     // Let every pending registration reach the mocks before anyone looks at them.
     await waitForQuiet(mocks);
@@ -203,7 +201,7 @@ export const selects = (selector: Record<string, string>, labels: Record<string,
     Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 export function metadataOf(r: Registered): { name?: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> } {
-    return (r.inputs.metadata ?? {});
+    return r.inputs.metadata ?? {};
 }
 
 /** Kubernetes objects the program emits: custom resources of the kubernetes provider. */

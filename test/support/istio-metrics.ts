@@ -46,7 +46,9 @@ export type IstioLabel = (typeof ISTIO_LABELS)[number];
 export type IstioLabels = Readonly<Record<IstioLabel, string>>;
 
 /** Envoy's default histogram buckets, which Istio's request duration keeps (milliseconds). */
-export const DURATION_BUCKETS_MS: readonly number[] = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
+export const DURATION_BUCKETS_MS: readonly number[] = [
+    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000,
+];
 
 /** The names the program gives the workloads a request crosses. */
 export interface MeshNames {

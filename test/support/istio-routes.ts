@@ -54,7 +54,11 @@ export class IstioRoutes {
         // Its metrics go to this cluster's Prometheus (none when it runs none), never to another
         // cluster's that the environment may name.
         return StandInGateway.start(
-            xdsRoutes(() => this.ingress.dump(), (ns) => this.cluster.get("services,destinationrules.networking.istio.io,pods", ns), options.routeCacheMs),
+            xdsRoutes(
+                () => this.ingress.dump(),
+                (ns) => this.cluster.get("services,destinationrules.networking.istio.io,pods", ns),
+                options.routeCacheMs,
+            ),
             undefined,
             { prometheusTargets: this.cluster.prometheus?.targets ?? "" },
         );
@@ -79,10 +83,14 @@ export class IstioRoutes {
      * Both are bounded by `timeoutSeconds`; `stop` ends the watch if the switch never came.
      */
     switchClock(live: string, route: string, namespace: string, timeoutSeconds = 60): { pushed: Promise<number>; written: Promise<number>; stop: () => void } {
-        const watch = spawn("kubectl", ["-n", namespace, "get", route, "--watch-only", "-o", "jsonpath={.metadata.generation}{\"\\n\"}", `--request-timeout=${timeoutSeconds}s`], {
-            env: this.cluster.env,
-            stdio: ["ignore", "pipe", "pipe"],
-        });
+        const watch = spawn(
+            "kubectl",
+            ["-n", namespace, "get", route, "--watch-only", "-o", 'jsonpath={.metadata.generation}{"\\n"}', `--request-timeout=${timeoutSeconds}s`],
+            {
+                env: this.cluster.env,
+                stdio: ["ignore", "pipe", "pipe"],
+            },
+        );
         let stderr = "";
         watch.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
         const written = new Promise<number>((resolve, reject) => {
@@ -110,7 +118,18 @@ export class IstioRoutes {
         // Istio's httpsRedirect is the virtual host's require_tls; the Gateway API's a redirect route.
         const pushed = api === "istio" ? [`require TLS -> redirect 301 https://${this.host}/`] : [`/ -> redirect 301 https://${this.host}/`];
         await this.ingress.waitForTable(this.host, 80, pushed, timeoutSeconds);
-        const { stdout } = await run("curl", ["-s", "-o", "/dev/null", "--max-time", "10", "-w", "%{http_code} %{redirect_url}", "-H", `Host: ${this.host}`, `http://${gateway.httpAddress}/moo`]);
+        const { stdout } = await run("curl", [
+            "-s",
+            "-o",
+            "/dev/null",
+            "--max-time",
+            "10",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "-H",
+            `Host: ${this.host}`,
+            `http://${gateway.httpAddress}/moo`,
+        ]);
         assert.equal(stdout, `301 https://${this.host}/moo`, "plain HTTP through the gateway is redirected to HTTPS");
     }
 
@@ -128,7 +147,17 @@ export class IstioRoutes {
 export async function createGatewayService(cluster: LocalCluster, namespace: string, selector: Readonly<Record<string, string>>): Promise<void> {
     await cluster.createNamespace(namespace);
     const service = await cluster.kubectl("-n", namespace, "create", "service", "clusterip", GATEWAY_NAME, "--tcp=80:8080,443:8443");
-    const selected = await cluster.kubectl("-n", namespace, "set", "selector", "service", GATEWAY_NAME, Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(","));
+    const selected = await cluster.kubectl(
+        "-n",
+        namespace,
+        "set",
+        "selector",
+        "service",
+        GATEWAY_NAME,
+        Object.entries(selector)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(","),
+    );
     if (service.code !== 0 || selected.code !== 0) throw new Error(`the gateway Service in ${namespace}: ${service.stderr}${selected.stderr}`);
 }
 
@@ -143,7 +172,23 @@ export async function createTlsSecret(cluster: LocalCluster, namespace: string, 
     const dir = mkdtempSync(path.join(tmpdir(), "cowsay-tls-"));
     try {
         const [key, cert] = [path.join(dir, "key.pem"), path.join(dir, "cert.pem")];
-        await run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", `/CN=${host}`, "-keyout", key, "-out", cert]);
+        await run("openssl", [
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            `/CN=${host}`,
+            "-keyout",
+            key,
+            "-out",
+            cert,
+        ]);
         await cluster.createNamespace(namespace);
         const created = await cluster.kubectl("-n", namespace, "create", "secret", "tls", name, `--cert=${cert}`, `--key=${key}`);
         if (created.code !== 0 && !created.stderr.includes("AlreadyExists")) throw new Error(`the TLS Secret ${namespace}/${name}: ${created.stderr}`);

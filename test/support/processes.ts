@@ -34,7 +34,11 @@ export function runCommand(file: string, args: readonly string[], options: Comma
  * dropped; resolves with its exit code. `detached` runs it in a session of its own, out of reach of
  * a terminal's Ctrl-C (a teardown that a second Ctrl-C must not cut short).
  */
-export function runToEnd(file: string, args: readonly string[], options: CommandOptions & { output: "inherit" | "ignore"; detached?: boolean }): Promise<number> {
+export function runToEnd(
+    file: string,
+    args: readonly string[],
+    options: CommandOptions & { output: "inherit" | "ignore"; detached?: boolean },
+): Promise<number> {
     return new Promise((resolve) => {
         const child = spawn(file, args, { cwd: options.cwd, env: options.env, detached: options.detached, stdio: ["ignore", options.output, options.output] });
         child.on("close", (code, signal) => resolve(code ?? 128 + (signal === null ? 0 : constants.signals[signal])));
@@ -203,5 +207,9 @@ export function signalAll(processes: readonly ProcessInfo[], signal: NodeJS.Sign
 export async function waitUntilGone(processes: readonly ProcessInfo[], ms: number): Promise<void> {
     const deadline = Date.now() + ms;
     while (processes.some((p) => alive(p.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    assert.deepEqual(processes.filter((p) => alive(p.pid)).map((p) => p.command), [], "processes outlived the pulumi that started them");
+    assert.deepEqual(
+        processes.filter((p) => alive(p.pid)).map((p) => p.command),
+        [],
+        "processes outlived the pulumi that started them",
+    );
 }

@@ -65,7 +65,8 @@ export function readmeBlocks(file = path.join(ROOT, "README.md"), kind: "e2e" | 
     }
     const ids = blocks.map((b) => b.id);
     const twice = ids.findIndex((id, n) => ids.indexOf(id) !== n);
-    if (twice >= 0) throw new Error(`${name}:${blocks[twice].line}: the ${kind} mark ${ids[twice]} is used twice (first at line ${blocks[ids.indexOf(ids[twice])].line})`);
+    if (twice >= 0)
+        throw new Error(`${name}:${blocks[twice].line}: the ${kind} mark ${ids[twice]} is used twice (first at line ${blocks[ids.indexOf(ids[twice])].line})`);
     return blocks;
 }
 
@@ -81,7 +82,9 @@ export function storyBlocks(root = ROOT): ReadmeBlock[] {
         const unclaimed = readmeBlocks(path.join(root, doc));
         if (unclaimed.length > 0) {
             const where = unclaimed.map((b) => `${b.id} (line ${b.line})`).join(", ");
-            throw new Error(`${shown(path.join(root, doc))}: e2e blocks that no suite runs: ${where}; add the file to README_SUITE_FILES in test/support/readme.ts, in story order, or to OTHER_SUITES_FILES with the suite that runs them`);
+            throw new Error(
+                `${shown(path.join(root, doc))}: e2e blocks that no suite runs: ${where}; add the file to README_SUITE_FILES in test/support/readme.ts, in story order, or to OTHER_SUITES_FILES with the suite that runs them`,
+            );
         }
     }
     const blocks: ReadmeBlock[] = [];
@@ -90,7 +93,8 @@ export function storyBlocks(root = ROOT): ReadmeBlock[] {
         if (!existsSync(full)) throw new Error(`${shown(full)}: listed in README_SUITE_FILES (test/support/readme.ts) but missing`);
         for (const block of readmeBlocks(full)) {
             const first = blocks.find((b) => b.id === block.id);
-            if (first !== undefined) throw new Error(`${block.file}:${block.line}: the e2e mark ${block.id} is used twice (first at ${first.file}:${first.line})`);
+            if (first !== undefined)
+                throw new Error(`${block.file}:${block.line}: the e2e mark ${block.id} is used twice (first at ${first.file}:${first.line})`);
             blocks.push(block);
         }
     }

@@ -18,13 +18,20 @@ export function renderedRoutes(source: ObjectSource): Router {
             return serve(viaHttpRoutes.deployment, viaHttpRoutes.version);
         }
         const services = objects.filter((o) => o.kind === "VirtualService");
-        const bound = services.filter((vs) => ((vs.spec?.hosts ?? []) as string[]).includes(request.host) && ((vs.spec?.gateways ?? []) as string[]).some((g) => g !== "mesh"));
+        const bound = services.filter(
+            (vs) => ((vs.spec?.hosts ?? []) as string[]).includes(request.host) && ((vs.spec?.gateways ?? []) as string[]).some((g) => g !== "mesh"),
+        );
         if (bound.length === 0) return { status: 404, reason: `no route for host ${request.host}` };
         // Istio merges the routes of one host; catch-alls (no match) go last.
-        const rules = bound.flatMap((vs) => (vs.spec?.http ?? []) as { match?: { headers?: Record<string, { exact?: string }> }[]; route: { destination: { subset: string }; weight?: number }[] }[]);
+        const rules = bound.flatMap(
+            (vs) =>
+                (vs.spec?.http ?? []) as {
+                    match?: { headers?: Record<string, { exact?: string }> }[];
+                    route: { destination: { subset: string }; weight?: number }[];
+                }[],
+        );
         const matches = (rule: (typeof rules)[number]) =>
-            rule.match === undefined ||
-            rule.match.some((m) => Object.entries(m.headers ?? {}).every(([name, value]) => request.headers[name] === value.exact));
+            rule.match === undefined || rule.match.some((m) => Object.entries(m.headers ?? {}).every(([name, value]) => request.headers[name] === value.exact));
         const rule = [...rules.filter((r) => r.match !== undefined), ...rules.filter((r) => r.match === undefined)].find(matches);
         if (rule === undefined) return { status: 404, reason: "no matching route" };
         const subset = pickWeighted(rule.route.map((r) => ({ value: r.destination.subset, weight: r.weight ?? 100 })));

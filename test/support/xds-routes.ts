@@ -8,8 +8,7 @@ import { chooseRoute, parseCluster, type XdsDump } from "./xds";
 /** Services, DestinationRules and Pods of a namespace, as the API server has them now. */
 export type Workloads = (namespace: string) => Promise<readonly KubeObject[]>;
 
-const selects = (selector: Record<string, string>, labels: Record<string, string> = {}): boolean =>
-    Object.entries(selector).every(([k, v]) => labels[k] === v);
+const selects = (selector: Record<string, string>, labels: Record<string, string> = {}): boolean => Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 const ready = (pod: KubeObject): boolean =>
     pod.metadata.deletionTimestamp === undefined &&

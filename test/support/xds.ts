@@ -106,7 +106,10 @@ function virtualHostFor(hosts: readonly XdsVirtualHost[], host: string, port: nu
         }
     }
     if (best !== undefined) return best.vh;
-    return hosts.find((vh) => vh.domains.some((d) => d.endsWith("*") && d !== "*" && host.startsWith(d.slice(0, -1)))) ?? hosts.find((vh) => vh.domains.includes("*"));
+    return (
+        hosts.find((vh) => vh.domains.some((d) => d.endsWith("*") && d !== "*" && host.startsWith(d.slice(0, -1)))) ??
+        hosts.find((vh) => vh.domains.includes("*"))
+    );
 }
 
 /** Envoy's regexes are RE2 and must match the whole value. */
@@ -169,7 +172,8 @@ export function chooseRoute(dump: XdsDump, request: XdsRequest, point: number = 
     if (vh === undefined) return { kind: "none", status: 404, reason: `no virtual host for ${request.host} on port ${request.port}` };
     // The request reached a plain-HTTP listener (the stand-in's port 80 side); the loopback client
     // counts as external, so EXTERNAL_ONLY redirects too.
-    if (vh.requireTls !== undefined && vh.requireTls !== "NONE" && request.port !== 443) return { kind: "redirect", status: 301, location: `https://${request.host}${path}` };
+    if (vh.requireTls !== undefined && vh.requireTls !== "NONE" && request.port !== 443)
+        return { kind: "redirect", status: 301, location: `https://${request.host}${path}` };
     const route = vh.routes.find((r) => routeHolds(r.match, path, request.headers));
     if (route === undefined) return { kind: "none", status: 404, reason: `no route of ${vh.name} matches ${path}` };
     if (route.redirect !== undefined) {
@@ -181,7 +185,10 @@ export function chooseRoute(dump: XdsDump, request: XdsRequest, point: number = 
     if (route.directResponse !== undefined) return { kind: "direct", status: route.directResponse.status, body: route.directResponse.body ?? "" };
     const clusters = (route.clusters ?? []).filter((c) => (c.weight ?? 1) > 0);
     if (clusters.length === 0) return { kind: "direct", status: 503, body: `the route ${route.name ?? ""} of ${vh.name} has no cluster` };
-    const cluster = pickWeighted(clusters.map((c) => ({ value: c.name, weight: c.weight ?? 1 })), point);
+    const cluster = pickWeighted(
+        clusters.map((c) => ({ value: c.name, weight: c.weight ?? 1 })),
+        point,
+    );
     return { kind: "cluster", cluster, route: route.name };
 }
 
@@ -218,11 +225,20 @@ export function routeTable(dump: XdsDump, host: string, port: number): string[] 
         return parsed === undefined ? cluster : parsed.subset !== "" ? parsed.subset : parsed.service;
     };
     return vh.routes.map((r) => {
-        const path = r.match.path ?? (r.match.regex !== undefined ? `~${r.match.regex}` : (r.match.prefix ?? (r.match.pathSeparatedPrefix === undefined ? "/" : `${r.match.pathSeparatedPrefix}/*`)));
-        const headers = (r.match.headers ?? []).map((h) => `${h.name}${h.exact !== undefined ? `=${h.exact}` : h.prefix !== undefined ? `^=${h.prefix}` : h.regex !== undefined ? `~${h.regex}` : "?"}`);
+        const path =
+            r.match.path ??
+            (r.match.regex !== undefined
+                ? `~${r.match.regex}`
+                : (r.match.prefix ?? (r.match.pathSeparatedPrefix === undefined ? "/" : `${r.match.pathSeparatedPrefix}/*`)));
+        const headers = (r.match.headers ?? []).map(
+            (h) => `${h.name}${h.exact !== undefined ? `=${h.exact}` : h.prefix !== undefined ? `^=${h.prefix}` : h.regex !== undefined ? `~${h.regex}` : "?"}`,
+        );
         const what = [path, ...headers].join(" ");
         if (r.redirect !== undefined) {
-            const choice = chooseRoute({ listeners: [], routeConfigs: [{ name: String(port), virtualHosts: [{ ...vh, routes: [r] }] }] }, { host, port, path: "/" });
+            const choice = chooseRoute(
+                { listeners: [], routeConfigs: [{ name: String(port), virtualHosts: [{ ...vh, routes: [r] }] }] },
+                { host, port, path: "/" },
+            );
             return `${what} -> redirect ${choice.kind === "redirect" ? `${choice.status} ${choice.location}` : "?"}`;
         }
         if (r.directResponse !== undefined) return `${what} -> ${r.directResponse.status}`;
@@ -266,15 +282,21 @@ export class XdsProxy {
 
     private args(verb: "dump" | "wait" | "watch"): string[] {
         const address = this.env.COWSAY_XDS_ADDRESS;
-        if (address === undefined || address === "") throw new Error("COWSAY_XDS_ADDRESS is not set: the cluster runs no istiod (LocalCluster.up({ istiod: true }))");
-        const labels = Object.entries(this.identity.labels).map(([k, v]) => `${k}=${v}`).join(",");
+        if (address === undefined || address === "")
+            throw new Error("COWSAY_XDS_ADDRESS is not set: the cluster runs no istiod (LocalCluster.up({ istiod: true }))");
+        const labels = Object.entries(this.identity.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(",");
         return [verb, "--address", address, "--role", this.identity.role, "--namespace", this.identity.namespace, "--labels", labels];
     }
 
     /** What istiod pushes to this proxy now. */
     async dump(): Promise<XdsDump> {
         const result = await runCommand("cowsay-xds", this.args("dump"), { env: this.env });
-        if (result.code !== 0) throw new Error(`cowsay-xds dump (${this.identity.role} in ${this.identity.namespace}) exited ${result.code}: ${result.stderr}${result.stdout.slice(0, 500)}`);
+        if (result.code !== 0)
+            throw new Error(
+                `cowsay-xds dump (${this.identity.role} in ${this.identity.namespace}) exited ${result.code}: ${result.stderr}${result.stdout.slice(0, 500)}`,
+            );
         return JSON.parse(result.stdout) as XdsDump;
     }
 
@@ -292,17 +314,23 @@ export class XdsProxy {
         const headers = Object.entries(request.headers ?? {}).flatMap(([k, v]) => (v === undefined ? [] : ["--header", `${k}=${String(v)}`]));
         const args = [
             ...this.args("wait"),
-            "--host", request.host,
-            "--port", String(request.port),
+            "--host",
+            request.host,
+            "--port",
+            String(request.port),
             ...(request.path === undefined ? [] : ["--path", request.path]),
             ...headers,
-            "--cluster-contains", clusterContains,
-            "--timeout", `${timeoutSeconds}s`,
+            "--cluster-contains",
+            clusterContains,
+            "--timeout",
+            `${timeoutSeconds}s`,
         ];
         const start = performance.now();
         const result = await runCommand("cowsay-xds", args, { env: this.env });
         if (result.code !== 0) {
-            throw new Error(`istiod did not route ${request.host}:${request.port}${request.path ?? "/"} ${headers.join(" ")} to a cluster with "${clusterContains}" within ${timeoutSeconds} s (${this.identity.role} in ${this.identity.namespace}):\n${result.stderr}`);
+            throw new Error(
+                `istiod did not route ${request.host}:${request.port}${request.path ?? "/"} ${headers.join(" ")} to a cluster with "${clusterContains}" within ${timeoutSeconds} s (${this.identity.role} in ${this.identity.namespace}):\n${result.stderr}`,
+            );
         }
         return performance.now() - start;
     }
@@ -331,8 +359,13 @@ export class XdsProxy {
                 outcome();
             };
             const failure = (why: string) =>
-                new Error(`${why} (${this.identity.role} in ${this.identity.namespace}, ${host}:${port}):\nexpected ${wanted}\nlast pushed ${JSON.stringify(last, null, 1)}\n${describeDump(lastDump)}${stderr === "" ? "" : `\n${stderr}`}`);
-            const timer = setTimeout(() => finish(() => reject(failure(`istiod did not push the expected route within ${timeoutSeconds} s`))), timeoutSeconds * 1000);
+                new Error(
+                    `${why} (${this.identity.role} in ${this.identity.namespace}, ${host}:${port}):\nexpected ${wanted}\nlast pushed ${JSON.stringify(last, null, 1)}\n${describeDump(lastDump)}${stderr === "" ? "" : `\n${stderr}`}`,
+                );
+            const timer = setTimeout(
+                () => finish(() => reject(failure(`istiod did not push the expected route within ${timeoutSeconds} s`))),
+                timeoutSeconds * 1000,
+            );
             child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
             child.stdout.on("data", (chunk: Buffer) => {
                 buffered += chunk.toString();
