@@ -37,7 +37,7 @@ set -euo pipefail
 
 # The GitHub workflows pin the same CLI (pulumi-version in .github/workflows/*.yml; test/workflows.test.ts
 # holds them equal).
-PULUMI_VERSION=3.274.1
+PULUMI_VERSION=3.277.0
 # Provider built from pulumi-kubernetes commit f47bc2d6f199 (2026-01-15), the only provider/v4 version the
 # proxy serves. It is 1.5 days before the v4.25.0 tag (2026-01-16) and after v4.24.1; its schema matches
 # the @pulumi/kubernetes 4.24.1/4.25.0 SDK (the two are identical apart from the version). See
