@@ -6,7 +6,7 @@ import * as pulumi from "@pulumi/pulumi";
 
 import { gatewayAddressCommand } from "./lib/address";
 import { BlueGreenApp } from "./components/app";
-import { ConfigError, GATEWAY_NAME, SECRET_CAPABLE_KEYS, parseSettings, type LastRun, type RawConfig, type Settings } from "./config";
+import { GATEWAY_NAME, SECRET_CAPABLE_KEYS, parseSettings, type LastRun, type RawConfig, type Settings } from "./config";
 import type { GateSettings } from "./dynamic/gate";
 import { GatewayApiCrds } from "./components/gateway-api-crds";
 import { IstioMesh } from "./components/mesh";
@@ -16,6 +16,7 @@ import { ROUTING } from "./components/routing";
 import type { RouteSettings } from "./components/routing/shape";
 import { sdkIsConfigSecret } from "./components/sdk";
 import { MeshSecurity } from "./components/security";
+import { Refused } from "./lib/refusal";
 import { sharedNamePrefix } from "./lib/shared-names";
 import { projectConfig } from "./lib/stack-config";
 import { GatewayTls } from "./components/tls";
@@ -29,12 +30,6 @@ const TLS = "tls";
  * why it is a workaround); should the SDK lose it, every key that may be secret is treated as one.
  */
 const isSecret: (fullKey: string) => boolean = sdkIsConfigSecret ?? ((key) => SECRET_CAPABLE_KEYS.some((k) => key.endsWith(`:${k}`)));
-
-/** Turns the program's own refusals into one line from the CLI (no stack trace). */
-function refuse(err: unknown): never {
-    if (err instanceof ConfigError) throw new pulumi.RunError(`${err.message} Nothing was changed.`);
-    throw err;
-}
 
 /** What this stack ran after its last successful `pulumi up`, read from its own outputs; undefined if never deployed. */
 async function lastRun(): Promise<LastRun | undefined> {
@@ -214,7 +209,9 @@ export = async () => {
     try {
         settings = parseSettings(raw, secretKeys, last);
     } catch (err) {
-        refuse(err);
+        // A refusal is the user's to fix: one line from the CLI, without the stack trace of a failure.
+        if (err instanceof Refused) throw new pulumi.RunError(`${err.message} Nothing was changed.`);
+        throw err;
     }
     return deploy(settings, last);
 };

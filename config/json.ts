@@ -10,7 +10,7 @@
 // has to skip strings and count brackets.
 import * as z from "zod";
 
-import { refuse, show } from "./messages";
+import { addIssue, show } from "./messages";
 
 /** JSON text (Pulumi hands objects and arrays to the program as JSON), then `schema`. */
 export function json<T extends z.ZodType>(what: string, schema: T, check?: (text: string) => string | undefined) {
@@ -21,10 +21,10 @@ export function json<T extends z.ZodType>(what: string, schema: T, check?: (text
             try {
                 value = JSON.parse(text);
             } catch {
-                return refuse(ctx, text, `${show(text)} is not valid JSON; expected ${what}.`);
+                return addIssue(ctx, text, `${show(text)} is not valid JSON; expected ${what}.`);
             }
             const problem = check?.(text);
-            return problem === undefined ? value : refuse(ctx, text, problem);
+            return problem === undefined ? value : addIssue(ctx, text, problem);
         })
         .pipe(schema);
 }

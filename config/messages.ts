@@ -1,19 +1,9 @@
 // How a refusal of the stack config reads: one line that names the key, the value as the user typed
-// it and what is allowed (`Invalid config <key>: <value> is not allowed; expected <what>.`), and the
-// key a zod issue is about, written as `pulumi config set --path` takes it. Every other file of
-// config/ words its refusals with these helpers, so all of them read alike.
+// it and what is allowed (`Invalid config <key>: <value> is not allowed; expected <what>.`, thrown as
+// a Refused by lib/refusal.ts's invalidConfig), and the key a zod issue is about, written as `pulumi
+// config set --path` takes it. Every other file of config/ words its refusals with these helpers, so
+// all of them read alike.
 import * as z from "zod";
-
-/** Raised for any bad config value; the message names the key, the value and what is allowed. */
-export class ConfigError extends Error {
-    constructor(
-        readonly key: string,
-        message: string,
-    ) {
-        super(`Invalid config ${key}: ${message}`);
-        this.name = "ConfigError";
-    }
-}
 
 /** A value in a message, quoted as JSON so that "", " v1" and 3 vs "3" stay visible. */
 export function show(value: unknown): string {
@@ -26,8 +16,11 @@ export const notAllowed =
     (issue: { readonly input?: unknown }): string =>
         `${show(issue.input)} is not allowed; expected ${what}.`;
 
-/** Records a refusal of `input` inside a conversion, which then returns nothing. */
-export function refuse(ctx: z.RefinementCtx<unknown>, input: unknown, message: string): never {
+/**
+ * Adds the refusal of `input` to the issues of a zod conversion, which then returns nothing; parseSettings
+ * throws the first issue as a Refused.
+ */
+export function addIssue(ctx: z.RefinementCtx<unknown>, input: unknown, message: string): never {
     ctx.issues.push({ code: "custom", input, message });
     return z.NEVER;
 }

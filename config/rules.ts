@@ -4,10 +4,11 @@
 // object the program and the fleet receive.
 import type * as z from "zod";
 
-import { AnalysisError, parseAnalysis, type AnalysisSettings } from "../lib/analysis/checks";
+import { parseAnalysis, type AnalysisSettings } from "../lib/analysis/checks";
 import type { MetricsProvider } from "../lib/analysis/judge";
+import { invalidConfig } from "../lib/refusal";
 import type { configSchema } from "./keys";
-import { ConfigError, show, suggestion } from "./messages";
+import { show, suggestion } from "./messages";
 import type { GatewayApiCrdsSource } from "./values";
 
 /** Every key, parsed on its own. */
@@ -43,7 +44,7 @@ function refuseRemovingLive(declared: readonly string[], last: LastRun | undefin
         ];
     });
     const one = dropped.length === 1;
-    throw new ConfigError(
+    throw invalidConfig(
         "versions",
         `${dropped.join(", ")} ${one ? "takes" : "take"} live traffic now, but versions declares only ${declared.join(", ")}; ` +
             `this update would delete ${one ? "it" : "them"}. Declare ${one ? "it" : "them"} again (${restore.join(" && ")}), ` +
@@ -142,7 +143,7 @@ export function settle(values: ConfigValues, secretKeys: ReadonlySet<string>, la
 
     const active = values.activeVersion;
     if (!names.includes(active)) {
-        throw new ConfigError("activeVersion", `${show(active)} is not a deployed version${suggestion(active, names)}; allowed: ${names.join(", ")}.`);
+        throw invalidConfig("activeVersion", `${show(active)} is not a deployed version${suggestion(active, names)}; allowed: ${names.join(", ")}.`);
     }
     const versions = new Map(
         Object.entries(values.versions).map(([name, v]) => [name, { image: v.image, replicas: v.replicas ?? replicas, expect: v.expect }]),
@@ -152,7 +153,7 @@ export function settle(values: ConfigValues, secretKeys: ReadonlySet<string>, la
     let total = 0;
     for (const [name, percent] of Object.entries(trafficSplit)) {
         if (!versions.has(name)) {
-            throw new ConfigError("trafficSplit", `${show(name)} is not a deployed version${suggestion(name, names)}; allowed: ${names.join(", ")}.`);
+            throw invalidConfig("trafficSplit", `${show(name)} is not a deployed version${suggestion(name, names)}; allowed: ${names.join(", ")}.`);
         }
         total += percent;
         if (percent > 0) weights.set(name, percent);
@@ -160,9 +161,9 @@ export function settle(values: ConfigValues, secretKeys: ReadonlySet<string>, la
     if (Object.keys(trafficSplit).length === 0) {
         weights.set(active, 100);
     } else if (total !== 100) {
-        throw new ConfigError("trafficSplit", `${show(trafficSplit)} sums to ${total}; the weights must sum to 100.`);
+        throw invalidConfig("trafficSplit", `${show(trafficSplit)} sums to ${total}; the weights must sum to 100.`);
     } else if (!weights.has(active)) {
-        throw new ConfigError(
+        throw invalidConfig(
             "trafficSplit",
             `${show(trafficSplit)} gives activeVersion ${show(active)} no traffic; the active version must keep a share > 0 (set activeVersion to the version you are moving to once it takes all traffic).`,
         );
@@ -170,11 +171,11 @@ export function settle(values: ConfigValues, secretKeys: ReadonlySet<string>, la
 
     if (values.smokeCheck) {
         if (values.testRouteHeader === undefined) {
-            throw new ConfigError("smokeCheck", 'true needs the test routes (testRouteHeader is ""); set a header name or set smokeCheck to false.');
+            throw invalidConfig("smokeCheck", 'true needs the test routes (testRouteHeader is ""); set a header name or set smokeCheck to false.');
         }
         for (const [name, spec] of versions) {
             if (spec.expect === undefined) {
-                throw new ConfigError(
+                throw invalidConfig(
                     `versions.${name}.expect`,
                     "is missing; the gate needs text that only this version's page contains, or set smokeCheck to false.",
                 );
@@ -191,27 +192,20 @@ export function settle(values: ConfigValues, secretKeys: ReadonlySet<string>, la
     let issuer: IssuerSettings = { kind: "selfsigned" };
     if (values.issuer === "acme") {
         if (!/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(acmeEmail)) {
-            throw new ConfigError("acmeEmail", `${show(acmeEmail)} is not allowed; issuer acme needs the e-mail address of the account.`);
+            throw invalidConfig("acmeEmail", `${show(acmeEmail)} is not allowed; issuer acme needs the e-mail address of the account.`);
         }
         issuer = { kind: "acme", email: acmeEmail, server: acmeServer.replace(/\/+$/, "") };
     }
 
     // Parsed also without prometheusUrl, so that a stack's bad analysis is refused before it is turned on.
-    let checks: AnalysisSettings;
-    try {
-        checks = parseAnalysis(analysisValue);
-    } catch (err) {
-        if (err instanceof AnalysisError)
-            throw new ConfigError(`analysis${err.path === "" ? "" : err.path.startsWith("[") ? err.path : `.${err.path}`}`, err.message);
-        throw err;
-    }
+    const checks = parseAnalysis(analysisValue);
     if (prometheusToken !== undefined && prometheusUrl === undefined) {
-        throw new ConfigError("prometheusToken", 'is set but prometheusUrl is ""; set prometheusUrl to the Prometheus the token is for, or remove the token.');
+        throw invalidConfig("prometheusToken", 'is set but prometheusUrl is ""; set prometheusUrl to the Prometheus the token is for, or remove the token.');
     }
     const analysis: Analysis | undefined = prometheusUrl === undefined ? undefined : { provider: { url: prometheusUrl, token: prometheusToken }, ...checks };
     // The pre-switch analysis sends its traffic through the gate's test route: without the gate it could not run.
     if (analysis?.preSwitch === true && (!values.smokeCheck || values.gatewayUrl === undefined)) {
-        throw new ConfigError(
+        throw invalidConfig(
             "analysis.preSwitch",
             `is true, but the gate that runs it is off (${values.smokeCheck ? "gatewayUrl is unset" : "smokeCheck is false"}); set ${values.smokeCheck ? "gatewayUrl" : "smokeCheck to true and gatewayUrl"}, or set analysis.preSwitch to false to analyse only during npm run fleet -- rollout.`,
         );

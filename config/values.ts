@@ -5,7 +5,7 @@
 // rather than zod's built-in checks.
 import * as z from "zod";
 
-import { refuse, show } from "./messages";
+import { addIssue, show } from "./messages";
 
 /** Upper bound of every replica count: a typo such as 3000000000 must not reach the API server. */
 export const MAX_REPLICAS = 1000;
@@ -34,7 +34,7 @@ export function integer(min: number, max: number) {
     return (value: unknown, ctx: z.RefinementCtx<unknown>): number => {
         const n = typeof value === "string" && /^-?\d+$/.test(value.trim()) ? Number(value) : value;
         if (typeof n === "number" && Number.isInteger(n) && n >= min && n <= max) return n;
-        return refuse(ctx, value, `${show(value)} is not allowed; expected an integer from ${min} to ${max}.`);
+        return addIssue(ctx, value, `${show(value)} is not allowed; expected an integer from ${min} to ${max}.`);
     };
 }
 
@@ -57,10 +57,10 @@ export function url(text: string, ctx: z.RefinementCtx<unknown>): string {
     try {
         parsed = new URL(text);
     } catch {
-        return refuse(ctx, text, `${show(text)} is not a URL; expected for example http://203.0.113.10 or http://localhost:8080.`);
+        return addIssue(ctx, text, `${show(text)} is not a URL; expected for example http://203.0.113.10 or http://localhost:8080.`);
     }
     if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-        return refuse(ctx, text, `${show(text)} is not allowed; expected an http:// or https:// URL.`);
+        return addIssue(ctx, text, `${show(text)} is not allowed; expected an http:// or https:// URL.`);
     }
     return text.replace(/\/+$/, "");
 }
@@ -73,7 +73,7 @@ export function gatewayApiCrds(value: string, ctx: z.RefinementCtx<unknown>): Ga
     if (value === "release") return { kind: "release" };
     if (/^https?:\/\/\S+$/.test(value)) return { kind: "url", location: value };
     if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value) && /\S\.ya?ml$/.test(value)) return { kind: "file", location: value };
-    return refuse(
+    return addIssue(
         ctx,
         value,
         `${show(value)} is not allowed; allowed: auto, release, none, an http:// or https:// URL of the manifest, or the path of a local .yaml file.`,
@@ -86,7 +86,7 @@ export type ChartSource = { readonly kind: "repository"; readonly url: string } 
 export function chartSource(value: string, ctx: z.RefinementCtx<unknown>): ChartSource {
     if (/^(https?|oci):\/\/[^\s/]+\S*$/.test(value)) return { kind: "repository", url: value.replace(/\/+$/, "") };
     if (value !== "" && !/^[a-z][a-z0-9+.-]*:\/\//i.test(value) && !/\s/.test(value)) return { kind: "directory", path: value.replace(/\/+$/, "") };
-    return refuse(
+    return addIssue(
         ctx,
         value,
         `${show(value)} is not allowed; expected a chart repository URL (https://, http:// or oci://) or the path of a directory holding the base, istiod and gateway charts.`,

@@ -4,7 +4,7 @@
 import * as z from "zod";
 
 import { IMAGE_EXAMPLE, imageProblem } from "../lib/image";
-import { notAllowed, refuse, show } from "./messages";
+import { addIssue, notAllowed, show } from "./messages";
 import { DNS_LABEL, MAX_REPLICAS, integer } from "./values";
 
 // Leaves room for the longest name derived from a version (`<app>-<version>` Deployments).
@@ -16,7 +16,7 @@ const versionSpec = z.strictObject(
     {
         image: z.string({ error: notAllowed(`an image reference such as ${IMAGE_EXAMPLE}`) }).superRefine((image, ctx) => {
             const problem = imageProblem(image);
-            if (problem !== undefined) refuse(ctx, image, `${show(image)} is not allowed; expected ${problem}.`);
+            if (problem !== undefined) addIssue(ctx, image, `${show(image)} is not allowed; expected ${problem}.`);
         }),
         /** Pods this version runs while it takes traffic; default: the replicas key. */
         replicas: z.unknown().transform(integer(1, MAX_REPLICAS)).optional(),
@@ -48,7 +48,7 @@ export const versionMap = z
     .superRefine((versions, ctx) => {
         const names = Object.keys(versions);
         if (names.length === 0) {
-            refuse(ctx, versions, '{} is not allowed; declare at least one version, for example { "v1": { "image": "dougbtv/nginx-cowsay:v1" } }.');
+            addIssue(ctx, versions, '{} is not allowed; declare at least one version, for example { "v1": { "image": "dougbtv/nginx-cowsay:v1" } }.');
         }
         const byImage = new Map<string, string>();
         for (const name of names) {

@@ -3,13 +3,12 @@
 // Works on the project in the current directory (npm runs scripts from the package's root).
 import { parseArgs } from "node:util";
 
-import { Refusal, preview, rollback, status, switchFleet, type Io } from "./commands";
-import { FleetFileError } from "./file";
+import { Refused } from "../lib/refusal";
+import { preview, rollback, status, switchFleet, type Io } from "./commands";
 import { EXIT_CODES } from "./plan";
-import { RecordError } from "./record";
 import { STEPS_ALLOWED, parseSteps } from "./rollout";
 import { previewRollout, rollout, type RolloutOptions } from "./rollout-command";
-import { TargetError, parseSplit, parseVersion, type Target } from "./target";
+import { parseSplit, parseVersion, type Target } from "./target";
 
 export const USAGE = `usage: npm run fleet -- <verb>
   status [--json]                       each stack: wave, live version, last update, lock
@@ -29,11 +28,11 @@ const ALLOWED_OPTIONS =
 
 /** The target of preview (optional) and switch (required): a version, or --split. */
 function target(verb: string, positionals: readonly string[], split: string | undefined, required: boolean): Target | undefined {
-    if (split !== undefined && positionals.length > 0) throw new TargetError(`${verb} takes a version or --split, not both`);
-    if (positionals.length > 1) throw new TargetError(`${verb} takes one version, got ${positionals.join(" ")}`);
+    if (split !== undefined && positionals.length > 0) throw new Refused(`${verb} takes a version or --split, not both`);
+    if (positionals.length > 1) throw new Refused(`${verb} takes one version, got ${positionals.join(" ")}`);
     if (split !== undefined) return parseSplit(split);
     if (positionals.length === 1) return parseVersion(positionals[0]);
-    if (required) throw new TargetError(`${verb} needs a version (switch v2) or --split '{"v1":90,"v2":10}'`);
+    if (required) throw new Refused(`${verb} needs a version (switch v2) or --split '{"v1":90,"v2":10}'`);
     return undefined;
 }
 
@@ -54,8 +53,8 @@ function parseOptions(verb: string, args: readonly string[]) {
         });
     } catch (err) {
         const unknown = /Unknown option '([^']+)'/.exec((err as Error).message)?.[1];
-        if (unknown !== undefined) throw new TargetError(`${verb}: unknown option ${unknown}; allowed: ${ALLOWED_OPTIONS}`);
-        throw new TargetError(`${verb}: ${(err as Error).message.split("\n")[0]}`);
+        if (unknown !== undefined) throw new Refused(`${verb}: unknown option ${unknown}; allowed: ${ALLOWED_OPTIONS}`);
+        throw new Refused(`${verb}: ${(err as Error).message.split("\n")[0]}`);
     }
 }
 
@@ -64,19 +63,19 @@ function rolloutOptions(values: { steps?: string; stack?: string; bake?: string 
     let steps: number[] | undefined;
     if (values.steps !== undefined) {
         steps = parseSteps(values.steps);
-        if (steps === undefined) throw new TargetError(`--steps ${values.steps} is not a list of steps; allowed: ${STEPS_ALLOWED}`);
+        if (steps === undefined) throw new Refused(`--steps ${values.steps} is not a list of steps; allowed: ${STEPS_ALLOWED}`);
     }
     if (values.bake !== undefined && !/^\d+$/.test(values.bake))
-        throw new TargetError(`--bake ${values.bake} is not a number of seconds; allowed: an integer, 0 or more`);
+        throw new Refused(`--bake ${values.bake} is not a number of seconds; allowed: an integer, 0 or more`);
     if (values.stack !== undefined && !/^\S+$/.test(values.stack))
-        throw new TargetError(`--stack ${JSON.stringify(values.stack)} is not a stack name; allowed: a stack of this project`);
+        throw new Refused(`--stack ${JSON.stringify(values.stack)} is not a stack name; allowed: a stack of this project`);
     return { steps, stack: values.stack, bake: values.bake === undefined ? undefined : Number(values.bake) };
 }
 
 /** The one version a rollout (or its preview) rolls out. */
 function rolloutVersion(what: string, positionals: readonly string[]): string {
-    if (positionals.length === 0) throw new TargetError(`${what} needs a version (${what === "rollout" ? "rollout v2" : "preview v2 --rollout"})`);
-    if (positionals.length > 1) throw new TargetError(`${what} takes one version, got ${positionals.join(" ")}`);
+    if (positionals.length === 0) throw new Refused(`${what} needs a version (${what === "rollout" ? "rollout v2" : "preview v2 --rollout"})`);
+    if (positionals.length > 1) throw new Refused(`${what} takes one version, got ${positionals.join(" ")}`);
     return (parseVersion(positionals[0]) as { version: string }).version;
 }
 
@@ -87,21 +86,21 @@ export async function main(argv: readonly string[], io: Io, dir = process.cwd())
             (verb === undefined ? io.err : io.out).write(`${USAGE}\n`);
             return verb === undefined ? EXIT_CODES.refused : 0;
         }
-        if (!(VERBS as readonly string[]).includes(verb)) throw new TargetError(`unknown verb ${JSON.stringify(verb)}; allowed: ${VERBS.join(", ")}`);
+        if (!(VERBS as readonly string[]).includes(verb)) throw new Refused(`unknown verb ${JSON.stringify(verb)}; allowed: ${VERBS.join(", ")}`);
         const { values, positionals } = parseOptions(verb, rest);
-        if (values.json && verb !== "status") throw new TargetError(`--json is an option of status only`);
-        if (values.split !== undefined && verb !== "switch" && verb !== "preview") throw new TargetError(`--split is an option of switch and preview only`);
-        if (values.rollout && verb !== "preview") throw new TargetError(`--rollout is an option of preview only (the verb is rollout)`);
+        if (values.json && verb !== "status") throw new Refused(`--json is an option of status only`);
+        if (values.split !== undefined && verb !== "switch" && verb !== "preview") throw new Refused(`--split is an option of switch and preview only`);
+        if (values.rollout && verb !== "preview") throw new Refused(`--rollout is an option of preview only (the verb is rollout)`);
         // --steps alone makes a preview a rollout's: `preview v2 --steps 10,50,100` reads as the rollout it shows.
         const previewsRollout = verb === "preview" && (values.rollout || values.steps !== undefined);
         for (const option of ["steps", "stack", "bake"] as const) {
             if (values[option] !== undefined && verb !== "rollout" && !previewsRollout)
-                throw new TargetError(`--${option} is an option of rollout and preview --rollout only`);
+                throw new Refused(`--${option} is an option of rollout and preview --rollout only`);
         }
-        if (previewsRollout && values.split !== undefined) throw new TargetError("preview takes --split or --rollout, not both");
+        if (previewsRollout && values.split !== undefined) throw new Refused("preview takes --split or --rollout, not both");
         switch (verb) {
             case "status":
-                if (positionals.length > 0) throw new TargetError(`status takes no arguments, got ${positionals.join(" ")}`);
+                if (positionals.length > 0) throw new Refused(`status takes no arguments, got ${positionals.join(" ")}`);
                 return await status(dir, values.json, io);
             case "preview":
                 if (previewsRollout) return await previewRollout(dir, rolloutVersion("preview --rollout", positionals), rolloutOptions(values), io);
@@ -111,11 +110,11 @@ export async function main(argv: readonly string[], io: Io, dir = process.cwd())
             case "switch":
                 return await switchFleet(dir, target(verb, positionals, values.split, true) as Target, io);
             default:
-                if (positionals.length > 0) throw new TargetError(`rollback takes no arguments, got ${positionals.join(" ")}`);
+                if (positionals.length > 0) throw new Refused(`rollback takes no arguments, got ${positionals.join(" ")}`);
                 return await rollback(dir, io);
         }
     } catch (err) {
-        if (err instanceof Refusal || err instanceof FleetFileError || err instanceof TargetError || err instanceof RecordError) {
+        if (err instanceof Refused) {
             io.err.write(`error: ${err.message}\n`);
             return EXIT_CODES.refused;
         }

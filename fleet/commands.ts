@@ -2,6 +2,7 @@
 // the stacks first and refuses (exit 4, nothing touched) before it changes anything; then it hands
 // the stacks to the plan (plan.ts) through the Automation API runner (runner.ts), and prints the
 // result on stdout. Returns the exit code.
+import { Refused } from "../lib/refusal";
 import { fleetStacks, readFleet } from "./file";
 import { EXIT_CODES, runRollback, runSwitch, type StackEnd } from "./plan";
 import { mapLimited } from "./pool";
@@ -9,13 +10,10 @@ import { createProgress } from "./progress";
 import { inState, newRecord, readRecord, stillRunning, writeRecord, type StackBefore, type SwitchRecord } from "./record";
 import { finalLines, previewReport, statusJson, statusRows, statusText } from "./report";
 import { previewStack, type StackPlan } from "./preview";
-import { refusal, renderRefusal } from "./refusal";
+import { renderRefusal, switchRefusal } from "./refusal";
 import { AutomationRunner } from "./runner";
 import { FleetWorkspace, type StackView } from "./workspace";
 import { SWITCH_KEYS, describeTarget, sameWeights, type Target } from "./target";
-
-/** Refused before anything was touched: the message is one line. */
-export class Refusal extends Error {}
 
 export interface Io {
     readonly out: NodeJS.WritableStream;
@@ -54,14 +52,14 @@ export function unfinished(record: SwitchRecord | undefined): string | undefined
 /** Refuses a fleet with a stack that renders YAML (renderRefusal): a switch or rollout could only fail its bake. */
 export function refuseRendered(views: readonly StackView[]): void {
     const refused = views.map(renderRefusal).find((r) => r !== undefined);
-    if (refused !== undefined) throw new Refusal(refused);
+    if (refused !== undefined) throw new Refused(refused);
 }
 
 /** Refuses when a stack is locked by an update (a running one, or one a killed process left). */
 export function refuseLocked(views: readonly StackView[]): void {
     const locked = views.find((v) => v.locked === true);
     if (locked !== undefined) {
-        throw new Refusal(
+        throw new Refused(
             `stack ${locked.name} is locked by another update; wait for it, or run pulumi cancel --stack ${locked.name} once nothing runs. Nothing was changed.`,
         );
     }
@@ -81,8 +79,8 @@ export async function preview(dir: string, target: Target | undefined, io: Io): 
     const stacks = fleetStacks(readFleet(dir, fleet.stackNames));
     const read = await views(fleet, stacks);
     if (target !== undefined) {
-        const refused = read.map((v) => refusal(v, target)).find((r) => r !== undefined);
-        if (refused !== undefined) throw new Refusal(refused);
+        const refused = read.map((v) => switchRefusal(v, target)).find((r) => r !== undefined);
+        if (refused !== undefined) throw new Refused(refused);
     }
     const progress = createProgress(io.err, stacks);
     let plans: (StackPlan & { wave: string })[];
@@ -107,11 +105,11 @@ export async function switchFleet(dir: string, target: Target, io: Io): Promise<
     const file = readFleet(dir, fleet.stackNames);
     const stacks = fleetStacks(file);
     const blocked = unfinished(readRecord(dir));
-    if (blocked !== undefined) throw new Refusal(blocked);
+    if (blocked !== undefined) throw new Refused(blocked);
     const before = await views(fleet, stacks);
     refuseRendered(before);
-    const refused = before.map((v) => refusal(v, target)).find((r) => r !== undefined);
-    if (refused !== undefined) throw new Refusal(refused);
+    const refused = before.map((v) => switchRefusal(v, target)).find((r) => r !== undefined);
+    if (refused !== undefined) throw new Refused(refused);
     refuseLocked(before);
     if (io.signal.aborted) return EXIT_CODES.interrupted;
 
@@ -155,13 +153,13 @@ export async function switchFleet(dir: string, target: Target, io: Io): Promise<
 
 export async function rollback(dir: string, io: Io): Promise<number> {
     const record = readRecord(dir);
-    if (record === undefined) throw new Refusal("no fleet switch is recorded here (.fleet/last-switch.json): nothing to roll back");
+    if (record === undefined) throw new Refused("no fleet switch is recorded here (.fleet/last-switch.json): nothing to roll back");
     if (stillRunning(record))
-        throw new Refusal(`a fleet ${record.state === "rolling-back" ? "rollback" : "switch"} is running (pid ${record.pid}); stop it first (Ctrl-C)`);
+        throw new Refused(`a fleet ${record.state === "rolling-back" ? "rollback" : "switch"} is running (pid ${record.pid}); stop it first (Ctrl-C)`);
     const fleet = await openFleet(dir, io);
     const stacks = Object.entries(record.stacks).map(([stack, b]) => ({ stack, wave: b.wave }));
     const gone = stacks.find((s) => !fleet.stackNames.includes(s.stack));
-    if (gone !== undefined) throw new Refusal(`stack ${gone.stack} of the last switch no longer exists; nothing was changed`);
+    if (gone !== undefined) throw new Refused(`stack ${gone.stack} of the last switch no longer exists; nothing was changed`);
     const now = new Map((await views(fleet, stacks)).map((v) => [v.name, v]));
     const needs = (stack: string): boolean => {
         const view = now.get(stack) as StackView;

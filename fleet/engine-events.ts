@@ -7,7 +7,11 @@ import type { PlanProgress } from "./plan";
 
 const SHOWN_SEVERITIES: readonly string[] = ["info", "info#err", "warning", "error"];
 
-/** One line of what went wrong, and everything the engine said, for a lock's holders. */
+/**
+ * One line of what went wrong, and everything the engine said, for a lock's holders. A stack's own
+ * command failed here, after the engine ran and perhaps changed something: not a Refused
+ * (lib/refusal.ts), which the fleet reports as refused before anything was touched.
+ */
 export class StackError extends Error {
     constructor(
         message: string,

@@ -8,6 +8,7 @@ import * as path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 
+import { Refused } from "../lib/refusal";
 import { STEPS_ALLOWED, stepsAllowed } from "./rollout";
 
 export const FLEET_FILE = "fleet.yaml";
@@ -29,9 +30,6 @@ export interface Fleet {
     /** A rollout's steps (the new version's share, in percent), when the file sets them. */
     readonly steps?: readonly number[];
 }
-
-/** A refused fleet file (or the absence of one); the message is the whole line a user sees. */
-export class FleetFileError extends Error {}
 
 // One declaration per key: its type, its bounds and, as its description, what is allowed (the
 // refusal quotes it).
@@ -99,11 +97,11 @@ function describeIssue(issue: z.core.$ZodIssue, input: unknown): string {
 
 /**
  * Parses the text of a fleet file. `stacks` are the stacks of this project (every stack the file
- * names must be one of them). Throws a FleetFileError with one line on the first problem.
+ * names must be one of them). Throws a Refused with one line on the first problem.
  */
 export function parseFleet(text: string, stacks: readonly string[], file = FLEET_FILE): Fleet {
     const refuse = (message: string): never => {
-        throw new FleetFileError(`${file}: ${message}`);
+        throw new Refused(`${file}: ${message}`);
     };
     let input: unknown;
     try {
@@ -151,7 +149,7 @@ export function readFleet(dir: string, stacks: readonly string[]): Fleet {
     try {
         text = readFileSync(file, "utf8");
     } catch {
-        throw new FleetFileError(`${FLEET_FILE}: not found in ${dir}; write one (docs/fleet.md says how)`);
+        throw new Refused(`${FLEET_FILE}: not found in ${dir}; write one (docs/fleet.md says how)`);
     }
     return parseFleet(text, stacks);
 }

@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { z } from "zod";
 
 import type { Verdict } from "../lib/analysis/judge";
+import { Refused } from "../lib/refusal";
 import type { AnalysisEntry } from "./rollout";
 import type { SwitchConfig, Target, Weights } from "./target";
 
@@ -103,8 +104,6 @@ const SCHEMA = z.strictObject({
         .optional(),
 });
 
-export class RecordError extends Error {}
-
 /** A new record for a switch that starts now in this process. */
 export function newRecord(target: Target, stacks: Record<string, StackBefore>, now = new Date(), rollout?: Omit<RolloutRecord, "analyses">): SwitchRecord {
     const record: SwitchRecord = {
@@ -160,12 +159,12 @@ export function readRecord(dir: string): SwitchRecord | undefined {
     try {
         json = JSON.parse(text);
     } catch {
-        throw new RecordError(`${RECORD_FILE} is not JSON; it was not written by npm run fleet (restore it from a backup, or remove it and roll back by hand)`);
+        throw new Refused(`${RECORD_FILE} is not JSON; it was not written by npm run fleet (restore it from a backup, or remove it and roll back by hand)`);
     }
     const parsed = SCHEMA.safeParse(json);
     if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        throw new RecordError(`${RECORD_FILE}: ${issue.path.join(".") || "the file"}: ${issue.message}; it was not written by npm run fleet`);
+        throw new Refused(`${RECORD_FILE}: ${issue.path.join(".") || "the file"}: ${issue.message}; it was not written by npm run fleet`);
     }
     return parsed.data;
 }

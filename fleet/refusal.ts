@@ -1,7 +1,8 @@
 // Why a stack cannot take a switch, read before the first stack is touched: the program's own config
 // rules applied to the config the switch would give it, and a stack that renders YAML (no cluster
-// for the bake to read). Each is one line naming the stack.
-import { ConfigError, parseSettings } from "../config";
+// for the bake to read). Each is one line naming the stack, which the command throws as a Refused.
+import { parseSettings } from "../config";
+import { Refused } from "../lib/refusal";
 import { switchConfig, type Target } from "./target";
 import { RENDER_YAML_KEY, type StackView } from "./workspace";
 
@@ -10,7 +11,7 @@ import { RENDER_YAML_KEY, type StackView } from "./workspace";
  * switch to `target` would give this stack, if any: an unknown version, weights that do not sum to
  * 100, ... Checked for every stack before the first one is touched.
  */
-export function refusal(view: StackView, target: Target): string | undefined {
+export function switchRefusal(view: StackView, target: Target): string | undefined {
     if (view.live === undefined) return `stack ${view.name} has never been deployed (no outputs); run pulumi up on it first`;
     const next = switchConfig(target, view.config);
     try {
@@ -19,10 +20,15 @@ export function refusal(view: StackView, target: Target): string | undefined {
             versions: view.versions,
         });
     } catch (err) {
-        if (err instanceof ConfigError) return `stack ${view.name}: ${err.message} Nothing was changed.`;
+        if (err instanceof Refused) return programRefusal(view, err);
         throw err;
     }
     return undefined;
+}
+
+/** The program's refusal of this stack's config, as the fleet says it: the same line `pulumi up` prints, naming the stack. */
+export function programRefusal(view: StackView, refused: Refused): string {
+    return `stack ${view.name}: ${refused.message} Nothing was changed.`;
 }
 
 /**

@@ -2,11 +2,12 @@
 // file's, or one named with --stack), the steps and the bake; every refusal before anything changes
 // (exit 4); then the plan (rollout.ts) through the runner (rollout-runner.ts), the record of every
 // analysis as it ends, and the result on stdout. Returns the exit code.
-import { FleetFileError, fleetStacks, readFleet, type Fleet } from "./file";
+import { Refused } from "../lib/refusal";
+import { fleetStacks, readFleet, type Fleet } from "./file";
 import { EXIT_CODES, type Outcome } from "./plan";
 import { createProgress } from "./progress";
 import { inState, newRecord, readRecord, withAnalysis, writeRecord, type StackBefore } from "./record";
-import { PREVIEW_CONCURRENCY, Refusal, openFleet, printEnds, refuseLocked, refuseRendered, unfinished, views, type Io } from "./commands";
+import { PREVIEW_CONCURRENCY, openFleet, printEnds, refuseLocked, refuseRendered, unfinished, views, type Io } from "./commands";
 import { mapLimited } from "./pool";
 import { previewReport } from "./report";
 import { DEFAULT_STEPS, runRollout, stepTarget, type RolloutResult } from "./rollout";
@@ -33,7 +34,7 @@ export function rolloutPlan(dir: string, stackNames: readonly string[], options:
     let fleet: Fleet;
     if (options.stack !== undefined) {
         if (!stackNames.includes(options.stack)) {
-            throw new Refusal(
+            throw new Refused(
                 `--stack ${options.stack} is not a stack of this project; allowed: ${stackNames.length === 0 ? "none yet (pulumi stack init <name>)" : [...stackNames].sort().join(", ")}`,
             );
         }
@@ -42,8 +43,7 @@ export function rolloutPlan(dir: string, stackNames: readonly string[], options:
         try {
             fleet = readFleet(dir, stackNames);
         } catch (err) {
-            if (err instanceof FleetFileError && / not found in /.test(err.message))
-                throw new FleetFileError(`${err.message}, or name one stack with --stack NAME`);
+            if (err instanceof Refused && / not found in /.test(err.message)) throw new Refused(`${err.message}, or name one stack with --stack NAME`);
             throw err;
         }
         fleet = { ...fleet, bake: options.bake ?? fleet.bake };
@@ -66,11 +66,11 @@ export async function rollout(dir: string, version: string, options: RolloutOpti
     const { fleet: file, steps } = rolloutPlan(dir, fleet.stackNames, options);
     const stacks = fleetStacks(file);
     const blocked = unfinished(readRecord(dir));
-    if (blocked !== undefined) throw new Refusal(blocked);
+    if (blocked !== undefined) throw new Refused(blocked);
     const before = await views(fleet, stacks);
     refuseRendered(before);
     const refused = before.map((v) => rolloutRefusal(v, version, steps)).find((r) => r !== undefined);
-    if (refused !== undefined) throw new Refusal(refused);
+    if (refused !== undefined) throw new Refused(refused);
     refuseLocked(before);
     if (io.signal.aborted) return EXIT_CODES.interrupted;
 
@@ -133,7 +133,7 @@ export async function previewRollout(dir: string, version: string, options: Roll
     const stacks = fleetStacks(file);
     const read = await views(fleet, stacks);
     const refused = read.map((v) => rolloutRefusal(v, version, steps)).find((r) => r !== undefined);
-    if (refused !== undefined) throw new Refusal(refused);
+    if (refused !== undefined) throw new Refused(refused);
     const rollouts = read.map((v) => ({ ...stackRollout(v, version), stack: v.name, wave: v.wave }));
     const firstStep = (stack: string) => {
         const r = rollouts.find((x) => x.stack === stack) as (typeof rollouts)[number];

@@ -5,11 +5,12 @@
 // rollout.ts; the refusals before anything changes are here, one line per stack.
 import { resolveChecks, type ResolvedCheck } from "../lib/analysis/checks";
 import { analyse, type AnalysisResult } from "../lib/analysis/judge";
-import { ConfigError, parseSettings, type Analysis } from "../config";
+import { parseSettings, type Analysis } from "../config";
 import { workloadName } from "../lib/app-names";
+import { Refused } from "../lib/refusal";
 import type { PlanProgress } from "./plan";
 import { stepTarget, type RolloutRunner } from "./rollout";
-import { refusal } from "./refusal";
+import { programRefusal, switchRefusal } from "./refusal";
 import type { AutomationRunner } from "./runner";
 import type { FleetWorkspace, StackView } from "./workspace";
 import { describeWeights, stackFileConfig, targetWeights, type SwitchConfig, type Weights } from "./target";
@@ -36,12 +37,12 @@ export interface StackRollout {
  * declare as `pulumi up` would).
  */
 export function rolloutRefusal(view: StackView, version: string, steps: readonly number[]): string | undefined {
-    if (view.live === undefined) return refusal(view, { kind: "version", version });
+    if (view.live === undefined) return switchRefusal(view, { kind: "version", version });
     let analysis: Analysis | undefined;
     try {
         analysis = parseSettings(view.raw, view.secretKeys).analysis;
     } catch (err) {
-        if (err instanceof ConfigError) return `stack ${view.name}: ${err.message} Nothing was changed.`;
+        if (err instanceof Refused) return programRefusal(view, err);
         throw err;
     }
     if (analysis === undefined) {
@@ -54,7 +55,7 @@ export function rolloutRefusal(view: StackView, version: string, steps: readonly
     if (from === version)
         return `stack ${view.name} runs ${version} already; a rollout to ${version} starts from another version at 100%. Nothing was changed.`;
     for (const step of [steps[steps.length - 1], ...steps.slice(0, -1)]) {
-        const refused = refusal(view, stepTarget(step, from, version));
+        const refused = switchRefusal(view, stepTarget(step, from, version));
         if (refused !== undefined) return refused;
     }
     return undefined;

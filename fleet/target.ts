@@ -7,6 +7,7 @@ import { parseDocument } from "yaml";
 import { z } from "zod";
 
 import { DEFAULTS } from "../config";
+import { Refused } from "../lib/refusal";
 import { namespacedKey } from "../lib/stack-config";
 
 export type Target = { readonly kind: "version"; readonly version: string } | { readonly kind: "split"; readonly weights: Readonly<Record<string, number>> };
@@ -22,16 +23,13 @@ export interface SwitchConfig {
 
 export const SWITCH_KEYS = ["activeVersion", "trafficSplit"] as const;
 
-export class TargetError extends Error {}
-
 // Only the shape is checked here; which versions exist and that the weights sum to 100 are the
 // program's rules (config/rules.ts), applied to every stack before the first one is touched.
 const SPLIT = z.record(z.string().min(1), z.int());
 
 /** A version name from the command line. */
 export function parseVersion(text: string): Target {
-    if (!/^\S+$/.test(text))
-        throw new TargetError(`version ${JSON.stringify(text)} is not a version name; allowed: a version every stack declares, such as v2`);
+    if (!/^\S+$/.test(text)) throw new Refused(`version ${JSON.stringify(text)} is not a version name; allowed: a version every stack declares, such as v2`);
     return { kind: "version", version: text };
 }
 
@@ -41,11 +39,11 @@ export function parseSplit(text: string): Target {
     try {
         json = JSON.parse(text);
     } catch {
-        throw new TargetError(`--split ${text} is not JSON; allowed: an object such as '{"v1":90,"v2":10}'`);
+        throw new Refused(`--split ${text} is not JSON; allowed: an object such as '{"v1":90,"v2":10}'`);
     }
     const parsed = SPLIT.safeParse(json);
     if (!parsed.success || Object.keys(parsed.data).length === 0) {
-        throw new TargetError(`--split ${text} is not a split; allowed: version -> integer percent, such as '{"v1":90,"v2":10}'`);
+        throw new Refused(`--split ${text} is not a split; allowed: version -> integer percent, such as '{"v1":90,"v2":10}'`);
     }
     return { kind: "split", weights: parsed.data };
 }

@@ -52,6 +52,9 @@ export async function sendTraffic(options: TrafficOptions): Promise<TrafficResul
     const http = require("node:http") as typeof import("node:http");
     const https = require("node:https") as typeof import("node:https");
 
+    // A plain Error, not lib/refusal.ts's Refused: this function is serialized into the gate's own
+    // process (hence the requires inside), where nothing tells one error from another; it reaches the
+    // user as the gate's failure.
     const refuse = (key: string, value: unknown, allowed: string): never => {
         throw new Error(`traffic: ${key} is ${JSON.stringify(value)}; allowed: ${allowed}`);
     };

@@ -201,7 +201,7 @@ const BAD: [string, Record<string, string>, string][] = [
 describe("bad stack config", () => {
     for (const [what, config, message] of BAD) {
         it(`refuses ${what}`, () => {
-            assert.throws(() => parseSettings(config), { name: "ConfigError", message });
+            assert.throws(() => parseSettings(config), { name: "Refused", message });
         });
     }
 
@@ -216,7 +216,7 @@ describe("bad stack config", () => {
 
     it("refuses a secret in a key that is written into objects in plain text, naming the keys that may be secret", () => {
         assert.throws(() => parseSettings({ hostname: "cowsay.example.com" }, new Set(["hostname"])), {
-            name: "ConfigError",
+            name: "Refused",
             message:
                 "Invalid config hostname: is stored as a secret, but its value is written in plain text into Kubernetes objects and stack outputs; only gatewayUrl, prometheusUrl, prometheusToken and acmeEmail can be kept secret. Set it again without --secret.",
         });
@@ -232,10 +232,10 @@ describe("removing a version", () => {
         "Invalid config versions: v1 takes live traffic now, but versions declares only v3; this update would delete it. Declare it again (pulumi config set --path 'versions.v1.image' 'dougbtv/nginx-cowsay:v1' && pulumi config set --path 'versions.v1.expect' '^__^'), move the traffic away first, and remove a version once it is idle.";
 
     it("is refused while the version takes live traffic, whatever else the config says", () => {
-        assert.throws(() => parseSettings(onlyV3, new Set(), defaultsRan), { name: "ConfigError", message: V1_IS_LIVE });
+        assert.throws(() => parseSettings(onlyV3, new Set(), defaultsRan), { name: "Refused", message: V1_IS_LIVE });
         assert.throws(
             () => parseSettings(onlyV3, new Set(), { live: ["v1", "v2"], versions: {} }),
-            /^ConfigError: Invalid config versions: v1, v2 take live traffic now/,
+            /^Refused: Invalid config versions: v1, v2 take live traffic now/,
         );
     });
 
@@ -243,7 +243,7 @@ describe("removing a version", () => {
         // `pulumi config set --path 'versions.v3.image' ...` on a stack without versions of its own:
         // the map holds v3 alone, activeVersion still defaults to v1, v3 has no expect text yet.
         const firstPath = { versions: versions({ v3: { image: "registry.example.com/cowsay:v3" } }) };
-        assert.throws(() => parseSettings(firstPath, new Set(), defaultsRan), { name: "ConfigError", message: V1_IS_LIVE });
+        assert.throws(() => parseSettings(firstPath, new Set(), defaultsRan), { name: "Refused", message: V1_IS_LIVE });
         // Never deployed: nothing is live, so the map is judged on its own.
         assert.throws(() => parseSettings(firstPath), { message: 'Invalid config activeVersion: "v1" is not a deployed version; allowed: v3.' });
     });

@@ -8,6 +8,8 @@
 import { parser } from "@prometheus-io/lezer-promql";
 import { z } from "zod";
 
+import { invalidConfig, type Refused } from "../refusal";
+
 /** What a measurement that cannot be judged counts as: never a pass unless the user says so. */
 export const WHEN_UNKNOWN = ["inconclusive", "fail", "pass"] as const;
 export type WhenUnknown = (typeof WHEN_UNKNOWN)[number];
@@ -209,14 +211,12 @@ export const DEFAULT_ANALYSIS = {
     ],
 } as const;
 
-/** A refusal of the `analysis` value: where in it (`checks[1].query`) and why, in one line. */
-export class AnalysisError extends Error {
-    constructor(
-        readonly path: string,
-        message: string,
-    ) {
-        super(message);
-    }
+/**
+ * The refusal of the field at `path` inside the `analysis` value (`checks[1].query`), keyed as the
+ * config key `pulumi config set --path` takes (`analysis.checks[1].query`).
+ */
+function refusedAt(path: string, reason: string): Refused {
+    return invalidConfig(`analysis${path === "" ? "" : path.startsWith("[") ? path : `.${path}`}`, reason);
 }
 
 function pathOf(path: readonly PropertyKey[]): string {
@@ -243,8 +243,8 @@ const FIELD_ALLOWED: Readonly<Record<string, string>> = {
 };
 
 /**
- * The `analysis` config value (already JSON-parsed) as settings, or an AnalysisError naming the
- * field inside it, its value and what is allowed.
+ * The `analysis` config value (already JSON-parsed) as settings, or a Refused naming the field
+ * inside it, its value and what is allowed.
  */
 export function parseAnalysis(value: unknown): AnalysisSettings {
     const parsed = analysisInput.safeParse(value);
@@ -253,49 +253,47 @@ export function parseAnalysis(value: unknown): AnalysisSettings {
         if (issue.code === "unrecognized_keys") {
             const where = pathOf(issue.path);
             const allowed = Object.keys(issue.path.length === 0 ? analysisInput.shape : checkInput.shape).join(", ");
-            throw new AnalysisError(`${where}${where === "" ? "" : "."}${issue.keys[0]}`, `is not a known field; allowed: ${allowed}.`);
+            throw refusedAt(`${where}${where === "" ? "" : "."}${issue.keys[0]}`, `is not a known field; allowed: ${allowed}.`);
         }
         const path = pathOf(issue.path);
         const field = String(issue.path[issue.path.length - 1] ?? "");
         const got = path === "" ? value : issue.path.reduce<unknown>((v, p) => (v as Record<PropertyKey, unknown> | undefined)?.[p], value);
         const allowed = FIELD_ALLOWED[field] ?? (issue.path.length === 0 ? "an object with preSwitch, trafficPerSecond, checks" : "a check object");
-        throw new AnalysisError(path, `is ${JSON.stringify(got) ?? "missing"}; allowed: ${allowed}.`);
+        throw refusedAt(path, `is ${JSON.stringify(got) ?? "missing"}; allowed: ${allowed}.`);
     }
     const input = parsed.data;
     const names = new Set<string>();
     const declared: readonly z.infer<typeof checkInput>[] = input.checks ?? DEFAULT_ANALYSIS.checks;
     const checks = declared.map((c, i): CheckSettings => {
         const at = `checks[${i}]`;
-        if (names.has(c.name))
-            throw new AnalysisError(`${at}.name`, `is ${JSON.stringify(c.name)}, already the name of another check; allowed: a name used once.`);
+        if (names.has(c.name)) throw refusedAt(`${at}.name`, `is ${JSON.stringify(c.name)}, already the name of another check; allowed: a name used once.`);
         names.add(c.name);
         const { query, min, max, vsLive } = c;
         const metric = c.metric ?? (query === undefined ? undefined : "custom");
-        if (metric === undefined) throw new AnalysisError(`${at}.metric`, `is missing; allowed: ${METRICS.join(", ")}, or a custom query.`);
+        if (metric === undefined) throw refusedAt(`${at}.metric`, `is missing; allowed: ${METRICS.join(", ")}, or a custom query.`);
         if (metric === "custom") {
-            if (query === undefined) throw new AnalysisError(`${at}.query`, "is missing; a custom check needs a PromQL query.");
+            if (query === undefined) throw refusedAt(`${at}.query`, "is missing; a custom check needs a PromQL query.");
             const error = promqlError(query);
-            if (error !== undefined) throw new AnalysisError(`${at}.query`, `${JSON.stringify(query)} ${error}.`);
+            if (error !== undefined) throw refusedAt(`${at}.query`, `${JSON.stringify(query)} ${error}.`);
         } else if (query !== undefined) {
-            throw new AnalysisError(`${at}.query`, `is set on the built-in metric ${metric}; allowed: a query only with metric custom (or no metric).`);
+            throw refusedAt(`${at}.query`, `is set on the built-in metric ${metric}; allowed: a query only with metric custom (or no metric).`);
         }
         if (metric === "success-rate" && max !== undefined)
-            throw new AnalysisError(`${at}.max`, "is set on success-rate; allowed: min (the least percent of non-5xx answers).");
+            throw refusedAt(`${at}.max`, "is set on success-rate; allowed: min (the least percent of non-5xx answers).");
         if (metric === "request-duration" && min !== undefined)
-            throw new AnalysisError(`${at}.min`, "is set on request-duration; allowed: max (the most p99 milliseconds).");
-        if (min === undefined && max === undefined && vsLive === undefined)
-            throw new AnalysisError(at, "has no bound; allowed: min, max or vsLive (at least one).");
+            throw refusedAt(`${at}.min`, "is set on request-duration; allowed: max (the most p99 milliseconds).");
+        if (min === undefined && max === undefined && vsLive === undefined) throw refusedAt(at, "has no bound; allowed: min, max or vsLive (at least one).");
         if (vsLive !== undefined && min !== undefined && max !== undefined) {
-            throw new AnalysisError(`${at}.vsLive`, "is set on a check with both min and max; allowed: vsLive with one of them, which says the worse side.");
+            throw refusedAt(`${at}.vsLive`, "is set on a check with both min and max; allowed: vsLive with one of them, which says the worse side.");
         }
-        if (min !== undefined && max !== undefined && min > max) throw new AnalysisError(`${at}.min`, `is ${min}, above max ${max}; no value could pass.`);
+        if (min !== undefined && max !== undefined && min > max) throw refusedAt(`${at}.min`, `is ${min}, above max ${max}; no value could pass.`);
         const interval = c.interval ?? CHECK_DEFAULTS.interval;
         const intervalSeconds = durationSeconds(interval);
         if (intervalSeconds === undefined || intervalSeconds < 1)
-            throw new AnalysisError(`${at}.interval`, `is ${JSON.stringify(interval)}; allowed: ${FIELD_ALLOWED.interval}.`);
+            throw refusedAt(`${at}.interval`, `is ${JSON.stringify(interval)}; allowed: ${FIELD_ALLOWED.interval}.`);
         const n = c.count ?? CHECK_DEFAULTS.count;
         if (intervalSeconds * n > MAX_ANALYSIS_SECONDS) {
-            throw new AnalysisError(at, `takes ${intervalSeconds * n} s (count ${n} × interval ${interval}); allowed: at most ${MAX_ANALYSIS_SECONDS} s.`);
+            throw refusedAt(at, `takes ${intervalSeconds * n} s (count ${n} × interval ${interval}); allowed: at most ${MAX_ANALYSIS_SECONDS} s.`);
         }
         return {
             name: c.name,
@@ -313,6 +311,6 @@ export function parseAnalysis(value: unknown): AnalysisSettings {
             unreachable: c.unreachable ?? CHECK_DEFAULTS.unreachable,
         };
     });
-    if (checks.length === 0) throw new AnalysisError("checks", "is empty; allowed: at least one check (leave prometheusUrl unset for no analysis).");
+    if (checks.length === 0) throw refusedAt("checks", "is empty; allowed: at least one check (leave prometheusUrl unset for no analysis).");
     return { preSwitch: input.preSwitch ?? DEFAULT_ANALYSIS.preSwitch, trafficPerSecond: input.trafficPerSecond ?? DEFAULT_ANALYSIS.trafficPerSecond, checks };
 }

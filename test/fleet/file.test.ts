@@ -6,7 +6,8 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 
-import { FleetFileError, fleetStacks, parseFleet, readFleet } from "../../fleet/file";
+import { fleetStacks, parseFleet, readFleet } from "../../fleet/file";
+import { Refused } from "../../lib/refusal";
 
 const STACKS = ["staging", "eu", "us", "asia"];
 const GOOD = `waves:
@@ -132,7 +133,7 @@ describe("fleet.yaml", () => {
             assert.throws(
                 () => parseFleet(text, STACKS),
                 (err: unknown) => {
-                    assert.ok(err instanceof FleetFileError);
+                    assert.ok(err instanceof Refused);
                     assert.ok(!err.message.includes("\n"), `one line: ${err.message}`);
                     if (what === "not YAML") assert.ok(err.message.startsWith(message), err.message);
                     else assert.equal(err.message, message);

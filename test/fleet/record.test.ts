@@ -36,7 +36,7 @@ describe("the switch record", () => {
             message: ".fleet/last-switch.json is not JSON; it was not written by npm run fleet (restore it from a backup, or remove it and roll back by hand)",
         });
         writeFileSync(path.join(dir, RECORD_FILE), JSON.stringify({ ...newRecord({ kind: "version", version: "v2" }, BEFORE), state: "done" }));
-        assert.throws(() => readRecord(dir), /^Error: \.fleet\/last-switch\.json: state: Invalid option/);
+        assert.throws(() => readRecord(dir), /^Refused: \.fleet\/last-switch\.json: state: Invalid option/);
     });
 
     it("a switch is still running only while its process lives on this machine", () => {
@@ -119,7 +119,7 @@ describe("the record of a rollout", () => {
             verdict: "maybe" as "passed",
         });
         writeRecord(dir, record);
-        assert.throws(() => readRecord(dir), /^Error: \.fleet\/last-switch\.json: rollout\.analyses\.0\.verdict: Invalid option/);
+        assert.throws(() => readRecord(dir), /^Refused: \.fleet\/last-switch\.json: rollout\.analyses\.0\.verdict: Invalid option/);
     });
 });
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { refusal } from "../../fleet/refusal";
+import { switchRefusal } from "../../fleet/refusal";
 import type { StackView } from "../../fleet/workspace";
 import { parseSplit, parseVersion } from "../../fleet/target";
 
@@ -21,22 +21,22 @@ const view = (extra: Partial<StackView> = {}): StackView => ({
 
 describe("the program's rules, before the first stack is touched", () => {
     it("lets a switch to a declared version, or a split that sums to 100, through", () => {
-        assert.equal(refusal(view(), parseVersion("v2")), undefined);
-        assert.equal(refusal(view(), parseSplit('{"v1":90,"v2":10}')), undefined);
+        assert.equal(switchRefusal(view(), parseVersion("v2")), undefined);
+        assert.equal(switchRefusal(view(), parseSplit('{"v1":90,"v2":10}')), undefined);
     });
 
     it("refuses with the program's own line, naming the stack", () => {
         assert.equal(
-            refusal(view(), parseVersion("v3")),
+            switchRefusal(view(), parseVersion("v3")),
             'stack eu: Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2. Nothing was changed.',
         );
         assert.equal(
-            refusal(view(), parseSplit('{"v1":90,"v2":20}')),
+            switchRefusal(view(), parseSplit('{"v1":90,"v2":20}')),
             'stack eu: Invalid config trafficSplit: {"v1":90,"v2":20} sums to 110; the weights must sum to 100. Nothing was changed.',
         );
     });
 
     it("refuses a stack never deployed: there is nothing to switch from", () => {
-        assert.equal(refusal(view({ live: undefined }), parseVersion("v2")), "stack eu has never been deployed (no outputs); run pulumi up on it first");
+        assert.equal(switchRefusal(view({ live: undefined }), parseVersion("v2")), "stack eu has never been deployed (no outputs); run pulumi up on it first");
     });
 });

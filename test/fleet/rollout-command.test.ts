@@ -6,11 +6,11 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { describe, it } from "node:test";
 
-import { Refusal, unfinished } from "../../fleet/commands";
-import { FleetFileError } from "../../fleet/file";
+import { unfinished } from "../../fleet/commands";
 import { inState, newRecord } from "../../fleet/record";
 import { statusText } from "../../fleet/report";
 import { ONE_STACK_WAVE, rolloutPlan } from "../../fleet/rollout-command";
+import { Refused } from "../../lib/refusal";
 
 const STACKS = ["staging", "eu", "us"];
 const project = (fleetYaml?: string) => {
@@ -46,13 +46,13 @@ describe("the stacks of a rollout", () => {
     it("refuses a --stack that is not a stack of this project, and says how without a fleet file", () => {
         assert.throws(
             () => rolloutPlan(project(), STACKS, { stack: "asia" }),
-            (err: unknown) => err instanceof Refusal && err.message === "--stack asia is not a stack of this project; allowed: eu, staging, us",
+            (err: unknown) => err instanceof Refused && err.message === "--stack asia is not a stack of this project; allowed: eu, staging, us",
         );
         const dir = project();
         assert.throws(
             () => rolloutPlan(dir, STACKS, {}),
             (err: unknown) =>
-                err instanceof FleetFileError &&
+                err instanceof Refused &&
                 err.message === `fleet.yaml: not found in ${dir}; write one (docs/fleet.md says how), or name one stack with --stack NAME`,
         );
     });
