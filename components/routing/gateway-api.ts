@@ -3,7 +3,9 @@
 // subsets), a test HTTPRoute (a header reaches any version), and the live routes: one
 // HTTPRoute on the Gateway for the gateway's traffic, one on the shared Service (GAMMA) for in-mesh
 // callers. A switch changes those two HTTPRoutes and nothing else. One builder per object; each spec
-// is typed by the upstream Gateway API model at compile time.
+// is typed by the upstream Gateway API model at compile time. The constructor creates what the gate
+// goes through, `goLive` the live routes and the wait for Istio's verdict: when each runs is
+// BlueGreenApp's order (components/app.ts).
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
@@ -219,6 +221,7 @@ export class GatewayApiRouting extends pulumi.ComponentResource implements Routi
     public readonly ready: readonly pulumi.Resource[];
     /** The HTTPRoutes written before the live ones (redirect, test route): Istio's verdict covers them too. */
     private readonly routes: readonly k8s.apiextensions.CustomResource[];
+    // Kept for goLive, whose children are named and configured like the constructor's.
     private readonly childName: string;
     private readonly args: RoutingArgs;
 

@@ -2,6 +2,8 @@
 // with one subset per version, a test-route VirtualService (a header reaches any version), and the live
 // VirtualService (the gateway's traffic and in-mesh callers go to activeVersion, or the
 // split). One builder per object; each spec is typed by the upstream Istio model at compile time.
+// The constructor creates what the gate goes through, `goLive` the live route: when each runs is
+// BlueGreenApp's order (components/app.ts).
 //
 // ACME HTTP-01 (issuer acme): cert-manager's ingress solver makes an Ingress for each challenge, and
 // Istio serves Ingresses of a class whose controller is istio.io/ingress-controller on the gateway pods
@@ -185,6 +187,7 @@ export class IstioRouting extends pulumi.ComponentResource implements Routing {
     public readonly ingressClass: k8s.networking.v1.IngressClass | undefined;
     public readonly testRoute: k8s.apiextensions.CustomResource | undefined;
     public readonly ready: readonly pulumi.Resource[];
+    // Kept for goLive, whose children are named and configured like the constructor's.
     private readonly childName: string;
     private readonly args: RoutingArgs;
 
