@@ -3,9 +3,13 @@
 // the app, which owns the ingress and routing objects and the live route (components/routing/). What
 // each version does comes from its role (lib/version-roles.ts); the app does not decide it again. Only
 // the live route depends on which version is active, so a switch or a rollback changes that one
-// object (and the gate) and nothing else. Order inside one `pulumi up`: the Deployments of the
-// versions that will take traffic, then the gate, then the live route, and only then the versions
-// that go idle; so a failed gate never scales down the version that is still live.
+// object (and the gate) and nothing else.
+//
+// The order inside one `pulumi up` is the constructor's, top to bottom, each step waiting for the one
+// before: (1) the Deployments of the versions that will take traffic; (2) the routing objects test
+// requests go through (gateway, test routes); (3) the gate, which fetches each serving version through
+// its test route; (4) the live route, and the routing API's verdict on it; (5) only then the versions
+// that go idle. So a failed gate, route or verdict never scales down the version that is still live.
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
@@ -81,13 +85,14 @@ export class BlueGreenApp extends pulumi.ComponentResource {
 
         const readOnlyRoot = args.readOnlyRootFilesystem ?? true;
         const deployments = new Map<string, k8s.apps.v1.Deployment>();
-        for (const version of args.roles.serving) {
-            deployments.set(version.name, this.deploy(name, appName, ns, version, readOnlyRoot, inNamespace));
-        }
+        // (1) The versions that will take traffic.
+        const serving = args.roles.serving.map((version) => {
+            const deployment = this.deploy(name, appName, ns, version, readOnlyRoot, inNamespace);
+            deployments.set(version.name, deployment);
+            return deployment;
+        });
 
-        const serving: pulumi.Resource[] = args.roles.serving.map((v) => deployments.get(v.name) as k8s.apps.v1.Deployment);
-        let gate: Gate | undefined;
-        const header = args.route.testRouteHeader;
+        // (2) The routing objects the test requests go through; nothing routes live traffic yet.
         this.routing = new args.routing(
             name,
             {
@@ -100,27 +105,29 @@ export class BlueGreenApp extends pulumi.ComponentResource {
                 targetPort: CONTAINER_PORT,
                 podSelector: this.podSelector,
                 prerequisites: inNamespace.dependsOn,
-                // The gate fetches each serving version through its test route, so it comes once the
-                // routing objects are ready, and the live route waits for it.
-                beforeLive: (ready) => {
-                    if (args.gate !== undefined && header !== undefined)
-                        gate = this.gateOf(name, args, args.gate, header, [...inNamespace.dependsOn, ...ready, ...serving]);
-                    return [...serving, ...(gate === undefined ? [] : [gate])];
-                },
                 // Until routing had a component of its own, its objects were the app's children.
                 formerParent: this,
             },
             { parent: this },
         );
-        this.gate = gate;
-        this.route = this.routing.live;
 
-        // Idle versions change only once the live route has left them, as the routing API reports
+        // (3) The gate, once the serving pods and the routing objects it goes through are there.
+        const header = args.route.testRouteHeader;
+        this.gate =
+            args.gate === undefined || header === undefined
+                ? undefined
+                : this.gateOf(name, args, args.gate, header, [...inNamespace.dependsOn, ...this.routing.ready, ...serving]);
+
+        // (4) The live route, after the serving pods and the gate.
+        const { live, settled } = this.routing.goLive([...serving, ...(this.gate === undefined ? [] : [this.gate])]);
+        this.route = live;
+
+        // (5) Idle versions change only once the live route has left them, as the routing API reports
         // it: if the gate, the route or Istio's verdict on it fails, the version that was live keeps every pod.
         for (const version of args.roles.idle) {
             deployments.set(
                 version.name,
-                this.deploy(name, appName, ns, version, readOnlyRoot, { ...inNamespace, dependsOn: [...inNamespace.dependsOn, this.routing.settled] }),
+                this.deploy(name, appName, ns, version, readOnlyRoot, { ...inNamespace, dependsOn: [...inNamespace.dependsOn, settled] }),
             );
         }
         this.deployments = deployments;

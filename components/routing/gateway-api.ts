@@ -3,7 +3,9 @@
 // subsets), a test HTTPRoute (a header reaches any version), and the live routes: one
 // HTTPRoute on the Gateway for the gateway's traffic, one on the shared Service (GAMMA) for in-mesh
 // callers. A switch changes those two HTTPRoutes and nothing else. One builder per object; each spec
-// is typed by the upstream Gateway API model at compile time.
+// is typed by the upstream Gateway API model at compile time. The constructor creates what the gate
+// goes through, `goLive` the live routes and the wait for Istio's verdict: when each runs is
+// BlueGreenApp's order (components/app.ts).
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 
@@ -19,7 +21,16 @@ import { NO_SERVICE_AWAIT } from "../../lib/annotations";
 import type { Manifest } from "../../lib/manifest";
 import type { VersionRole } from "../../lib/version-roles";
 import { RouteStatus, type RouteRef } from "../../dynamic/route-status";
-import { ROUTING_OBJECT_ANNOTATIONS, routingChild, sharedName, type Http01Solver, type Http01Target, type Routing, type RoutingArgs } from "./shape";
+import {
+    ROUTING_OBJECT_ANNOTATIONS,
+    routingChild,
+    sharedName,
+    type Http01Solver,
+    type Http01Target,
+    type LiveRoute,
+    type Routing,
+    type RoutingArgs,
+} from "./shape";
 
 const API_VERSION = "gateway.networking.k8s.io/v1";
 const GATEWAY_GROUP = "gateway.networking.k8s.io";
@@ -207,18 +218,20 @@ function routeRef(route: k8s.apiextensions.CustomResource): pulumi.Output<RouteR
 export class GatewayApiRouting extends pulumi.ComponentResource implements Routing {
     public readonly services: readonly k8s.core.v1.Service[];
     public readonly gateway: k8s.apiextensions.CustomResource;
-    public readonly ingressRoute: k8s.apiextensions.CustomResource;
-    /** The mesh route, created after the ingress route: waiting for it is waiting for both. */
-    public readonly live: k8s.apiextensions.CustomResource;
-    /** Istio's verdict on every HTTPRoute this update wrote (dynamic/route-status.ts); `live` when not waited for. */
-    public readonly settled: pulumi.Resource;
+    public readonly ready: readonly pulumi.Resource[];
+    /** The HTTPRoutes written before the live ones (redirect, test route): Istio's verdict covers them too. */
+    private readonly routes: readonly k8s.apiextensions.CustomResource[];
+    // Kept for goLive, whose children are named and configured like the constructor's.
+    private readonly childName: string;
+    private readonly args: RoutingArgs;
 
     constructor(name: string, args: RoutingArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cowsay-bluegreen:routing:GatewayApiRouting", name, {}, opts);
+        this.childName = name;
+        this.args = args;
         const CustomResource = k8s.apiextensions.CustomResource;
         this.services = args.roles.versions.map((v) => new k8s.core.v1.Service(`${name}-${v.name}-service`, versionService(args, v), routingChild(this, args)));
         this.gateway = new CustomResource(`${name}-gateway`, gateway(args), routingChild(this, args));
-        const ready: pulumi.Resource[] = [this.gateway, ...this.services];
         const routes: k8s.apiextensions.CustomResource[] = [];
         if (args.httpsRedirect) {
             routes.push(new CustomResource(`${name}-redirect`, redirectRoute(args), routingChild(this, args, [this.gateway])));
@@ -228,24 +241,34 @@ export class GatewayApiRouting extends pulumi.ComponentResource implements Routi
                 new CustomResource(`${name}-test-route`, testRoute(args, args.testRouteHeader), routingChild(this, args, [this.gateway, ...this.services])),
             );
         }
-        ready.push(...routes);
-        const after = [...ready, ...args.beforeLive(ready)];
-        this.ingressRoute = new CustomResource(`${name}-route`, ingressRoute(args), routingChild(this, args, after));
-        this.live = new CustomResource(`${name}-mesh-route`, meshRoute(args), routingChild(this, args, [...after, args.service, this.ingressRoute]));
-        routes.push(this.ingressRoute, this.live);
-        this.settled =
+        this.routes = routes;
+        this.ready = [this.gateway, ...this.services, ...routes];
+    }
+
+    /**
+     * The ingress route, then the mesh route (waiting for it is waiting for both), then Istio's verdict
+     * on every HTTPRoute this update wrote (dynamic/route-status.ts), unless it is not waited for.
+     */
+    goLive(after: readonly pulumi.Resource[]): LiveRoute {
+        const [name, args] = [this.childName, this.args];
+        const CustomResource = k8s.apiextensions.CustomResource;
+        const afterReady = [...this.ready, ...after];
+        const ingress = new CustomResource(`${name}-route`, ingressRoute(args), routingChild(this, args, afterReady));
+        const live = new CustomResource(`${name}-mesh-route`, meshRoute(args), routingChild(this, args, [...afterReady, args.service, ingress]));
+        const settled =
             args.statusWait === undefined
-                ? this.live
+                ? live
                 : new RouteStatus(
                       `${name}-route-status`,
                       {
-                          routes: pulumi.all(routes.map(routeRef)),
+                          routes: pulumi.all([...this.routes, ingress, live].map(routeRef)),
                           timeoutSeconds: args.statusWait.timeoutSeconds,
                           kubeconfig: args.statusWait.kubeconfig === undefined ? undefined : pulumi.secret(args.statusWait.kubeconfig),
                           context: args.statusWait.context,
                       },
-                      { parent: this, dependsOn: [this.live] },
+                      { parent: this, dependsOn: [live] },
                   );
-        this.registerOutputs({ services: this.services, gateway: this.gateway, ingressRoute: this.ingressRoute, live: this.live, settled: this.settled });
+        this.registerOutputs({ services: this.services, gateway: this.gateway, ingressRoute: ingress, live, settled });
+        return { live, settled };
     }
 }

@@ -2,6 +2,8 @@
 // with one subset per version, a test-route VirtualService (a header reaches any version), and the live
 // VirtualService (the gateway's traffic and in-mesh callers go to activeVersion, or the
 // split). One builder per object; each spec is typed by the upstream Istio model at compile time.
+// The constructor creates what the gate goes through, `goLive` the live route: when each runs is
+// BlueGreenApp's order (components/app.ts).
 //
 // ACME HTTP-01 (issuer acme): cert-manager's ingress solver makes an Ingress for each challenge, and
 // Istio serves Ingresses of a class whose controller is istio.io/ingress-controller on the gateway pods
@@ -25,7 +27,16 @@ import type { IGateway } from "@kubernetes-models/istio/networking.istio.io/v1/G
 import type { IVirtualService } from "@kubernetes-models/istio/networking.istio.io/v1/VirtualService";
 
 import type { Manifest } from "../../lib/manifest";
-import { ROUTING_OBJECT_ANNOTATIONS, routingChild, sharedName, type Http01Solver, type Http01Target, type Routing, type RoutingArgs } from "./shape";
+import {
+    ROUTING_OBJECT_ANNOTATIONS,
+    routingChild,
+    sharedName,
+    type Http01Solver,
+    type Http01Target,
+    type LiveRoute,
+    type Routing,
+    type RoutingArgs,
+} from "./shape";
 
 const API_VERSION = "networking.istio.io/v1";
 
@@ -175,14 +186,15 @@ export class IstioRouting extends pulumi.ComponentResource implements Routing {
     /** The class of the ACME solver's Ingresses (issuer acme); else undefined. */
     public readonly ingressClass: k8s.networking.v1.IngressClass | undefined;
     public readonly testRoute: k8s.apiextensions.CustomResource | undefined;
-    public readonly live: k8s.apiextensions.CustomResource;
-    /** Istio reports nothing on VirtualServices by default: the live route, once written, is as settled as it gets. */
-    public get settled(): k8s.apiextensions.CustomResource {
-        return this.live;
-    }
+    public readonly ready: readonly pulumi.Resource[];
+    // Kept for goLive, whose children are named and configured like the constructor's.
+    private readonly childName: string;
+    private readonly args: RoutingArgs;
 
     constructor(name: string, args: RoutingArgs, opts?: pulumi.ComponentResourceOptions) {
         super("cowsay-bluegreen:routing:IstioRouting", name, {}, opts);
+        this.childName = name;
+        this.args = args;
         this.destinationRule = new k8s.apiextensions.CustomResource(`${name}-subsets`, destinationRule(args), routingChild(this, args));
         const http: pulumi.Resource[] = [];
         if (args.acmeHttp01 === true) {
@@ -207,7 +219,16 @@ export class IstioRouting extends pulumi.ComponentResource implements Routing {
             this.testRoute = new k8s.apiextensions.CustomResource(`${name}-test-route`, testRoute(args, args.testRouteHeader), routingChild(this, args, ready));
             ready.push(this.testRoute);
         }
-        this.live = new k8s.apiextensions.CustomResource(`${name}-route`, liveRoute(args), routingChild(this, args, [...ready, ...args.beforeLive(ready)]));
+        this.ready = ready;
+    }
+
+    /** Istio reports nothing on VirtualServices by default: the live route, once written, is as settled as it gets. */
+    goLive(after: readonly pulumi.Resource[]): LiveRoute {
+        const live = new k8s.apiextensions.CustomResource(
+            `${this.childName}-route`,
+            liveRoute(this.args),
+            routingChild(this, this.args, [...this.ready, ...after]),
+        );
         this.registerOutputs({
             destinationRule: this.destinationRule,
             gateway: this.gateway,
@@ -215,7 +236,8 @@ export class IstioRouting extends pulumi.ComponentResource implements Routing {
             redirectRoute: this.redirectRoute,
             ingressClass: this.ingressClass,
             testRoute: this.testRoute,
-            live: this.live,
+            live,
         });
+        return { live, settled: live };
     }
 }

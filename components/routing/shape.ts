@@ -2,10 +2,8 @@
 // Deployments, the shared Service and the gate; a routing API is a component of its own, a child of
 // the app, that owns the ingress and routing objects and the live route. A switch, a rollback or a
 // weighted step changes only the live route (and the gate, when a version starts taking traffic).
-//
-// Order inside one `pulumi up`: the objects the gate goes through (`ready`: gateway, test routes),
-// then what the app puts before the live route (the serving Deployments and the gate, through
-// `beforeLive`), then the live route.
+// The order of an update is told, and followed, in BlueGreenApp's constructor (components/app.ts):
+// the constructor creates the objects the gate goes through, `goLive` the live route.
 import type * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
 
@@ -58,12 +56,6 @@ export interface RoutingArgs extends RouteSettings {
     readonly targetPort: number;
     /** Labels every version's pods carry (the shared Service's selector); with `version` they pick one version. */
     readonly podSelector: Readonly<Record<string, string>>;
-    /**
-     * What the live route waits for besides the routing objects: called once with the objects the test
-     * requests go through (`ready`), it returns the serving Deployments and the gate the app creates
-     * after them. The gate checks each version through its test route before the live route moves.
-     */
-    readonly beforeLive: (ready: readonly pulumi.Resource[]) => readonly pulumi.Resource[];
     /** What every object waits for: the namespace, the CRDs, the TLS Secret. */
     readonly prerequisites: readonly pulumi.Resource[];
     /**
@@ -74,8 +66,20 @@ export interface RoutingArgs extends RouteSettings {
     readonly formerParent?: pulumi.Resource;
 }
 
-/** A routing API's component, as the app sees it. */
+/** A routing API's component, as the app sees it: built with the objects the gate goes through, not yet live. */
 export interface Routing extends pulumi.ComponentResource {
+    /** The objects test requests go through (gateway, test routes, per-version Services): what the gate waits for. */
+    readonly ready: readonly pulumi.Resource[];
+    /**
+     * Creates the live route after `ready` and `after` (the serving Deployments and the gate), and
+     * whatever waits for the routing API's verdict on it; registers the component's outputs. Called
+     * once, after everything in `after` exists.
+     */
+    goLive(after: readonly pulumi.Resource[]): LiveRoute;
+}
+
+/** What `goLive` created. */
+export interface LiveRoute {
     /** The object created last: it waits for every other live object, so whatever waits for it sees the switch done. */
     readonly live: pulumi.Resource;
     /**
