@@ -9,7 +9,7 @@ import { mapLimited } from "./pool";
 import { createProgress } from "./progress";
 import { inState, newRecord, readRecord, stillRunning, writeRecord, type StackBefore, type SwitchRecord } from "./record";
 import { finalLines, previewReport, statusJson, statusRows, statusText } from "./report";
-import { previewStack, type StackPlan } from "./preview";
+import { previewStack, type StackPreview } from "./preview";
 import { renderRefusal, switchRefusal } from "./refusal";
 import { AutomationRunner } from "./runner";
 import { FleetWorkspace, type StackView } from "./workspace";
@@ -83,7 +83,7 @@ export async function preview(dir: string, target: Target | undefined, io: Io): 
         if (refused !== undefined) throw new Refused(refused);
     }
     const progress = createProgress(io.err, stacks);
-    let plans: (StackPlan & { wave: string })[];
+    let plans: (StackPreview & { wave: string })[];
     try {
         plans = await mapLimited(read, PREVIEW_CONCURRENCY, async (view) => ({
             ...(await previewStack(fleet, view, target, progress, io.signal)),

@@ -10,8 +10,8 @@ import type { PlanProgress } from "./plan";
 import { describeTarget, switchConfig, withSwitchConfig, type Target, type Weights } from "./target";
 import type { FleetWorkspace, StackView } from "./workspace";
 
-/** One stack's plan in a fleet preview. */
-export interface StackPlan {
+/** One stack's preview in a fleet preview: what its update would change (not a plan: fleet/plan.ts is the plan). */
+export interface StackPreview {
     readonly stack: string;
     readonly live: Weights | undefined;
     /** Resources the update would change: op and "Type name". */
@@ -32,7 +32,7 @@ export async function previewStack(
     target: Target | undefined,
     progress: PlanProgress,
     signal: AbortSignal,
-): Promise<StackPlan> {
+): Promise<StackPreview> {
     const stack = await fleet.stack(view.name);
     const file = fleet.stackFile(view.name);
     const text = fleet.readStackFile(view.name);

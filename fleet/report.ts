@@ -3,7 +3,7 @@
 // now). Pure: from what the runner read to text.
 import type { StackEnd } from "./plan";
 import type { SwitchRecord } from "./record";
-import type { StackPlan } from "./preview";
+import type { StackPreview } from "./preview";
 import type { LastUpdate, StackView } from "./workspace";
 import { describeTarget, describeWeights, type Target, type Weights } from "./target";
 
@@ -17,7 +17,7 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
     return [`| ${header.join(" | ")} |`, `| ${header.map(() => "---").join(" | ")} |`, ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`)];
 }
 
-function countOps(steps: StackPlan["steps"]): string {
+function countOps(steps: StackPreview["steps"]): string {
     if (steps.length === 0) return "no changes";
     const counts = new Map<string, number>();
     for (const s of steps) counts.set(s.op, (counts.get(s.op) ?? 0) + 1);
@@ -38,7 +38,7 @@ export interface RolloutPreview {
  */
 export function previewReport(
     target: Target | undefined,
-    plans: readonly (StackPlan & { wave: string })[],
+    plans: readonly (StackPreview & { wave: string })[],
     limit = COMMENT_LIMIT,
     rollout?: RolloutPreview,
 ): string {

@@ -13,7 +13,7 @@ import { previewReport } from "./report";
 import { DEFAULT_STEPS, runRollout, stepTarget, type RolloutResult } from "./rollout";
 import { analysisReport, describeSteps, rolloutSection, rolloutTitle } from "./rollout-report";
 import { RolloutStacks, rolloutRefusal, stackRollout } from "./rollout-runner";
-import { previewStack, type StackPlan } from "./preview";
+import { previewStack, type StackPreview } from "./preview";
 import { AutomationRunner } from "./runner";
 import { SWITCH_KEYS, sameWeights } from "./target";
 
@@ -140,7 +140,7 @@ export async function previewRollout(dir: string, version: string, options: Roll
         return stepTarget(steps[0], r.from, r.to);
     };
     const progress = createProgress(io.err, stacks);
-    let plans: (StackPlan & { wave: string })[];
+    let plans: (StackPreview & { wave: string })[];
     try {
         plans = await mapLimited(read, PREVIEW_CONCURRENCY, async (view) => ({
             ...(await previewStack(fleet, view, firstStep(view.name), progress, io.signal)),
