@@ -98,8 +98,8 @@ export class LocalCluster {
             rmSync(state, { recursive: true, force: true });
             throw new Error(`scripts/cluster.sh up failed:\n${up.stdout}\n${up.stderr}`);
         }
-        const exports = (await runCommand(SCRIPT, ["env"], { env: base })).stdout;
-        const value = (name: string) => (new RegExp(`^export ${name}=(\\S+?)(?:"\\$\\{PATH:\\+:\\$PATH\\}")?$`, "m").exec(exports) ?? [])[1];
+        const envOutput = (await runCommand(SCRIPT, ["env"], { env: base })).stdout;
+        const value = (name: string) => (new RegExp(`^export ${name}=(\\S+?)(?:"\\$\\{PATH:\\+:\\$PATH\\}")?$`, "m").exec(envOutput) ?? [])[1];
         const kubeconfig = value("KUBECONFIG");
         const bin = value("PATH");
         const xds = value("COWSAY_XDS_ADDRESS");
@@ -112,7 +112,7 @@ export class LocalCluster {
             prometheus !== (url !== undefined) ||
             prometheus !== (targets !== undefined)
         ) {
-            throw new Error(`unexpected output of scripts/cluster.sh env:\n${exports}`);
+            throw new Error(`unexpected output of scripts/cluster.sh env:\n${envOutput}`);
         }
         const env = {
             ...base,
