@@ -7,7 +7,7 @@
 // afterwards (FleetOfClusters.expectPushed: a bounded wait on its push), and on what each API server,
 // each stack file and each stack's state says.
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -244,10 +244,12 @@ describe("a fleet of three clusters (real engine, three API servers with istiod,
         await fleet.reset();
         writeFileSync(path.join(fleet.dir, "fleet.yaml"), fleetFile("rollback", 2));
         const files = stackFiles();
-        const copies = () => readdirSync(tmpdir()).filter((n) => n.startsWith("fleet-preview-"));
-        const copiesBefore = copies();
+        // The previews' copies go to a TMPDIR of this test's own: the machine's is shared with other
+        // suites running beside this one, whose copies come and go.
+        const ownTmp = mkdtempSync(path.join(tmpdir(), "fleet-e2e-tmp-"));
+        const copies = () => readdirSync(ownTmp).filter((n) => n.startsWith("fleet-preview-"));
         const previewing = STACKS.map((s) => `(?=[\\s\\S]*^\\[${s} *\\] previewing a switch to v2$)`).join("");
-        const run = await fleet.startFleet(new RegExp(`^${previewing}`, "m"), "preview", "v2");
+        const run = await fleet.startFleetWith({ TMPDIR: ownTmp }, new RegExp(`^${previewing}`, "m"), "preview", "v2");
         // Into the previews' program runs: each preview's language host has started.
         await until(
             () => descendants(run.pid).filter((p) => p.command.includes("pulumi-language-nodejs")).length >= STACKS.length,
@@ -256,13 +258,16 @@ describe("a fleet of three clusters (real engine, three API servers with istiod,
             "three previews running their program",
         );
         const started = descendants(run.pid);
+        // The copies are there while the previews run, so that their absence below means removed.
+        assert.equal(copies().length, STACKS.length, `one copy per stack while previewing: ${copies().join(", ")}`);
         process.kill(-run.pid, "SIGINT");
         assert.equal(await run.exited, 130, run.output());
         await waitUntilGone(started, 30_000);
         assert.match(run.output(), /fleet: preview interrupted; no stack file was written/);
         assert.doesNotMatch(run.output(), /## Fleet preview/, "no report for an interrupted preview");
         assert.deepEqual(stackFiles(), files);
-        assert.deepEqual(copies(), copiesBefore);
+        assert.deepEqual(copies(), []);
+        rmSync(ownTmp, { recursive: true, force: true });
     });
 
     it("a bad fleet file is refused in one line, before any stack is touched (exit 4)", async () => {

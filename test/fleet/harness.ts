@@ -171,7 +171,12 @@ export class FleetOfClusters {
      * the group what a terminal's Ctrl-C (or a closed laptop) sends, with signalGroup.
      */
     startFleet(line: RegExp, ...args: string[]): Promise<RunningCommand> {
-        return runUntil(process.execPath, [FLEET_CLI, ...args], { cwd: this.dir, env: this.project.env, detached: true }, line);
+        return this.startFleetWith({}, line, ...args);
+    }
+
+    /** As startFleet, with `env` on top of the project's (e.g. a TMPDIR of the test's own). */
+    startFleetWith(env: Readonly<Record<string, string>>, line: RegExp, ...args: string[]): Promise<RunningCommand> {
+        return runUntil(process.execPath, [FLEET_CLI, ...args], { cwd: this.dir, env: { ...this.project.env, ...env }, detached: true }, line);
     }
 
     /**
