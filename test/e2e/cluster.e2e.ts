@@ -7,7 +7,9 @@
 // process beside the API server) pushes to the ingress gateway and to a client sidecar: after every
 // step the suite waits, bounded, for the route table istiod pushes, and the stand-in gateway routes
 // the gate's and curl's requests with it. One control plane serves the suites that need one (each
-// stack in namespaces of its own), started by the first of them; each test brings its stack to the
+// stack in namespaces of its own), started by the first of them. The verbs both routing APIs share
+// (up with v1, the switch and the rollback, v3 refused) are written once and run for each row of
+// SERVER_APIS; each API's own tests follow on the same stack. Each test brings its stack to the
 // state it starts from (EngineStack.deploy), so any one of them runs alone.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
@@ -90,23 +92,250 @@ after(async () => {
     );
 });
 
-describe("against the API server (real engine, real Kubernetes provider, kwok nodes)", () => {
+/** What differs between the routing APIs for the suites against the API server; the verbs both share are written once, below. */
+interface ServerApi {
+    /** routingApi's value, also which plain-HTTP redirect istiod pushes. */
+    readonly routingApi: "istio" | "gateway-api";
+    /** What the suite's title starts with: nothing for the Istio APIs, the default. */
+    readonly prefix: string;
+    /** The app's and the ingress gateway's namespaces: each API's stack has its own, beside the other's on the same control plane. */
+    readonly ns: { readonly app: string; readonly ingress: string };
+    /** The host the stack serves: istiod gives a gateway proxy every Gateway that selects it, so each API's host differs. */
+    readonly host: string;
+    /** The stack's config beyond BASE and the gateway's address (with ns and host when they are not the defaults). */
+    readonly config: Readonly<Record<string, string>>;
+    /** The app's objects, as `kubectl get` names them: what a refused update must leave alone. */
+    readonly objects: string;
+    /** The live routes on the server, by name: each backend with its weight. */
+    readonly liveRoutes: (objects: readonly KubeObject[]) => Record<string, Record<string, number>>;
+    /** The names of the live routes. */
+    readonly routes: readonly string[];
+    /** How a route names `version` (and istiod's push its cluster): a subset (Istio), the version's Service (Gateway API). */
+    readonly backend: (version: string) => string;
+    /** What a switch's preview plans, by Pulumi name, sorted, every one an update. */
+    readonly switchPlan: readonly string[];
+    /** The URNs of the switched routes among them. */
+    readonly routeUrns: readonly RegExp[];
+    /** The HTTPS route table istiod pushes to the gateway for the host with `live` the live route's line. */
+    readonly gatewayTable: (live: string) => string[];
+    /** The titles' words for what differs. */
+    readonly words: { readonly up: string; readonly plan: string };
+    /** That API's own tests, after the verbs, on the same stack: `suite`'s fields are set by the time they run. */
+    readonly ownTests: (suite: ServerSuite) => void;
+}
+
+/** What a suite's tests use: the fields are set by its before() (a test run alone runs it too). */
+class ServerSuite {
+    cluster!: LocalCluster;
+    stack!: EngineStack;
+    gateway!: StandInGateway;
+    istio!: IstioRoutes;
+
+    constructor(readonly api: ServerApi) {}
+
+    /** The app's objects on the server (ServerApi.objects). */
+    app(): Promise<KubeObject[]> {
+        return this.cluster.get(this.api.objects, this.api.ns.app);
+    }
+
+    /** The route istiod pushes for `live`: to the gateway (HTTPS, and HTTP redirected) and to a client sidecar. */
+    async expectIstio(live: string): Promise<void> {
+        const { ns } = this.api;
+        await this.istio.expectGateway(this.api.gatewayTable(live));
+        await this.istio.expectRedirect(this.gateway, this.api.routingApi);
+        await this.istio.expectClient(`cowsay-nginx.${ns.app}.svc.cluster.local`, await servicePort(this.cluster, ns.app), [`/ -> ${live}`]);
+    }
+}
+
+type HttpRouteSpec = { rules: { backendRefs: { name: string; weight: number }[] }[] };
+
+const SERVER_APIS: readonly ServerApi[] = [
+    {
+        routingApi: "istio",
+        prefix: "",
+        ns: { app: APP, ingress: INGRESS_NAMESPACE },
+        host: HOST,
+        config: {},
+        objects:
+            "deployments.apps,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io,poddisruptionbudgets.policy",
+        liveRoutes: (objects) => ({ "cowsay-nginx": liveWeights(objects) }),
+        routes: ["cowsay-nginx"],
+        backend: (version) => version,
+        switchPlan: ["cowsay-gate", "cowsay-route"],
+        routeUrns: [URN.istioRoute],
+        gatewayTable: istioTable,
+        words: { up: "the route on the server goes to v1", plan: "the route and the gate" },
+        ownTests: istioOnTheServer,
+    },
+    {
+        routingApi: "gateway-api",
+        prefix: "routingApi gateway-api ",
+        ns: { app: `${APP}-gateway-api`, ingress: `${INGRESS_NAMESPACE}-gateway-api` },
+        host: GATEWAY_API_HOST,
+        // The cluster has the Gateway API CRDs (applied by sharedCluster), as a cluster with a mesh would.
+        config: {
+            routingApi: "gateway-api",
+            gatewayApiCrds: "none",
+            appNamespace: `${APP}-gateway-api`,
+            ingressNamespace: `${INGRESS_NAMESPACE}-gateway-api`,
+            hostname: GATEWAY_API_HOST,
+        },
+        objects: "deployments.apps,services,httproutes.gateway.networking.k8s.io,poddisruptionbudgets.policy",
+        liveRoutes: (objects) =>
+            Object.fromEntries(
+                objects
+                    .filter((o) => o.kind === "HTTPRoute" && ["cowsay-nginx", "cowsay-nginx-mesh"].includes(o.metadata.name))
+                    .map((r) => [r.metadata.name, Object.fromEntries((r.spec as HttpRouteSpec).rules[0].backendRefs.map((b) => [b.name, b.weight]))]),
+            ),
+        routes: ["cowsay-nginx", "cowsay-nginx-mesh"],
+        backend: (version) => `cowsay-nginx-${version}`,
+        // With istiod writing the HTTPRoutes' status, the program waits for its verdict on the new routes too.
+        switchPlan: ["cowsay-gate", "cowsay-mesh-route", "cowsay-route", "cowsay-route-status"],
+        routeUrns: [URN.httpRoute, URN.meshRoute],
+        gatewayTable: (live) => [...testRouteLines(["cowsay-nginx-v1", "cowsay-nginx-v2"]), `/ -> ${live}`],
+        words: {
+            up: "the HTTPRoutes on the server (gateway and mesh) send everything to v1's Service",
+            plan: "the two live HTTPRoutes, the gate and the wait for Istio's verdict",
+        },
+        ownTests: gatewayApiOnTheServer,
+    },
+];
+
+for (const api of SERVER_APIS) {
+    describe(`${api.prefix}against the API server (real engine, real Kubernetes provider, kwok nodes)`, () => {
+        const { ns } = api;
+        const suite = new ServerSuite(api);
+        /** What liveRoutes reads when every route sends everything to `version`. */
+        const allTo = (version: string) => Object.fromEntries(api.routes.map((name) => [name, { [api.backend(version)]: 100 }]));
+        const pods = async () => (await suite.cluster.get("pods", ns.app)).filter((p) => (p.metadata.labels ?? {}).service === "cowsay-nginx");
+        const generations = (objects: readonly KubeObject[]) =>
+            Object.fromEntries(objects.filter((o) => o.kind === "Deployment").map((d) => [d.metadata.name, meta(d).generation]));
+        const resourceVersions = async () => (await suite.app()).map((o) => `${o.kind}/${o.metadata.name}@${meta(o).resourceVersion}`).sort();
+
+        before(async () => {
+            // A cluster that already runs a mesh has its ingress namespace (sharedCluster makes it, with its gateway Service); the TLS Certificate goes there.
+            suite.cluster = await sharedCluster();
+            suite.istio = new IstioRoutes(suite.cluster, { ingressNamespace: ns.ingress, selector: GATEWAY_SELECTOR, host: api.host });
+            suite.gateway = await suite.istio.startGateway();
+            suite.stack = await EngineStack.create({
+                config: { ...BASE, ...api.config, gatewayUrl: `https://${suite.gateway.address}` },
+                target: "cluster",
+                env: suite.cluster.env,
+            });
+        });
+        after(async () => {
+            await suite.gateway?.stop().catch(() => undefined);
+            suite.stack?.dispose();
+        });
+
+        it(`pulumi up with v1: both Deployments become Ready through the provider's await, ${api.words.up}, every declared object exists`, async () => {
+            const { stack, cluster } = suite;
+            stack.configure();
+            await stack.up();
+            const objects = await suite.app();
+            assert.deepEqual(api.liveRoutes(objects), allTo("v1"));
+            for (const d of objects.filter((o) => o.kind === "Deployment")) {
+                const status = (d as unknown as { status: { readyReplicas?: number; availableReplicas?: number } }).status;
+                assert.equal(status.readyReplicas, 2, `${d.metadata.name} ready`);
+            }
+            assert.deepEqual(replicasByVersion(objects), { v1: 2, v2: 2 });
+            await expectCertificateFor(cluster, ns.ingress, tlsSecretName(api.host));
+            await suite.expectIstio(api.backend("v1"));
+            // Every Kubernetes object in the stack's state is on the server.
+            const exported = JSON.parse((await stack.pulumi("stack", "export")).stdout) as {
+                deployment: { resources: { type: string; custom?: boolean; outputs?: { kind?: string; metadata?: { name: string; namespace?: string } } }[] };
+            };
+            const declared = exported.deployment.resources.filter(
+                (r) => r.type.startsWith("kubernetes:") && r.custom === true && r.outputs?.metadata !== undefined,
+            );
+            assert.ok(declared.length >= 14, `${declared.length} objects`);
+            // One `kubectl get` per namespace (`-o name` prints <resource>.<group>/<name>, as built here).
+            const byNamespace = new Map<string | undefined, string[]>();
+            for (const r of declared) {
+                const { name, namespace } = r.outputs?.metadata ?? { name: "" };
+                const kind = r.type.split(":")[2];
+                const group = r.type
+                    .split(":")[1]
+                    .split("/")[0]
+                    .replace(/^core$/, "");
+                byNamespace.set(namespace, [...(byNamespace.get(namespace) ?? []), `${kind.toLowerCase()}${group === "" ? "" : `.${group}`}/${name}`]);
+            }
+            for (const [namespace, names] of byNamespace) {
+                const got = await cluster.kubectl("get", ...names, ...(namespace === undefined ? [] : ["-n", namespace]), "-o", "name", "--ignore-not-found");
+                assert.equal(got.code, 0, got.stderr);
+                const found = new Set(got.stdout.trim().split("\n"));
+                assert.deepEqual(
+                    names.filter((o) => !found.has(o)),
+                    [],
+                    `not on the server (namespace ${namespace ?? "none"}): ${got.stderr}`,
+                );
+            }
+        });
+
+        for (const [from, to] of [
+            ["v1", "v2"],
+            ["v2", "v1"],
+        ]) {
+            it(`switching ${from} -> ${to}: the preview plans ${api.words.plan} only; the server routes to ${to}; no pod restarted, no Deployment changed`, async () => {
+                const { stack, gateway } = suite;
+                // v2 live after v1, so that the way back is a rollback.
+                await stack.deploy(...(from === "v1" ? [{}] : [{}, { activeVersion: "v2" }]));
+                const podsBefore = (await pods()).map((p) => meta(p).uid).sort();
+                const generationsBefore = generations(await suite.app());
+                await stack.pulumi("config", "set", configKey("activeVersion"), to);
+                const { steps, result } = await stack.preview();
+                assert.equal(result.code, 0, result.stderr);
+                const planned = plannedChanges(steps);
+                assert.deepEqual(planned.map((s) => s.urn.split("::").pop()).sort(), api.switchPlan, JSON.stringify(planned));
+                assert.ok(
+                    planned.every((s) => s.op === "update"),
+                    JSON.stringify(planned),
+                );
+                assert.ok(
+                    [URN.gate, ...api.routeUrns].every((urn) => planned.some((s) => urn.test(s.urn))),
+                    JSON.stringify(planned),
+                );
+                const requestsBefore = gateway.requests.length;
+                await stack.up();
+                const objects = await suite.app();
+                assert.deepEqual(api.liveRoutes(objects), allTo(to));
+                await suite.expectIstio(api.backend(to));
+                assert.deepEqual((await pods()).map((p) => meta(p).uid).sort(), podsBefore, "the same pods, none restarted or rescheduled");
+                assert.deepEqual(generations(objects), generationsBefore);
+                // The gate checked v2 through the header rule on the way there, and trusted v1 on the way back.
+                assert.equal(gateway.requests.slice(requestsBefore).filter((r) => r.header === to).length, to === "v2" ? 1 : 0);
+            });
+        }
+
+        it("activeVersion=v3 is refused; the server's objects and the stack state are unchanged", async () => {
+            const { stack } = suite;
+            await stack.deploy();
+            const versions = await resourceVersions();
+            const state = await stack.state();
+            await stack.pulumi("config", "set", configKey("activeVersion"), "v3");
+            const up = await stack.run("up", "--yes", "--skip-preview");
+            assert.notEqual(up.code, 0);
+            assert.match(up.stdout + up.stderr, /error: Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2\. Nothing was changed\./);
+            assert.deepEqual(await resourceVersions(), versions);
+            assert.deepEqual(await stack.state(), state);
+            await suite.expectIstio(api.backend("v1"));
+        });
+
+        api.ownTests(suite);
+    });
+}
+
+/** The Istio APIs' own tests against the API server, after the verbs, on the same stack. */
+function istioOnTheServer(suite: ServerSuite): void {
     let cluster: LocalCluster;
     let stack: EngineStack;
     let gateway: StandInGateway;
     let istio: IstioRoutes;
-    const app = () =>
-        cluster.get(
-            "deployments.apps,services,virtualservices.networking.istio.io,destinationrules.networking.istio.io,gateways.networking.istio.io,poddisruptionbudgets.policy",
-            APP,
-        );
-    /** The route istiod pushes for `live`: to the gateway (HTTPS, and HTTP redirected) and to a client sidecar. */
-    const expectIstio = async (live: string) => {
-        await istio.expectGateway(istioTable(live));
-        await istio.expectRedirect(gateway, "istio");
-        await istio.expectClient(`cowsay-nginx.${APP}.svc.cluster.local`, await servicePort(cluster, APP), [`/ -> ${live}`]);
-    };
-    const pods = async () => (await cluster.get("pods", APP)).filter((p) => (p.metadata.labels ?? {}).service === "cowsay-nginx");
+    before(() => {
+        ({ cluster, stack, gateway, istio } = suite);
+    });
+    const app = () => suite.app();
+    const expectIstio = (live: string) => suite.expectIstio(live);
     const set = (key: string, value: string) => stack.pulumi("config", "set", configKey(key), "--", value);
     /** Stops kwok for `body` (new pods then never become ready) and starts it again whatever happens. */
     const withoutKwok = async <T>(body: () => Promise<T>): Promise<T> => {
@@ -117,98 +346,6 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
             await cluster.script("start", "kwok");
         }
     };
-
-    before(async () => {
-        // A cluster that already runs a mesh has its ingress namespace (sharedCluster makes it); the TLS Certificate goes there.
-        cluster = await sharedCluster();
-        istio = new IstioRoutes(cluster, { ingressNamespace: INGRESS_NAMESPACE, selector: GATEWAY_SELECTOR });
-        gateway = await istio.startGateway();
-        stack = await EngineStack.create({ config: { ...BASE, gatewayUrl: `https://${gateway.address}` }, target: "cluster", env: cluster.env });
-    });
-    after(async () => {
-        await gateway?.stop().catch(() => undefined);
-        stack?.dispose();
-    });
-
-    it("pulumi up with v1: both Deployments become Ready through the provider's await, the route on the server goes to v1, every declared object exists", async () => {
-        stack.configure();
-        await stack.up();
-        const objects = await app();
-        assert.deepEqual(liveWeights(objects), { v1: 100 });
-        for (const d of objects.filter((o) => o.kind === "Deployment")) {
-            const status = (d as unknown as { status: { readyReplicas?: number; availableReplicas?: number } }).status;
-            assert.equal(status.readyReplicas, 2, `${d.metadata.name} ready`);
-        }
-        assert.deepEqual(replicasByVersion(objects), { v1: 2, v2: 2 });
-        await expectCertificateFor(cluster, INGRESS_NAMESPACE, tlsSecretName(HOST));
-        await expectIstio("v1");
-        // Every Kubernetes object in the stack's state is on the server.
-        const exported = JSON.parse((await stack.pulumi("stack", "export")).stdout) as {
-            deployment: { resources: { type: string; custom?: boolean; outputs?: { kind?: string; metadata?: { name: string; namespace?: string } } }[] };
-        };
-        const declared = exported.deployment.resources.filter(
-            (r) => r.type.startsWith("kubernetes:") && r.custom === true && r.outputs?.metadata !== undefined,
-        );
-        assert.ok(declared.length >= 14, `${declared.length} objects`);
-        // One `kubectl get` per namespace (`-o name` prints <resource>.<group>/<name>, as built here).
-        const byNamespace = new Map<string | undefined, string[]>();
-        for (const r of declared) {
-            const { name, namespace } = r.outputs?.metadata ?? { name: "" };
-            const kind = r.type.split(":")[2];
-            const group = r.type
-                .split(":")[1]
-                .split("/")[0]
-                .replace(/^core$/, "");
-            byNamespace.set(namespace, [...(byNamespace.get(namespace) ?? []), `${kind.toLowerCase()}${group === "" ? "" : `.${group}`}/${name}`]);
-        }
-        for (const [namespace, objects] of byNamespace) {
-            const got = await cluster.kubectl("get", ...objects, ...(namespace === undefined ? [] : ["-n", namespace]), "-o", "name", "--ignore-not-found");
-            assert.equal(got.code, 0, got.stderr);
-            const found = new Set(got.stdout.trim().split("\n"));
-            assert.deepEqual(
-                objects.filter((o) => !found.has(o)),
-                [],
-                `not on the server (namespace ${namespace ?? "none"}): ${got.stderr}`,
-            );
-        }
-    });
-
-    for (const [from, to] of [
-        ["v1", "v2"],
-        ["v2", "v1"],
-    ]) {
-        it(`switching ${from} -> ${to}: the preview plans the route and the gate only; the server routes to ${to}; no pod restarted, no Deployment changed`, async () => {
-            // v2 live after v1, so that the way back is a rollback.
-            await stack.deploy(...(from === "v1" ? [{}] : [{}, { activeVersion: "v2" }]));
-            const podsBefore = (await pods()).map((p) => meta(p).uid).sort();
-            const generations = Object.fromEntries((await app()).filter((o) => o.kind === "Deployment").map((d) => [d.metadata.name, meta(d).generation]));
-            await set("activeVersion", to);
-            const { steps, result } = await stack.preview();
-            assert.equal(result.code, 0, result.stderr);
-            const planned = plannedChanges(steps);
-            assert.deepEqual(planned.map((s) => s.op).sort(), ["update", "update"], JSON.stringify(planned));
-            assert.ok(planned.some((s) => URN.istioRoute.test(s.urn)) && planned.some((s) => URN.gate.test(s.urn)));
-            await stack.up();
-            const objects = await app();
-            assert.deepEqual(liveWeights(objects), { [to]: 100 });
-            await expectIstio(to);
-            assert.deepEqual((await pods()).map((p) => meta(p).uid).sort(), podsBefore, "the same pods, none restarted or rescheduled");
-            assert.deepEqual(Object.fromEntries(objects.filter((o) => o.kind === "Deployment").map((d) => [d.metadata.name, meta(d).generation])), generations);
-        });
-    }
-
-    it("activeVersion=v3 is refused; the server's objects and the stack state are unchanged", async () => {
-        await stack.deploy();
-        const versions = (await app()).map((o) => `${o.kind}/${o.metadata.name}@${meta(o).resourceVersion}`).sort();
-        const state = await stack.state();
-        await set("activeVersion", "v3");
-        const up = await stack.run("up", "--yes", "--skip-preview");
-        assert.notEqual(up.code, 0);
-        assert.match(up.stdout + up.stderr, /error: Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2\. Nothing was changed\./);
-        assert.deepEqual((await app()).map((o) => `${o.kind}/${o.metadata.name}@${meta(o).resourceVersion}`).sort(), versions);
-        assert.deepEqual(await stack.state(), state);
-        await expectIstio("v1");
-    });
 
     it("a 90/10 split: istiod pushes the weights, and the gateway's plain requests follow them", async () => {
         await stack.deploy({ trafficSplit: '{"v1":90,"v2":10}' });
@@ -347,102 +484,19 @@ describe("against the API server (real engine, real Kubernetes provider, kwok no
         await istio.expectGateway([]);
         await istio.expectClient(`cowsay-nginx.${APP}.svc.cluster.local`, 9080, []);
     });
-});
+}
 
-describe("routingApi gateway-api against the API server (real engine, real Kubernetes provider, kwok nodes)", () => {
-    // Namespaces of its own, beside the Istio suite's on the same control plane.
-    const ns = { app: `${APP}-gateway-api`, ingress: `${INGRESS_NAMESPACE}-gateway-api` };
+/** The Gateway API's own tests against the API server, after the verbs, on the same stack. */
+function gatewayApiOnTheServer(suite: ServerSuite): void {
+    const { ns, host } = suite.api;
     let cluster: LocalCluster;
     let stack: EngineStack;
     let gateway: StandInGateway;
     let istio: IstioRoutes;
-    const host = GATEWAY_API_HOST;
-    /** The route istiod pushes with `live` the version Services' line (GAMMA: the mesh route for a client sidecar too). */
-    const expectIstio = async (live: string) => {
-        await istio.expectGateway([...testRouteLines(["cowsay-nginx-v1", "cowsay-nginx-v2"]), `/ -> ${live}`]);
-        await istio.expectRedirect(gateway, "gateway-api");
-        await istio.expectClient(`cowsay-nginx.${ns.app}.svc.cluster.local`, await servicePort(cluster, ns.app), [`/ -> ${live}`]);
-    };
-    const backends = async (name: string) => {
-        const route = (await cluster.get("httproutes.gateway.networking.k8s.io", ns.app)).find((r) => r.metadata.name === name);
-        return (route?.spec as { rules: { backendRefs: { name: string; weight?: number }[] }[] }).rules[0].backendRefs.map((b) => [b.name, b.weight]);
-    };
-    const podUids = async () => (await cluster.get("pods", ns.app)).map((p) => meta(p).uid).sort();
-
-    before(async () => {
-        cluster = await sharedCluster(); // with ns.ingress and its gateway Service
-        istio = new IstioRoutes(cluster, { ingressNamespace: ns.ingress, selector: GATEWAY_SELECTOR, host });
-        gateway = await istio.startGateway();
-        // The cluster has the Gateway API CRDs (applied by sharedCluster), as a cluster with a mesh would.
-        stack = await EngineStack.create({
-            config: {
-                ...BASE,
-                routingApi: "gateway-api",
-                gatewayApiCrds: "none",
-                gatewayUrl: `https://${gateway.address}`,
-                appNamespace: ns.app,
-                ingressNamespace: ns.ingress,
-                hostname: host,
-            },
-            target: "cluster",
-            env: cluster.env,
-        });
+    before(() => {
+        ({ cluster, stack, gateway, istio } = suite);
     });
-    after(async () => {
-        await gateway?.stop().catch(() => undefined);
-        stack?.dispose();
-    });
-
-    it("pulumi up with v1: the HTTPRoutes on the server (gateway and mesh) send everything to v1's Service", async () => {
-        await stack.deploy();
-        assert.deepEqual(await backends("cowsay-nginx"), [["cowsay-nginx-v1", 100]]);
-        assert.deepEqual(await backends("cowsay-nginx-mesh"), [["cowsay-nginx-v1", 100]]);
-        await expectCertificateFor(cluster, ns.ingress, tlsSecretName(host));
-        await expectIstio("cowsay-nginx-v1");
-    });
-
-    for (const [from, to] of [
-        ["v1", "v2"],
-        ["v2", "v1"],
-    ]) {
-        it(`switching ${from} -> ${to}: only the two live HTTPRoutes, the gate and the wait for Istio's verdict change; the same pods keep running`, async () => {
-            // v2 live after v1, so that the way back is a rollback.
-            await stack.deploy(...(from === "v1" ? [{}] : [{}, { activeVersion: "v2" }]));
-            const pods = await podUids();
-            await stack.pulumi("config", "set", configKey("activeVersion"), to);
-            const planned = plannedChanges((await stack.preview()).steps);
-            // With istiod writing the HTTPRoutes' status, the program waits for its verdict on the new routes too.
-            assert.deepEqual(planned.map((s) => s.urn.split("::").pop()).sort(), ["cowsay-gate", "cowsay-mesh-route", "cowsay-route", "cowsay-route-status"]);
-            assert.ok(
-                planned.every((s) => s.op === "update"),
-                JSON.stringify(planned),
-            );
-            const before = gateway.requests.length;
-            await stack.up();
-            assert.deepEqual(await backends("cowsay-nginx"), [[`cowsay-nginx-${to}`, 100]]);
-            assert.deepEqual(await backends("cowsay-nginx-mesh"), [[`cowsay-nginx-${to}`, 100]]);
-            await expectIstio(`cowsay-nginx-${to}`);
-            assert.deepEqual(await podUids(), pods);
-            // The gate checked v2 through the header rule on the way there, and trusted v1 on the way back.
-            assert.equal(gateway.requests.slice(before).filter((r) => r.header === to).length, to === "v2" ? 1 : 0);
-        });
-    }
-
-    it("activeVersion=v3 is refused; the server's HTTPRoutes and the state are unchanged", async () => {
-        await stack.deploy();
-        const routes = (await cluster.get("httproutes.gateway.networking.k8s.io", ns.app)).map((r) => `${r.metadata.name}@${meta(r).resourceVersion}`).sort();
-        const state = await stack.state();
-        await stack.pulumi("config", "set", configKey("activeVersion"), "v3");
-        const up = await stack.run("up", "--yes", "--skip-preview");
-        assert.notEqual(up.code, 0);
-        assert.match(up.stdout + up.stderr, /error: Invalid config activeVersion: "v3" is not a deployed version; allowed: v1, v2\. Nothing was changed\./);
-        assert.deepEqual(
-            (await cluster.get("httproutes.gateway.networking.k8s.io", ns.app)).map((r) => `${r.metadata.name}@${meta(r).resourceVersion}`).sort(),
-            routes,
-        );
-        assert.deepEqual(await stack.state(), state);
-        await expectIstio("cowsay-nginx-v1");
-    });
+    const expectIstio = (live: string) => suite.expectIstio(live);
 
     it("a rollback Istio cannot program (v1's Service deleted by hand) fails pulumi up with Istio's words, v2 keeps its pods; refresh and up recover", async () => {
         // v2 live after v1, idle versions at 0 pods: a switch scales the version it leaves only after Istio's verdict.
@@ -483,7 +537,7 @@ describe("routingApi gateway-api against the API server (real engine, real Kuber
         await stack.deploy();
         await expectIstio("cowsay-nginx-v1");
     });
-});
+}
 
 describe("server-side validation of what the program emits (API server with the real CRDs)", () => {
     let cluster: LocalCluster;

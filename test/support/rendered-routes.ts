@@ -1,4 +1,4 @@
-// The minimal router of the render-mode suites (lifecycle, failures, gateway-api, readme, upgrade's
+// The minimal router of the render-mode suites (lifecycle, failures, readme, upgrade's
 // rendered side): they render YAML and run no istiod, so nothing pushes a route; this reads the
 // rendered VirtualServices or HTTPRoutes and routes HTTPS requests the way Istio and the Gateway API
 // say they should. It is the project's own reading of its objects, NOT Istio's: it is laxer (it puts
