@@ -7,18 +7,16 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
 
 import * as pulumi from "@pulumi/pulumi";
 
 import { CONFIG_KEYS, parseSettings, type LastRun } from "../config";
-import { main } from "../fleet/cli";
 import type { FleetWorkspace, StackView } from "../fleet/workspace";
 import { EXIT_CODES } from "../fleet/plan";
 import { RECORD_FILE } from "../fleet/record";
 import { Refused } from "../lib/refusal";
-import { fakeWorkspace } from "./fleet/fakes";
+import { fakeWorkspace, runFleetCli } from "./fleet/fakes";
 import { runProgram } from "./support/helpers";
 
 const cow = { image: "dougbtv/nginx-cowsay:v1", expect: "^__^" };
@@ -48,18 +46,11 @@ async function fleet(views: readonly StackView[], files: Record<string, string>,
         writeFileSync(path.join(dir, file), text);
     }
     const fake = fakeWorkspace(dir, views);
-    const out = new PassThrough();
-    const err = new PassThrough();
-    let outText = "";
-    let errText = "";
-    out.on("data", (c: Buffer) => (outText += c.toString()));
-    err.on("data", (c: Buffer) => (errText += c.toString()));
-    const io = { out, err: err as unknown as NodeJS.WriteStream, signal: new AbortController().signal, open: open ?? fake.open };
-    const code = await main(argv, io, dir);
+    const { code, out, err } = await runFleetCli(argv, dir, open ?? fake.open);
     // Whether the fleet wrote its record of a switch (a record the project held before does not count).
     const record = path.join(dir, RECORD_FILE);
     const recorded = existsSync(record) && readFileSync(record, "utf8") !== files[RECORD_FILE];
-    return { code, out: outText, err: errText, touched: fake.touched, recorded };
+    return { code, out, err, touched: fake.touched, recorded };
 }
 
 /**

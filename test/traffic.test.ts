@@ -5,7 +5,7 @@
 // serialized it as a dynamic provider would; and the tests' load generator (test/support/load.ts), which
 // refuses anything but loopback.
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
@@ -19,6 +19,7 @@ import { after, before, describe, it } from "node:test";
 import * as pulumi from "@pulumi/pulumi";
 
 import { sendTraffic, type TrafficOptions } from "../lib/traffic";
+import { selfSignedCertificate } from "./support/certificate";
 import { isLoopback, startLoad } from "./support/load";
 
 /** A local server that records each request and answers as `handle` says (or never). */
@@ -91,28 +92,8 @@ describe("sendTraffic", () => {
         answering = await recorder(createServer(), (req, res) => (req.url?.includes("fail") === true ? res.writeHead(503).end() : ok(req, res)));
         hanging = await recorder(createServer(), never);
         certDir = mkdtempSync(path.join(tmpdir(), "cowsay-traffic-"));
-        execFileSync(
-            "openssl",
-            [
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=cowsay.example.com",
-                "-keyout",
-                path.join(certDir, "key.pem"),
-                "-out",
-                path.join(certDir, "cert.pem"),
-            ],
-            { stdio: "ignore" },
-        );
-        const tls = createHttpsServer({ key: readFileSync(path.join(certDir, "key.pem")), cert: readFileSync(path.join(certDir, "cert.pem")) });
+        const pem = selfSignedCertificate(certDir, "cowsay.example.com");
+        const tls = createHttpsServer({ key: readFileSync(pem.key), cert: readFileSync(pem.cert) });
         secure = await recorder(tls, ok, "https");
     });
 

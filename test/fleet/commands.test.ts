@@ -6,15 +6,13 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
-import { PassThrough } from "node:stream";
 import { describe, it } from "node:test";
 
-import { main } from "../../fleet/cli";
 import { EXIT_CODES } from "../../fleet/plan";
 import { RECORD_FILE } from "../../fleet/record";
 import { renderRefusal } from "../../fleet/refusal";
 import type { StackView } from "../../fleet/workspace";
-import { fakeWorkspace } from "./fakes";
+import { fakeWorkspace, runFleetCli } from "./fakes";
 
 const VERSIONS = { v1: { image: "dougbtv/nginx-cowsay:v1", expect: "^__^" }, v2: { image: "dougbtv/nginx-cowsay:v2", expect: "O___O" } };
 const ANALYSIS = { preSwitch: false, checks: [{ name: "success-rate", metric: "success-rate", min: 99 }] };
@@ -45,14 +43,8 @@ async function fleet(views: readonly StackView[], fleetYaml: string, ...argv: st
     const dir = mkdtempSync(path.join(tmpdir(), "fleet-commands-"));
     writeFileSync(path.join(dir, "fleet.yaml"), fleetYaml);
     const { open, touched } = fakeWorkspace(dir, views);
-    const out = new PassThrough();
-    const err = new PassThrough();
-    let outText = "";
-    let errText = "";
-    out.on("data", (c: Buffer) => (outText += c.toString()));
-    err.on("data", (c: Buffer) => (errText += c.toString()));
-    const code = await main(argv, { out, err: err as unknown as NodeJS.WriteStream, signal: new AbortController().signal, open }, dir);
-    return { code, out: outText, err: errText, touched, recorded: existsSync(path.join(dir, RECORD_FILE)) };
+    const { code, out, err } = await runFleetCli(argv, dir, open);
+    return { code, out, err, touched, recorded: existsSync(path.join(dir, RECORD_FILE)) };
 }
 
 const TWO_WAVES = "waves:\n  - name: canary\n    stacks: [staging]\n  - name: production\n    stacks: [eu]\nbake: 0\n";

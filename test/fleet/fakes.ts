@@ -3,8 +3,10 @@
 // concurrent waits (a bake's checks every 10 s beside analyses of 4 s each) add up as they would on
 // a wall clock, without waiting for one. And a fake workspace for the commands' refusals.
 import * as path from "node:path";
+import { PassThrough } from "node:stream";
 
 import { stackSettingsFile } from "../../lib/stack-config";
+import { main } from "../../fleet/cli";
 import type { Clock } from "../../fleet/plan";
 import type { FleetWorkspace, StackView } from "../../fleet/workspace";
 
@@ -93,4 +95,20 @@ export function fakeWorkspace(dir: string, views: readonly StackView[]): { open:
         applyConfig: (name) => touch(`applyConfig ${name}`),
     };
     return { open: () => Promise.resolve(fake as FleetWorkspace), touched };
+}
+
+/** `npm run fleet -- argv` in `dir` on the workspace `open` gives, with what it printed on stdout and stderr. */
+export async function runFleetCli(
+    argv: string[],
+    dir: string,
+    open: (dir: string) => Promise<FleetWorkspace>,
+): Promise<{ code: number; out: string; err: string }> {
+    const out = new PassThrough();
+    const err = new PassThrough();
+    let outText = "";
+    let errText = "";
+    out.on("data", (c: Buffer) => (outText += c.toString()));
+    err.on("data", (c: Buffer) => (errText += c.toString()));
+    const code = await main(argv, { out, err: err as unknown as NodeJS.WriteStream, signal: new AbortController().signal, open }, dir);
+    return { code, out: outText, err: errText };
 }

@@ -13,7 +13,6 @@
 // answered; with COWSAY_PROMETHEUS_TARGETS set it registers that port with the Prometheus of
 // scripts/cluster.sh (a file_sd target file). And tests can break a version the way a bad release
 // does (test/support/faults.ts): a share of 503s, or late answers, which the metrics then show.
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server as HttpServer } from "node:http";
 import { createServer, request, type Server } from "node:https";
@@ -22,6 +21,7 @@ import { tmpdir } from "node:os";
 import * as path from "node:path";
 import type { Duplex } from "node:stream";
 
+import { selfSignedCertificate } from "./certificate";
 import { APP, APP_NAMESPACE, HEADER, HOST, VERSIONS } from "./constants";
 import { Faults } from "./faults";
 import { IstioMetrics, type MeshNames } from "./istio-metrics";
@@ -158,28 +158,8 @@ export class StandInGateway {
         }
         const certDir = mkdtempSync(path.join(tmpdir(), "cowsay-gw-"));
         // A throwaway self-signed certificate, as the default issuer would give the real gateway.
-        execFileSync(
-            "openssl",
-            [
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=cowsay.example.com",
-                "-keyout",
-                path.join(certDir, "key.pem"),
-                "-out",
-                path.join(certDir, "cert.pem"),
-            ],
-            { stdio: "ignore" },
-        );
-        const https = createServer({ key: readFileSync(path.join(certDir, "key.pem")), cert: readFileSync(path.join(certDir, "cert.pem")) });
+        const pem = selfSignedCertificate(certDir, "cowsay.example.com");
+        const https = createServer({ key: readFileSync(pem.key), cert: readFileSync(pem.cert) });
         const http = createHttpServer();
         const gateway = new StandInGateway({ https, http }, certDir, router, header, options);
         for (const [server, port] of [

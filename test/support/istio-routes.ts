@@ -13,6 +13,7 @@ import { promisify } from "node:util";
 
 import { tlsSecretName } from "../../components/tls";
 import { GATEWAY_NAME } from "../../config";
+import { selfSignedCertificate } from "./certificate";
 import type { LocalCluster } from "./cluster";
 import { HEADER, HOST } from "./constants";
 import { StandInGateway } from "./gateway";
@@ -171,24 +172,7 @@ export async function createTlsSecret(cluster: LocalCluster, namespace: string, 
     const name = tlsSecretName(host);
     const dir = mkdtempSync(path.join(tmpdir(), "cowsay-tls-"));
     try {
-        const [key, cert] = [path.join(dir, "key.pem"), path.join(dir, "cert.pem")];
-        await run("openssl", [
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            `/CN=${host}`,
-            "-keyout",
-            key,
-            "-out",
-            cert,
-        ]);
+        const { key, cert } = selfSignedCertificate(dir, host);
         await cluster.createNamespace(namespace);
         const created = await cluster.kubectl("-n", namespace, "create", "secret", "tls", name, `--cert=${cert}`, `--key=${key}`);
         if (created.code !== 0 && !created.stderr.includes("AlreadyExists")) throw new Error(`the TLS Secret ${namespace}/${name}: ${created.stderr}`);
