@@ -1,8 +1,8 @@
 // What a fleet switch moves every stack to: one version (all live traffic), or a weighted split. A
 // switch is the config change a user makes by hand (`pulumi config set activeVersion v2` and `pulumi
 // config rm trafficSplit`, or `pulumi config set trafficSplit '{...}'`); this module computes that
-// change once, for the switch (through `pulumi config set`) and the preview (on a copy of the stack
-// file) alike. Pure.
+// change once, and the new stack file's text once, for the switch (fleet/workspace.ts writes it) and
+// the preview (on a copy of the stack file) alike. Pure.
 import { parseDocument } from "yaml";
 import { z } from "zod";
 
@@ -106,13 +106,16 @@ export function stackFileConfig(stackFile: string, project: string): SwitchConfi
 
 /**
  * A stack file's text with `config` applied to the switch keys, as `pulumi config set` / `config rm`
- * would leave it (the rest of the file, comments and secrets included, as it was). For the preview,
- * which runs on such a copy and never writes the stack's own file.
+ * would leave it (the rest of the file, comments and secrets included, as it was; a key whose value
+ * is already `config`'s keeps its own text, quotes and YAML-map form included). For the switch and
+ * for the preview, which writes it to a copy of the stack file.
  */
 export function withSwitchConfig(stackFile: string, project: string, config: SwitchConfig): string {
     const doc = parseDocument(stackFile);
+    const now = stackFileConfig(stackFile, project);
     for (const key of SWITCH_KEYS) {
         const value = config[key];
+        if (value === now[key]) continue;
         if (value === undefined) doc.deleteIn(["config", namespacedKey(project, key)]);
         else doc.setIn(["config", namespacedKey(project, key)], value);
     }

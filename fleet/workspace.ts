@@ -1,17 +1,17 @@
 // The fleet's view of this project's stacks through Pulumi's Automation API (a LocalWorkspace, which
 // drives the `pulumi` CLI on PATH, so the offline engine works too): which stacks exist, each
 // stack's config, outputs, last update and locks as one StackView, its stack file, and the two
-// config keys a switch sets, as `pulumi config set` would.
-import { readFileSync } from "node:fs";
+// config keys a switch sets, written into the stack file as `pulumi config set` would.
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 
 import { LocalWorkspace, type Stack } from "@pulumi/pulumi/automation";
 
 import type { RawConfig } from "../config";
-import { namespacedKey, projectConfig, stackSettingsFile } from "../lib/stack-config";
+import { projectConfig, stackSettingsFile } from "../lib/stack-config";
 import { fileBackendLocks, type LockHolder } from "./locks";
 import { existingStack, exportedOutputs, withoutSelection } from "./sdk";
-import { SWITCH_KEYS, stackFileConfig, type SwitchConfig, type Weights } from "./target";
+import { SWITCH_KEYS, stackFileConfig, withSwitchConfig, type SwitchConfig, type Weights } from "./target";
 
 /** The Kubernetes provider's key that makes it write YAML files instead of reaching a cluster. */
 export const RENDER_YAML_KEY = "kubernetes:renderYamlToDirectory";
@@ -146,14 +146,19 @@ export class FleetWorkspace {
         return (await this.outputs(name)).trafficSplit as Weights | undefined;
     }
 
-    /** Sets (or removes) the two switch keys, as `pulumi config set` / `pulumi config rm` would. */
-    async applyConfig(name: string, current: SwitchConfig, next: SwitchConfig): Promise<void> {
-        const stack = await this.stack(name);
-        for (const key of SWITCH_KEYS) {
-            const value = next[key];
-            if (value === current[key]) continue;
-            if (value === undefined) await stack.removeConfig(namespacedKey(this.project, key));
-            else await stack.setConfig(namespacedKey(this.project, key), { value, secret: false });
-        }
+    /**
+     * Sets (or removes) the two switch keys in the stack file, as `pulumi config set` / `pulumi config
+     * rm` would; `current` is what the file holds now. Written here rather than through the CLI: the
+     * fleet reads the switch keys from this file (stackFileConfig), a rollback's `config rm` was a
+     * CLI start of its own (0.19 s traced) on the way to the route back, and a write to a temporary
+     * file renamed over the stack file cannot leave half a file when the fleet is killed.
+     */
+    applyConfig(name: string, current: SwitchConfig, next: SwitchConfig): Promise<void> {
+        if (SWITCH_KEYS.every((key) => next[key] === current[key])) return Promise.resolve();
+        const file = this.stackFile(name);
+        const temporary = `${file}.fleet-${process.pid}.tmp`;
+        writeFileSync(temporary, withSwitchConfig(this.readStackFile(name), this.project, next));
+        renameSync(temporary, file);
+        return Promise.resolve();
     }
 }

@@ -43,7 +43,7 @@ describe("the target of a switch", () => {
     });
 });
 
-describe("the preview's copy of a stack file", () => {
+describe("a switched stack file (the switch writes it, the preview writes a copy)", () => {
     const FILE = `encryptionsalt: v1:abc
 config:
   # the cluster of this stack
@@ -75,6 +75,17 @@ config:
             /p:trafficSplit: '\{"v1":90,"v2":10\}'/,
         );
         assert.equal(withSwitchConfig("", "p", { activeVersion: "v2" }), "config:\n  p:activeVersion: v2\n");
+    });
+
+    it("leaves a key that already has the value as the user wrote it: quotes and a YAML map stay", () => {
+        const file = 'config:\n  p:activeVersion: "v1"\n  p:trafficSplit:\n    v1: 90\n    v2: 10\n';
+        assert.equal(withSwitchConfig(file, "p", { activeVersion: "v1", trafficSplit: '{"v1":90,"v2":10}' }), file);
+        // Only the key that changes is rewritten; a new value keeps its node's quotes.
+        assert.equal(withSwitchConfig(file, "p", { activeVersion: "v1", trafficSplit: undefined }), 'config:\n  p:activeVersion: "v1"\n');
+        assert.equal(
+            withSwitchConfig(file, "p", { activeVersion: "v2", trafficSplit: '{"v1":90,"v2":10}' }),
+            'config:\n  p:activeVersion: "v2"\n  p:trafficSplit:\n    v1: 90\n    v2: 10\n',
+        );
     });
 });
 
