@@ -138,7 +138,7 @@ export async function switchFleet(dir: string, target: Target, io: Io): Promise<
         const now = await fleet.view(stack);
         const was = record.stacks[stack];
         if (sameWeights(now.live, was.ran) && SWITCH_KEYS.some((k) => now.config[k] !== was.config[k])) {
-            await fleet.applyConfig(stack, now.config, was.config);
+            await fleet.applyConfig(stack, was.config);
             notes.set(stack, "it still runs what it ran before; its config says so again");
         }
     }

@@ -107,7 +107,7 @@ export async function rollout(dir: string, version: string, options: RolloutOpti
         if ((end !== "failed" && end !== "cancelled") || was === undefined) continue;
         const now = await fleet.view(stack);
         if (sameWeights(now.live, was.live) && SWITCH_KEYS.some((k) => now.config[k] !== was.config[k])) {
-            await fleet.applyConfig(stack, now.config, was.config);
+            await fleet.applyConfig(stack, was.config);
             notes.set(stack, "it still runs what it ran before its last step; its config says so again");
         }
     }

@@ -59,7 +59,7 @@ export class AutomationRunner implements StackRunner {
     async switchStack(name: string, signal: AbortSignal, target: Target = this.target): Promise<void> {
         const before = stackFileConfig(this.fleet.readStackFile(name), this.fleet.project);
         const next = switchConfig(target, before);
-        await this.fleet.applyConfig(name, before, next);
+        await this.fleet.applyConfig(name, next);
         const view = this.views.get(name);
         if (view !== undefined) this.settings.set(name, parseSettings({ ...view.raw, ...next }, view.secretKeys));
         const verb = this.record.rollout === undefined ? "switch" : "rollout";
@@ -70,8 +70,7 @@ export class AutomationRunner implements StackRunner {
 
     /** Back to the recorded config, with one `pulumi up` (the program's gate trusts the version it returns to). */
     async rollback(name: string): Promise<void> {
-        const current = stackFileConfig(this.fleet.readStackFile(name), this.fleet.project);
-        await this.fleet.applyConfig(name, current, this.record.stacks[name].config);
+        await this.fleet.applyConfig(name, this.record.stacks[name].config);
         const message = `fleet rollback ${this.record.id}`;
         // A file backend shows its locks: a stale one is removed before the update, which would
         // otherwise start its program only to fail on the lock (a wasted program start in every recovery of a killed fleet).

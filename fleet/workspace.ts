@@ -2,7 +2,7 @@
 // drives the `pulumi` CLI on PATH, so the offline engine works too): which stacks exist, each
 // stack's config, outputs, last update and locks as one StackView, its stack file, and the two
 // config keys a switch sets, written into the stack file as `pulumi config set` would.
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import * as path from "node:path";
 
 import { LocalWorkspace, type Stack } from "@pulumi/pulumi/automation";
@@ -11,7 +11,7 @@ import type { RawConfig } from "../config";
 import { projectConfig, stackSettingsFile } from "../lib/stack-config";
 import { fileBackendLocks, type LockHolder } from "./locks";
 import { existingStack, exportedOutputs, withoutSelection } from "./sdk";
-import { SWITCH_KEYS, stackFileConfig, withSwitchConfig, type SwitchConfig, type Weights } from "./target";
+import { stackFileConfig, withSwitchConfig, type SwitchConfig, type Weights } from "./target";
 
 /** The Kubernetes provider's key that makes it write YAML files instead of reaching a cluster. */
 export const RENDER_YAML_KEY = "kubernetes:renderYamlToDirectory";
@@ -148,17 +148,36 @@ export class FleetWorkspace {
 
     /**
      * Sets (or removes) the two switch keys in the stack file, as `pulumi config set` / `pulumi config
-     * rm` would; `current` is what the file holds now. Written here rather than through the CLI: the
-     * fleet reads the switch keys from this file (stackFileConfig), a rollback's `config rm` was a
-     * CLI start of its own (0.19 s traced) on the way to the route back, and a write to a temporary
-     * file renamed over the stack file cannot leave half a file when the fleet is killed.
+     * rm` would; a file that already says `next` is not written. Written here rather than through the
+     * CLI: the fleet reads the switch keys from this file (stackFileConfig), and a rollback's `config
+     * rm` was a CLI start of its own (0.19 s traced) on the way to the route back.
      */
-    applyConfig(name: string, current: SwitchConfig, next: SwitchConfig): Promise<void> {
-        if (SWITCH_KEYS.every((key) => next[key] === current[key])) return Promise.resolve();
-        const file = this.stackFile(name);
-        const temporary = `${file}.fleet-${process.pid}.tmp`;
-        writeFileSync(temporary, withSwitchConfig(this.readStackFile(name), this.project, next));
-        renameSync(temporary, file);
+    applyConfig(name: string, next: SwitchConfig): Promise<void> {
+        const text = this.readStackFile(name);
+        const switched = withSwitchConfig(text, this.project, next);
+        if (switched !== text) replaceFile(this.stackFile(name), switched);
         return Promise.resolve();
+    }
+}
+
+/**
+ * Replaces a file's text through a temporary file renamed over it, so that a fleet killed meanwhile
+ * leaves the old file or the new one, never half of one; the file keeps its mode (a stack file made
+ * private stays private), and a failed write removes the temporary file.
+ */
+export function replaceFile(file: string, text: string): void {
+    const temporary = `${file}.fleet-${process.pid}.tmp`;
+    let mode: number | undefined;
+    try {
+        mode = statSync(file).mode & 0o7777;
+    } catch {
+        mode = undefined; // a stack without a file yet: the default mode, as `pulumi config set` gives
+    }
+    try {
+        writeFileSync(temporary, text, { mode });
+        renameSync(temporary, file);
+    } catch (err) {
+        rmSync(temporary, { force: true });
+        throw err;
     }
 }

@@ -138,9 +138,11 @@ describe("sendTraffic", () => {
         assert.equal(result.stopped, "the engine cancelled");
         assert.ok(result.sent >= 4 && result.sent <= 7, `sent ${result.sent}`);
         assert.deepEqual(result.errors, { "stopped: the engine cancelled": result.sent }, "every request sent is counted once");
-        const seen = hanging.seen.length - from;
+        // The server sees a request when it arrives, which can be just after the stop for one sent
+        // just before it: what it has seen, given time, is at most what was sent before the stop
+        // (at 20 a second, a generator still sending would add about six in 300 ms).
         await new Promise((resolve) => setTimeout(resolve, 300));
-        assert.equal(hanging.seen.length - from, seen, "nothing after the stop");
+        assert.ok(hanging.seen.length - from <= result.sent, `nothing after the stop: the server saw ${hanging.seen.length - from}, ${result.sent} sent`);
 
         const before = answering.seen.length;
         const aborted = new AbortController();

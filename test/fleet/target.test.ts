@@ -1,5 +1,5 @@
-// A switch's target and the config change it makes: the same change for the switch (pulumi config
-// set/rm) and for the preview (a copy of the stack file), the version's rules left to the program.
+// A switch's target and the config change it makes: the same change for the switch (the fleet
+// writes the stack file) and for the preview (a copy of it), the version's rules left to the program.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
